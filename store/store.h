@@ -1,0 +1,129 @@
+#ifndef MT_STORE_H
+#define MT_STORE_H
+/* The store: every dataset, item, job, model call and artifact of medthink,
+ * in one SQLite database (WAL). store/ knows SQLite and jansson, nothing of
+ * HTTP, curl or libuv.
+ *
+ * Threads: a struct store is used from one thread only (the daemon's loop
+ * thread). Every function here is a short transaction or part of one; long
+ * work (imports) is cut into batches by the caller.
+ *
+ * Errors: 0 or a negative errno: -ENOENT (no such row), -EEXIST (unique key),
+ * -EINVAL (bad argument), -EBUSY (database locked; try again), -EIO (any other
+ * SQLite failure; the detail is logged once), -ENOMEM.
+ *
+ * JSON: functions returning json_t* hand a new reference to the caller
+ * (json_decref it); json_t* parameters are borrowed unless the name says _take.
+ *
+ * Ids are int64 row ids. The API shows them as "ds_N" and "job_N". */
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Opens (creating if needed) the database at path, applies pending
+ * migrations, sets WAL, synchronous=FULL, foreign_keys. A database whose
+ * user_version is newer than STORE_SCHEMA_VERSION is refused (-EPROTO) with a
+ * message in err naming both versions. err may be NULL. */
+int store_open(const char *path, struct store **out, char *err, size_t errlen);
+/* Finalizes every statement and closes the database. NULL is a no-op. */
+void store_close(struct store *st);
+
+/* The raw handle, for store/ modules only. */
+sqlite3 *store_db(struct store *st);
+/* A prepared statement for sql, prepared once and cached by the pointer
+ * value of sql (pass string literals). Returned reset with bindings cleared.
+ * NULL on error (logged). For store/ modules only. */
+sqlite3_stmt *store_stmt(struct store *st, const char *sql);
+/* Maps an SQLite result code to a negative errno and logs the message. */
+int store_err(struct store *st, int sqlite_rc, const char *what);
+
+/* Explicit transactions (nestable with savepoints). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+
+/* Wall clock, unix seconds with fractions; tests may replace it. */
+double store_now(void);
+
+/* ---- Group commit -------------------------------------------------------
+ * Writes that must be durable before something moves on (a model reply
+ * before its item advances) are queued here and committed together: the
+ * daemon calls store_batch_flush() once per loop iteration (uv_prepare).
+ * apply runs inside the transaction, in its own savepoint: if it fails, only
+ * its own writes are rolled back. done then runs after the COMMIT with
+ * apply's status (0 committed; negative otherwise), or with -EIO for all of
+ * them if the COMMIT itself fails. done may queue more writes. */
+typedef int (*store_apply_fn)(struct store *st, void *ud);
+typedef void (*store_done_fn)(void *ud, int status);
+int store_batch_add(struct store *st, store_apply_fn apply, store_done_fn done, void *ud);
+/* Commits everything queued; returns the number of writes committed, or a
+ * negative errno (-EBUSY: nothing was applied, the queue is kept). */
+int store_batch_flush(struct store *st);
+size_t store_batch_pending(const struct store *st);
+
+/* ---- Datasets and items ---------------------------------------------- */
+/* A dataset is created in state "importing", filled by batches, then
+ * finished ("ready") or aborted (deleted with its items). Only ready
+ * datasets are listed or found. */
+int store_dataset_create(struct store *st, const char *name, const char *format, int64_t *id);
+/* Inserts n items (normalized item objects, see store/import.h) with seq
+ * numbers first_seq.. in one transaction. A duplicate "id" within the dataset
+ * fails the whole call with -EEXIST and sets *dup_index to the offending
+ * index in items (dup_index may be NULL). */
+int store_items_insert(struct store *st, int64_t dataset, int64_t first_seq,
+                       json_t *const *items, size_t n, size_t *dup_index);
+/* rejected: array of {"line":N,"reason":"..."} (borrowed; may be NULL). */
+int store_dataset_finish(struct store *st, int64_t dataset, int64_t nitems, json_t *rejected);
+int store_dataset_abort(struct store *st, int64_t dataset);
+/* {"id":"ds_N","name","format","items","rejected":[...],"created_at":"ISO"}
+ * or NULL (-ENOENT in *err when err non-NULL). */
+json_t *store_dataset_get(struct store *st, int64_t id);
+/* Resolves "ds_N", "N" or a name (the newest ready dataset of that name). */
+int store_dataset_resolve(struct store *st, const char *id_or_name, int64_t *id);
+json_t *store_dataset_list(struct store *st);
+/* The item with this seq, or NULL. */
+json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq);
+/* Calls cb for items with seq in [from, from+limit) in order; stops early
+ * when cb returns non-zero (and returns that value). */
+int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
+                     int (*cb)(void *ud, int64_t seq, json_t *item), void *ud);
+int64_t store_dataset_count(struct store *st, int64_t dataset);
+
+/* ---- Jobs -------------------------------------------------------------- */
+/* spec and prompts are stored as given (JSON text). state starts "queued". */
+int store_job_insert(struct store *st, const char *name, const char *kind, int64_t dataset,
+                     json_t *spec, json_t *prompts, int64_t *id);
+/* reason may be NULL (clears it). Bumps updated_at. */
+int store_job_set_state(struct store *st, int64_t id, const char *state, const char *reason);
+/* Free-form per-job progress the runner keeps (phase, eval report, spend):
+ * merged into the job's "runtime" JSON object. */
+int store_job_set_runtime(struct store *st, int64_t id, json_t *runtime);
+/* The stored row as JSON: {"id":"job_N","name","kind","dataset":"ds_N",
+ * "state","reason"?,"spec":{...},"runtime":{...},"created_at","updated_at"}.
+ * Counts, tokens and cost are added by the runner/API, not here. */
+json_t *store_job_get(struct store *st, int64_t id);
+/* The prompt snapshot of a job, or NULL. */
+json_t *store_job_prompts(struct store *st, int64_t id);
+int store_job_resolve(struct store *st, const char *id_or_name, int64_t *id);
+/* Every job, oldest first, same objects as store_job_get. */
+json_t *store_job_list(struct store *st);
+/* Ids of jobs in state queued, running or paused, oldest first
+ * (what a restarted daemon resumes). Returns a JSON array of integers. */
+json_t *store_job_unfinished(struct store *st);
+
+/* ---- Job events (the log behind /events and `medthink logs`) ---------- */
+int store_event_add(struct store *st, int64_t job, const char *type, json_t *data, int64_t *id);
+/* Events with id > after_id, at most limit, as an array of
+ * {"id":N,"at":"ISO","type":"...","data":{...}}. */
+json_t *store_events_since(struct store *st, int64_t job, int64_t after_id, int limit);
+
+/* ISO 8601 UTC with milliseconds into out (at least 32 bytes). */
+void store_iso_time(double t, char *out, size_t outlen);
+
+#endif

@@ -77,6 +77,13 @@ $(B)/tests/$(1): $(B)/tests/unit/$(1).o $(foreach l,$(call test_layers,tests/uni
 endef
 $(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(basename $(notdir $(t))))))
 
+# Benchmark helpers (bench/*.c, one program each), built by `make bench`.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+$(B)/bench/%: bench/%.c $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LINKLIBS) $(LDLIBS)
+
 tests: all $(TESTS)
 
 # Each target that needs the libraries installs them first when one is missing.
@@ -101,7 +108,7 @@ demo:
 
 bench:
 	@sh tests/deps.sh --if-missing
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh
 
 clean:

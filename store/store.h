@@ -29,7 +29,8 @@ struct store;
 /* Opens (creating if needed) the database at path, applies pending
  * migrations, sets WAL, synchronous=FULL, foreign_keys. A database whose
  * user_version is newer than STORE_SCHEMA_VERSION is refused (-EPROTO) with a
- * message in err naming both versions. err may be NULL. */
+ * message in err naming both versions. Every failure leaves a one-line
+ * message in err; err may be NULL (then the message is logged instead). */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Finalizes every statement and closes the database. NULL is a no-op. */
 void store_close(struct store *st);
@@ -37,19 +38,27 @@ void store_close(struct store *st);
 /* The raw handle, for store/ modules only. */
 sqlite3 *store_db(struct store *st);
 /* A prepared statement for sql, prepared once and cached by the pointer
- * value of sql (pass string literals). Returned reset with bindings cleared.
- * NULL on error (logged). For store/ modules only. */
+ * value of sql (pass string literals). Returned reset with bindings cleared
+ * (so one SQL text must not be used again while it is still being stepped).
+ * Reset it when done so no read stays open. NULL on error (logged). For
+ * store/ modules only. */
 sqlite3_stmt *store_stmt(struct store *st, const char *sql);
 /* Maps an SQLite result code to a negative errno and logs the message. */
 int store_err(struct store *st, int sqlite_rc, const char *what);
 
-/* Explicit transactions (nestable with savepoints). */
+/* Explicit transactions, nestable: the outermost is BEGIN IMMEDIATE (so
+ * -EBUSY comes at begin, not mid-way), inner ones are savepoints. A failed
+ * COMMIT rolls the transaction back. -EINVAL on commit/rollback without a
+ * begin. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
 
 /* Wall clock, unix seconds with fractions; tests may replace it. */
 double store_now(void);
+/* Makes store_now() return now() instead (tests); NULL restores the real
+ * clock. Process-wide, not thread-safe: set it before opening stores. */
+void store_clock_set(double (*now)(void));
 
 /* ---- Group commit -------------------------------------------------------
  * Writes that must be durable before something moves on (a model reply
@@ -61,9 +70,17 @@ double store_now(void);
  * them if the COMMIT itself fails. done may queue more writes. */
 typedef int (*store_apply_fn)(struct store *st, void *ud);
 typedef void (*store_done_fn)(void *ud, int status);
+/* Most writes the queue holds; store_batch_add fails with -ENOBUFS past it. */
+#define STORE_BATCH_MAX 262144
+/* Queues a write (apply required, done may be NULL). -ENOBUFS when the
+ * queue is full, -ECANCELED while the store is closing; then nothing is
+ * queued and done never runs. Once queued, done runs exactly once: after a
+ * flush, or from store_close with -ECANCELED. Writes queued from inside a
+ * done callback go to the next flush. */
 int store_batch_add(struct store *st, store_apply_fn apply, store_done_fn done, void *ud);
 /* Commits everything queued; returns the number of writes committed, or a
- * negative errno (-EBUSY: nothing was applied, the queue is kept). */
+ * negative errno (-EBUSY: nothing was applied, the queue is kept; -EINVAL:
+ * called inside an open store_begin transaction). */
 int store_batch_flush(struct store *st);
 size_t store_batch_pending(const struct store *st);
 
@@ -80,9 +97,14 @@ int store_items_insert(struct store *st, int64_t dataset, int64_t first_seq,
                        json_t *const *items, size_t n, size_t *dup_index);
 /* rejected: array of {"line":N,"reason":"..."} (borrowed; may be NULL). */
 int store_dataset_finish(struct store *st, int64_t dataset, int64_t nitems, json_t *rejected);
+/* Deletes a dataset still importing, with its items; -ENOENT when there is
+ * no importing dataset with that id (a ready dataset is never deleted). */
 int store_dataset_abort(struct store *st, int64_t dataset);
+/* Aborts every dataset left "importing" by a crash; call once at startup,
+ * before any import begins. *n (may be NULL) gets how many. */
+int store_dataset_abort_stale(struct store *st, int *n);
 /* {"id":"ds_N","name","format","items","rejected":[...],"created_at":"ISO"}
- * or NULL (-ENOENT in *err when err non-NULL). */
+ * or NULL when there is no ready dataset with that id. */
 json_t *store_dataset_get(struct store *st, int64_t id);
 /* Resolves "ds_N", "N" or a name (the newest ready dataset of that name). */
 int store_dataset_resolve(struct store *st, const char *id_or_name, int64_t *id);
@@ -90,7 +112,8 @@ json_t *store_dataset_list(struct store *st);
 /* The item with this seq, or NULL. */
 json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq);
 /* Calls cb for items with seq in [from, from+limit) in order; stops early
- * when cb returns non-zero (and returns that value). */
+ * when cb returns non-zero (and returns that value). item is borrowed (for
+ * the call only). cb may use the store but not call store_items_each. */
 int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
                      int (*cb)(void *ud, int64_t seq, json_t *item), void *ud);
 int64_t store_dataset_count(struct store *st, int64_t dataset);
@@ -119,8 +142,8 @@ json_t *store_job_unfinished(struct store *st);
 
 /* ---- Job events (the log behind /events and `medthink logs`) ---------- */
 int store_event_add(struct store *st, int64_t job, const char *type, json_t *data, int64_t *id);
-/* Events with id > after_id, at most limit, as an array of
- * {"id":N,"at":"ISO","type":"...","data":{...}}. */
+/* Events with id > after_id, at most limit (<= 0 or over 10000: 10000), as
+ * an array of {"id":N,"at":"ISO","type":"...","data":{...}}. */
 json_t *store_events_since(struct store *st, int64_t job, int64_t after_id, int limit);
 
 /* ISO 8601 UTC with milliseconds into out (at least 32 bytes). */

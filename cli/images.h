@@ -1,0 +1,51 @@
+#ifndef MT_CLI_IMAGES_H
+#define MT_CLI_IMAGES_H
+/* Inlines the images of a native JSONL dataset at import (SPEC 4): an
+ * "images" entry that is a file path is read relative to the dataset file
+ * and replaced by a data: URL, so the daemon never opens a path. Lines are
+ * rewritten as they stream; an image is base64-encoded in chunks, never held
+ * whole in memory. Every other line goes out byte for byte, so the daemon's
+ * line numbers match the file's. */
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define IMAGES_MAX_FILE (16u * 1024 * 1024) /* per image file, before base64 */
+#define IMAGES_MAX_PER_LINE 32
+#define IMAGES_MAX_LINE (64u * 1024 * 1024) /* one dataset line */
+
+/* Receives output bytes; returns 0 or a negative errno. */
+typedef int (*images_write_fn)(void *ctx, const void *p, size_t n);
+
+struct images_stats {
+	uint64_t bytes;     /* bytes produced (the request's Content-Length) */
+	uint64_t lines;
+	uint64_t images;    /* paths replaced by data: URLs */
+};
+
+/* Returns the MIME type for an image path by its extension (png, jpg, jpeg,
+ * gif, webp; any case), or NULL when it is not a supported image. */
+const char *images_mime(const char *path);
+
+/* Length of the base64 encoding of n bytes (with padding, no NUL). */
+size_t images_base64_len(size_t n);
+/* Encodes n bytes of in as base64 into out, which must hold
+ * images_base64_len(n) + 1 bytes; NUL-terminates. Returns the length. */
+size_t images_base64(const unsigned char *in, size_t n, char *out);
+
+/* Builds a whole "data:MIME;base64,..." URL for the file at path, in
+ * memory. Returns a malloc'ed string (caller frees) or NULL with err set
+ * (unreadable, not an image, over max_size bytes). For small files/tests. */
+char *images_data_url(const char *path, uint64_t max_size, char *err, size_t errlen);
+
+/* Reads a native JSONL dataset from in (borrowed) and produces the rewritten
+ * body through write; with write NULL only counts (a dry run that still
+ * checks every image: exists, regular file, supported type, size cap).
+ * basedir is the directory of the dataset file (image paths are relative to
+ * it). Returns 0 and fills st, or a negative errno with err naming the line
+ * and the path ("line 3: image \"x.png\": No such file or directory"), or
+ * write's error. */
+int images_stream(FILE *in, const char *basedir, uint64_t max_file, images_write_fn write, void *ctx,
+		  struct images_stats *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1289 @@
+/* medthink: the command-line client of medthinkd. It talks to the daemon only
+ * through the socket API (HTTP/1.1 over a Unix socket, JSON bodies; SPEC 6).
+ * Commands are rows of one table, git.c style. Exit codes: 0 success,
+ * 1 failure (one line on stderr), 2 usage error. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/http.h"
+#include "cli/images.h"
+#include "cli/render.h"
+#include "cli/sse.h"
+#include "common/buf.h"
+
+#ifndef MEDTHINK_VERSION
+#define MEDTHINK_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_SOCKET "./var/medthinkd.sock"
+#define START_HINT "medthinkd -c conf/medthinkd.conf"
+#define MAX_REPLY (64u * 1024 * 1024) /* a buffered JSON reply */
+#define MAX_ERROR_BODY (64u * 1024)   /* an error reply to a streamed request */
+#define MAX_SPEC (1024u * 1024)       /* a job spec file */
+#define CALL_TIMEOUT_S 120            /* ordinary calls; streams have none */
+#define WATCH_INTERVAL_NS 500000000L
+#define EXIT_USAGE 2
+#define STREAM_STOP 1                 /* a sink's "enough, not an error" */
+
+struct cmd;
+
+struct ctx {
+	const char *sock;
+	bool json;
+	const struct cmd *cmd;
+	struct args *args;
+};
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct ctx *c);
+	const struct args_opt *opts;
+	int min_pos, max_pos;
+	const char *usage; /* after "medthink " */
+	const char *help;  /* a few lines on what it does */
+};
+
+/* ---- small helpers ---- */
+
+static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "medthink: %s: ", c->cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static int usage_error(const struct cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "medthink: %s%s", cmd ? cmd->name : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "\nusage: medthink %s\n", cmd->usage);
+	else
+		fprintf(stderr, "\nusage: medthink [-s SOCKET] [--json] COMMAND [ARGS]; see 'medthink help'\n");
+	return EXIT_USAGE;
+}
+
+static void print_json(const json_t *v, bool compact)
+{
+	json_dumpf(v, stdout, compact ? JSON_COMPACT : JSON_INDENT(2));
+	fputc('\n', stdout);
+}
+
+/* "3" -> "job_3"; anything else as given, escaped for a path segment. */
+static int job_path(struct buf *out, const char *job, const char *suffix)
+{
+	bool digits = job[0] != '\0';
+	int rc;
+
+	for (const char *p = job; *p; p++)
+		if (*p < '0' || *p > '9')
+			digits = false;
+	rc = buf_puts(out, digits ? "/v1/jobs/job_" : "/v1/jobs/");
+	if (!rc)
+		rc = http_query_escape(out, job);
+	if (!rc && suffix)
+		rc = buf_puts(out, suffix);
+	return rc;
+}
+
+/* ---- talking to the daemon ---- */
+
+struct reply {
+	int status;
+	struct buf body;
+	struct buf errbody;         /* error reply of a streamed request */
+	int (*on_data)(void *ctx, const char *p, size_t n);
+	void *data_ctx;
+};
+
+static int reply_head(void *ctx, int status, const char *ctype)
+{
+	struct reply *r = ctx;
+
+	(void)ctype;
+	r->status = status;
+	return 0;
+}
+
+static int reply_body(void *ctx, const char *p, size_t n)
+{
+	struct reply *r = ctx;
+
+	if (r->on_data && r->status < 300)
+		return r->on_data(r->data_ctx, p, n);
+	if (r->on_data) {
+		/* keep what fits of an error reply, it is only shown */
+		size_t room = r->errbody.max - r->errbody.len;
+
+		buf_append(&r->errbody, p, n < room ? n : room);
+		return 0;
+	}
+	return buf_append(&r->body, p, n);
+}
+
+static void reply_init(struct reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->body, MAX_REPLY);
+	buf_init(&r->errbody, MAX_ERROR_BODY);
+}
+
+static void reply_free(struct reply *r)
+{
+	buf_free(&r->body);
+	buf_free(&r->errbody);
+}
+
+static int unreachable(struct ctx *c, int rc, const char *err)
+{
+	fflush(stdout);
+	if (rc == -ENAMETOOLONG)
+		fprintf(stderr, "medthink: socket path %s is too long (at most 107 bytes)\n", c->sock);
+	else
+		fprintf(stderr,
+			"medthink: cannot reach medthinkd at %s (%s); is it running? start it with: %s\n",
+			c->sock, err[0] ? err : strerror(-rc), START_HINT);
+	return 1;
+}
+
+/* Reports a non-2xx reply: the daemon's error object as
+ * "CMD: FIELD: MESSAGE (STATUS)", or the start of the body. */
+static int http_failure(struct ctx *c, int status, const char *body, size_t len)
+{
+	json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+	json_t *e = json_object_get(root, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	const char *field = json_string_value(json_object_get(e, "field"));
+	const char *code = json_string_value(json_object_get(e, "code"));
+
+	if (c->json && root)
+		print_json(root, false);
+	if (msg && field && field[0])
+		fail(c, "%s: %s (%d)", field, msg, status);
+	else if (msg)
+		fail(c, "%s (%d)", msg, status);
+	else if (code)
+		fail(c, "%s (%d)", code, status);
+	else {
+		int n = 0;
+
+		while ((size_t)n < len && n < 200 && body[n] != '\n' && body[n] != '\r')
+			n++;
+		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", n, body ? body : "");
+	}
+	json_decref(root);
+	return 1;
+}
+
+/* One request with a buffered JSON reply. Returns 0 with *out set (a JSON
+ * value, or NULL for an empty body) or 1 after printing why. */
+static int api_call(struct ctx *c, struct http_req *req, json_t **out)
+{
+	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct reply r;
+	char err[256];
+	bool connected;
+	int rc, ret = 1;
+
+	*out = NULL;
+	reply_init(&r);
+	sink.ctx = &r;
+	if (!req->timeout_s)
+		req->timeout_s = CALL_TIMEOUT_S;
+	rc = http_exchange(c->sock, req, &sink, &connected, err, sizeof(err));
+	if (rc && !connected) {
+		ret = unreachable(c, rc, err);
+		goto out;
+	}
+	if (rc == -ENOBUFS) {
+		fail(c, "the daemon's reply is larger than %u bytes", MAX_REPLY);
+		goto out;
+	}
+	if (rc) {
+		fail(c, "%s", err[0] ? err : strerror(-rc));
+		goto out;
+	}
+	if (r.status >= 300) {
+		ret = http_failure(c, r.status, r.body.base, r.body.len);
+		goto out;
+	}
+	if (r.body.len) {
+		json_error_t jerr;
+
+		*out = json_loadb(r.body.base, r.body.len, JSON_DECODE_ANY, &jerr);
+		if (!*out) {
+			fail(c, "the daemon's reply is not JSON: %s", jerr.text);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	reply_free(&r);
+	return ret;
+}
+
+static int api_get(struct ctx *c, const char *target, json_t **out)
+{
+	struct http_req req = {.method = "GET", .target = target};
+
+	return api_call(c, &req, out);
+}
+
+/* A GET whose 2xx body goes to on_data as it arrives (export, events).
+ * Returns 0 when the body ended (or on_data said STREAM_STOP), 1 after
+ * printing why. *data_err lets on_data report its own failure. */
+static int api_stream(struct ctx *c, const char *target, int (*on_data)(void *, const char *, size_t),
+		      void *data_ctx, const char **data_err)
+{
+	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_req req = {.method = "GET", .target = target};
+	struct reply r;
+	char err[256];
+	bool connected;
+	int rc, ret = 1;
+
+	reply_init(&r);
+	r.on_data = on_data;
+	r.data_ctx = data_ctx;
+	sink.ctx = &r;
+	rc = http_exchange(c->sock, &req, &sink, &connected, err, sizeof(err));
+	if (rc && !connected) {
+		ret = unreachable(c, rc, err);
+		goto out;
+	}
+	if (rc == STREAM_STOP) {
+		ret = 0;
+		goto out;
+	}
+	if (rc) {
+		if (data_err && *data_err)
+			fail(c, "%s", *data_err);
+		else
+			fail(c, "%s", err[0] ? err : strerror(rc < 0 ? -rc : EIO));
+		goto out;
+	}
+	if (r.status >= 300) {
+		ret = http_failure(c, r.status, r.errbody.base, r.errbody.len);
+		goto out;
+	}
+	ret = 0;
+out:
+	reply_free(&r);
+	return ret;
+}
+
+/* A list reply: an array, or an object holding one under key. */
+static json_t *list_of(json_t *reply, const char *key)
+{
+	if (json_is_array(reply))
+		return reply;
+	if (json_is_array(json_object_get(reply, key)))
+		return json_object_get(reply, key);
+	if (json_is_array(json_object_get(reply, "items")))
+		return json_object_get(reply, "items");
+	return NULL;
+}
+
+static const char *id_of(const json_t *o)
+{
+	const char *id = json_string_value(json_object_get(o, "id"));
+
+	return id ? id : "?";
+}
+
+/* ---- health ---- */
+
+static int cmd_health(struct ctx *c)
+{
+	json_t *r = NULL;
+	const char *st, *ver;
+
+	if (api_get(c, "/v1/health", &r))
+		return 1;
+	if (c->json) {
+		print_json(r, false);
+	} else {
+		st = json_string_value(json_object_get(r, "status"));
+		ver = json_string_value(json_object_get(r, "version"));
+		printf("medthinkd %s%s%s at %s\n", st ? st : "ok", ver ? ", version " : "", ver ? ver : "", c->sock);
+	}
+	json_decref(r);
+	return 0;
+}
+
+/* ---- import ---- */
+
+static const struct args_opt import_opts[] = {
+	{"name", 'n', true},
+	{"format", 'f', true},
+	{"skip-invalid", 0, false},
+	{NULL, 0, false},
+};
+
+static const char *const formats[] = {"native", "medqa", "medmcqa", "pubmedqa", "sharegpt", "csv", NULL};
+
+/* Buffers the request body on its way to the socket and makes sure it never
+ * exceeds the Content-Length announced. */
+struct sender {
+	int fd;
+	uint64_t sent, limit;
+	size_t len;
+	char buf[65536];
+};
+
+static int sender_flush(struct sender *s)
+{
+	int rc = http_write_all(s->fd, s->buf, s->len);
+
+	s->len = 0;
+	return rc;
+}
+
+static int sender_write(void *ctx, const void *p, size_t n)
+{
+	struct sender *s = ctx;
+
+	if (n > s->limit - s->sent)
+		return -EMSGSIZE;
+	s->sent += n;
+	if (s->len + n > sizeof(s->buf)) {
+		int rc = sender_flush(s);
+
+		if (rc)
+			return rc;
+		if (n >= sizeof(s->buf))
+			return http_write_all(s->fd, p, n);
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	return 0;
+}
+
+struct import_src {
+	FILE *f;
+	const char *path;
+	char *basedir;
+	bool rewrite;          /* native: inline images */
+	uint64_t length;       /* Content-Length */
+	char err[512];
+};
+
+static int import_body(void *ctx, int fd)
+{
+	struct import_src *src = ctx;
+	struct sender *s = NULL;
+	struct images_stats st;
+	int rc;
+
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = fd;
+	s->sent = 0;
+	s->len = 0;
+	s->limit = src->length;
+	rewind(src->f);
+	if (src->rewrite) {
+		rc = images_stream(src->f, src->basedir, IMAGES_MAX_FILE, sender_write, s, &st, src->err,
+				   sizeof(src->err));
+	} else {
+		char chunk[16384];
+		size_t got = 1;
+
+		rc = 0;
+		while (!rc && got > 0) {
+			got = fread(chunk, 1, sizeof(chunk), src->f);
+			if (got)
+				rc = sender_write(s, chunk, got);
+		}
+		if (!rc && ferror(src->f)) {
+			rc = -EIO;
+			snprintf(src->err, sizeof(src->err), "%s: read error", src->path);
+		}
+	}
+	if (!rc)
+		rc = sender_flush(s);
+	if ((rc == -EMSGSIZE || (!rc && s->sent != s->limit)) && !src->err[0]) {
+		snprintf(src->err, sizeof(src->err), "%s changed while it was being sent", src->path);
+		rc = -EMSGSIZE;
+	}
+	free(s);
+	return rc;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+/* Default dataset name: the file's base name without its extension. */
+static int default_name(struct buf *out, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot;
+
+	base = base ? base + 1 : path;
+	dot = strrchr(base, '.');
+	return buf_append(out, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+}
+
+static int cmd_import(struct ctx *c)
+{
+	struct args *a = c->args;
+	const char *file = a->pos[0];
+	const char *name = args_get(a, import_opts, "name");
+	const char *format = args_get(a, import_opts, "format");
+	bool skip = args_get(a, import_opts, "skip-invalid") != NULL;
+	struct import_src src;
+	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_req req = {.method = "POST", .content_type = "application/x-ndjson"};
+	struct buf target, dname;
+	struct reply r;
+	struct stat sb;
+	json_t *res = NULL, *rej;
+	char err[256];
+	bool connected, known = !format;
+	int rc, ret = 1;
+
+	memset(&src, 0, sizeof(src));
+	buf_init(&target, 8192);
+	buf_init(&dname, 4096);
+	reply_init(&r);
+	for (int i = 0; format && formats[i]; i++)
+		known = known || strcmp(format, formats[i]) == 0;
+	if (!known) {
+		ret = usage_error(c->cmd, "unknown format \"%s\" (native, medqa, medmcqa, pubmedqa, sharegpt, csv)",
+				  format);
+		goto out;
+	}
+	if (name && !name[0]) {
+		ret = usage_error(c->cmd, "--name must not be empty");
+		goto out;
+	}
+	src.path = file;
+	src.f = fopen(file, "rb");
+	if (!src.f) {
+		fail(c, "%s: %s", file, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(src.f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		fail(c, "%s: not a regular file", file);
+		goto out;
+	}
+	src.length = (uint64_t)sb.st_size;
+	if (!format || strcmp(format, "native") == 0) {
+		struct images_stats st;
+
+		src.basedir = dir_of(file);
+		if (!src.basedir) {
+			fail(c, "out of memory");
+			goto out;
+		}
+		/* Dry run: checks every image and counts the body's bytes. */
+		rc = images_stream(src.f, src.basedir, IMAGES_MAX_FILE, NULL, NULL, &st, src.err, sizeof(src.err));
+		if (rc) {
+			fail(c, "%s: %s", file, src.err);
+			goto out;
+		}
+		src.rewrite = st.images > 0;
+		if (src.rewrite)
+			src.length = st.bytes;
+	}
+
+	if (!name) {
+		if (default_name(&dname, file)) {
+			fail(c, "file name too long");
+			goto out;
+		}
+		name = dname.base ? dname.base : "dataset";
+	}
+	rc = buf_puts(&target, "/v1/datasets?name=");
+	if (!rc)
+		rc = http_query_escape(&target, name);
+	if (!rc && format) {
+		rc = buf_puts(&target, "&format=");
+		if (!rc)
+			rc = http_query_escape(&target, format);
+	}
+	if (!rc && skip)
+		rc = buf_puts(&target, "&skip_invalid=1");
+	if (rc) {
+		fail(c, "--name too long");
+		goto out;
+	}
+	req.target = target.base;
+	req.body_len = src.length;
+	req.body_fn = import_body;
+	req.body_ctx = &src;
+	sink.ctx = &r;
+	rc = http_exchange(c->sock, &req, &sink, &connected, err, sizeof(err));
+	if (rc && !connected) {
+		ret = unreachable(c, rc, err);
+		goto out;
+	}
+	if (rc) {
+		fail(c, "%s", src.err[0] ? src.err : err[0] ? err : strerror(-rc));
+		goto out;
+	}
+	if (r.status >= 300) {
+		ret = http_failure(c, r.status, r.body.base, r.body.len);
+		goto out;
+	}
+	res = json_loadb(r.body.base ? r.body.base : "", r.body.len, 0, NULL);
+	if (!json_is_object(res)) {
+		fail(c, "the daemon's reply is not a JSON object");
+		goto out;
+	}
+	rej = json_object_get(res, "rejected");
+	if (json_is_array(rej) && json_array_size(rej) > 0) {
+		size_t i;
+		json_t *v;
+
+		fflush(stdout);
+		json_array_foreach(rej, i, v) {
+			const char *why = json_string_value(json_object_get(v, "reason"));
+
+			fprintf(stderr, "medthink: import: %s: line %lld: %s\n", file,
+				(long long)json_integer_value(json_object_get(v, "line")), why ? why : "rejected");
+		}
+		fprintf(stderr, "medthink: import: %lld items stored, %zu lines rejected\n",
+			(long long)json_integer_value(json_object_get(res, "items")), json_array_size(rej));
+	}
+	if (c->json)
+		print_json(res, false);
+	else
+		printf("%s\n", id_of(res));
+	ret = 0;
+out:
+	json_decref(res);
+	if (src.f)
+		fclose(src.f);
+	free(src.basedir);
+	buf_free(&target);
+	buf_free(&dname);
+	reply_free(&r);
+	return ret;
+}
+
+/* ---- submit ---- */
+
+static int cmd_submit(struct ctx *c)
+{
+	const char *file = c->args->pos[0];
+	struct http_req req = {.method = "POST", .target = "/v1/jobs", .content_type = "application/json"};
+	struct buf spec;
+	json_t *parsed = NULL, *res = NULL;
+	json_error_t jerr;
+	FILE *f = NULL;
+	char chunk[8192];
+	size_t got;
+	int rc = 0, ret = 1;
+
+	buf_init(&spec, MAX_SPEC);
+	f = fopen(file, "rb");
+	if (!f) {
+		fail(c, "%s: %s", file, strerror(errno));
+		goto out;
+	}
+	do {
+		got = fread(chunk, 1, sizeof(chunk), f);
+		rc = buf_append(&spec, chunk, got);
+	} while (!rc && got > 0);
+	if (rc || ferror(f)) {
+		fail(c, "%s: %s", file, rc == -ENOBUFS ? "larger than 1 MiB" : "read error");
+		goto out;
+	}
+	/* Only a syntax check, for a line:column message; the daemon judges it. */
+	parsed = json_loadb(spec.base ? spec.base : "", spec.len, 0, &jerr);
+	if (!json_is_object(parsed)) {
+		if (parsed)
+			fail(c, "%s: the job spec must be a JSON object", file);
+		else
+			fail(c, "%s:%d:%d: %s", file, jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	req.body = spec.base;
+	req.body_len = spec.len;
+	if (api_call(c, &req, &res))
+		goto out;
+	if (c->json)
+		print_json(res, false);
+	else
+		printf("%s\n", id_of(res));
+	ret = 0;
+out:
+	if (f)
+		fclose(f);
+	json_decref(parsed);
+	json_decref(res);
+	buf_free(&spec);
+	return ret;
+}
+
+/* ---- status ---- */
+
+static const struct args_opt status_opts[] = {
+	{"watch", 'w', false},
+	{NULL, 0, false},
+};
+
+static int term_bar_width(void)
+{
+	struct winsize ws;
+	int w = 30;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+		w = ws.ws_col - 62;
+		if (w > 40)
+			w = 40;
+		if (w < 10)
+			w = 10;
+	}
+	return w;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; s && *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static int status_all(struct ctx *c)
+{
+	json_t *res = NULL, *jobs;
+	struct buf out;
+	size_t i;
+	json_t *v;
+	int ret = 1;
+
+	buf_init(&out, MAX_REPLY);
+	if (api_get(c, "/v1/jobs", &res))
+		goto out;
+	if (c->json) {
+		print_json(res, false);
+		ret = 0;
+		goto out;
+	}
+	jobs = list_of(res, "jobs");
+	if (!jobs) {
+		fail(c, "the daemon's job list is not an array");
+		goto out;
+	}
+	json_array_foreach(jobs, i, v) {
+		if (render_job_line(&out, v)) {
+			fail(c, "output too large");
+			goto out;
+		}
+	}
+	if (json_array_size(jobs) == 0)
+		fprintf(stderr, "medthink: status: no jobs\n");
+	fputs(out.base ? out.base : "", stdout);
+	ret = 0;
+out:
+	json_decref(res);
+	buf_free(&out);
+	return ret;
+}
+
+static int status_watch(struct ctx *c, const char *target)
+{
+	bool tty = isatty(STDOUT_FILENO);
+	int prev_lines = 0, ret = 1;
+	struct buf out, last;
+	json_t *job = NULL;
+
+	buf_init(&out, 1024 * 1024);
+	buf_init(&last, 1024 * 1024);
+	for (;;) {
+		const char *state, *reason;
+		struct timespec ts = {0, WATCH_INTERVAL_NS};
+
+		if (api_get(c, target, &job))
+			goto out;
+		buf_reset(&out);
+		state = json_string_value(json_object_get(job, "state"));
+		if (c->json) {
+			char *s = json_dumps(job, JSON_COMPACT);
+
+			if (s && buf_puts(&out, s) == 0 && buf_puts(&out, "\n") == 0 &&
+			    (!last.base || strcmp(out.base, last.base) != 0))
+				fputs(out.base, stdout);
+			free(s);
+		} else if (tty) {
+			time_t now = time(NULL);
+			char hhmmss[16];
+			struct tm tm;
+
+			strftime(hhmmss, sizeof(hhmmss), "%H:%M:%S", localtime_r(&now, &tm));
+			if (render_job(&out, job, term_bar_width()) == 0 &&
+			    (render_state_final(state) ||
+			     buf_printf(&out, "%s (Ctrl-C stops watching; the job keeps running)\n", hhmmss) == 0)) {
+				if (prev_lines)
+					printf("\x1b[%dA\x1b[J", prev_lines);
+				fputs(out.base, stdout);
+				prev_lines = count_lines(out.base);
+			}
+		} else if (render_job_progress_line(&out, job) == 0 &&
+			   (!last.base || strcmp(out.base, last.base) != 0)) {
+			fputs(out.base, stdout);
+		}
+		fflush(stdout);
+		buf_reset(&last);
+		if (out.base)
+			buf_puts(&last, out.base);
+		if (!state || render_state_final(state)) {
+			reason = json_string_value(json_object_get(job, "reason"));
+			if (state && strcmp(state, "done") == 0)
+				ret = 0;
+			else if (!state)
+				fail(c, "the daemon's status object has no state");
+			else
+				fail(c, "%s %s%s%s", id_of(job), state, reason ? ": " : "", reason ? reason : "");
+			goto out;
+		}
+		json_decref(job);
+		job = NULL;
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+out:
+	json_decref(job);
+	buf_free(&out);
+	buf_free(&last);
+	return ret;
+}
+
+static int cmd_status(struct ctx *c)
+{
+	struct args *a = c->args;
+	bool watch = args_get(a, status_opts, "watch") != NULL;
+	struct buf target, out;
+	json_t *job = NULL;
+	int ret = 1;
+
+	if (a->npos == 0) {
+		if (watch)
+			return usage_error(c->cmd, "--watch needs a JOB");
+		return status_all(c);
+	}
+	buf_init(&target, 4096);
+	buf_init(&out, 1024 * 1024);
+	if (job_path(&target, a->pos[0], NULL)) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	if (watch) {
+		ret = status_watch(c, target.base);
+		goto out;
+	}
+	if (api_get(c, target.base, &job))
+		goto out;
+	if (c->json) {
+		print_json(job, false);
+	} else {
+		if (render_job(&out, job, 30)) {
+			fail(c, "status too large to show");
+			goto out;
+		}
+		fputs(out.base ? out.base : "", stdout);
+	}
+	ret = 0;
+out:
+	json_decref(job);
+	buf_free(&target);
+	buf_free(&out);
+	return ret;
+}
+
+/* ---- list ---- */
+
+static int cmd_list(struct ctx *c)
+{
+	json_t *ds = NULL, *jobs = NULL, *dl, *jl, *v;
+	struct buf out;
+	size_t i;
+	int ret = 1;
+
+	buf_init(&out, MAX_REPLY);
+	if (api_get(c, "/v1/datasets", &ds) || api_get(c, "/v1/jobs", &jobs))
+		goto out;
+	dl = list_of(ds, "datasets");
+	jl = list_of(jobs, "jobs");
+	if (!dl || !jl) {
+		fail(c, "the daemon's %s list is not an array", dl ? "job" : "dataset");
+		goto out;
+	}
+	if (c->json) {
+		json_t *both = json_pack("{sOsO}", "datasets", dl, "jobs", jl);
+
+		print_json(both, false);
+		json_decref(both);
+		ret = 0;
+		goto out;
+	}
+	json_array_foreach(dl, i, v) {
+		if (render_dataset_line(&out, v))
+			break;
+	}
+	json_array_foreach(jl, i, v) {
+		if (render_job_line(&out, v))
+			break;
+	}
+	fputs(out.base ? out.base : "", stdout);
+	ret = 0;
+out:
+	json_decref(ds);
+	json_decref(jobs);
+	buf_free(&out);
+	return ret;
+}
+
+/* ---- cancel / pause / resume ---- */
+
+static int job_action(struct ctx *c, const char *action, const char *past)
+{
+	struct http_req req = {.method = "POST", .content_type = "application/json"};
+	struct buf target;
+	json_t *res = NULL;
+	const char *state;
+	int ret = 1;
+
+	buf_init(&target, 4096);
+	if (job_path(&target, c->args->pos[0], action)) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	req.target = target.base;
+	if (api_call(c, &req, &res))
+		goto out;
+	if (c->json) {
+		if (res)
+			print_json(res, false);
+		else
+			printf("{}\n");
+	} else {
+		state = json_string_value(json_object_get(res, "state"));
+		if (state)
+			printf("%s %s\n", json_object_get(res, "id") ? id_of(res) : c->args->pos[0], state);
+		else
+			printf("%s %s\n", c->args->pos[0], past);
+	}
+	ret = 0;
+out:
+	json_decref(res);
+	buf_free(&target);
+	return ret;
+}
+
+static int cmd_cancel(struct ctx *c) { return job_action(c, "/cancel", "cancel requested"); }
+static int cmd_pause(struct ctx *c) { return job_action(c, "/pause", "pause requested"); }
+static int cmd_resume(struct ctx *c) { return job_action(c, "/resume", "resume requested"); }
+
+/* ---- export ---- */
+
+static const struct args_opt export_opts[] = {
+	{"set", 0, true},
+	{"format", 'f', true},
+	{"output", 'o', true},
+	{"no-ids", 0, false},
+	{NULL, 0, false},
+};
+
+/* The temp file of an export in progress, removed if we are interrupted. */
+static char export_tmp[4096];
+
+static void on_signal(int sig)
+{
+	if (export_tmp[0])
+		unlink(export_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+struct export_out {
+	FILE *f;
+	uint64_t bytes, records;
+	int last; /* last byte written */
+	const char *err;
+	char errbuf[256];
+};
+
+static int export_data(void *ctx, const char *p, size_t n)
+{
+	struct export_out *o = ctx;
+
+	if (fwrite(p, 1, n, o->f) != n) {
+		snprintf(o->errbuf, sizeof(o->errbuf), "writing the export: %s", strerror(errno));
+		o->err = o->errbuf;
+		return -EIO;
+	}
+	o->bytes += n;
+	for (size_t i = 0; i < n; i++)
+		o->records += p[i] == '\n';
+	o->last = (unsigned char)p[n - 1];
+	return 0;
+}
+
+static int cmd_export(struct ctx *c)
+{
+	struct args *a = c->args;
+	const char *set = args_get(a, export_opts, "set");
+	const char *format = args_get(a, export_opts, "format");
+	const char *file = args_get(a, export_opts, "output");
+	bool no_ids = args_get(a, export_opts, "no-ids") != NULL;
+	static const char *const efmts[] = {"openai", "sharegpt", "alpaca", "grpo", NULL};
+	struct export_out o;
+	struct buf target;
+	bool fmt_ok = false;
+	int fd = -1, ret = 1;
+
+	memset(&o, 0, sizeof(o));
+	buf_init(&target, 4096);
+	if (!set || !format) {
+		ret = usage_error(c->cmd, "--set and --format are required");
+		goto out;
+	}
+	if (strcmp(set, "1") != 0 && strcmp(set, "2") != 0) {
+		ret = usage_error(c->cmd, "--set must be 1 or 2, not \"%s\"", set);
+		goto out;
+	}
+	for (int i = 0; efmts[i]; i++)
+		fmt_ok = fmt_ok || strcmp(format, efmts[i]) == 0;
+	if (!fmt_ok) {
+		ret = usage_error(c->cmd, "--format must be openai, sharegpt, alpaca or grpo, not \"%s\"", format);
+		goto out;
+	}
+	if (file && !file[0]) {
+		ret = usage_error(c->cmd, "-o needs a file name");
+		goto out;
+	}
+	if (job_path(&target, a->pos[0], "/export?set=") || buf_puts(&target, set) ||
+	    buf_printf(&target, "&format=%s%s", format, no_ids ? "&ids=0" : "")) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	if (file) {
+		mode_t um;
+
+		if (snprintf(export_tmp, sizeof(export_tmp), "%s.tmp.XXXXXX", file) >= (int)sizeof(export_tmp)) {
+			export_tmp[0] = '\0';
+			fail(c, "%s: name too long", file);
+			goto out;
+		}
+		fd = mkstemp(export_tmp);
+		if (fd < 0) {
+			fail(c, "%s: cannot create a temporary file next to it: %s", file, strerror(errno));
+			export_tmp[0] = '\0';
+			goto out;
+		}
+		um = umask(0);
+		umask(um);
+		fchmod(fd, 0666 & ~um);
+		o.f = fdopen(fd, "wb");
+		if (!o.f) {
+			fail(c, "%s: %s", export_tmp, strerror(errno));
+			goto out;
+		}
+		fd = -1;
+	} else {
+		o.f = stdout;
+	}
+	if (api_stream(c, target.base, export_data, &o, &o.err))
+		goto out;
+	if (o.bytes && o.last != '\n')
+		o.records++;
+	if (file) {
+		if (fflush(o.f) != 0 || fsync(fileno(o.f)) != 0) {
+			fail(c, "%s: %s", export_tmp, strerror(errno));
+			goto out;
+		}
+		if (fclose(o.f) != 0) {
+			o.f = NULL;
+			fail(c, "%s: %s", export_tmp, strerror(errno));
+			goto out;
+		}
+		o.f = NULL;
+		if (rename(export_tmp, file) != 0) {
+			fail(c, "%s: %s", file, strerror(errno));
+			goto out;
+		}
+		export_tmp[0] = '\0';
+		if (c->json) {
+			json_t *info = json_pack("{sssIsI}", "file", file, "records", (json_int_t)o.records, "bytes",
+						 (json_int_t)o.bytes);
+
+			print_json(info, true);
+			json_decref(info);
+		} else
+			fprintf(stderr, "medthink: export: wrote %llu records to %s\n", (unsigned long long)o.records,
+				file);
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (o.f && o.f != stdout)
+		fclose(o.f);
+	if (export_tmp[0]) {
+		unlink(export_tmp);
+		export_tmp[0] = '\0';
+	}
+	buf_free(&target);
+	return ret;
+}
+
+/* ---- logs ---- */
+
+static const struct args_opt logs_opts[] = {
+	{"follow", 'f', false},
+	{NULL, 0, false},
+};
+
+struct logs_state {
+	struct ctx *c;
+	struct sse sse;
+	bool follow;
+	struct buf line;
+	const char *err;
+	char errbuf[128];
+};
+
+static int logs_event(void *ctx, const char *event, const char *data, size_t len)
+{
+	struct logs_state *ls = ctx;
+	json_t *d = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+	const char *state = json_string_value(json_object_get(d, "state"));
+	bool end = ls->follow && (render_state_final(state) || strcmp(event, "end") == 0);
+	int rc = 0;
+
+	if (ls->c->json) {
+		json_t *o = json_pack("{ssso}", "event", event, "data", d ? json_incref(d) : json_stringn(data, len));
+
+		if (o)
+			print_json(o, true);
+		json_decref(o);
+	} else {
+		buf_reset(&ls->line);
+		if (render_event(&ls->line, event, data) == 0)
+			fputs(ls->line.base, stdout);
+	}
+	fflush(stdout);
+	if (ferror(stdout)) {
+		snprintf(ls->errbuf, sizeof(ls->errbuf), "writing stdout: %s", strerror(errno));
+		ls->err = ls->errbuf;
+		rc = -EIO;
+	}
+	json_decref(d);
+	return rc ? rc : end ? STREAM_STOP : 0;
+}
+
+static int logs_data(void *ctx, const char *p, size_t n)
+{
+	struct logs_state *ls = ctx;
+	int rc = sse_feed(&ls->sse, p, n);
+
+	if (rc == -ENOBUFS && !ls->err) {
+		snprintf(ls->errbuf, sizeof(ls->errbuf), "an event is larger than %d bytes", SSE_MAX_EVENT);
+		ls->err = ls->errbuf;
+	}
+	return rc;
+}
+
+static int cmd_logs(struct ctx *c)
+{
+	struct logs_state ls;
+	struct buf target;
+	int ret = 1;
+
+	memset(&ls, 0, sizeof(ls));
+	ls.c = c;
+	ls.follow = args_get(c->args, logs_opts, "follow") != NULL;
+	sse_init(&ls.sse, logs_event, &ls);
+	buf_init(&ls.line, 2 * SSE_MAX_EVENT);
+	buf_init(&target, 4096);
+	if (job_path(&target, c->args->pos[0], ls.follow ? "/events" : "/events?follow=0")) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	ret = api_stream(c, target.base, logs_data, &ls, &ls.err);
+out:
+	sse_free(&ls.sse);
+	buf_free(&ls.line);
+	buf_free(&target);
+	return ret;
+}
+
+/* ---- help and the table ---- */
+
+static int cmd_help(struct ctx *c);
+
+static const struct cmd commands[] = {
+	{"import", cmd_import, import_opts, 1, 1, "import FILE [--name NAME] [--format F] [--skip-invalid]",
+	 "Streams a dataset file to the daemon and prints the new dataset id.\n"
+	 "F is native (default), medqa, medmcqa, pubmedqa, sharegpt or csv. --name defaults to the\n"
+	 "file name without extension. Image paths in a native file are read relative to it and\n"
+	 "sent as data: URLs. --skip-invalid stores the good lines and lists the bad ones on stderr."},
+	{"submit", cmd_submit, NULL, 1, 1, "submit JOB.json",
+	 "Sends a job spec (SPEC 6) to the daemon and prints the new job id."},
+	{"status", cmd_status, status_opts, 0, 1, "status [JOB] [--watch]",
+	 "Shows one job (counts per step, rate, ETA, tokens, cost, state, eval accuracy) or, with\n"
+	 "no JOB, one line per job. --watch redraws progress bars every 0.5 s until the job is\n"
+	 "done, failed or cancelled (plain lines when stdout is not a terminal); it exits 0 when\n"
+	 "the job is done and 1 when it failed or was cancelled."},
+	{"list", cmd_list, NULL, 0, 0, "list", "Lists datasets and jobs, one a line."},
+	{"cancel", cmd_cancel, NULL, 1, 1, "cancel JOB", "Cancels a job."},
+	{"pause", cmd_pause, NULL, 1, 1, "pause JOB", "Pauses a job; calls in flight finish."},
+	{"resume", cmd_resume, NULL, 1, 1, "resume JOB", "Resumes a paused job (e.g. after a manual retrain)."},
+	{"export", cmd_export, export_opts, 1, 1,
+	 "export JOB --set 1|2 --format openai|sharegpt|alpaca|grpo [-o FILE] [--no-ids]",
+	 "Streams SFT set 1 or 2 of a job as JSONL to stdout, or to FILE (written to a temporary\n"
+	 "file and renamed when complete). --no-ids leaves out the per-record \"id\" field."},
+	{"logs", cmd_logs, logs_opts, 1, 1, "logs JOB [--follow]",
+	 "Prints the job's events; --follow keeps streaming until the job ends."},
+	{"health", cmd_health, NULL, 0, 0, "health", "Checks that the daemon answers."},
+	{"help", cmd_help, NULL, 0, 1, "help [COMMAND]", "Shows the commands, or one command's help."},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_overview(FILE *f)
+{
+	fprintf(f, "usage: medthink [-s SOCKET] [--json] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  medthink %s\n", commands[i].usage);
+	fprintf(f, "\noptions (anywhere on the line):\n"
+		   "  -s, --socket PATH  the daemon's socket (default: $MEDTHINK_SOCKET, else %s)\n"
+		   "  --json             print the daemon's JSON objects instead of text\n"
+		   "  -h, --help         help; with a command, that command's help\n"
+		   "  --version          print the version\n"
+		   "\nexit codes: 0 success, 1 failure, 2 usage error\n",
+		DEFAULT_SOCKET);
+}
+
+static void print_cmd_help(const struct cmd *cmd)
+{
+	printf("usage: medthink %s\n\n%s\n", cmd->usage, cmd->help);
+}
+
+static int cmd_help(struct ctx *c)
+{
+	const struct cmd *cmd;
+
+	if (c->args->npos == 0) {
+		print_overview(stdout);
+		return 0;
+	}
+	cmd = cmd_find(c->args->pos[0]);
+	if (!cmd)
+		return usage_error(c->cmd, "unknown command \"%s\"", c->args->pos[0]);
+	print_cmd_help(cmd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	struct ctx c;
+	const struct cmd *cmd;
+	const char *env;
+	int ci, ret;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	args_init(&a);
+	if (args_parse_global(&a, argc, argv, &ci))
+		return usage_error(NULL, "%s", a.err);
+	if (a.version) {
+		printf("medthink %s\n", MEDTHINK_VERSION);
+		return 0;
+	}
+	if (ci >= argc) {
+		if (a.help) {
+			print_overview(stdout);
+			return 0;
+		}
+		print_overview(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = cmd_find(argv[ci]);
+	if (!cmd)
+		return usage_error(NULL, "unknown command \"%s\"", argv[ci]);
+	if (args_parse(&a, cmd->opts, argc - ci - 1, argv + ci + 1))
+		return usage_error(cmd, "%s", a.err);
+	if (a.help) {
+		print_cmd_help(cmd);
+		return 0;
+	}
+	if (a.npos < cmd->min_pos) {
+		/* name the missing operand from the usage line: "export JOB ..." */
+		const char *u = cmd->usage + strlen(cmd->name);
+		int n;
+
+		while (*u == ' ')
+			u++;
+		for (int k = 0; k < a.npos && *u; k++) {
+			u = strchr(u, ' ');
+			u = u ? u + 1 : "";
+		}
+		n = (int)strcspn(u, " ");
+		return usage_error(cmd, "missing %.*s", n ? n : 8, n ? u : "argument");
+	}
+	if (a.npos > cmd->max_pos)
+		return usage_error(cmd, "unexpected argument \"%s\"", a.pos[cmd->max_pos]);
+
+	env = getenv("MEDTHINK_SOCKET");
+	c.sock = a.socket ? a.socket : env && env[0] ? env : DEFAULT_SOCKET;
+	c.json = a.json;
+	c.cmd = cmd;
+	c.args = &a;
+	ret = cmd->fn(&c);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (ret == 0)
+			fprintf(stderr, "medthink: %s: writing stdout: %s\n", cmd->name, strerror(errno));
+		ret = ret ? ret : 1;
+	}
+	return ret;
+}

@@ -1,0 +1,451 @@
+#include "cli/render.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int render_bar(char *out, size_t outlen, uint64_t done, uint64_t total, int width)
+{
+	int fill = 0, i, n = 0;
+
+	if (width < 1 || outlen < (size_t)width + 3) {
+		if (outlen)
+			out[0] = '\0';
+		return 0;
+	}
+	if (total > 0) {
+		if (done > total)
+			done = total;
+		/* floor, so a bar is only full when the step is */
+		fill = (int)((long double)done * width / total);
+	}
+	out[n++] = '[';
+	for (i = 0; i < width; i++)
+		out[n++] = i < fill ? '#' : '-';
+	out[n++] = ']';
+	out[n] = '\0';
+	return n;
+}
+
+void render_duration(char *out, size_t outlen, double secs)
+{
+	unsigned long long s;
+
+	if (!isfinite(secs) || secs < 0 || secs > 1e10) {
+		snprintf(out, outlen, "-");
+		return;
+	}
+	s = (unsigned long long)(secs + 0.5);
+	if (s < 60)
+		snprintf(out, outlen, "%llus", s);
+	else if (s < 3600)
+		snprintf(out, outlen, "%llum%02llus", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(out, outlen, "%lluh%02llum", s / 3600, s % 3600 / 60);
+	else
+		snprintf(out, outlen, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+}
+
+static uint64_t get_u64(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+	if (json_is_real(v))
+		return json_real_value(v) > 0 ? (uint64_t)json_real_value(v) : 0;
+	return 0;
+}
+
+/* Reads a number that may be absent: returns false then. */
+static bool get_num(const json_t *o, const char *key, double *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!json_is_number(v))
+		return false;
+	*out = json_number_value(v);
+	return true;
+}
+
+static const char *get_str(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A time given as a string (printed as is) or as Unix seconds/ms. */
+static void fmt_time(const json_t *v, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (json_is_string(v)) {
+		snprintf(out, outlen, "%s", json_string_value(v));
+	} else if (json_is_number(v)) {
+		double t = json_number_value(v);
+		time_t tt;
+		struct tm tm;
+
+		if (t > 1e11)
+			t /= 1000; /* milliseconds */
+		tt = (time_t)t;
+		if (gmtime_r(&tt, &tm))
+			strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+}
+
+void render_step_counts(const json_t *c, struct render_step *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!json_is_object(c))
+		return;
+	st->pending = get_u64(c, "pending");
+	st->in_flight = get_u64(c, "in_flight");
+	st->done = get_u64(c, "done");
+	st->failed = get_u64(c, "failed");
+	st->dropped = get_u64(c, "dropped");
+	st->total = st->pending + st->in_flight + st->done + st->failed + st->dropped;
+	st->finished = st->done + st->failed + st->dropped;
+}
+
+bool render_state_final(const char *state)
+{
+	return state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+			 strcmp(state, "cancelled") == 0);
+}
+
+static void job_progress(const json_t *job, uint64_t *finished, uint64_t *total)
+{
+	const json_t *counts = json_object_get(job, "counts");
+	const char *k;
+	json_t *v;
+
+	*finished = *total = 0;
+	if (!json_is_object(counts))
+		return;
+	json_object_foreach((json_t *)counts, k, v) {
+		struct render_step st;
+
+		render_step_counts(v, &st);
+		*finished += st.finished;
+		*total += st.total;
+	}
+}
+
+static void fmt_cost(char *out, size_t outlen, double usd)
+{
+	if (usd > 0 && usd < 0.01)
+		snprintf(out, outlen, "$%.4f", usd);
+	else
+		snprintf(out, outlen, "$%.2f", usd);
+}
+
+/* Percent from correct/total when given, else from "accuracy" (a fraction
+ * 0..1, or a percentage when above 1). Returns false when neither is there. */
+static bool accuracy_pct(const json_t *o, double *pct)
+{
+	double correct, total, acc;
+
+	if (get_num(o, "correct", &correct) && get_num(o, "total", &total) && total > 0) {
+		*pct = 100.0 * correct / total;
+		return true;
+	}
+	if (get_num(o, "accuracy", &acc)) {
+		*pct = acc <= 1.0 ? acc * 100.0 : acc;
+		return true;
+	}
+	return false;
+}
+
+static int render_eval(struct buf *out, const json_t *ev)
+{
+	const json_t *topics = json_object_get(ev, "by_topic");
+	double pct;
+	int rc = 0;
+
+	if (!accuracy_pct(ev, &pct))
+		return 0;
+	rc = buf_printf(out, "eval      accuracy %.1f%%", pct);
+	if (!rc && json_object_get(ev, "total"))
+		rc = buf_printf(out, " (%llu/%llu correct", (unsigned long long)get_u64(ev, "correct"),
+				(unsigned long long)get_u64(ev, "total"));
+	if (!rc && json_object_get(ev, "total"))
+		rc = json_object_get(ev, "ungraded")
+			     ? buf_printf(out, ", %llu ungraded)", (unsigned long long)get_u64(ev, "ungraded"))
+			     : buf_puts(out, ")");
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	if (!rc && json_is_object(topics) && json_object_size(topics) > 0) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach((json_t *)topics, k, v) {
+			double tp;
+
+			if (json_is_number(v)) {
+				tp = json_number_value(v);
+				tp = tp <= 1.0 ? tp * 100.0 : tp;
+			} else if (!json_is_object(v) || !accuracy_pct(v, &tp)) {
+				continue;
+			}
+			rc = buf_printf(out, "  %-24s %5.1f%%", k, tp);
+			if (!rc && json_is_object(v) && json_object_get(v, "total"))
+				rc = buf_printf(out, " (%llu/%llu)", (unsigned long long)get_u64(v, "correct"),
+						(unsigned long long)get_u64(v, "total"));
+			if (!rc)
+				rc = buf_puts(out, "\n");
+			if (rc)
+				break;
+		}
+	}
+	return rc;
+}
+
+int render_job(struct buf *out, const json_t *job, int bar_width)
+{
+	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
+	const char *state = get_str(job, "state"), *reason = get_str(job, "reason");
+	const json_t *counts = json_object_get(job, "counts");
+	const json_t *tokens = json_object_get(job, "tokens");
+	const json_t *ev = json_object_get(job, "eval");
+	char bar[256], when[64];
+	double rate = 0, eta = 0, cost = 0;
+	bool has_rate, has_eta;
+	int rc;
+
+	if (bar_width > (int)sizeof(bar) - 3)
+		bar_width = (int)sizeof(bar) - 3;
+	rc = buf_printf(out, "%s", id ? id : "?");
+	if (!rc && name)
+		rc = buf_printf(out, "  %s", name);
+	if (!rc && kind)
+		rc = buf_printf(out, "  (%s)", kind);
+	if (!rc)
+		rc = buf_printf(out, "  %s", state ? state : "unknown");
+	if (!rc && reason && reason[0])
+		rc = buf_printf(out, ": %s", reason);
+	if (!rc)
+		rc = buf_puts(out, "\n");
+
+	if (!rc && json_is_object(counts)) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach((json_t *)counts, k, v) {
+			struct render_step st;
+
+			render_step_counts(v, &st);
+			render_bar(bar, sizeof(bar), st.finished, st.total, bar_width);
+			rc = buf_printf(out, "  %-8s %s %6llu/%-6llu", k, bar, (unsigned long long)st.finished,
+					(unsigned long long)st.total);
+			if (!rc)
+				rc = st.total ? buf_printf(out, " %5.1f%%",
+							   100.0 * (double)st.finished / (double)st.total)
+					      : buf_puts(out, "     -");
+			if (!rc)
+				rc = buf_printf(out, "  done %llu", (unsigned long long)st.done);
+			if (!rc && st.in_flight)
+				rc = buf_printf(out, ", in flight %llu", (unsigned long long)st.in_flight);
+			if (!rc && st.failed)
+				rc = buf_printf(out, ", failed %llu", (unsigned long long)st.failed);
+			if (!rc && st.dropped)
+				rc = buf_printf(out, ", dropped %llu", (unsigned long long)st.dropped);
+			if (!rc)
+				rc = buf_puts(out, "\n");
+			if (rc)
+				break;
+		}
+	}
+
+	has_rate = get_num(job, "rate_per_s", &rate);
+	has_eta = get_num(job, "eta_s", &eta);
+	if (!rc && (has_rate || has_eta)) {
+		char d[32];
+
+		rc = buf_puts(out, "progress ");
+		if (!rc && has_rate)
+			rc = buf_printf(out, " rate %.2f items/s", rate);
+		if (!rc && has_eta && !render_state_final(state)) {
+			render_duration(d, sizeof(d), eta);
+			rc = buf_printf(out, "  ETA %s", d);
+		}
+		if (!rc)
+			rc = buf_puts(out, "\n");
+	}
+	if (!rc && (json_is_object(tokens) || json_object_get(job, "cost_usd"))) {
+		rc = buf_printf(out, "usage     tokens in %llu, out %llu",
+				(unsigned long long)get_u64(tokens, "in"), (unsigned long long)get_u64(tokens, "out"));
+		if (!rc && get_num(job, "cost_usd", &cost)) {
+			char c[32];
+			double budget;
+
+			fmt_cost(c, sizeof(c), cost);
+			rc = buf_printf(out, ", cost %s", c);
+			if (!rc && get_num(job, "budget_usd", &budget)) {
+				fmt_cost(c, sizeof(c), budget);
+				rc = buf_printf(out, " of %s", c);
+			}
+		}
+		if (!rc)
+			rc = buf_puts(out, "\n");
+	}
+	if (!rc && json_is_object(ev))
+		rc = render_eval(out, ev);
+	if (!rc) {
+		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
+		if (when[0]) {
+			rc = buf_printf(out, "times     created %s", when);
+			fmt_time(json_object_get(job, "updated_at"), when, sizeof(when));
+			if (!rc && when[0])
+				rc = buf_printf(out, ", updated %s", when);
+			if (!rc)
+				rc = buf_puts(out, "\n");
+		}
+	}
+	return rc;
+}
+
+int render_job_line(struct buf *out, const json_t *job)
+{
+	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
+	const char *state = get_str(job, "state"), *reason = get_str(job, "reason");
+	uint64_t finished, total;
+	double cost;
+	int rc;
+
+	job_progress(job, &finished, &total);
+	rc = buf_printf(out, "%-8s %-9s %-20s %-8s", id ? id : "?", state ? state : "unknown", name ? name : "-",
+			kind ? kind : "-");
+	if (!rc)
+		rc = total ? buf_printf(out, " %5.1f%%", 100.0 * (double)finished / (double)total)
+			   : buf_puts(out, "      -");
+	if (!rc && get_num(job, "cost_usd", &cost)) {
+		char c[32];
+
+		fmt_cost(c, sizeof(c), cost);
+		rc = buf_printf(out, "  %s", c);
+	}
+	if (!rc && reason && reason[0])
+		rc = buf_printf(out, "  (%s)", reason);
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
+int render_dataset_line(struct buf *out, const json_t *ds)
+{
+	const char *id = get_str(ds, "id"), *name = get_str(ds, "name"), *fmt = get_str(ds, "format");
+	const json_t *rej = json_object_get(ds, "rejected");
+	char when[64];
+	int rc;
+
+	rc = buf_printf(out, "%-8s %-20s %-9s %llu items", id ? id : "?", name ? name : "-", fmt ? fmt : "-",
+			(unsigned long long)get_u64(ds, "items"));
+	if (!rc && json_is_array(rej) && json_array_size(rej) > 0)
+		rc = buf_printf(out, ", %zu rejected", json_array_size(rej));
+	else if (!rc && json_is_integer(rej) && json_integer_value(rej) > 0)
+		rc = buf_printf(out, ", %lld rejected", (long long)json_integer_value(rej));
+	fmt_time(json_object_get(ds, "created_at"), when, sizeof(when));
+	if (!rc && when[0])
+		rc = buf_printf(out, "  %s", when);
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
+/* " screen 50/100 explain 10/90" */
+static int counts_inline(struct buf *out, const json_t *counts)
+{
+	const char *k;
+	json_t *v;
+	int rc = 0;
+
+	if (!json_is_object(counts))
+		return 0;
+	json_object_foreach((json_t *)counts, k, v) {
+		struct render_step st;
+
+		render_step_counts(v, &st);
+		rc = buf_printf(out, " %s %llu/%llu", k, (unsigned long long)st.finished,
+				(unsigned long long)st.total);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+int render_job_progress_line(struct buf *out, const json_t *job)
+{
+	const char *id = get_str(job, "id"), *state = get_str(job, "state"), *reason = get_str(job, "reason");
+	double cost = 0, eta = 0;
+	int rc;
+
+	rc = buf_printf(out, "%s %s", id ? id : "?", state ? state : "unknown");
+	if (!rc && reason && reason[0])
+		rc = buf_printf(out, " (%s)", reason);
+	if (!rc)
+		rc = counts_inline(out, json_object_get(job, "counts"));
+	if (!rc && get_num(job, "eta_s", &eta) && !render_state_final(state)) {
+		char d[32];
+
+		render_duration(d, sizeof(d), eta);
+		rc = buf_printf(out, " eta %s", d);
+	}
+	if (!rc && get_num(job, "cost_usd", &cost)) {
+		char c[32];
+
+		fmt_cost(c, sizeof(c), cost);
+		rc = buf_printf(out, " cost %s", c);
+	}
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
+int render_event(struct buf *out, const char *event, const char *data)
+{
+	json_t *d = json_loads(data, JSON_DECODE_ANY, NULL);
+	char when[64] = "";
+	int rc;
+
+	if (json_is_object(d)) {
+		static const char *const tkeys[] = {"ts", "time", "at", "created_at"};
+
+		for (size_t i = 0; i < sizeof(tkeys) / sizeof(tkeys[0]) && !when[0]; i++)
+			fmt_time(json_object_get(d, tkeys[i]), when, sizeof(when));
+	}
+	rc = when[0] ? buf_printf(out, "%s  %-9s", when, event) : buf_printf(out, "%-9s", event);
+	if (!rc && json_is_object(d)) {
+		const char *msg = get_str(d, "message");
+		const char *state = get_str(d, "state"), *reason = get_str(d, "reason");
+
+		if (!msg)
+			msg = get_str(d, "msg");
+		if (msg) {
+			rc = buf_printf(out, " %s", msg);
+		} else if (state || json_object_get(d, "counts")) {
+			if (state)
+				rc = buf_printf(out, strcmp(event, "state") == 0 ? " %s" : " state %s", state);
+			if (!rc && reason && reason[0])
+				rc = buf_printf(out, " (%s)", reason);
+			if (!rc)
+				rc = counts_inline(out, json_object_get(d, "counts"));
+		} else {
+			char *s = json_dumps(d, JSON_COMPACT);
+
+			rc = buf_printf(out, " %s", s ? s : "");
+			free(s);
+		}
+	} else if (!rc && data[0]) {
+		rc = buf_puts(out, " ");
+		/* keep an event on one line */
+		for (const char *p = data; !rc && *p; p++)
+			rc = buf_append(out, *p == '\n' ? " " : p, 1);
+	}
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	json_decref(d);
+	return rc;
+}

@@ -1,0 +1,337 @@
+/* medthinkd: wiring. Loads the configuration, opens the store, registers the
+ * model endpoints with the client, resumes unfinished jobs, listens on the
+ * socket, and runs the loop until SIGINT/SIGTERM. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "daemon/api.h"
+#include "daemon/config.h"
+#include "stages/runner.h"
+#include "store/store.h"
+#include "teacher_clients/client.h"
+
+#ifndef MEDTHINK_VERSION
+#define MEDTHINK_VERSION "0.1.0"
+#endif
+
+struct daemon {
+	uv_loop_t loop;
+	struct config *cfg;
+	struct store *st;
+	struct client *cl;
+	struct runner *runner;
+	struct api *api;
+	uv_prepare_t commit;   /* group commit once per loop iteration */
+	uv_timer_t retry;      /* a busy store: commit again shortly */
+	uv_signal_t sigint, sigterm;
+	int stopping;
+	int exit_code;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: medthinkd [-c FILE] [--check-config] [--version]\n"
+		   "  -c, --config FILE   configuration (default: conf/medthinkd.conf)\n"
+		   "      --check-config  load and validate the configuration, print it, exit\n"
+		   "  -V, --version       print the version\n"
+		   "Environment: MEDTHINK_SOCKET overrides the socket path; the variables named\n"
+		   "by api_key_env hold the endpoints' API keys.\n");
+}
+
+/* sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)!sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa,
+		      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+	close(fd);
+}
+
+static void commit_now(struct daemon *d);
+
+static void on_retry(uv_timer_t *t) { commit_now(t->data); }
+
+static void commit_now(struct daemon *d)
+{
+	int rc;
+
+	/* Commits until the queue is empty: done callbacks may queue more
+	 * writes (an item's next step), bounded so one turn cannot spin. */
+	for (int i = 0; i < 4 && store_batch_pending(d->st) > 0; i++) {
+		rc = store_batch_flush(d->st);
+		if (rc == -EBUSY) {
+			uv_timer_start(&d->retry, on_retry, 5, 0);
+			return;
+		}
+	}
+	if (store_batch_pending(d->st) > 0 && !uv_is_active((uv_handle_t *)&d->retry))
+		uv_timer_start(&d->retry, on_retry, 0, 0);
+}
+
+static void on_prepare(uv_prepare_t *p) { commit_now(p->data); }
+
+static void closed_cb(void *ud) { (void)ud; }
+
+static void shutdown_begin(struct daemon *d)
+{
+	if (d->stopping++)
+		return;
+	log_info("shutting down");
+	if (d->api)
+		api_close(d->api, closed_cb, d);
+	runner_close(d->runner, closed_cb, d);
+	client_close(d->cl, closed_cb, d);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	log_info("received signal %d", signum);
+	shutdown_begin(d);
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out, size_t *n_out)
+{
+	size_t n = d->cfg->n_teachers + d->cfg->n_students, k = 0;
+	struct runner_endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
+	int rc = 0;
+
+	if (!eps)
+		return -ENOMEM;
+	for (size_t pass = 0; pass < 2; pass++) {
+		struct config_endpoint *list = pass ? d->cfg->students : d->cfg->teachers;
+		size_t cnt = pass ? d->cfg->n_students : d->cfg->n_teachers;
+
+		for (size_t i = 0; i < cnt; i++) {
+			struct config_endpoint *ce = &list[i];
+			struct client_endpoint_cfg ec = { 0 };
+			char full[160];
+
+			snprintf(full, sizeof(full), "%s.%s", pass ? "student" : "teacher", ce->name);
+			ec.name = full;
+			ec.kind = pass ? CLIENT_STUDENT : CLIENT_TEACHER;
+			ec.base_url = ce->base_url;
+			ec.model = ce->model;
+			ec.api_key = config_endpoint_api_key(ce);
+			ec.max_concurrency = (int)ce->max_concurrency;
+			ec.rpm = (int)ce->rpm;
+			ec.tpm = ce->tpm;
+			ec.timeout_s = (double)ce->timeout_s;
+			/* The client reads 0 as its default; the config's 0 means none. */
+			ec.max_retries = ce->max_retries ? (int)ce->max_retries : -1;
+			ec.price_in_per_mtok = ce->price_in_per_mtok;
+			ec.price_out_per_mtok = ce->price_out_per_mtok;
+			ec.json_schema = ce->json_schema;
+			rc = client_endpoint_add(d->cl, &ec);
+			if (rc) {
+				log_error("cannot register endpoint [%s]: %s", full, strerror(-rc));
+				goto out;
+			}
+			eps[k].name = strdup(full);
+			eps[k].max_concurrency = (int)ce->max_concurrency;
+			eps[k].model_path = ce->model_path;
+			k++;
+		}
+	}
+out:
+	*eps_out = eps;
+	*n_out = k;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { .exit_code = 1 };
+	const char *conf = "conf/medthinkd.conf";
+	struct runner_endpoint *eps = NULL;
+	size_t neps = 0;
+	struct runner_config rc_cfg = { 0 };
+	struct api_config ac = { 0 };
+	char err[1024], dbpath[4096];
+	int check = 0, opt, rc, loop_ok = 0;
+
+	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'V':
+			printf("medthinkd %s\n", MEDTHINK_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (config_load(conf, &d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "medthinkd: %s\n", err);
+		return 1;
+	}
+	if (config_apply_env(d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "medthinkd: %s\n", err);
+		goto out;
+	}
+	log_set_level(d.cfg->daemon.log_level);
+	if (check) {
+		config_dump(d.cfg, stdout);
+		d.exit_code = 0;
+		goto out;
+	}
+	rc = mkdir_p(d.cfg->daemon.state_dir);
+	if (rc) {
+		log_error("cannot create state_dir %s: %s", d.cfg->daemon.state_dir, strerror(-rc));
+		goto out;
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/medthink.db", d.cfg->daemon.state_dir);
+	if (store_open(dbpath, &d.st, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	{
+		int stale = 0;
+
+		if (store_dataset_abort_stale(d.st, &stale) == 0 && stale > 0)
+			log_warn("removed %d dataset import(s) cut short by a previous stop",
+				 stale);
+	}
+	uv_loop_init(&d.loop);
+	loop_ok = 1;
+	rc = client_new(&d.loop, d.st, NULL, &d.cl);
+	if (rc) {
+		log_error("cannot start the model client: %s", strerror(-rc));
+		goto out;
+	}
+	rc = register_endpoints(&d, &eps, &neps);
+	if (rc)
+		goto out;
+	rc_cfg.state_dir = d.cfg->daemon.state_dir;
+	rc_cfg.prompts_dir = d.cfg->daemon.prompts_dir;
+	rc_cfg.endpoints = eps;
+	rc_cfg.nendpoints = neps;
+	rc_cfg.train_argv = d.cfg->train.present ? d.cfg->train.command : NULL;
+	rc_cfg.train_timeout_s = (int)d.cfg->train.timeout_s;
+	rc = runner_new(&d.loop, d.st, d.cl, &rc_cfg, &d.runner);
+	if (rc)
+		goto out;
+	uv_prepare_init(&d.loop, &d.commit);
+	d.commit.data = &d;
+	uv_prepare_start(&d.commit, on_prepare);
+	uv_timer_init(&d.loop, &d.retry);
+	d.retry.data = &d;
+	ac.socket_path = d.cfg->daemon.socket;
+	ac.max_upload_bytes = (uint64_t)d.cfg->daemon.max_body_mb << 20;
+	ac.version = MEDTHINK_VERSION;
+	rc = api_start(&d.loop, d.st, d.runner, d.cl, &ac, &d.api);
+	if (rc) {
+		if (rc == -EADDRINUSE)
+			log_error("another medthinkd is already running on %s", ac.socket_path);
+		else
+			log_error("cannot listen on %s: %s", ac.socket_path, strerror(-rc));
+		d.stopping = 1;
+		runner_close(d.runner, closed_cb, &d);
+		client_close(d.cl, closed_cb, &d);
+		d.cl = NULL;
+		goto run_down;
+	}
+	uv_signal_init(&d.loop, &d.sigint);
+	uv_signal_init(&d.loop, &d.sigterm);
+	d.sigint.data = d.sigterm.data = &d;
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	rc = runner_start(d.runner);
+	if (rc > 0)
+		log_info("resumed %d unfinished job(s)", rc);
+	log_info("medthinkd %s listening on %s (store %s)", MEDTHINK_VERSION, ac.socket_path, dbpath);
+	notify_ready();
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	d.exit_code = 0;
+run_down:
+	/* Commit what completed before the stop, then let every handle close. */
+	commit_now(&d);
+	uv_prepare_stop(&d.commit);
+	uv_close((uv_handle_t *)&d.commit, NULL);
+	uv_close((uv_handle_t *)&d.retry, NULL);
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)
+		;
+out:
+	if (d.cl) {
+		/* Never started its work: close it and let its handles go. */
+		client_close(d.cl, closed_cb, &d);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
+	}
+	api_free(d.api);
+	runner_free(d.runner);
+	if (loop_ok && uv_loop_close(&d.loop) != 0)
+		log_warn("the loop still had open handles at exit");
+	for (size_t i = 0; i < neps; i++)
+		free((char *)eps[i].name);
+	free(eps);
+	store_close(d.st);
+	config_free(d.cfg);
+	if (d.exit_code == 0)
+		log_info("stopped");
+	return d.exit_code;
+}

@@ -1,0 +1,37 @@
+#ifndef MT_JOBSPEC_H
+#define MT_JOBSPEC_H
+/* Job specs (SPEC 6): parsing and validation of what a user submits, into a
+ * fixed struct, and back to the normalized JSON a job stores. Pure. */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stages/runner.h"
+
+struct jobspec {
+	char name[128];
+	char dataset[128];    /* id or name as given */
+	char kind[16];        /* pipeline | stage1 | stage2 | eval */
+	char teacher[96];     /* endpoint name "teacher.NAME", or "" */
+	char student[96];     /* endpoint name "student.NAME", or "" */
+	double eval_fraction; /* [0, 1) */
+	int64_t seed;
+	char strategy[32];    /* teacher_screen | none */
+	double selection_budget; /* fraction of items to keep, 0: no cap */
+	char train[16];       /* hook | manual | none */
+	bool train_given;
+	double budget_usd;    /* 0: no budget */
+	int64_t max_items;    /* 0: all */
+};
+
+/* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of
+ * range are errors: returns -EINVAL with err filled (status 422, the field
+ * named). A spec that is not an object is 400. */
+int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err);
+/* The normalized spec: every field present, defaults filled. New reference. */
+json_t *jobspec_to_json(const struct jobspec *js);
+/* Nothing to free today; kept so callers do not care. */
+void jobspec_clear(struct jobspec *js);
+
+#endif

@@ -1,0 +1,776 @@
+#include "stages/prompts.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/buf.h"
+
+const char *const prompts_required[] = { "screen", "explain", "answer", "judge", "correct", NULL };
+
+static const char *const placeholders[] = { "question", "options", "gold", "gold_text",
+	                                    "student_reply", "explanation", "context", "topic",
+	                                    NULL };
+static const char *const sections[] = { "mc", "open", "context", "explanation", "topic",
+	                                "student_reply", NULL };
+/* Templates that see the gold answer, and the one that must not. */
+static const char *const gold_templates[] = { "screen", "explain", "judge", "correct", NULL };
+static const char *const blind_templates[] = { "answer", NULL };
+
+#define SEPARATOR "---user---"
+#define MAX_DEPTH 8
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int in_list(const char *s, size_t n, const char *const *list)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0)
+			return 1;
+	return 0;
+}
+
+static int name_char(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* ---- Template scanning ------------------------------------------------- */
+
+enum tag_kind { TAG_NONE, TAG_VAR, TAG_OPEN, TAG_CLOSE };
+
+/* Reads a tag at p ("{name}", "{#name}", "{/name}"); anything else is not a
+ * tag (a literal brace). */
+static enum tag_kind tag_at(const char *p, const char *end, const char **name, size_t *nlen,
+                            size_t *len)
+{
+	enum tag_kind k = TAG_VAR;
+	const char *q = p + 1, *s;
+
+	if (*p != '{')
+		return TAG_NONE;
+	if (q < end && *q == '#') {
+		k = TAG_OPEN;
+		q++;
+	} else if (q < end && *q == '/') {
+		k = TAG_CLOSE;
+		q++;
+	}
+	s = q;
+	if (q >= end || !((*q >= 'a' && *q <= 'z') || *q == '_'))
+		return TAG_NONE;
+	while (q < end && name_char((unsigned char)*q))
+		q++;
+	if (q >= end || *q != '}')
+		return TAG_NONE;
+	*name = s;
+	*nlen = (size_t)(q - s);
+	*len = (size_t)(q + 1 - p);
+	return k;
+}
+
+/* Values a render fills in. NULL: not available (an error if used). */
+struct values {
+	const char *v[8]; /* indexed like placeholders[] */
+	int mc;
+};
+
+static int var_index(const char *s, size_t n)
+{
+	for (int i = 0; placeholders[i]; i++)
+		if (strlen(placeholders[i]) == n && memcmp(placeholders[i], s, n) == 0)
+			return i;
+	return -1;
+}
+
+static int section_true(const struct values *vals, const char *s, size_t n)
+{
+	int i;
+
+	if (n == 2 && memcmp(s, "mc", 2) == 0)
+		return vals->mc;
+	if (n == 4 && memcmp(s, "open", 4) == 0)
+		return !vals->mc;
+	i = var_index(s, n);
+	return i >= 0 && vals->v[i] && vals->v[i][0];
+}
+
+/* Walks a template part: checks it (vals == NULL) or renders it into out.
+ * A section tag alone on its line removes the line. Errors name the
+ * template, the part and the line. */
+static int walk(const char *tname, const char *part, const char *text, const struct values *vals,
+                struct buf *out, char *err, size_t errlen)
+{
+	const char *p = text, *end = text + strlen(text);
+	const char *open_name[MAX_DEPTH];
+	size_t open_len[MAX_DEPTH];
+	int active[MAX_DEPTH + 1];
+	int depth = 0, line = 1, rc;
+
+	active[0] = 1;
+	while (p < end) {
+		const char *le = memchr(p, '\n', (size_t)(end - p));
+		const char *s = p, *name, *e;
+		size_t nlen, tlen;
+		enum tag_kind k;
+		int lone = 0;
+
+		if (!le)
+			le = end;
+		/* a lone section tag? */
+		while (s < le && (*s == ' ' || *s == '\t'))
+			s++;
+		k = tag_at(s, le, &name, &nlen, &tlen);
+		if (k == TAG_OPEN || k == TAG_CLOSE) {
+			e = s + tlen;
+			while (e < le && (*e == ' ' || *e == '\t' || *e == '\r'))
+				e++;
+			lone = e == le;
+		}
+		for (s = p; s < (lone ? p : le);) {
+			k = tag_at(s, le, &name, &nlen, &tlen);
+			if (k == TAG_NONE) {
+				if (vals && active[depth]) {
+					rc = buf_append(out, s, 1);
+					if (rc)
+						goto fail_buf;
+				}
+				s++;
+				continue;
+			}
+			if (k == TAG_VAR) {
+				int vi = var_index(name, nlen);
+
+				if (vi < 0) {
+					seterr(err, errlen, "template %s (%s, line %d): unknown placeholder {%.*s}",
+					       tname, part, line, (int)nlen, name);
+					return -EINVAL;
+				}
+				if (vals && active[depth]) {
+					if (!vals->v[vi]) {
+						seterr(err, errlen,
+						       "template %s (%s, line %d): placeholder {%.*s} has no value "
+						       "(pass it in vars)",
+						       tname, part, line, (int)nlen, name);
+						return -EINVAL;
+					}
+					rc = buf_puts(out, vals->v[vi]);
+					if (rc)
+						goto fail_buf;
+				}
+			} else if (!in_list(name, nlen, sections)) {
+				seterr(err, errlen, "template %s (%s, line %d): unknown section {%c%.*s}", tname,
+				       part, line, k == TAG_OPEN ? '#' : '/', (int)nlen, name);
+				return -EINVAL;
+			} else if (k == TAG_OPEN) {
+				if (depth == MAX_DEPTH) {
+					seterr(err, errlen, "template %s (%s, line %d): sections nested too deep",
+					       tname, part, line);
+					return -EINVAL;
+				}
+				open_name[depth] = name;
+				open_len[depth] = nlen;
+				active[depth + 1] = active[depth] && (!vals || section_true(vals, name, nlen));
+				depth++;
+			} else {
+				if (!depth || open_len[depth - 1] != nlen ||
+				    memcmp(open_name[depth - 1], name, nlen) != 0) {
+					seterr(err, errlen, "template %s (%s, line %d): {/%.*s} closes no open section",
+					       tname, part, line, (int)nlen, name);
+					return -EINVAL;
+				}
+				depth--;
+			}
+			s += tlen;
+		}
+		if (lone) {
+			/* apply the lone tag; the line itself vanishes */
+			s = p;
+			while (*s == ' ' || *s == '\t')
+				s++;
+			k = tag_at(s, le, &name, &nlen, &tlen);
+			if (!in_list(name, nlen, sections)) {
+				seterr(err, errlen, "template %s (%s, line %d): unknown section {%c%.*s}", tname,
+				       part, line, k == TAG_OPEN ? '#' : '/', (int)nlen, name);
+				return -EINVAL;
+			}
+			if (k == TAG_OPEN) {
+				if (depth == MAX_DEPTH) {
+					seterr(err, errlen, "template %s (%s, line %d): sections nested too deep",
+					       tname, part, line);
+					return -EINVAL;
+				}
+				open_name[depth] = name;
+				open_len[depth] = nlen;
+				active[depth + 1] = active[depth] && (!vals || section_true(vals, name, nlen));
+				depth++;
+			} else {
+				if (!depth || open_len[depth - 1] != nlen ||
+				    memcmp(open_name[depth - 1], name, nlen) != 0) {
+					seterr(err, errlen, "template %s (%s, line %d): {/%.*s} closes no open section",
+					       tname, part, line, (int)nlen, name);
+					return -EINVAL;
+				}
+				depth--;
+			}
+		} else if (le < end && vals && active[depth]) {
+			rc = buf_append(out, "\n", 1);
+			if (rc)
+				goto fail_buf;
+		}
+		p = le < end ? le + 1 : end;
+		line++;
+	}
+	if (depth) {
+		seterr(err, errlen, "template %s (%s): section {#%.*s} is never closed", tname, part,
+		       (int)open_len[depth - 1], open_name[depth - 1]);
+		return -EINVAL;
+	}
+	return 0;
+fail_buf:
+	if (rc == -ENOBUFS) {
+		seterr(err, errlen, "template %s (%s): rendered text exceeds %zu bytes", tname, part,
+		       out->max);
+		return -E2BIG;
+	}
+	seterr(err, errlen, "template %s: out of memory", tname);
+	return rc;
+}
+
+/* ---- Checking one template --------------------------------------------- */
+
+static int has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = strstr(text, line); p; p = strstr(p + 1, line))
+		if ((p == text || p[-1] == '\n') && (p[n] == '\0' || p[n] == '\n' || p[n] == '\r'))
+			return 1;
+	return 0;
+}
+
+static int check_one(const char *name, json_t *t, char *err, size_t errlen)
+{
+	const char *sys = json_string_value(json_object_get(t, "system"));
+	const char *user = json_string_value(json_object_get(t, "user"));
+	json_t *ver = json_object_get(t, "version");
+	char task[96];
+	size_t nl = strlen(name);
+	int rc;
+
+	if (!json_is_object(t) || !sys || !user || !json_is_integer(ver) ||
+	    json_integer_value(ver) < 1) {
+		seterr(err, errlen, "template %s: needs \"version\" >= 1, \"system\" and \"user\" strings",
+		       name);
+		return -EINVAL;
+	}
+	if (!nl || nl > 64) {
+		seterr(err, errlen, "template name \"%.64s\": must be 1-64 characters", name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		if (!name_char((unsigned char)name[i])) {
+			seterr(err, errlen, "template name \"%s\": only a-z, 0-9 and _ are allowed", name);
+			return -EINVAL;
+		}
+	}
+	snprintf(task, sizeof task, "### Task: %s", name);
+	if (strncmp(user, task, strlen(task)) != 0 ||
+	    (user[strlen(task)] != '\n' && user[strlen(task)] != '\0')) {
+		seterr(err, errlen, "template %s (user, line 1): must be \"%s\"", name, task);
+		return -EINVAL;
+	}
+	rc = walk(name, "system", sys, NULL, NULL, err, errlen);
+	if (!rc)
+		rc = walk(name, "user", user, NULL, NULL, err, errlen);
+	if (rc)
+		return rc;
+	if (in_list(name, nl, blind_templates)) {
+		if (strstr(sys, "{gold") || strstr(user, "{gold") || strstr(sys, "Gold answer") ||
+		    strstr(user, "Gold answer")) {
+			seterr(err, errlen, "template %s: must not reveal the gold answer ({gold}, {gold_text} "
+			       "or \"Gold answer\")", name);
+			return -EINVAL;
+		}
+	} else if (in_list(name, nl, gold_templates)) {
+		if (!has_line(user, "Gold answer: {gold}")) {
+			seterr(err, errlen, "template %s (user): needs a line \"Gold answer: {gold}\"", name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int prompts_check(json_t *snapshot, char *err, size_t errlen)
+{
+	const char *name;
+	json_t *t;
+	int rc;
+
+	if (!json_is_object(snapshot)) {
+		seterr(err, errlen, "prompt snapshot: not a JSON object");
+		return -EINVAL;
+	}
+	if (json_object_size(snapshot) > PROMPTS_MAX) {
+		seterr(err, errlen, "prompt snapshot: more than %d templates", PROMPTS_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; prompts_required[i]; i++) {
+		if (!json_object_get(snapshot, prompts_required[i])) {
+			seterr(err, errlen, "prompt snapshot: template %s is missing", prompts_required[i]);
+			return -EINVAL;
+		}
+	}
+	json_object_foreach(snapshot, name, t) {
+		rc = check_one(name, t, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- Loading ----------------------------------------------------------- */
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	char *data = NULL;
+	struct stat st;
+	size_t n;
+	int rc = 0;
+
+	f = fopen(path, "rb");
+	if (!f) {
+		rc = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		rc = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((size_t)st.st_size > PROMPTS_FILE_MAX) {
+		rc = -EFBIG;
+		seterr(err, errlen, "%s: larger than %zu bytes", path, PROMPTS_FILE_MAX);
+		goto out;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = fread(data, 1, (size_t)st.st_size, f);
+	if (n != (size_t)st.st_size || ferror(f)) {
+		rc = -EIO;
+		seterr(err, errlen, "%s: read error", path);
+		goto out;
+	}
+	data[n] = '\0';
+	*out = data;
+	*len = n;
+	data = NULL;
+out:
+	free(data);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* Trims blank lines (and trailing spaces) at both ends, in place. */
+static char *trim_block(char *s)
+{
+	char *e;
+
+	while (*s == '\n' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+/* Parses one template file's text (NUL-terminated, len bytes) into
+ * {"version","system","user"}. */
+static int parse_file(const char *path, const char *stem, char *text, size_t len, json_t **out,
+                      char *err, size_t errlen)
+{
+	char hname[80];
+	int ver = 0, consumed = 0;
+	char *nl, *body, *sep, *user, *sys;
+	json_t *t;
+
+	if (memchr(text, '\0', len)) {
+		seterr(err, errlen, "%s: contains a NUL byte", path);
+		return -EINVAL;
+	}
+	nl = strchr(text, '\n');
+	if (nl)
+		*nl = '\0';
+	if (sscanf(text, "# medthink prompt %79s v%d%n", hname, &ver, &consumed) != 2 ||
+	    text[consumed] != '\0' || ver < 1) {
+		seterr(err, errlen, "%s:1: the first line must be \"# medthink prompt %s vN\"", path, stem);
+		return -EINVAL;
+	}
+	if (strcmp(hname, stem) != 0) {
+		seterr(err, errlen, "%s:1: header names prompt %s, but the file is %s.txt", path, hname,
+		       stem);
+		return -EINVAL;
+	}
+	body = nl ? nl + 1 : text + len;
+	/* the separator line */
+	sep = NULL;
+	for (char *p = strstr(body, SEPARATOR); p; p = strstr(p + 1, SEPARATOR)) {
+		char *q = p + strlen(SEPARATOR);
+
+		if ((p == body || p[-1] == '\n') && (*q == '\n' || *q == '\0' || *q == '\r')) {
+			if (sep) {
+				seterr(err, errlen, "%s: more than one \"" SEPARATOR "\" line", path);
+				return -EINVAL;
+			}
+			sep = p;
+		}
+	}
+	if (!sep) {
+		seterr(err, errlen, "%s: no \"" SEPARATOR "\" line between system and user parts", path);
+		return -EINVAL;
+	}
+	*sep = '\0';
+	user = sep + strlen(SEPARATOR);
+	sys = trim_block(body);
+	user = trim_block(user);
+	t = json_pack("{s:i,s:s,s:s}", "version", ver, "system", sys, "user", user);
+	if (!t) {
+		/* json_pack fails on invalid UTF-8 (or ENOMEM) */
+		seterr(err, errlen, "%s: not valid UTF-8", path);
+		return -EINVAL;
+	}
+	*out = t;
+	return 0;
+}
+
+int prompts_load_dir(const char *dir, json_t **snapshot, char *err, size_t errlen)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	json_t *snap = NULL, *t = NULL;
+	char *text = NULL;
+	char path[4096];
+	size_t len = 0, count = 0;
+	int rc = 0;
+
+	if (!dir || !snapshot)
+		return -EINVAL;
+	*snapshot = NULL;
+	d = opendir(dir);
+	if (!d) {
+		rc = -errno;
+		seterr(err, errlen, "prompt directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	snap = json_object();
+	if (!snap) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (errno = 0, de = readdir(d); de; errno = 0, de = readdir(d)) {
+		size_t nl = strlen(de->d_name);
+		char stem[80];
+
+		if (nl <= 4 || strcmp(de->d_name + nl - 4, ".txt") != 0 || de->d_name[0] == '.')
+			continue;
+		if (nl - 4 >= sizeof stem) {
+			rc = -EINVAL;
+			seterr(err, errlen, "%s/%s: file name too long for a template", dir, de->d_name);
+			goto out;
+		}
+		if (++count > PROMPTS_MAX) {
+			rc = -EMFILE;
+			seterr(err, errlen, "prompt directory %s: more than %d templates", dir, PROMPTS_MAX);
+			goto out;
+		}
+		memcpy(stem, de->d_name, nl - 4);
+		stem[nl - 4] = '\0';
+		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path) {
+			rc = -ENAMETOOLONG;
+			seterr(err, errlen, "%s: path too long", dir);
+			goto out;
+		}
+		rc = read_file(path, &text, &len, err, errlen);
+		if (rc)
+			goto out;
+		rc = parse_file(path, stem, text, len, &t, err, errlen);
+		free(text);
+		text = NULL;
+		if (rc)
+			goto out;
+		{
+			char cerr[512];
+
+			rc = check_one(stem, t, cerr, sizeof cerr);
+			if (rc) {
+				seterr(err, errlen, "%s: %s", path, cerr);
+				goto out;
+			}
+		}
+		if (json_object_set_new(snap, stem, t) != 0) {
+			t = NULL;
+			rc = -ENOMEM;
+			goto out;
+		}
+		t = NULL;
+	}
+	if (errno) {
+		rc = -errno;
+		seterr(err, errlen, "prompt directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; prompts_required[i]; i++) {
+		if (!json_object_get(snap, prompts_required[i])) {
+			rc = -ENOENT;
+			seterr(err, errlen, "prompt directory %s: %s.txt is missing", dir, prompts_required[i]);
+			goto out;
+		}
+	}
+	*snapshot = snap;
+	snap = NULL;
+out:
+	if (d)
+		closedir(d);
+	free(text);
+	json_decref(t);
+	json_decref(snap);
+	return rc;
+}
+
+/* ---- Rendering --------------------------------------------------------- */
+
+char *prompts_options_text(json_t *options)
+{
+	struct buf b;
+	const char *key;
+	json_t *v;
+	int rc = 0;
+
+	if (!json_is_object(options))
+		return NULL;
+	buf_init(&b, PROMPTS_RENDER_MAX);
+	json_object_foreach(options, key, v) {
+		const char *txt = json_string_value(v);
+
+		if (b.len)
+			rc = buf_puts(&b, "\n");
+		if (!rc)
+			rc = buf_printf(&b, "%s. %s", key, txt ? txt : "");
+		if (rc) {
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	if (!b.base)
+		return strdup("");
+	return buf_take(&b);
+}
+
+/* The item's context: a string, or an array of strings joined by blank
+ * lines (PubMedQA CONTEXTS), into a new string ("" when none). */
+static char *item_context(json_t *item)
+{
+	json_t *c = json_object_get(item, "context");
+	struct buf b;
+	size_t i;
+	json_t *v;
+
+	if (!c)
+		c = json_object_get(item, "contexts");
+	if (json_is_string(c))
+		return strdup(json_string_value(c));
+	if (!json_is_array(c))
+		return strdup("");
+	buf_init(&b, PROMPTS_RENDER_MAX);
+	json_array_foreach(c, i, v) {
+		if (!json_is_string(v))
+			continue;
+		if ((b.len && buf_puts(&b, "\n\n")) || buf_puts(&b, json_string_value(v))) {
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	if (!b.base)
+		return strdup("");
+	return buf_take(&b);
+}
+
+/* Collapses runs of blank lines (left by empty values) to one, and trims. */
+static void tidy(struct buf *b)
+{
+	size_t o = 0, nl = 0;
+	char *s = b->base;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < b->len; i++) {
+		if (s[i] == '\n') {
+			/* drop trailing spaces before a newline */
+			while (o > 0 && (s[o - 1] == ' ' || s[o - 1] == '\t'))
+				o--;
+			if (++nl > 2 || o == 0)
+				continue;
+		} else if (s[i] != ' ' && s[i] != '\t') {
+			nl = 0;
+		}
+		s[o++] = s[i];
+	}
+	while (o > 0 && (s[o - 1] == '\n' || s[o - 1] == ' ' || s[o - 1] == '\t'))
+		o--;
+	s[o] = '\0';
+	b->len = o;
+}
+
+static int add_message(json_t *msgs, const char *role, struct buf *b)
+{
+	json_t *m = json_pack("{s:s,s:s}", "role", role, "content", b->base ? b->base : "");
+
+	if (!m)
+		return -EINVAL; /* invalid UTF-8 in a value */
+	if (json_array_append_new(msgs, m) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
+                   json_t **messages_out, char *err, size_t errlen)
+{
+	struct values vals;
+	json_t *t, *options, *msgs = NULL;
+	const char *gold, *k;
+	char *opt_text = NULL, *ctx = NULL;
+	struct buf sys, user;
+	json_t *v;
+	int rc = 0;
+
+	buf_init(&sys, PROMPTS_RENDER_MAX);
+	buf_init(&user, PROMPTS_RENDER_MAX);
+	memset(&vals, 0, sizeof vals);
+	if (!snapshot || !name || !messages_out) {
+		seterr(err, errlen, "prompts_render: missing argument");
+		return -EINVAL;
+	}
+	*messages_out = NULL;
+	t = json_object_get(snapshot, name);
+	if (!t) {
+		seterr(err, errlen, "template %s: not in the prompt snapshot", name);
+		return -ENOENT;
+	}
+	rc = check_one(name, t, err, errlen);
+	if (rc)
+		return rc;
+	if (!json_is_object(item) || !json_is_string(json_object_get(item, "question")) ||
+	    !json_is_string(json_object_get(item, "answer"))) {
+		seterr(err, errlen, "template %s: item needs \"question\" and \"answer\" strings", name);
+		return -EINVAL;
+	}
+	if (vars && !json_is_object(vars)) {
+		seterr(err, errlen, "template %s: vars must be an object", name);
+		return -EINVAL;
+	}
+	gold = json_string_value(json_object_get(item, "answer"));
+	options = json_object_get(item, "options");
+	vals.mc = json_is_object(options) && json_object_size(options) > 0;
+	if (vals.mc) {
+		opt_text = prompts_options_text(options);
+		if (!opt_text) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (!json_is_string(json_object_get(options, gold))) {
+			seterr(err, errlen, "template %s: item answer \"%.40s\" is not one of its options",
+			       name, gold);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	ctx = item_context(item);
+	if (!ctx) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	vals.v[0] = json_string_value(json_object_get(item, "question"));
+	vals.v[1] = vals.mc ? opt_text : "";
+	vals.v[2] = gold;
+	vals.v[3] = vals.mc ? json_string_value(json_object_get(options, gold)) : gold;
+	vals.v[4] = NULL; /* student_reply: vars only */
+	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
+	vals.v[6] = ctx;
+	vals.v[7] = json_string_value(json_object_get(item, "topic"));
+	if (!vals.v[5])
+		vals.v[5] = "";
+	if (!vals.v[7])
+		vals.v[7] = "";
+	if (vars) {
+		json_object_foreach(vars, k, v) {
+			int vi = var_index(k, strlen(k));
+
+			if (vi < 4) { /* item-derived values cannot be overridden */
+				seterr(err, errlen, "template %s: unknown var \"%s\" (student_reply, "
+				       "explanation, context, topic)", name, k);
+				rc = -EINVAL;
+				goto out;
+			}
+			if (!json_is_string(v)) {
+				seterr(err, errlen, "template %s: var \"%s\" must be a string", name, k);
+				rc = -EINVAL;
+				goto out;
+			}
+			vals.v[vi] = json_string_value(v);
+		}
+	}
+	rc = walk(name, "system", json_string_value(json_object_get(t, "system")), &vals, &sys, err,
+	          errlen);
+	if (!rc)
+		rc = walk(name, "user", json_string_value(json_object_get(t, "user")), &vals, &user, err,
+		          errlen);
+	if (rc)
+		goto out;
+	tidy(&sys);
+	tidy(&user);
+	msgs = json_array();
+	if (!msgs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (sys.len)
+		rc = add_message(msgs, "system", &sys);
+	if (!rc)
+		rc = add_message(msgs, "user", &user);
+	if (rc) {
+		seterr(err, errlen, "template %s: rendered text is not valid UTF-8", name);
+		goto out;
+	}
+	*messages_out = msgs;
+	msgs = NULL;
+out:
+	json_decref(msgs);
+	free(opt_text);
+	free(ctx);
+	buf_free(&sys);
+	buf_free(&user);
+	return rc;
+}

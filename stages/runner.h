@@ -1,0 +1,103 @@
+#ifndef MT_RUNNER_H
+#define MT_RUNNER_H
+/* The job runner: a persistent state machine per job and per item, driven by
+ * the event loop. It creates jobs from specs, splits their dataset into
+ * train and eval items, walks every item through the steps of each phase
+ * (stages/steps.h), calls the models through teacher_clients/client.h and
+ * keeps every state change in the store, so a restarted daemon resumes each
+ * unfinished job where it stood.
+ *
+ * Phases of a job by kind:
+ *   stage1:   stage1
+ *   stage2:   stage2
+ *   eval:     eval
+ *   pipeline: stage1, train1, stage2, train2, eval
+ * A train phase runs the [train] hook, pauses with reason "awaiting retrain"
+ * (train "manual") until resumed, or passes straight on (train "none").
+ *
+ * Threads: the loop thread only. Errors: 0 or a negative errno. */
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct store;
+struct client;
+struct runner;
+
+/* A model endpoint the runner may name in a job: "teacher.NAME" or
+ * "student.NAME" as configured; concurrency sizes a job's window. */
+struct runner_endpoint {
+	const char *name;
+	int max_concurrency;
+	const char *model_path; /* students: {model_path} of the train hook */
+};
+
+struct runner_config {
+	const char *state_dir;   /* where train hook outputs go (jobs/job_N/) */
+	const char *prompts_dir; /* templates copied into each job at submission */
+	const struct runner_endpoint *endpoints;
+	size_t nendpoints;
+	char *const *train_argv; /* NULL-terminated template, or NULL: no hook */
+	int train_timeout_s;
+	int max_window;          /* most items in flight per job; 0: 2048 */
+};
+
+/* An error for the API: HTTP status, code, message, and the spec field it
+ * is about (empty when none). */
+struct runner_err {
+	int status;
+	char code[32];
+	char message[256];
+	char field[64];
+};
+
+/* Creates a runner on loop over st (borrowed) calling models through cl
+ * (borrowed). cfg is copied. Nothing runs until runner_start. */
+int runner_new(uv_loop_t *loop, struct store *st, struct client *cl,
+	       const struct runner_config *cfg, struct runner **out);
+
+/* Resumes every unfinished job of the store (queued, running: run again;
+ * paused: loaded, waiting for resume). Returns the number resumed or a
+ * negative errno. */
+int runner_start(struct runner *r);
+
+/* Validates spec (borrowed) and creates a queued job that starts at once.
+ * On a bad spec returns -EINVAL with err filled (422 + field); an unknown
+ * dataset is 422 on field "dataset". */
+int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner_err *err);
+
+/* action: "cancel", "pause" or "resume". -ENOENT unknown job (404),
+ * -EALREADY when the state does not allow it (409), with err filled. */
+int runner_job_action(struct runner *r, int64_t id, const char *action, struct runner_err *err);
+
+/* Sets a job's budget_usd (a raised budget lets a paused job go on when
+ * resumed). -ENOENT for a job not loaded. */
+int runner_job_set_budget(struct runner *r, int64_t id, double budget_usd);
+
+/* The status object of SPEC 6 (new reference), or NULL for an unknown job. */
+json_t *runner_job_status(struct runner *r, int64_t id);
+/* Every job's status object, oldest first. */
+json_t *runner_job_list(struct runner *r);
+
+/* True when the job is finished (done, failed or cancelled). */
+int runner_job_finished(struct runner *r, int64_t id);
+
+/* Progress and state-change notifications for /events subscribers:
+ * fn(ud, job, type, data) on the loop thread; data is borrowed. One
+ * listener (the API fans out). */
+void runner_set_listener(struct runner *r,
+			 void (*fn)(void *ud, int64_t job, const char *type, json_t *data),
+			 void *ud);
+
+/* Prometheus lines for the runner's gauges and counters, appended to b. */
+struct buf;
+void runner_metrics(struct runner *r, struct buf *b);
+
+/* Stops dispatching, waits for nothing (in-flight calls are dropped by the
+ * client's close and re-sent after restart), closes the timer and calls
+ * cb(ud) from the loop. Call once; then runner_free. */
+void runner_close(struct runner *r, void (*cb)(void *ud), void *ud);
+void runner_free(struct runner *r);
+
+#endif

@@ -1,0 +1,497 @@
+#include "stages/steps.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "stages/grade.h"
+#include "stages/prompts.h"
+
+static const char *const step_names[STEP__N] = {
+	"screen", "explain", "answer", "judge", "correct", "eval", "eval_judge",
+};
+
+/* The template each step renders; eval asks the same way answer does, and
+ * eval_judge the same way judge does, so both phases grade alike. */
+static const char *const step_templates[STEP__N] = {
+	"screen", "explain", "answer", "judge", "correct", "answer", "judge",
+};
+
+const char *step_name(enum step s)
+{
+	return (s >= 0 && s < STEP__N) ? step_names[s] : "?";
+}
+
+int step_parse(const char *name)
+{
+	for (int i = 0; i < STEP__N; i++)
+		if (strcmp(name, step_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+bool step_is_student(enum step s) { return s == STEP_ANSWER || s == STEP_EVAL; }
+
+static bool step_wants_json(enum step s)
+{
+	return s == STEP_SCREEN || s == STEP_JUDGE || s == STEP_CORRECT || s == STEP_EVAL_JUDGE;
+}
+
+static json_t *schema_screen(void)
+{
+	return json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s, s:i, s:i}, s:{s:s, s:i, s:i}, s:{s:s}},"
+			 " s:[s,s], s:b}",
+			 "type", "object", "properties",
+			 "keep", "type", "boolean",
+			 "reason", "type", "string",
+			 "quality", "type", "integer", "minimum", 1, "maximum", 5,
+			 "difficulty", "type", "integer", "minimum", 1, "maximum", 5,
+			 "topic", "type", "string",
+			 "required", "keep", "reason", "additionalProperties", 1);
+}
+
+static json_t *schema_judge(void)
+{
+	return json_pack("{s:s, s:{s:{s:[s,s]}, s:{s:s}, s:{s:s}}, s:[s,s]}",
+			 "type", "object", "properties",
+			 "answer", "type", "string", "null",
+			 "correct", "type", "boolean",
+			 "reason", "type", "string",
+			 "required", "answer", "correct");
+}
+
+static json_t *schema_correct(void)
+{
+	return json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s]}",
+			 "type", "object", "properties",
+			 "missing_knowledge", "type", "string",
+			 "critique", "type", "string",
+			 "reasoning", "type", "string",
+			 "final_answer", "type", "string",
+			 "required", "missing_knowledge", "critique", "reasoning", "final_answer");
+}
+
+/* Appends text to the content of the last message (a re-ask keeps the task
+ * line first in the last user message, as the prompt convention wants). */
+static int append_to_last_message(json_t *messages, const char *text)
+{
+	json_t *last = json_array_get(messages, json_array_size(messages) - 1);
+	const char *content = json_string_value(json_object_get(last, "content"));
+	struct buf b;
+	int rc;
+
+	if (!content)
+		return -EINVAL;
+	buf_init(&b, (size_t)4 << 20);
+	rc = buf_printf(&b, "%s\n\n%s", content, text);
+	if (rc == 0)
+		rc = json_object_set_new(last, "content", json_string(b.base)) ? -ENOMEM : 0;
+	buf_free(&b);
+	return rc;
+}
+
+int step_request_build(enum step s, const struct step_ctx *ctx, struct step_request *req,
+		       char *err, size_t errlen)
+{
+	json_t *vars = NULL;
+	const char *reply;
+	int rc = -EINVAL;
+
+	memset(req, 0, sizeof(*req));
+	if (s < 0 || s >= STEP__N) {
+		snprintf(err, errlen, "unknown step %d", (int)s);
+		goto out;
+	}
+	vars = json_object();
+	reply = json_string_value(json_object_get(ctx->prior, "reply"));
+	if (reply)
+		json_object_set_new(vars, "student_reply", json_string(reply));
+	rc = prompts_render(ctx->prompts, step_templates[s], ctx->item, vars, &req->messages, err,
+			    errlen);
+	if (rc)
+		goto out;
+	if (ctx->attempt > 0 && ctx->last_problem) {
+		char note[600];
+
+		snprintf(note, sizeof(note),
+			 "Note: this is attempt %d. The previous reply was not usable: %s. "
+			 "Answer again, following the instructions exactly.",
+			 ctx->attempt + 1, ctx->last_problem);
+		rc = append_to_last_message(req->messages, note);
+		if (rc) {
+			snprintf(err, errlen, "cannot add the re-ask note to template %s",
+				 step_templates[s]);
+			goto out;
+		}
+	}
+	req->expect_json = step_wants_json(s);
+	req->temperature = 0.0;
+	switch (s) {
+	case STEP_SCREEN:
+		req->schema = schema_screen();
+		req->schema_name = "screen_verdict";
+		req->max_tokens = 400;
+		break;
+	case STEP_JUDGE:
+	case STEP_EVAL_JUDGE:
+		req->schema = schema_judge();
+		req->schema_name = "judge_verdict";
+		req->max_tokens = 300;
+		break;
+	case STEP_CORRECT:
+		req->schema = schema_correct();
+		req->schema_name = "correction";
+		req->max_tokens = 2000;
+		break;
+	case STEP_EXPLAIN:
+		req->max_tokens = 1500;
+		break;
+	default:
+		req->max_tokens = 1500;
+		break;
+	}
+	rc = 0;
+out:
+	json_decref(vars);
+	if (rc)
+		step_request_clear(req);
+	return rc;
+}
+
+void step_request_clear(struct step_request *req)
+{
+	json_decref(req->messages);
+	json_decref(req->schema);
+	memset(req, 0, sizeof(*req));
+}
+
+void step_outcome_clear(struct step_outcome *out)
+{
+	json_decref(out->artifact);
+	memset(out, 0, sizeof(*out));
+	out->next = -1;
+}
+
+static void outcome_set(struct step_outcome *out, enum step_result r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void outcome_set(struct step_outcome *out, enum step_result r, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->result = r;
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* A reply that cannot be used is re-asked, and on the last attempt the item
+ * fails with the reason (kept on its task row). */
+static void outcome_bad_reply(struct step_outcome *out, const struct step_ctx *ctx,
+			      const char *why)
+{
+	if (ctx->attempt + 1 < STEP_MAX_ATTEMPTS)
+		outcome_set(out, STEP_RETRY, "%s", why);
+	else
+		outcome_set(out, STEP_FAILED, "%s (after %d attempts)", why, ctx->attempt + 1);
+}
+
+static const char *gold_of(json_t *item)
+{
+	return json_string_value(json_object_get(item, "answer"));
+}
+
+static bool item_is_mc(json_t *item)
+{
+	return json_is_object(json_object_get(item, "options"));
+}
+
+static int json_int_in(json_t *v, int lo, int hi, int dflt)
+{
+	json_int_t n;
+
+	if (json_is_integer(v))
+		n = json_integer_value(v);
+	else if (json_is_real(v))
+		n = (json_int_t)json_real_value(v);
+	else
+		return dflt;
+	return n < lo ? lo : n > hi ? hi : (int)n;
+}
+
+static void reply_screen(const struct step_ctx *ctx, json_t *json, struct step_outcome *out)
+{
+	json_t *keep = json_object_get(json, "keep");
+	const char *reason = json_string_value(json_object_get(json, "reason"));
+	const char *topic = json_string_value(json_object_get(json, "topic"));
+	bool k;
+
+	if (!json_is_object(json)) {
+		outcome_bad_reply(out, ctx, "screening reply has no JSON object");
+		return;
+	}
+	if (json_is_boolean(keep)) {
+		k = json_is_true(keep);
+	} else if (json_is_string(keep) && (strcmp(json_string_value(keep), "true") == 0 ||
+					     strcmp(json_string_value(keep), "keep") == 0)) {
+		k = true;
+	} else if (json_is_string(keep) && (strcmp(json_string_value(keep), "false") == 0 ||
+					     strcmp(json_string_value(keep), "drop") == 0)) {
+		k = false;
+	} else {
+		outcome_bad_reply(out, ctx, "screening reply: \"keep\" is not a boolean");
+		return;
+	}
+	if (!reason || !*reason) {
+		outcome_bad_reply(out, ctx, "screening reply: \"reason\" is missing or empty");
+		return;
+	}
+	out->artifact = json_pack("{s:b, s:s, s:i, s:i}", "keep", k, "reason", reason,
+				  "quality", json_int_in(json_object_get(json, "quality"), 1, 5, 3),
+				  "difficulty",
+				  json_int_in(json_object_get(json, "difficulty"), 1, 5, 3));
+	if (topic && *topic)
+		json_object_set_new(out->artifact, "topic", json_string(topic));
+	out->artifact_kind = "verdict";
+	if (k) {
+		outcome_set(out, STEP_DONE, "%s", "");
+		out->next = STEP_EXPLAIN;
+	} else {
+		outcome_set(out, STEP_DROPPED, "%s", reason);
+	}
+}
+
+static void reply_explain(const struct step_ctx *ctx, const char *content,
+			  struct step_outcome *out)
+{
+	struct grade_result g;
+	const char *gold = gold_of(ctx->item);
+
+	if (!content || !*content) {
+		outcome_bad_reply(out, ctx, "empty explanation");
+		return;
+	}
+	if (grade_item(ctx->item, content, &g) != 0) {
+		outcome_bad_reply(out, ctx, "explanation cannot be graded");
+		return;
+	}
+	/* An explanation must support the gold answer: one that ends elsewhere
+	 * would teach the student the wrong thing. */
+	if (g.verdict == GRADE_WRONG || g.verdict == GRADE_AMBIGUOUS ||
+	    (g.verdict == GRADE_NONE && item_is_mc(ctx->item))) {
+		char why[200];
+
+		if (g.verdict == GRADE_WRONG)
+			snprintf(why, sizeof(why),
+				 "explanation concludes %.60s, which contradicts the gold answer %s",
+				 g.answer, gold ? gold : "?");
+		else
+			snprintf(why, sizeof(why), "explanation does not state a final answer (%s)",
+				 grade_verdict_name(g.verdict));
+		if (ctx->attempt + 1 < STEP_MAX_ATTEMPTS) {
+			outcome_set(out, STEP_RETRY, "%s", why);
+		} else {
+			outcome_set(out, STEP_DROPPED, "%s (after %d attempts)", why,
+				    ctx->attempt + 1);
+		}
+		return;
+	}
+	out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer",
+				  gold ? gold : "", "verified", g.verdict == GRADE_CORRECT);
+	out->artifact_kind = "explanation";
+	outcome_set(out, STEP_DONE, "%s", "");
+}
+
+/* answer and eval: the rules grade the student's reply when they can; when
+ * they find no single clear answer a judge step follows. */
+static void reply_student(enum step s, const struct step_ctx *ctx, const char *content,
+			  struct step_outcome *out)
+{
+	struct grade_result g;
+	bool eval = s == STEP_EVAL;
+	const char *verdict;
+
+	if (!content)
+		content = "";
+	if (grade_item(ctx->item, content, &g) != 0) {
+		outcome_bad_reply(out, ctx, "student reply cannot be graded");
+		return;
+	}
+	switch (g.verdict) {
+	case GRADE_CORRECT:
+		verdict = "correct";
+		break;
+	case GRADE_WRONG:
+		verdict = "wrong";
+		break;
+	default:
+		verdict = "unclear";
+		break;
+	}
+	out->artifact = json_pack("{s:s, s:s, s:s, s:s, s:s}", "reply", content, "answer", g.answer,
+				  "rule", g.rule ? g.rule : "", "verdict", verdict, "graded_by",
+				  "rules");
+	out->artifact_kind = eval ? "eval" : "answer";
+	outcome_set(out, STEP_DONE, "%s", "");
+	if (g.verdict == GRADE_CORRECT)
+		out->next = -1;
+	else if (g.verdict == GRADE_WRONG)
+		out->next = eval ? -1 : STEP_CORRECT;
+	else
+		out->next = eval ? STEP_EVAL_JUDGE : STEP_JUDGE;
+}
+
+static void reply_judge(enum step s, const struct step_ctx *ctx, json_t *json,
+			struct step_outcome *out)
+{
+	bool eval = s == STEP_EVAL_JUDGE;
+	json_t *ans = json_object_get(json, "answer");
+	json_t *correct = json_object_get(json, "correct");
+	const char *reason = json_string_value(json_object_get(json, "reason"));
+	const char *gold = gold_of(ctx->item);
+	const char *reply = json_string_value(json_object_get(ctx->prior, "reply"));
+	const char *verdict;
+	const char *answer = "";
+
+	if (!json_is_object(json)) {
+		outcome_bad_reply(out, ctx, "judge reply has no JSON object");
+		return;
+	}
+	if (item_is_mc(ctx->item)) {
+		/* The judge says which option the student chose; whether that is
+		 * right is decided here, against the gold key. */
+		json_t *options = json_object_get(ctx->item, "options");
+		const char *a = json_string_value(ans);
+
+		if (a && json_object_get(options, a)) {
+			answer = a;
+			verdict = gold && strcmp(a, gold) == 0 ? "correct" : "wrong";
+		} else if (json_is_null(ans) || !ans || (a && !*a)) {
+			verdict = "ungraded";
+		} else {
+			outcome_bad_reply(out, ctx, "judge reply: \"answer\" is not an option key");
+			return;
+		}
+	} else {
+		if (json_is_string(ans))
+			answer = json_string_value(ans);
+		if (json_is_boolean(correct))
+			verdict = json_is_true(correct) ? "correct" : "wrong";
+		else
+			verdict = "ungraded";
+	}
+	out->judged = true;
+	out->ungraded = strcmp(verdict, "ungraded") == 0;
+	out->artifact = json_pack("{s:s, s:s, s:s, s:s, s:s}", "reply", reply ? reply : "", "answer",
+				  answer, "verdict", verdict, "graded_by", "judge", "judge_reason",
+				  reason ? reason : "");
+	out->artifact_kind = eval ? "eval" : "grade";
+	outcome_set(out, STEP_DONE, "%s", "");
+	out->next = (!eval && strcmp(verdict, "wrong") == 0) ? STEP_CORRECT : -1;
+}
+
+static void reply_correct(const struct step_ctx *ctx, json_t *json, struct step_outcome *out)
+{
+	const char *fields[] = { "missing_knowledge", "critique", "reasoning", "final_answer" };
+	const char *final, *reasoning, *gold = gold_of(ctx->item);
+	struct grade_result g;
+	char why[200];
+
+	if (!json_is_object(json)) {
+		outcome_bad_reply(out, ctx, "correction reply has no JSON object");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = json_string_value(json_object_get(json, fields[i]));
+
+		if (!v || !*v) {
+			snprintf(why, sizeof(why), "correction reply: \"%s\" is missing or empty",
+				 fields[i]);
+			outcome_bad_reply(out, ctx, why);
+			return;
+		}
+	}
+	final = json_string_value(json_object_get(json, "final_answer"));
+	reasoning = json_string_value(json_object_get(json, "reasoning"));
+	/* The chain must end in the gold answer: checked with the same
+	 * extractor that grades the student, on the final answer and on the
+	 * reasoning (which must not conclude something else). */
+	if (grade_item(ctx->item, final, &g) != 0 || g.verdict != GRADE_CORRECT) {
+		snprintf(why, sizeof(why), "corrective chain ends in %.60s, not the gold answer %s",
+			 g.answer[0] ? g.answer : "no answer", gold ? gold : "?");
+		outcome_bad_reply(out, ctx, why);
+		return;
+	}
+	if (grade_item(ctx->item, reasoning, &g) == 0 && g.verdict == GRADE_WRONG) {
+		snprintf(why, sizeof(why), "corrective reasoning concludes %.60s, not the gold answer %s",
+			 g.answer, gold ? gold : "?");
+		outcome_bad_reply(out, ctx, why);
+		return;
+	}
+	out->artifact = json_pack("{s:O, s:O, s:O, s:s}", "missing_knowledge",
+				  json_object_get(json, "missing_knowledge"), "critique",
+				  json_object_get(json, "critique"), "reasoning",
+				  json_object_get(json, "reasoning"), "final_answer", gold ? gold : "");
+	out->artifact_kind = "chain";
+	outcome_set(out, STEP_DONE, "%s", "");
+}
+
+void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,
+		      struct step_outcome *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->next = -1;
+	switch (s) {
+	case STEP_SCREEN:
+		reply_screen(ctx, json, out);
+		break;
+	case STEP_EXPLAIN:
+		reply_explain(ctx, content, out);
+		break;
+	case STEP_ANSWER:
+	case STEP_EVAL:
+		reply_student(s, ctx, content, out);
+		break;
+	case STEP_JUDGE:
+	case STEP_EVAL_JUDGE:
+		reply_judge(s, ctx, json, out);
+		break;
+	case STEP_CORRECT:
+		reply_correct(ctx, json, out);
+		break;
+	default:
+		outcome_set(out, STEP_FAILED, "unknown step %d", (int)s);
+		break;
+	}
+}
+
+char *step_sft_output(const char *kind, json_t *artifact, json_t *item)
+{
+	const char *gold = gold_of(item);
+	struct buf b;
+	const char *text;
+	struct grade_result g;
+
+	buf_init(&b, (size_t)8 << 20);
+	if (strcmp(kind, "explanation") == 0) {
+		text = json_string_value(json_object_get(artifact, "text"));
+		if (!text)
+			return NULL;
+		buf_puts(&b, text);
+	} else if (strcmp(kind, "chain") == 0) {
+		text = json_string_value(json_object_get(artifact, "reasoning"));
+		if (!text || !gold)
+			return NULL;
+		buf_puts(&b, text);
+		/* End in the answer, in the form the student is asked to give it. */
+		if (grade_item(item, text, &g) != 0 || g.verdict != GRADE_CORRECT ||
+		    strcmp(g.rule ? g.rule : "", "final_answer") != 0)
+			buf_printf(&b, "\n\nFinal answer: %s", gold);
+	} else {
+		return NULL;
+	}
+	return buf_take(&b);
+}

@@ -1,0 +1,104 @@
+#ifndef MT_STEPS_H
+#define MT_STEPS_H
+/* The MedThink method, one step at a time: what each step asks a model and
+ * what its reply means for the item. Pure functions over jansson (prompts
+ * from stages/prompts.h, grading from stages/grade.h); no I/O, so the job
+ * runner (stages/runner.c) owns every side effect and these are unit-tested
+ * on their own.
+ *
+ * An item moves through the steps of a phase:
+ *   stage one:  screen -> explain                    (SFT set 1: explanations)
+ *   stage two:  answer -> [judge] -> correct         (SFT set 2: chains)
+ *   eval:       eval -> [eval_judge]                 (accuracy report)
+ * judge steps run only when the rules cannot grade an answer. */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum step {
+	STEP_SCREEN = 0,
+	STEP_EXPLAIN,
+	STEP_ANSWER,
+	STEP_JUDGE,
+	STEP_CORRECT,
+	STEP_EVAL,
+	STEP_EVAL_JUDGE,
+	STEP__N
+};
+
+/* How many times a step is asked for one item before it gives up: an
+ * explanation that contradicts the gold answer, or a chain that does not end
+ * in it, is re-asked; a malformed reply is re-asked too. */
+#define STEP_MAX_ATTEMPTS 3
+
+/* "screen", "explain", ... ; step_parse returns -1 for an unknown name. */
+const char *step_name(enum step s);
+int step_parse(const char *name);
+/* True for the steps answered by the student (answer, eval). */
+bool step_is_student(enum step s);
+
+/* What a step needs to build its request and judge its reply (all borrowed).
+ * prior: the artifact the step reads, or NULL: the student's answer artifact
+ * ({"reply":...}) for judge, correct and eval_judge. */
+struct step_ctx {
+	json_t *item;     /* normalized item */
+	json_t *prompts;  /* the job's prompt snapshot */
+	json_t *prior;
+	int attempt;      /* 0 for the first ask */
+	const char *last_problem; /* why the previous attempt was re-asked, or NULL */
+};
+
+/* A request to make: the messages (new reference) and how to ask. */
+struct step_request {
+	json_t *messages;
+	bool expect_json;
+	json_t *schema;        /* new reference or NULL: JSON Schema of the reply */
+	const char *schema_name;
+	double temperature;
+	int64_t max_tokens;
+};
+
+/* Builds the request for step s. Returns 0, or -EINVAL with err set (a
+ * template that does not render). The caller releases req with
+ * step_request_clear(). */
+int step_request_build(enum step s, const struct step_ctx *ctx, struct step_request *req,
+		       char *err, size_t errlen);
+void step_request_clear(struct step_request *req);
+
+enum step_result {
+	STEP_DONE,    /* the step is done; next says what follows */
+	STEP_DROPPED, /* the item leaves the set, with a reason (screening) */
+	STEP_RETRY,   /* ask again (attempt + 1) for the reason given */
+	STEP_FAILED,  /* the step gave up on this item, with a reason */
+};
+
+/* What a reply means. artifact (new reference or NULL) is stored under
+ * artifact_kind; next is the step that follows, or -1 when the item is
+ * finished for this phase. */
+struct step_outcome {
+	enum step_result result;
+	char reason[256];
+	const char *artifact_kind;
+	json_t *artifact;
+	int next;
+	/* eval / grading outcomes, for counters */
+	bool judged;       /* a judge step decided */
+	bool ungraded;     /* nobody could grade the answer */
+};
+
+/* Interprets a model reply to step s: content is the reply text, json the
+ * object taken from it when the step expects JSON (NULL when none could be
+ * taken). Never fails: a reply that makes no sense becomes STEP_RETRY (or
+ * STEP_FAILED on the last attempt) with the reason. Release with
+ * step_outcome_clear(). */
+void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,
+		      struct step_outcome *out);
+void step_outcome_clear(struct step_outcome *out);
+
+/* The SFT target text of an artifact: for an "explanation" its text, for a
+ * "chain" the reasoning ending with the final answer line. A new string the
+ * caller frees, or NULL when the artifact has no usable text. */
+char *step_sft_output(const char *kind, json_t *artifact, json_t *item);
+
+#endif

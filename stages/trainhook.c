@@ -1,0 +1,314 @@
+#include "stages/trainhook.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "stages/export.h"
+#include "stages/sets.h"
+#include "store/store.h"
+
+#define HOOK_LINE_MAX 2000     /* longest output line kept in the log */
+#define HOOK_LINES_MAX 5000    /* output lines kept per run */
+
+struct trainhook {
+	uv_process_t proc;
+	uv_pipe_t out, err;
+	uv_timer_t timer;
+	int open;
+	struct store *st;
+	int64_t job;
+	struct buf line[2];
+	int64_t lines;
+	int64_t exit_status;
+	int term_signal;
+	int timed_out;
+	void (*done)(void *, int, const char *);
+	void *ud;
+	char **argv;
+};
+
+static int mkdir_p(const char *path)
+{
+	char tmp[1024];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int write_line(void *ud, const char *line, size_t len)
+{
+	return fwrite(line, 1, len, ud) == len ? 0 : -EIO;
+}
+
+/* Writes the set file. The set is read page by page; this runs between two
+ * phases, once per retrain, and writes to the daemon's own state dir. */
+static int write_set(const struct trainhook_params *p, const char *path)
+{
+	char tmp[1200];
+	FILE *f;
+	int64_t cursor = -1;
+	int n, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	do {
+		n = sets_export_page(p->store, p->job, p->dataset, atoi(p->set), EXPORT_OPENAI, true,
+				     &cursor, 1000, write_line, f);
+	} while (n > 0);
+	if (n < 0)
+		rc = n;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static char *subst(const char *tmpl, const char *const vars[][2], size_t nvars)
+{
+	struct buf b;
+
+	buf_init(&b, 8192);
+	for (const char *s = tmpl; *s;) {
+		size_t i;
+
+		if (*s == '{' && s[1] == '{') {
+			buf_append(&b, "{", 1);
+			s += 2;
+			continue;
+		}
+		if (*s == '}' && s[1] == '}') {
+			buf_append(&b, "}", 1);
+			s += 2;
+			continue;
+		}
+		for (i = 0; i < nvars; i++) {
+			size_t n = strlen(vars[i][0]);
+
+			if (strncmp(s, vars[i][0], n) == 0) {
+				buf_puts(&b, vars[i][1] ? vars[i][1] : "");
+				s += n;
+				break;
+			}
+		}
+		if (i == nvars)
+			buf_append(&b, s++, 1);
+	}
+	if (!b.base)
+		buf_append(&b, "", 0);
+	return buf_take(&b);
+}
+
+void trainhook_free(struct trainhook *h);
+
+static void hook_closed(uv_handle_t *h)
+{
+	struct trainhook *t = h->data;
+	char why[200];
+
+	if (--t->open > 0)
+		return;
+	if (!t->done) {
+		trainhook_free(t);
+		return;
+	}
+	if (t->timed_out)
+		snprintf(why, sizeof(why), "train hook timed out and was stopped");
+	else if (t->term_signal)
+		snprintf(why, sizeof(why), "train hook was killed by signal %d", t->term_signal);
+	else
+		snprintf(why, sizeof(why), "train hook exited with status %" PRId64, t->exit_status);
+	t->done(t->ud, (t->exit_status == 0 && !t->term_signal && !t->timed_out) ? 0 : 1, why);
+}
+
+static void log_output(struct trainhook *t, const char *line)
+{
+	json_t *data;
+
+	if (t->lines++ >= HOOK_LINES_MAX)
+		return;
+	data = json_pack("{s:s}", "message", line);
+	if (data)
+		store_event_add(t->st, t->job, "train", data, NULL);
+	json_decref(data);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	(void)h;
+	b->base = malloc(suggested);
+	b->len = b->base ? suggested : 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct trainhook *t = s->data;
+	struct buf *line = &t->line[(uv_pipe_t *)s == &t->err];
+
+	for (ssize_t i = 0; i < n; i++) {
+		if (b->base[i] == '\n') {
+			log_output(t, line->base ? line->base : "");
+			buf_reset(line);
+		} else if (buf_append(line, &b->base[i], 1) == -ENOBUFS) {
+			log_output(t, line->base);
+			buf_reset(line);
+		}
+	}
+	free(b->base);
+	if (n < 0) {
+		if (line->len)
+			log_output(t, line->base);
+		buf_reset(line);
+		if (!uv_is_closing((uv_handle_t *)s))
+			uv_close((uv_handle_t *)s, hook_closed);
+	}
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct trainhook *t = p->data;
+
+	t->exit_status = status;
+	t->term_signal = sig;
+	uv_timer_stop(&t->timer);
+	uv_close((uv_handle_t *)&t->timer, hook_closed);
+	uv_close((uv_handle_t *)p, hook_closed);
+}
+
+static void on_timeout(uv_timer_t *tm)
+{
+	struct trainhook *t = tm->data;
+
+	t->timed_out = 1;
+	uv_process_kill(&t->proc, SIGTERM);
+}
+
+int trainhook_start(const struct trainhook_params *p,
+		    void (*done)(void *ud, int status, const char *why), void *ud,
+		    struct trainhook **out, char *err, size_t errlen)
+{
+	struct trainhook *t = NULL;
+	char dir[1024], set_path[1100], out_dir[1100];
+	uv_process_options_t o = { 0 };
+	uv_stdio_container_t stdio[3];
+	size_t argc = 0;
+	int rc;
+
+	*out = NULL;
+	if (!p->argv || !p->argv[0]) {
+		snprintf(err, errlen, "no [train] command configured");
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s/jobs/job_%" PRId64, p->state_dir, p->job);
+	snprintf(set_path, sizeof(set_path), "%s/set%s.jsonl", dir, p->set);
+	snprintf(out_dir, sizeof(out_dir), "%s/train%s", dir, p->set);
+	rc = mkdir_p(out_dir);
+	if (rc) {
+		snprintf(err, errlen, "train hook: cannot create %s: %s", out_dir, strerror(-rc));
+		return rc;
+	}
+	rc = write_set(p, set_path);
+	if (rc) {
+		snprintf(err, errlen, "train hook: cannot write %s: %s", set_path, strerror(-rc));
+		return rc;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	while (p->argv[argc])
+		argc++;
+	t->argv = calloc(argc + 1, sizeof(char *));
+	if (!t->argv) {
+		free(t);
+		return -ENOMEM;
+	}
+	{
+		const char *vars[][2] = { { "{set}", p->set }, { "{set_path}", set_path },
+					  { "{out_dir}", out_dir }, { "{model_path}", p->model_path } };
+
+		for (size_t i = 0; i < argc; i++)
+			t->argv[i] = subst(p->argv[i], vars, 4);
+	}
+	t->st = p->store;
+	t->job = p->job;
+	t->done = done;
+	t->ud = ud;
+	buf_init(&t->line[0], HOOK_LINE_MAX);
+	buf_init(&t->line[1], HOOK_LINE_MAX);
+	uv_pipe_init(p->loop, &t->out, 0);
+	uv_pipe_init(p->loop, &t->err, 0);
+	uv_timer_init(p->loop, &t->timer);
+	t->out.data = t->err.data = t->timer.data = t->proc.data = t;
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&t->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&t->err;
+	o.file = t->argv[0];
+	o.args = t->argv;
+	o.stdio = stdio;
+	o.stdio_count = 3;
+	o.exit_cb = on_exit_cb;
+	rc = uv_spawn(p->loop, &t->proc, &o);
+	if (rc) {
+		snprintf(err, errlen, "train hook: cannot start %s: %s", t->argv[0], uv_strerror(rc));
+		/* Nothing runs: close what was opened; t frees itself once closed. */
+		t->done = NULL;
+		t->open = 4;
+		uv_close((uv_handle_t *)&t->out, hook_closed);
+		uv_close((uv_handle_t *)&t->err, hook_closed);
+		uv_close((uv_handle_t *)&t->timer, hook_closed);
+		uv_close((uv_handle_t *)&t->proc, hook_closed);
+		return rc;
+	}
+	t->open = 4;
+	uv_read_start((uv_stream_t *)&t->out, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&t->err, on_alloc, on_read);
+	if (p->timeout_s > 0)
+		uv_timer_start(&t->timer, on_timeout, (uint64_t)p->timeout_s * 1000, 0);
+	log_info("job_%" PRId64 ": train hook started: %s (set %s at %s)", p->job, t->argv[0], p->set,
+		 set_path);
+	*out = t;
+	return 0;
+}
+
+void trainhook_kill(struct trainhook *h)
+{
+	if (h && !uv_is_closing((uv_handle_t *)&h->proc))
+		uv_process_kill(&h->proc, SIGTERM);
+}
+
+void trainhook_free(struct trainhook *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; h->argv && h->argv[i]; i++)
+		free(h->argv[i]);
+	free(h->argv);
+	buf_free(&h->line[0]);
+	buf_free(&h->line[1]);
+	free(h);
+}

@@ -1,0 +1,174 @@
+#ifndef MT_CLIENT_H
+#define MT_CLIENT_H
+/* The model client: every teacher and student call of the pipeline.
+ *
+ *   client_chat() -> canonical request JSON -> SHA-256 -> cached in the store?
+ *   yes: answered from the stored reply on the next loop turn (no send).
+ *   no:  queued per endpoint -> limiter (concurrency, rpm, tpm, server
+ *        headers, breaker) -> engine (curl on the loop) -> reply validated ->
+ *        JSON extracted when asked (one repair request if that fails) ->
+ *        retries with backoff for the retryable failures -> the call row is
+ *        written through the store's group commit -> after the COMMIT the
+ *        callback runs.
+ *
+ * Threads: the loop thread only. Keys: the api_key given in the endpoint
+ * config is sent in the Authorization header and nowhere else: never
+ * logged, stored, hashed or put in an error message. */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct client;
+struct store;
+
+enum client_kind { CLIENT_TEACHER = 0, CLIENT_STUDENT = 1 };
+
+/* One endpoint, as read from a [teacher.NAME] / [student.NAME] section.
+ * Strings are copied by client_endpoint_add. 0 means "default" where said. */
+struct client_endpoint_cfg {
+	const char *name;          /* section name, e.g. "teacher.gpt4o" (unique) */
+	enum client_kind kind;
+	const char *base_url;      /* e.g. "https://api.openai.com/v1" (no trailing path) */
+	const char *model;
+	const char *api_key;       /* resolved from api_key_env by the daemon; NULL/"" none */
+	int max_concurrency;       /* 0: 16 */
+	int rpm;                   /* 0: unlimited (then adaptive concurrency) */
+	int64_t tpm;               /* 0: unlimited */
+	double timeout_s;          /* per attempt; 0: 120 */
+	int max_retries;           /* -1: 0 retries; 0: 6 */
+	double price_in_per_mtok;  /* USD per million prompt tokens */
+	double price_out_per_mtok; /* USD per million completion tokens */
+	bool json_schema;          /* send response_format json_schema when a schema is given */
+	/* Tuning, mostly for tests (0: defaults 0.5 s, 60 s, 5, 30 s). */
+	double backoff_base_s, backoff_max_s;
+	int breaker_failures;
+	double breaker_cooldown_s;
+};
+
+/* Client-wide settings; NULL in client_new means all defaults. */
+struct client_settings {
+	long max_host_connections; /* curl's per-host connection cap; 0: 256 */
+	size_t reply_max;          /* reply body cap; 0: 8 MiB */
+};
+
+/* Per-call options (borrowed for the duration of the client_chat call). */
+struct client_opts {
+	int64_t job_id;        /* 0: none; used by client_cancel_job and stored */
+	double temperature;    /* < 0: not sent */
+	int64_t max_tokens;    /* 0: not sent */
+	json_t *schema;        /* JSON Schema of the reply or NULL (sent only where the
+	                          endpoint has json_schema) */
+	bool expect_json;      /* extract a JSON object from the reply text */
+	/* client_complete only */
+	int logprobs;          /* 0: not sent */
+	bool echo;
+};
+
+/* Final-failure classes, for the per-endpoint error counters. */
+enum client_err_class {
+	CLIENT_ERRC_NETWORK = 0, /* connect / reset / TLS */
+	CLIENT_ERRC_TIMEOUT,
+	CLIENT_ERRC_HTTP_4XX,    /* a non-retryable 4xx */
+	CLIENT_ERRC_RATE_LIMIT,  /* 429 after all retries */
+	CLIENT_ERRC_QUOTA,       /* insufficient_quota: billing, not load */
+	CLIENT_ERRC_HTTP_5XX,
+	CLIENT_ERRC_REPLY,       /* malformed 2xx reply */
+	CLIENT_ERRC_JSON,        /* no JSON object in the reply, after the repair */
+	CLIENT_ERRC_CANCELLED,
+	CLIENT_ERRC_STORE,
+	CLIENT_ERRC_N
+};
+
+/* What a call came to; valid only during the callback (copy or incref). */
+struct client_result {
+	int err;               /* 0, or negative errno: -ETIMEDOUT, -ECONNREFUSED,
+	                          -ECONNRESET, -EHOSTUNREACH, -EPROTO (HTTP 4xx or TLS), -EAGAIN
+	                          (429 after retries), -EDQUOT (insufficient_quota),
+	                          -EREMOTEIO (5xx after retries), -EBADMSG (invalid reply or
+	                          no JSON), -EMSGSIZE, -ECANCELED, -ESHUTDOWN, -EIO (store) */
+	const char *code;      /* stable short name: "ok", "timeout", "network",
+	                          "http_error", "rate_limited", "insufficient_quota",
+	                          "server_error", "reply_*" (openai.h), "json_extract",
+	                          "cancelled", "store" */
+	const char *message;   /* one line naming endpoint and cause ("" when ok) */
+	const char *content;   /* the reply text (NULL on error) */
+	json_t *json;          /* with expect_json: the extracted object (borrowed) */
+	json_t *reply;         /* the whole parsed reply body (borrowed; logprobs live here) */
+	bool length_cut;       /* finish_reason was "length" */
+	long status;           /* HTTP status of the last attempt (0: none) */
+	int64_t tokens_in, tokens_out; /* this call's new usage (0 when cached) */
+	double cost_usd;       /* new spend: tokens * price / 1e6 (0 when cached) */
+	double latency_ms;     /* first send to final reply (0 when cached) */
+	int attempts;          /* HTTP requests sent for this call (0 when cached) */
+	bool cached;           /* answered from the store, nothing sent */
+	int64_t call_id;       /* the calls row (the cached one when cached; 0: none) */
+};
+
+typedef void (*client_cb)(void *ud, const struct client_result *r);
+
+/* Per-endpoint counters for /metrics. */
+struct client_stats {
+	const char *name;      /* borrowed from the client */
+	enum client_kind kind;
+	uint64_t calls;        /* submitted */
+	uint64_t cached;       /* answered from the store */
+	uint64_t ok;           /* answered by the endpoint */
+	uint64_t requests;     /* HTTP attempts sent (incl. retries and repairs) */
+	uint64_t retries;
+	uint64_t repairs;
+	uint64_t http_429;
+	uint64_t errors[CLIENT_ERRC_N];
+	int in_flight, queued;
+	int window;            /* current concurrency cap */
+	int breaker;           /* 0 closed, 1 open, 2 half-open */
+	int64_t tokens_in, tokens_out;
+	double cost_usd;
+	double latency_ms_sum; /* over answered calls */
+	uint64_t latency_count;
+};
+
+/* Creates a client on loop; st may be NULL (no cache, nothing stored: for
+ * tests and tools). Both are borrowed and must outlive the client.
+ * Returns 0 and *out, or -ENOMEM / -EIO. */
+int client_new(uv_loop_t *loop, struct store *st, const struct client_settings *s, struct client **out);
+/* Registers an endpoint (copies cfg). -EEXIST for a duplicate name, -EINVAL
+ * for a missing name/base_url/model or a negative limit, -ENOMEM. */
+int client_endpoint_add(struct client *c, const struct client_endpoint_cfg *cfg);
+
+/* Submits a chat completion: messages (borrowed; a JSON array of
+ * {"role","content"} with string content or content parts) to the named
+ * endpoint. Returns 0 and calls cb(ud, result) exactly once later from the
+ * loop, never inside client_chat; or fails with -ENOENT (no such endpoint),
+ * -EINVAL (bad messages/options), -ESHUTDOWN (closing) or -ENOMEM and never
+ * calls cb. The callback of a sent call runs only after its call row is
+ * committed (when the client has a store). */
+int client_chat(struct client *c, const char *endpoint, const struct client_opts *o, json_t *messages,
+		client_cb cb, void *ud);
+/* The same for /v1/completions with prompt (borrowed) and o->logprobs /
+ * o->echo; result->reply holds choices[0].logprobs. */
+int client_complete(struct client *c, const char *endpoint, const struct client_opts *o,
+		    const char *prompt, client_cb cb, void *ud);
+/* Fails every call of job_id that is queued and not on the wire (also those
+ * waiting to retry) with -ECANCELED; their callbacks run on the next loop
+ * turn. Calls on the wire finish normally. Returns how many were cancelled. */
+int client_cancel_job(struct client *c, int64_t job_id);
+
+/* Number of endpoints, and the stats of endpoint i (0-based, in the order
+ * added) or by name. Return 0, or -ENOENT. */
+size_t client_endpoint_count(const struct client *c);
+int client_stats_at(const struct client *c, size_t i, struct client_stats *out);
+int client_stats_get(const struct client *c, const char *endpoint, struct client_stats *out);
+/* The stable name of an error class ("network", "timeout", ...). */
+const char *client_err_class_name(enum client_err_class k);
+
+/* Closes the client: queued calls fail with -ECANCELED, calls on the wire
+ * are aborted (-ECANCELED), calls waiting for their store commit still get
+ * it (the daemon keeps flushing, or store_close cancels them). When every
+ * callback has run and every handle is closed, closed(ud) runs (may be NULL)
+ * and the client is freed. c may be NULL. */
+void client_close(struct client *c, void (*closed)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,73 @@
+#ifndef MT_ENGINE_H
+#define MT_ENGINE_H
+/* The HTTP engine: libcurl multi driven by the caller's libuv loop
+ * (socket/timer callbacks, one uv_poll_t per socket, one uv_timer_t).
+ * POSTs JSON bodies, keeps connections alive and reuses them (HTTP/2
+ * multiplexing over TLS where offered), captures the status, the body (into a
+ * capped buffer) and the rate-limit headers. Knows nothing of OpenAI.
+ *
+ * Threads: everything on the loop thread. Memory: a transfer holds its easy
+ * handle, its header list and its received body; finished transfers go to a
+ * small free list for reuse. Thousands may be added at once: curl queues
+ * those above the connection limits itself. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct engine;
+
+struct engine_opts {
+	long max_host_connections;  /* per host; 0: 64 */
+	long max_total_connections; /* 0: 4 * max_host_connections */
+	size_t body_max;            /* reply body cap; 0: 8 MiB (over it: -EMSGSIZE) */
+	size_t free_max;            /* idle transfers kept for reuse; 0: 64 */
+};
+
+struct engine_req {
+	const char *url;       /* borrowed, copied by curl */
+	const char *body;      /* borrowed: must stay valid until the callback */
+	size_t body_len;
+	const char *api_key;   /* may be NULL/""; sent as "Authorization: Bearer";
+	                          copied into the header list only, never logged */
+	long timeout_ms;       /* whole transfer; 0: 120 s */
+};
+
+/* The outcome of one transfer, valid only during the callback. */
+struct engine_resp {
+	int err;               /* 0: an HTTP response arrived (any status); else
+	                          -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -ECONNRESET,
+	                          -EBADMSG (body cut short of its Content-Length),
+	                          -EMSGSIZE (over body_max), -EPROTO (TLS), -ECANCELED
+	                          (engine closed), -EINVAL, -ENOMEM or -EIO */
+	const char *errmsg;    /* curl's detail for err ("" when none) */
+	long status;           /* HTTP status, 0 when none */
+	const char *body;      /* NUL-terminated, body_len bytes ("" when none) */
+	size_t body_len;
+	double latency_ms;
+	/* Header values (NULL when absent), trimmed. */
+	const char *retry_after;
+	const char *rl_remaining_requests, *rl_remaining_tokens;
+	const char *rl_reset_requests, *rl_reset_tokens;
+};
+
+typedef void (*engine_cb)(void *ud, const struct engine_resp *resp);
+
+/* Creates an engine on loop (borrowed; must outlive the engine). opts may be
+ * NULL. Returns 0 and *out, or -ENOMEM / -EIO (curl could not start). */
+int engine_new(uv_loop_t *loop, const struct engine_opts *opts, struct engine **out);
+/* Starts a POST. Returns 0 and later calls cb exactly once from the loop
+ * (never from inside engine_send), or fails with -EINVAL (bad request),
+ * -ESHUTDOWN (engine closing) or -ENOMEM and never calls cb. */
+int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, void *ud);
+/* Transfers added and not yet called back. */
+size_t engine_in_flight(const struct engine *e);
+/* Connections opened so far (CURLINFO_NUM_CONNECTS summed), for tests of reuse. */
+uint64_t engine_connects(const struct engine *e);
+/* Closes the engine: from the next loop turn, transfers still running are
+ * called back with -ECANCELED, curl is cleaned up, the timer and the polls
+ * are closed; when the last handle is closed, closed(ud) runs (may be NULL)
+ * and the engine is freed. Safe from inside an engine callback. e may be NULL. */
+void engine_close(struct engine *e, void (*closed)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,391 @@
+/* layers: stages common */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "stages/prompts.h"
+
+#define PROMPT_DIR "conf/prompts"
+
+static json_t *mc_item(void)
+{
+	return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:s},s:s,s:s,s:s}", "id", "mq-1", "question",
+	                 "A 45-year-old man has melena and epigastric pain relieved by food. "
+	                 "Which test comes first?",
+	                 "options", "A", "Upper GI endoscopy", "B", "Colonoscopy", "C",
+	                 "Barium swallow", "D", "CT abdomen", "answer", "A", "explanation",
+	                 "Endoscopy is diagnostic and therapeutic.", "topic", "gastroenterology");
+}
+
+static json_t *open_item(void)
+{
+	return json_pack("{s:s,s:s,s:s}", "id", "identity_0", "question",
+	                 "腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是", "answer", "肠鸣音活跃");
+}
+
+static json_t *load(void)
+{
+	json_t *snap = NULL;
+	char err[512] = "";
+	int rc = prompts_load_dir(PROMPT_DIR, &snap, err, sizeof err);
+
+	if (rc)
+		fail_msg("prompts_load_dir: %d %s", rc, err);
+	return snap;
+}
+
+static void test_load_real(void **state)
+{
+	json_t *snap = load();
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; prompts_required[i]; i++) {
+		json_t *t = json_object_get(snap, prompts_required[i]);
+
+		assert_non_null(t);
+		assert_int_equal(json_integer_value(json_object_get(t, "version")), 1);
+		assert_true(strlen(json_string_value(json_object_get(t, "system"))) > 50);
+		assert_true(strlen(json_string_value(json_object_get(t, "user"))) > 100);
+	}
+	/* a snapshot survives a trip through the store as JSON text */
+	{
+		char *text = json_dumps(snap, JSON_COMPACT);
+		json_t *back = json_loads(text, 0, NULL);
+
+		assert_int_equal(prompts_check(back, err, sizeof err), 0);
+		assert_true(json_equal(back, snap));
+		json_decref(back);
+		free(text);
+	}
+	json_decref(snap);
+}
+
+static const char *content(json_t *msgs, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(msgs, i), "content"));
+}
+
+/* Common checks on one rendering: roles, the task line, nothing left
+ * unrendered, no runs of blank lines. */
+static void check_render(json_t *msgs, const char *name)
+{
+	const char *sys, *user;
+	char task[64];
+
+	assert_true(json_is_array(msgs));
+	assert_int_equal(json_array_size(msgs), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "role")), "user");
+	sys = content(msgs, 0);
+	user = content(msgs, 1);
+	snprintf(task, sizeof task, "### Task: %s\n", name);
+	assert_memory_equal(user, task, strlen(task));
+	assert_null(strstr(user, "{question}"));
+	assert_null(strstr(user, "{gold"));
+	assert_null(strstr(user, "{#"));
+	assert_null(strstr(user, "{/"));
+	assert_null(strstr(sys, "{#"));
+	assert_null(strstr(user, "\n\n\n"));
+	assert_true(user[strlen(user) - 1] != '\n');
+	assert_non_null(strstr(user, "\nQuestion:\n"));
+}
+
+static void test_render_mc(void **state)
+{
+	json_t *snap = load(), *item = mc_item();
+	json_t *vars = json_pack("{s:s}", "student_reply", "I think colonoscopy.\nAnswer: B");
+	char err[256] = "";
+
+	(void)state;
+	for (size_t i = 0; prompts_required[i]; i++) {
+		const char *name = prompts_required[i];
+		json_t *msgs = NULL;
+		const char *user;
+		int uses_reply = strcmp(name, "judge") == 0 || strcmp(name, "correct") == 0;
+
+		assert_int_equal(prompts_render(snap, name, item, uses_reply ? vars : NULL, &msgs, err,
+		                                sizeof err),
+		                 0);
+		check_render(msgs, name);
+		user = content(msgs, 1);
+		assert_non_null(strstr(user, "\nQuestion:\nA 45-year-old man has melena"));
+		assert_non_null(strstr(user, "\nOptions:\nA. Upper GI endoscopy\nB. Colonoscopy\n"
+		                             "C. Barium swallow\nD. CT abdomen\n"));
+		if (strcmp(name, "answer") == 0) {
+			assert_null(strstr(user, "Gold answer"));
+			assert_null(strstr(user, "Endoscopy is diagnostic")); /* no rationale */
+			assert_non_null(strstr(user, "Answer: X"));
+		} else {
+			assert_non_null(strstr(user, "\nGold answer: A\n"));
+			assert_non_null(strstr(user, "\nGold answer text: Upper GI endoscopy"));
+		}
+		if (uses_reply)
+			assert_non_null(strstr(user, "<<<\nI think colonoscopy.\nAnswer: B\n>>>"));
+		if (strcmp(name, "explain") == 0) {
+			assert_non_null(strstr(user, "Distractors"));
+			assert_non_null(strstr(user, "\nFinal answer: A"));
+			assert_non_null(strstr(user, "Endoscopy is diagnostic and therapeutic."));
+		}
+		if (strcmp(name, "screen") == 0)
+			assert_non_null(strstr(user, "Dataset topic label: gastroenterology"));
+		json_decref(msgs);
+	}
+	json_decref(vars);
+	json_decref(item);
+	json_decref(snap);
+}
+
+static void test_render_open(void **state)
+{
+	json_t *snap = load(), *item = open_item();
+	json_t *vars = json_pack("{s:s,s:s}", "student_reply", "答案：腹膜刺激征", "explanation",
+	                         "肠鸣音活跃提示肠道功能良好。");
+	char err[256] = "";
+
+	(void)state;
+	for (size_t i = 0; prompts_required[i]; i++) {
+		const char *name = prompts_required[i];
+		json_t *msgs = NULL;
+		const char *user;
+		int uses_reply = strcmp(name, "judge") == 0 || strcmp(name, "correct") == 0;
+
+		assert_int_equal(prompts_render(snap, name, item, uses_reply ? vars : NULL, &msgs, err,
+		                                sizeof err),
+		                 0);
+		check_render(msgs, name);
+		user = content(msgs, 1);
+		assert_non_null(strstr(user, "\nQuestion:\n腹部闭合性损伤时"));
+		assert_null(strstr(user, "Options:"));
+		assert_null(strstr(user, "Gold answer text:"));
+		assert_null(strstr(user, "Dataset topic label"));
+		assert_null(strstr(user, "Context:"));
+		if (strcmp(name, "answer") == 0) {
+			assert_null(strstr(user, "Gold answer"));
+			assert_null(strstr(user, "肠鸣音活跃"));
+		} else {
+			assert_non_null(strstr(user, "\nGold answer: 肠鸣音活跃\n"));
+		}
+		if (strcmp(name, "correct") == 0)
+			assert_non_null(strstr(user, "肠鸣音活跃提示肠道功能良好。"));
+		json_decref(msgs);
+	}
+	json_decref(vars);
+	json_decref(item);
+	json_decref(snap);
+}
+
+static void test_render_context(void **state)
+{
+	json_t *snap = load(), *msgs = NULL;
+	json_t *item = json_pack("{s:s,s:s,s:{s:s,s:s,s:s},s:s,s:[s,s]}", "id", "21645374", "question",
+	                         "Do mitochondria play a role in remodelling lace plant leaves?",
+	                         "options", "yes", "yes", "no", "no", "maybe", "maybe", "answer", "yes",
+	                         "context", "Programmed cell death (PCD) is regulated.",
+	                         "Mitochondrial dynamics were delineated.");
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(prompts_render(snap, "answer", item, NULL, &msgs, err, sizeof err), 0);
+	check_render(msgs, "answer");
+	assert_non_null(strstr(content(msgs, 1), "\nContext:\nProgrammed cell death (PCD) is regulated."
+	                                         "\n\nMitochondrial dynamics were delineated.\n"));
+	assert_non_null(strstr(content(msgs, 1), "\nOptions:\nyes. yes\nno. no\nmaybe. maybe\n"));
+	json_decref(msgs);
+	json_decref(item);
+	json_decref(snap);
+}
+
+static void test_render_errors(void **state)
+{
+	json_t *snap = load(), *item = mc_item(), *msgs = NULL;
+	json_t *bad_vars = json_pack("{s:s}", "question", "override");
+	json_t *int_var = json_pack("{s:i}", "student_reply", 3);
+	json_t *no_q = json_pack("{s:s}", "answer", "A");
+	json_t *big_vars;
+	char *big;
+	char err[256];
+
+	(void)state;
+	err[0] = '\0';
+	assert_int_equal(prompts_render(snap, "judge", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_null(msgs);
+	assert_non_null(strstr(err, "judge"));
+	assert_non_null(strstr(err, "{student_reply}"));
+	assert_int_equal(prompts_render(snap, "nope", item, NULL, &msgs, err, sizeof err), -ENOENT);
+	assert_non_null(strstr(err, "nope"));
+	assert_int_equal(prompts_render(snap, "answer", item, bad_vars, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "question"));
+	assert_int_equal(prompts_render(snap, "judge", item, int_var, &msgs, err, sizeof err), -EINVAL);
+	assert_int_equal(prompts_render(snap, "answer", no_q, NULL, &msgs, err, sizeof err), -EINVAL);
+	json_object_set_new(item, "answer", json_string("Z"));
+	assert_int_equal(prompts_render(snap, "answer", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "not one of its options"));
+	json_object_set_new(item, "answer", json_string("A"));
+	/* the rendered size is capped */
+	big = malloc(PROMPTS_RENDER_MAX + 16);
+	assert_non_null(big);
+	memset(big, 'x', PROMPTS_RENDER_MAX + 15);
+	big[PROMPTS_RENDER_MAX + 15] = '\0';
+	big_vars = json_pack("{s:s}", "student_reply", big);
+	free(big);
+	assert_int_equal(prompts_render(snap, "judge", item, big_vars, &msgs, err, sizeof err), -E2BIG);
+	assert_non_null(strstr(err, "judge"));
+	assert_null(msgs);
+	json_decref(big_vars);
+	json_decref(bad_vars);
+	json_decref(int_var);
+	json_decref(no_q);
+	json_decref(item);
+	json_decref(snap);
+}
+
+/* A directory holding the five required templates (minimal but valid),
+ * with one of them replaced by bad_text when bad_name is set. */
+static const char *const minimal[][2] = {
+	{ "screen", "# medthink prompt screen v1\nS\n---user---\n### Task: screen\nQuestion:\n{question}\nGold answer: {gold}\n" },
+	{ "explain", "# medthink prompt explain v1\nS\n---user---\n### Task: explain\nQuestion:\n{question}\nGold answer: {gold}\n" },
+	{ "answer", "# medthink prompt answer v1\nS\n---user---\n### Task: answer\nQuestion:\n{question}\n{#mc}\nOptions:\n{options}\n{/mc}\n" },
+	{ "judge", "# medthink prompt judge v1\nS\n---user---\n### Task: judge\nQuestion:\n{question}\nGold answer: {gold}\n{student_reply}\n" },
+	{ "correct", "# medthink prompt correct v1\nS\n---user---\n### Task: correct\nQuestion:\n{question}\nGold answer: {gold}\n{student_reply}\n" },
+};
+
+static int load_with(const char *bad_name, const char *bad_text, char *err, size_t errlen)
+{
+	char dir[] = "/tmp/mt-prompts-XXXXXX";
+	char path[128];
+	json_t *snap = NULL;
+	int rc;
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof minimal / sizeof minimal[0]; i++) {
+		const char *text = minimal[i][1];
+		FILE *f;
+
+		if (bad_name && strcmp(bad_name, minimal[i][0]) == 0)
+			text = bad_text;
+		if (!text)
+			continue; /* left out */
+		snprintf(path, sizeof path, "%s/%s.txt", dir, minimal[i][0]);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(text, f);
+		fclose(f);
+	}
+	if (bad_name && !strstr("screen explain answer judge correct", bad_name)) {
+		FILE *f;
+
+		snprintf(path, sizeof path, "%s/%s.txt", dir, bad_name);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(bad_text, f);
+		fclose(f);
+	}
+	err[0] = '\0';
+	rc = prompts_load_dir(dir, &snap, err, errlen);
+	json_decref(snap);
+	for (size_t i = 0; i < sizeof minimal / sizeof minimal[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s.txt", dir, minimal[i][0]);
+		unlink(path);
+	}
+	if (bad_name) {
+		snprintf(path, sizeof path, "%s/%s.txt", dir, bad_name);
+		unlink(path);
+	}
+	rmdir(dir);
+	return rc;
+}
+
+static void expect_bad(const char *name, const char *text, int want, const char *needle1,
+                       const char *needle2)
+{
+	char err[512];
+	int rc = load_with(name, text, err, sizeof err);
+
+	if (rc != want || (needle1 && !strstr(err, needle1)) || (needle2 && !strstr(err, needle2)))
+		fail_msg("template %s: rc %d (want %d), err \"%s\"", name, rc, want, err);
+}
+
+static void test_bad_templates(void **state)
+{
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load_with(NULL, NULL, err, sizeof err), 0);
+	expect_bad("judge",
+	           "# medthink prompt judge v1\nS\n---user---\n### Task: judge\n{question}\n"
+	           "Gold answer: {gold}\n{studnet_reply}\n",
+	           -EINVAL, "template judge", "{studnet_reply}");
+	expect_bad("screen", "# medthink prompt screen v1\nS\n### Task: screen\n", -EINVAL, "---user---",
+	           "screen.txt");
+	expect_bad("screen", "# prompt screen\nS\n---user---\n### Task: screen\nGold answer: {gold}\n",
+	           -EINVAL, "screen.txt:1", NULL);
+	expect_bad("screen", "# medthink prompt explain v1\nS\n---user---\n### Task: screen\n", -EINVAL,
+	           "explain", "screen.txt");
+	expect_bad("screen", "# medthink prompt screen v1\nS\n---user---\nQuestion: {question}\n", -EINVAL,
+	           "### Task: screen", NULL);
+	expect_bad("answer",
+	           "# medthink prompt answer v1\nS\n---user---\n### Task: answer\n{question}\n"
+	           "Gold answer: {gold}\n",
+	           -EINVAL, "template answer", "gold");
+	expect_bad("explain", "# medthink prompt explain v1\nS\n---user---\n### Task: explain\n{question}\n",
+	           -EINVAL, "Gold answer: {gold}", NULL);
+	expect_bad("answer",
+	           "# medthink prompt answer v1\nS\n---user---\n### Task: answer\n{#mc}\n{options}\n",
+	           -EINVAL, "never closed", NULL);
+	expect_bad("answer",
+	           "# medthink prompt answer v1\nS\n---user---\n### Task: answer\n{#mcq}x{/mcq}\n",
+	           -EINVAL, "unknown section", NULL);
+	expect_bad("answer", NULL, -ENOENT, "answer.txt is missing", NULL);
+	/* an extra template is loaded and checked like the others */
+	expect_bad("extra", "# medthink prompt extra v2\nS\n---user---\n### Task: extra\n{nope}\n",
+	           -EINVAL, "{nope}", NULL);
+	assert_int_equal(load_with("extra", "# medthink prompt extra v2\n---user---\n### Task: extra\n"
+	                                    "{\"json\": {\"literal\": 1}} {question}\n",
+	                           err, sizeof err),
+	                 0);
+	/* a missing directory */
+	{
+		json_t *snap = NULL;
+
+		assert_int_equal(prompts_load_dir("/nonexistent/prompts", &snap, err, sizeof err), -ENOENT);
+		assert_null(snap);
+		assert_non_null(strstr(err, "/nonexistent/prompts"));
+	}
+}
+
+static void test_options_text(void **state)
+{
+	json_t *o = json_pack("{s:s,s:s}", "A", "甲", "B", "Two words");
+	char *s = prompts_options_text(o);
+
+	(void)state;
+	assert_string_equal(s, "A. 甲\nB. Two words");
+	free(s);
+	assert_null(prompts_options_text(NULL));
+	json_decref(o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_real),
+		cmocka_unit_test(test_render_mc),
+		cmocka_unit_test(test_render_open),
+		cmocka_unit_test(test_render_context),
+		cmocka_unit_test(test_render_errors),
+		cmocka_unit_test(test_bad_templates),
+		cmocka_unit_test(test_options_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -4,7 +4,8 @@
 A naive asyncio + aiohttp script (Debian's python3-aiohttp): POST each
 request body to the endpoint with at most CONCURRENCY in flight (an
 asyncio.Semaphore), and store each reply in SQLite with an INSERT and a
-commit per reply (the sqlite3 module's defaults: rollback journal, no WAL).
+commit per reply (the sqlite3 module's defaults plus journal_mode=WAL: without
+WAL the per-commit journal fsyncs halve its rate again).
 
     aiohttp_sqlite.py URL BODIES.jsonl DB [CONCURRENCY]
 
@@ -29,6 +30,7 @@ def cpu_s():
 
 async def run(url, bodies, db_path, conc):
     db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode=WAL")  # the one tweak everyone applies
     db.execute("CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY, request TEXT, "
                "reply TEXT, status INTEGER, created_at REAL)")
     db.commit()

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Synthetic medical multiple-choice items for the benchmarks (not real data).
 
-    gen_items.py N OUT.jsonl [--seed S] [--prefix P]
+    gen_items.py N OUT.jsonl [--seed S] [--prefix P] [--pad BYTES]
     gen_items.py N OUT.jsonl --bodies BODIES.jsonl [--model M]
 
 Writes N items in the native JSONL format (docs/formats.md): id, question,
 four options, answer, topic. Items are deterministic for a seed and all
 distinct (the id and the question carry the item number), about 420 bytes a
-line, so one million items make a file of about 420 MB.
+line, so one million items make a file of about 460 MB. --pad BYTES adds a
+"context" of that many bytes to each item (token-heavy prompts).
 
 With --bodies it also writes, for each item, a chat-completions request body
 shaped like the daemon's explain call (system + user message built from
@@ -32,7 +33,11 @@ def lcg(x):
     return (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
 
 
-def item(i, seed, prefix):
+PAD_SENTENCE = ("The referring physician notes that the history, the examination and the "
+                "initial laboratory panel were reviewed twice and documented in full. ")
+
+
+def item(i, seed, prefix, pad=0):
     r = lcg(i * 2654435761 + seed + 1)
     age = 18 + (r >> 33) % 70
     sex = "man" if (r >> 20) & 1 else "woman"
@@ -43,13 +48,16 @@ def item(i, seed, prefix):
     for k, key in enumerate("ABCD"):
         opts[key] = DRUGS[(d0 + k * 5) % len(DRUGS)]
     ans = "ABCD"[(r >> 50) % 4]
-    q = ("Case %d. A %d-year-old %s presents with %s for %d days. Vital signs show a "
+    q = ("Case %s%d. A %d-year-old %s presents with %s for %d days. Vital signs show a "
          "temperature of 37.%d C and a pulse of %d/min. Laboratory studies are ordered and "
          "the findings are consistent with the suspected diagnosis. Which of the following "
          "is the most appropriate next step in management?"
-         % (i, age, sex, f, 1 + (r >> 44) % 14, (r >> 24) % 10, 60 + (r >> 28) % 60))
-    return {"id": "%s%d" % (prefix, i), "question": q, "options": opts, "answer": ans,
-            "topic": topic}
+         % (prefix, i, age, sex, f, 1 + (r >> 44) % 14, (r >> 24) % 10, 60 + (r >> 28) % 60))
+    it = {"id": "%s%d" % (prefix, i), "question": q}
+    if pad > 0:
+        it["context"] = ("Record %d. " % i + PAD_SENTENCE * (pad // len(PAD_SENTENCE) + 1))[:pad]
+    it.update({"options": opts, "answer": ans, "topic": topic})
+    return it
 
 
 def render_explain(tmpl, it):
@@ -75,7 +83,7 @@ def render_explain(tmpl, it):
 
 def main(argv):
     args = list(argv[1:])
-    seed, prefix, bodies, model = 1, "syn-", None, "sim-teacher"
+    seed, prefix, bodies, model, pad = 1, "syn-", None, "sim-teacher", 0
     pos = []
     while args:
         a = args.pop(0)
@@ -85,6 +93,8 @@ def main(argv):
             prefix = args.pop(0)
         elif a == "--bodies":
             bodies = args.pop(0)
+        elif a == "--pad":
+            pad = int(args.pop(0))
         elif a == "--model":
             model = args.pop(0)
         else:
@@ -101,7 +111,7 @@ def main(argv):
     bf = open(bodies, "w") if bodies else None
     with open(out, "w", buffering=1 << 20) as f:
         for i in range(n):
-            it = item(i, seed, prefix)
+            it = item(i, seed, prefix, pad)
             f.write(json.dumps(it, separators=(",", ":")) + "\n")
             if bf:
                 body = {"model": model, "messages": render_explain(tmpl, it),

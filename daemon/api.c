@@ -743,6 +743,10 @@ static void api_on_body(void *ud, struct http_req *req, const char *body, size_t
 	int n = path_split(http_req_path(req), parts, 6);
 	int64_t id;
 
+	/* Every other method was answered in on_request, or is streaming its
+	 * response (events, export): on_body still fires for those. */
+	if (!is_method(req, "POST"))
+		return;
 	if (n == 2 && strcmp(parts[1], "jobs") == 0 && is_method(req, "POST")) {
 		route_job_submit(a, req, body, len);
 		return;

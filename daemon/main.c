@@ -36,6 +36,8 @@ struct daemon {
 	uv_timer_t retry;      /* a busy store: commit again shortly */
 	uv_signal_t sigint, sigterm;
 	int stopping;
+	int closing_parts;
+	int signals_on;
 	int exit_code;
 };
 
@@ -92,19 +94,36 @@ static void commit_now(struct daemon *d)
 
 static void on_prepare(uv_prepare_t *p) { commit_now(p->data); }
 
-static void closed_cb(void *ud) { (void)ud; }
+/* The group commit keeps running while the parts close (the client waits
+ * for its last call rows to commit); once all have closed it stops too,
+ * and uv_run returns. */
+static void closed_cb(void *ud)
+{
+	struct daemon *d = ud;
+
+	if (--d->closing_parts > 0)
+		return;
+	commit_now(d);
+	uv_prepare_stop(&d->commit);
+	uv_close((uv_handle_t *)&d->commit, NULL);
+	uv_close((uv_handle_t *)&d->retry, NULL);
+}
 
 static void shutdown_begin(struct daemon *d)
 {
 	if (d->stopping++)
 		return;
 	log_info("shutting down");
+	d->closing_parts = 2 + (d->api != NULL);
 	if (d->api)
 		api_close(d->api, closed_cb, d);
 	runner_close(d->runner, closed_cb, d);
 	client_close(d->cl, closed_cb, d);
-	uv_close((uv_handle_t *)&d->sigint, NULL);
-	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	d->cl = NULL;
+	if (d->signals_on) {
+		uv_close((uv_handle_t *)&d->sigint, NULL);
+		uv_close((uv_handle_t *)&d->sigterm, NULL);
+	}
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -289,10 +308,9 @@ int main(int argc, char **argv)
 			log_error("another medthinkd is already running on %s", ac.socket_path);
 		else
 			log_error("cannot listen on %s: %s", ac.socket_path, strerror(-rc));
-		d.stopping = 1;
-		runner_close(d.runner, closed_cb, &d);
-		client_close(d.cl, closed_cb, &d);
-		d.cl = NULL;
+		d.api = NULL;
+		shutdown_begin(&d);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
 		goto run_down;
 	}
 	uv_signal_init(&d.loop, &d.sigint);
@@ -300,6 +318,7 @@ int main(int argc, char **argv)
 	d.sigint.data = d.sigterm.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	d.signals_on = 1;
 	rc = runner_start(d.runner);
 	if (rc > 0)
 		log_info("resumed %d unfinished job(s)", rc);
@@ -308,18 +327,13 @@ int main(int argc, char **argv)
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	d.exit_code = 0;
 run_down:
-	/* Commit what completed before the stop, then let every handle close. */
-	commit_now(&d);
-	uv_prepare_stop(&d.commit);
-	uv_close((uv_handle_t *)&d.commit, NULL);
-	uv_close((uv_handle_t *)&d.retry, NULL);
-	uv_run(&d.loop, UV_RUN_DEFAULT);
+	/* Whatever completed before the stop is committed. */
 	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)
 		;
 out:
 	if (d.cl) {
 		/* Never started its work: close it and let its handles go. */
-		client_close(d.cl, closed_cb, &d);
+		client_close(d.cl, NULL, NULL);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 	}
 	api_free(d.api);

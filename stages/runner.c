@@ -229,6 +229,13 @@ static bool item_is_eval(const struct job *j, const char *ext_id)
 		h = (h ^ *p) * 1099511628211ULL;
 	if (j->js.eval_fraction >= 1)
 		return true;
+	/* FNV's high bits barely move for ids that differ in their last
+	 * characters; a murmur3 finalizer spreads them. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return (double)(h >> 11) / 9007199254740992.0 < j->js.eval_fraction;
 }
 
@@ -332,6 +339,32 @@ static void job_seed_page(struct job *j)
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
+
+/* How many more calls the job may have out now. With a budget, calls in
+ * flight are limited to what the rest of the budget buys at the average
+ * cost so far (one call to learn it), so a job stops near its budget
+ * rather than a whole window past it. */
+static int64_t job_room(const struct job *j)
+{
+	int64_t room = j->window - j->in_flight;
+	double left, avg;
+	int64_t paid = j->calls - j->cached;
+
+	if (j->js.budget_usd <= 0)
+		return room;
+	left = j->js.budget_usd - j->spent;
+	if (left <= 0)
+		return 0;
+	if (paid <= 0 || j->spent <= 0)
+		return j->in_flight == 0 ? 1 : 0;
+	avg = j->spent / (double)paid;
+	if ((double)j->in_flight * avg >= left)
+		return 0;
+	if ((double)(j->in_flight + room) * avg > left)
+		room = (int64_t)(left / avg) - j->in_flight + 1;
+	return room;
+}
+
 
 static const char *step_endpoint(const struct job *j, enum step s)
 {
@@ -569,8 +602,7 @@ static void task_done(void *ud, int status)
 		task_free(t);
 		/* Keep the item moving while the job may run: its next step (or its
 		 * re-ask) goes out now rather than waiting for a scan. */
-		if (state_is(j, "running") && !r->closing && j->in_flight < j->window &&
-		    (j->js.budget_usd <= 0 || j->spent < j->js.budget_usd)) {
+		if (state_is(j, "running") && !r->closing && job_room(j) > 0) {
 			if (res == STEP_DONE && next >= 0)
 				job_dispatch(j, (enum step)next, seq, 0, NULL);
 			else if (res == STEP_RETRY)
@@ -658,20 +690,23 @@ static void job_eval_report(struct job *j)
 		int64_t ung = json_integer_value(json_object_get(tp, "ungraded"));
 		int64_t cor = json_integer_value(json_object_get(tp, "correct"));
 
-		json_object_set_new(tp, "accuracy",
-				    json_real(tot - ung > 0 ? (double)cor / (double)(tot - ung) : 0));
+		(void)ung;
+		json_object_set_new(tp, "accuracy", json_real(tot > 0 ? (double)cor / (double)tot : 0));
 	}
 	json_decref(j->eval);
-	j->eval = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "accuracy",
+	/* accuracy counts an ungraded answer as not correct (as a benchmark
+	 * would); accuracy_graded leaves them out. */
+	j->eval = json_pack("{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "accuracy",
+			    a.total > 0 ? (double)a.correct / (double)a.total : 0.0, "accuracy_graded",
 			    a.total - a.ungraded > 0 ? (double)a.correct / (double)(a.total - a.ungraded)
 						     : 0.0,
 			    "total", (json_int_t)a.total, "correct", (json_int_t)a.correct, "wrong",
 			    (json_int_t)a.wrong, "ungraded", (json_int_t)a.ungraded, "judged",
 			    (json_int_t)a.judged, "failed", (json_int_t)failed, "by_topic", a.topics);
-	job_log(j, "eval", "eval: accuracy %.1f%% (%" PRId64 " of %" PRId64 " graded; %" PRId64
-			   " ungraded, %" PRId64 " judged)",
-		100.0 * json_real_value(json_object_get(j->eval, "accuracy")), a.correct,
-		a.total - a.ungraded, a.ungraded, a.judged);
+	job_log(j, "eval", "eval: accuracy %.1f%% (%" PRId64 " of %" PRId64 " correct; %" PRId64
+			   " ungraded, %" PRId64 " graded by the judge)",
+		100.0 * json_real_value(json_object_get(j->eval, "accuracy")), a.correct, a.total,
+		a.ungraded, a.judged);
 }
 
 static void job_phase_summary(struct job *j, enum phase p)
@@ -847,7 +882,7 @@ static void job_pump(struct job *j)
 		char why[200];
 
 		snprintf(why, sizeof(why),
-			 "budget reached: $%.4f spent of budget_usd $%.2f; raise it and resume",
+			 "budget reached: $%.4f spent of budget_usd $%.4f; raise it and resume",
 			 j->spent, j->js.budget_usd);
 		job_set_state(j, "paused", why);
 		return;
@@ -864,7 +899,7 @@ static void job_pump(struct job *j)
 
 		if (!step_in_phase((enum step)s, p) || ss->pending <= ss->in_flight)
 			continue;
-		c.room = j->window - (int)j->in_flight;
+		c.room = (int)job_room(j);
 		if (c.room <= 0)
 			break;
 		if (c.room > SCAN_PAGE)

@@ -98,12 +98,14 @@ double limits_acquire(struct limits *l, double now, int64_t est_tokens, struct l
 	if (now < l->hdr_tok_until && est_tokens > l->hdr_tok_left)
 		return l->hdr_tok_until - now;
 	refill(l, now);
-	if (l->cfg.rpm > 0 && l->rq_tokens < 1.0)
+	/* The epsilons keep a caller that waits exactly as told from looping
+	 * on rounding leftovers. */
+	if (l->cfg.rpm > 0 && l->rq_tokens < 1.0 - 1e-9)
 		return (1.0 - l->rq_tokens) * 60.0 / l->cfg.rpm;
 	if (l->cfg.tpm > 0) {
 		/* A request bigger than the bucket goes when the bucket is full. */
 		need = (double)est_tokens < tk_cap(l) ? (double)est_tokens : tk_cap(l);
-		if (l->tk_tokens < need)
+		if (l->tk_tokens < need - 1e-6)
 			return (need - l->tk_tokens) * 60.0 / (double)l->cfg.tpm;
 		l->tk_tokens -= (double)est_tokens;
 	}
@@ -293,8 +295,8 @@ double limits_backoff(struct limits *l, int attempt, double retry_after_s)
 	double cap;
 
 	if (retry_after_s >= 0) {
-		cap = l->cfg.backoff_max_s * 10;
-		return retry_after_s < cap ? retry_after_s : cap;
+		/* The server knows best, within reason. */
+		return retry_after_s < LIMITS_RETRY_AFTER_MAX ? retry_after_s : LIMITS_RETRY_AFTER_MAX;
 	}
 	if (attempt < 1)
 		attempt = 1;

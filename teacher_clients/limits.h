@@ -31,6 +31,9 @@ struct limits_cfg {
 	uint64_t seed;            /* jitter RNG seed; 0: fixed default */
 };
 
+/* The longest Retry-After honoured, seconds. */
+#define LIMITS_RETRY_AFTER_MAX 600.0
+
 enum limits_breaker { LIMITS_CLOSED = 0, LIMITS_OPEN, LIMITS_HALF_OPEN };
 
 struct limits {
@@ -95,7 +98,7 @@ void limits_note_headers(struct limits *l, double now, const char *rem_req, cons
  * provider's error.code (may be NULL). */
 bool limits_retryable(enum limits_outcome o, long status, const char *error_code);
 /* The delay before retry number `attempt` (1 = first retry): the Retry-After
- * value when given (retry_after_s >= 0, capped at backoff_max_s * 10), else full
+ * value when given (retry_after_s >= 0, capped at LIMITS_RETRY_AFTER_MAX), else full
  * jitter: uniform in [0, min(backoff_max_s, backoff_base_s * 2^(attempt-1))]. */
 double limits_backoff(struct limits *l, int attempt, double retry_after_s);
 /* Parses a Retry-After value: delay-seconds or an HTTP-date (IMF-fixdate,

@@ -3,7 +3,7 @@
 # with curl --unix-socket and the CLI: health, datasets (every layout, on the
 # real files in ../shared/data), errors, jobs API, metrics, socket manners,
 # config errors and a clean shutdown.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 
 write_conf
 start_daemon || { nok "daemon starts"; exit 1; }
@@ -67,7 +67,7 @@ ds_skip=$("$BIN/medthink" import "$T/bad.jsonl" --name skip --skip-invalid 2>"$T
 n=$(api "http://x/v1/datasets/$ds_skip" | jq_py 'd["items"]')
 expect_eq "--skip-invalid stores the 2 good lines" "$n" "2"
 expect_match "--skip-invalid reports line 5" "$(cat "$T/skip.err")" "5"
-printf '{"question":"q","answer":"a\xff"}\n' >"$T/utf8.jsonl"
+printf '{"question":"q","answer":"a\377"}\n' >"$T/utf8.jsonl"
 out=$("$BIN/medthink" import "$T/utf8.jsonl" 2>&1)
 expect_match "invalid UTF-8 named with its line" "$out" "line 1.*UTF-8"
 code=$(api_code POST "/v1/datasets?format=nope" --data-binary @"$T/bad.jsonl")

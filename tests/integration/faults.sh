@@ -1,7 +1,7 @@
 #!/bin/sh
 # Teacher faults: 5% 500s, 5% 429s and 2% malformed replies. The job still
 # finishes; an item that fails keeps its reason; nothing is stored twice.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 
 start_sim T --latency-ms 3 --fail-500 0.05 --fail-429 0.05 --malformed 0.02 --seed 3 || exit 1
 start_sim S --latency-ms 1 || exit 1

@@ -2,7 +2,7 @@
 # The MedThink pipeline end to end against the simulator: stage one, stage
 # two and eval on the project's sample; the exported sets checked against
 # their formats; the train modes (manual pause, hook, failing hook); budgets.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.inc"
 
 start_sim T --latency-ms 5 || exit 1
 start_sim S --latency-ms 2 || exit 1
@@ -128,13 +128,17 @@ expect_match "failing hook pauses with its exit status" "$r" "status 3"
 "$BIN/medthink" cancel "$job4" >/dev/null
 
 # --- budget: pauses at budget_usd, raising it and resuming finishes
+# (a dataset no earlier job used: cached calls cost nothing)
+"$BIN/medthink" import "$SHARED/data/medqa/medqa_test.jsonl" --format medqa --name medqa >/dev/null
 cat >"$T/b.json" <<J
-{"name":"b","dataset":"gastro","kind":"stage1","teacher":"sim","seed":11,"budget_usd":0.002}
+{"name":"b","dataset":"medqa","kind":"stage1","teacher":"sim","seed":11,"budget_usd":0.02,"max_items":40}
 J
 job5=$("$BIN/medthink" submit "$T/b.json")
 wait_job "$job5" paused 60
 r=$(api "http://x/v1/jobs/$job5" | jq_py 'd.get("reason")')
 expect_match "budget: paused with the reason" "$r" "budget"
+spent=$(api "http://x/v1/jobs/$job5" | jq_py 'd["cost_usd"]')
+python3 -c "import sys; sys.exit(0 if 0.02 <= $spent < 0.03 else 1)" && ok "budget: stopped near it (\$$spent of \$0.02)" || nok "budget: stopped near it" "spent $spent"
 code=$(api_code POST "/v1/jobs/$job5/resume" --data-binary '{"budget_usd":100}')
 expect_eq "budget: resume with a raised budget" "$code" "200"
 if wait_job "$job5" done 60; then ok "budget: done after raising"; else nok "budget: done after raising"; fi

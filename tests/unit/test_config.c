@@ -104,7 +104,7 @@ static void test_shipped_conf_loads(void **state)
 	s = config_student_find(cfg, "local");
 	assert_non_null(s);
 	assert_int_equal(s->kind, CONFIG_STUDENT);
-	assert_string_equal(s->base_url, "http://127.0.0.1:8091/v1");
+	assert_string_equal(s->base_url, "http://127.0.0.1:8090/v1");
 	assert_string_equal(s->model, "sim-student");
 	assert_int_equal(s->max_concurrency, 8);
 	assert_null(s->command);

@@ -1,0 +1,1073 @@
+#!/usr/bin/python3
+"""medthink benchmarks: `make bench` runs this through bench/run.sh.
+
+Starts its own simulators (bin/medthink-sim) and daemons (bin/medthinkd) on
+loopback and a temporary directory, runs the four benchmarks of the issue,
+and writes docs/PERFORMANCE.md (plus build/bench/results.json).
+
+  1 throughput  20,000 stage-one items, sim latency 100 ms, 512 in flight:
+                (a) medthinkd, (b) bare libcurl-multi (build/bench/curl_multi),
+                (c) asyncio + aiohttp + sqlite3 (bench/aiohttp_sqlite.py)
+  2 ratelimit   rpm = sim limit, tpm = sim limit (token-heavy), sim limit
+                below the config (429s absorbed); the three run side by side
+  3 scale       1M items: import, daemon RSS and GET /v1/jobs/{id} latency
+                during the job, export rate of each format
+  4 resume      the same 1M job SIGKILLed at 90%: restart to first new call,
+                and no stored call sent again
+
+Environment: BIN (bin), B (build), BENCH_ONLY (comma list of throughput,
+ratelimit, scale, profile; default all), BENCH_TP_N (20000), BENCH_SCALE_N
+(1000000), BENCH_RATE_S (70, seconds of each rate-limit run), BENCH_KEEP=1
+keeps the temporary directory. Standard library only (python3 of Debian).
+"""
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+BIN = os.path.join(TOP, os.environ.get("BIN", "bin"))
+BUILD = os.path.join(TOP, os.environ.get("B", "build"))
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
+TP_N = int(os.environ.get("BENCH_TP_N", "20000"))
+SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
+RATE_S = int(os.environ.get("BENCH_RATE_S", "70"))
+EXPORT_S = float(os.environ.get("BENCH_EXPORT_S", "20"))     # cap on each export's read
+JOB_CAP_S = float(os.environ.get("BENCH_JOB_CAP_S", "480"))  # the 1M job is killed by then
+CONC = 512
+LATENCY_MS = 100
+SIM_RPM = 6000
+TICK = os.sysconf("SC_CLK_TCK")
+
+T = tempfile.mkdtemp(prefix="mtb.", dir="/tmp")
+PROCS = []          # every process this run started: (Popen, name)
+RESULTS = {}
+NOTES = []          # oddities seen during the run, listed in the report
+T_START = time.monotonic()
+
+
+def log(msg):
+    sys.stderr.write("[bench %6.1fs] %s\n" % (time.monotonic() - T_START, msg))
+    sys.stderr.flush()
+
+
+def want(name):
+    return not ONLY or name in ONLY
+
+
+def cleanup():
+    for p, _ in PROCS:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+    for p, _ in PROCS:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if os.environ.get("BENCH_KEEP"):
+        log("kept %s" % T)
+    else:
+        shutil.rmtree(T, ignore_errors=True)
+
+
+def on_signal(sig, frame):
+    raise SystemExit(128 + sig)
+
+
+def spawn(argv, name, **kw):
+    p = subprocess.Popen(argv, **kw)
+    PROCS.append((p, name))
+    return p
+
+
+# ---- /proc ----
+
+def proc_cpu(pid):
+    """user+sys seconds of a process (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_cpu(pid):
+    """{tid: (comm, user+sys seconds)} for every thread of a process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out[int(tid)] = ("%s[%s]" % (comm, tid), (int(f[11]) + int(f[12])) / TICK)
+    return out
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) in KiB."""
+    rss = hwm = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+# ---- HTTP ----
+
+class UnixConn(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+def http_json(conn, method, path, body=None, headers=None):
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    try:
+        obj = json.loads(data) if data else None
+    except ValueError:
+        obj = {"raw": data[:300].decode("utf-8", "replace")}
+    return r.status, obj
+
+
+class Sim:
+    def __init__(self, name, *flags):
+        self.name = name
+        out = os.path.join(T, "sim-%s.out" % name)
+        self.p = spawn([os.path.join(BIN, "medthink-sim"), "--listen", "127.0.0.1:0",
+                        "--contradict-rate", "0", "--log-level", "warn"] + list(flags), "sim-" + name,
+                       stdout=open(out, "w"), stderr=open(os.path.join(T, "sim-%s.log" % name), "w"))
+        deadline = time.monotonic() + 10
+        self.port = None
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on [0-9.]+:(\d+)", open(out).read())
+            if m:
+                self.port = int(m.group(1))
+                break
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.02)
+        if not self.port:
+            raise RuntimeError("simulator %s did not start" % name)
+
+    def req(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            return http_json(c, method, path, body)[1]
+        finally:
+            c.close()
+
+    def stats(self):
+        return self.req("GET", "/sim/stats")
+
+    def reset(self):
+        self.req("POST", "/sim/reset")
+
+    def url(self):
+        return "http://127.0.0.1:%d/v1" % self.port
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(timeout=10)
+
+
+class Daemon:
+    def __init__(self, name, teachers):
+        """teachers: {NAME: (sim, {extra keys})}"""
+        self.dir = os.path.join(T, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "d.sock")
+        self.conf = os.path.join(self.dir, "medthinkd.conf")
+        self.log = os.path.join(self.dir, "medthinkd.log")
+        self.db = os.path.join(self.dir, "var", "medthink.db")
+        lines = ["[daemon]", "socket = " + self.sock, "state_dir = " + os.path.join(self.dir, "var"),
+                 "log_level = info", "prompts_dir = " + os.path.join(TOP, "conf", "prompts"), ""]
+        first = None
+        for tname, (sim, extra) in teachers.items():
+            first = first or sim
+            keys = {"base_url": sim.url(), "model": "sim-teacher", "max_concurrency": CONC,
+                    "timeout_s": 60, "max_retries": 6}
+            keys.update(extra)
+            lines.append("[teacher.%s]" % tname)
+            lines += ["%s = %s" % kv for kv in keys.items()]
+            lines.append("")
+        lines += ["[student.local]", "base_url = " + first.url(), "model = sim-student", ""]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+        self.p = None
+
+    def start(self, wait=True):
+        env = dict(os.environ)
+        env.pop("MEDTHINK_SOCKET", None)
+        self.p = spawn([os.path.join(BIN, "medthinkd"), "-c", self.conf], "medthinkd",
+                       stderr=open(self.log, "a"), env=env)
+        self.pid = self.p.pid
+        if wait:
+            self.wait_health()
+
+    def wait_health(self, limit=20):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError("medthinkd exited: " + self.tail())
+            try:
+                c = UnixConn(self.sock, timeout=2)
+                st, _ = http_json(c, "GET", "/v1/health")
+                c.close()
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError("medthinkd did not answer /v1/health: " + self.tail())
+
+    def tail(self):
+        try:
+            return open(self.log).read()[-1500:]
+        except OSError:
+            return ""
+
+    def api(self, method, path, body=None, timeout=120):
+        c = UnixConn(self.sock, timeout=timeout)
+        try:
+            st, obj = http_json(c, method, path, body)
+        finally:
+            c.close()
+        if st >= 300:
+            raise RuntimeError("%s %s: %s %s" % (method, path, st, obj))
+        return obj
+
+    def import_file(self, path, name):
+        """Streams a native JSONL file as the body; returns (object, seconds)."""
+        size = os.path.getsize(path)
+        c = UnixConn(self.sock, timeout=600)
+        t0 = time.monotonic()
+        with open(path, "rb") as f:
+            c.request("POST", "/v1/datasets?name=%s&format=native" % name, body=f,
+                      headers={"Content-Length": str(size), "Content-Type": "application/x-ndjson"})
+            r = c.getresponse()
+            data = r.read()
+        dt = time.monotonic() - t0
+        c.close()
+        if r.status != 201:
+            raise RuntimeError("import %s: %s %s" % (name, r.status, data[:300]))
+        return json.loads(data), dt
+
+    def submit(self, dataset, teacher, name="bench"):
+        spec = {"name": name, "dataset": dataset, "kind": "stage1", "teacher": teacher,
+                "selection": {"strategy": "none"}, "eval_fraction": 0}
+        return self.api("POST", "/v1/jobs", spec)["id"]
+
+    def status(self, job):
+        return self.api("GET", "/v1/jobs/" + job)
+
+    def wait_done(self, job, poll=0.05, limit=3600):
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            s = self.status(job)
+            if s.get("state") in ("done", "failed", "cancelled"):
+                return time.monotonic(), s
+            if self.p.poll() is not None:
+                raise RuntimeError("medthinkd exited during %s: %s" % (job, self.tail()))
+            time.sleep(poll)
+        raise RuntimeError("%s did not finish in %ds" % (job, limit))
+
+    def stop(self):
+        if self.p and self.p.poll() is None:
+            t0 = time.monotonic()
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                NOTES.append("medthinkd (%s) did not exit within 10 s of SIGTERM; killed"
+                             % os.path.basename(self.dir))
+                log("  " + NOTES[-1])
+            else:
+                log("  medthinkd stopped %.2f s after SIGTERM" % (time.monotonic() - t0))
+
+    def cpu(self):
+        return proc_cpu(self.pid)
+
+
+def job_num(job):
+    return int(str(job).split("_")[-1])
+
+
+def counts(status, step="explain"):
+    c = (status.get("counts") or {}).get(step) or {}
+    return c
+
+
+def in_flight(status):
+    return sum(int(v.get("in_flight", 0)) for v in (status.get("counts") or {}).values())
+
+
+def finished(status, step="explain"):
+    c = counts(status, step)
+    return int(c.get("done", 0)) + int(c.get("failed", 0)) + int(c.get("dropped", 0))
+
+
+def gen_items(n, path, prefix, *extra):
+    subprocess.check_call([PY, os.path.join(TOP, "bench", "gen_items.py"), str(n), path,
+                           "--prefix", prefix] + list(extra))
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+# ---- 1. throughput ----
+
+def run_daemon_job(d, sim, items, name):
+    ds, _ = d.import_file(items, name)
+    sim.reset()
+    c0 = d.cpu()
+    t0 = time.monotonic()
+    job = d.submit(ds["id"], "sim", name)
+    t1, st = d.wait_done(job, poll=0.02)
+    cpu = d.cpu() - c0
+    wall = t1 - t0
+    ss = sim.stats()
+    n = finished(st)
+    return job, {"calls": ss["requests_total"], "items": n, "state": st.get("state"),
+                 "failed": int(counts(st).get("failed", 0)), "wall_s": round(wall, 3),
+                 "cpu_s": round(cpu, 3), "calls_per_s": round(ss["requests_total"] / wall, 1),
+                 "cpu_s_per_1k": round(cpu * 1000 / max(1, ss["requests_total"]), 4),
+                 "sim_429": ss.get("sent_429", 0)}
+
+
+def capture_bodies(d, job, path):
+    db = sqlite3.connect(d.db, timeout=30)
+    n = 0
+    with open(path, "w") as f:
+        for (req,) in db.execute("SELECT request FROM calls WHERE job_id = ? ORDER BY id",
+                                 (job_num(job),)):
+            if "\n" in req:
+                req = json.dumps(json.loads(req), separators=(",", ":"), ensure_ascii=False)
+            f.write(req + "\n")
+            n += 1
+    db.close()
+    return n
+
+
+def bench_throughput():
+    log("1. throughput: %d items, latency %d ms, %d in flight" % (TP_N, LATENCY_MS, CONC))
+    sim = Sim("tp", "--latency-ms", str(LATENCY_MS))
+    d = Daemon("tp", {"sim": (sim, {})})
+    d.start()
+    res = {"n": TP_N, "rounds": []}
+    url = sim.url() + "/chat/completions"
+    bodies = os.path.join(T, "tp-bodies.jsonl")
+    for rnd in (1, 2):
+        items = os.path.join(T, "tp%d.jsonl" % rnd)
+        gen_items(TP_N, items, "tp%d-" % rnd)
+        job, a = run_daemon_job(d, sim, items, "tp%d" % rnd)
+        log("  (a) medthinkd round %d: %s" % (rnd, a))
+        if rnd == 1:
+            res["bodies"] = "captured from the daemon's calls table"
+            nb = capture_bodies(d, job, bodies)
+            if nb != TP_N:
+                log("  captured %d bodies (want %d): using generated ones" % (nb, TP_N))
+                gen_items(TP_N, os.path.join(T, "tpx.jsonl"), "tp1-", "--bodies", bodies)
+                res["bodies"] = "generated by bench/gen_items.py --bodies (capture failed)"
+            res["body_bytes_avg"] = round(os.path.getsize(bodies) / TP_N)
+        sim.reset()
+        out = subprocess.run([os.path.join(BUILD, "bench", "curl_multi"), "--url", url,
+                              "--bodies", bodies, "--concurrency", str(CONC)],
+                             capture_output=True, text=True, timeout=600)
+        b = json.loads(out.stdout)
+        b["sim_requests"] = sim.stats()["requests_total"]
+        log("  (b) curl-multi round %d: %s" % (rnd, b))
+        res["rounds"].append({"a": a, "b": b})
+    sim.reset()
+    dbp = os.path.join(T, "aiohttp.db")
+    out = subprocess.run([PY, os.path.join(TOP, "bench", "aiohttp_sqlite.py"), url, bodies, dbp,
+                          str(CONC)], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0 and not out.stdout.strip():
+        raise RuntimeError("aiohttp_sqlite.py: " + out.stderr[-800:])
+    c = json.loads(out.stdout)
+    c["sim_requests"] = sim.stats()["requests_total"]
+    log("  (c) aiohttp+sqlite: %s" % c)
+    res["c"] = c
+    # Best of the two rounds for (a) and (b); ratios also per round.
+    res["a"] = max((r["a"] for r in res["rounds"]), key=lambda x: x["calls_per_s"])
+    res["b"] = max((r["b"] for r in res["rounds"]), key=lambda x: x["calls_per_s"])
+    RESULTS["throughput"] = res
+    if want("profile"):
+        try:
+            profile(d, sim)
+        except Exception as e:  # the profile is a bonus: report, go on
+            RESULTS["profile"] = {"error": str(e)}
+            log("  profile failed: %s" % e)
+    d.stop()
+    sim.stop()
+
+
+def profile(d, sim):
+    perf = shutil.which("perf")
+    items = os.path.join(T, "prof.jsonl")
+    gen_items(TP_N, items, "prof-")
+    ds, _ = d.import_file(items, "prof")
+    sim.reset()
+    data = os.path.join(T, "perf.data")
+    if not perf:
+        RESULTS["profile"] = {"error": "perf not installed (apt-get install linux-perf)"}
+        return
+    log("  profiling medthinkd with perf record during a %d-item job" % TP_N)
+    pr = spawn([perf, "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(d.pid),
+                "-o", data],
+               "perf", stdout=subprocess.DEVNULL, stderr=open(os.path.join(T, "perf.log"), "w"))
+    time.sleep(0.5)
+    threads0 = thread_cpu(d.pid)
+    t0 = time.monotonic()
+    job = d.submit(ds["id"], "sim", "prof")
+    # Off-CPU view of the event-loop thread: sample its state and wchan
+    # (where it sleeps in the kernel) every 2 ms until the job ends.
+    states = {}
+    stop = threading.Event()
+
+    def sampler():
+        path = "/proc/%d/task/%d/" % (d.pid, d.pid)
+        while not stop.is_set():
+            try:
+                st = open(path + "stat").read()
+                state = st[st.rindex(")") + 2]
+                wchan = open(path + "wchan").read().strip() or "-"
+            except OSError:
+                break
+            key = "running" if state == "R" else "%s %s" % (state, wchan)
+            states[key] = states.get(key, 0) + 1
+            time.sleep(0.002)
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    d.wait_done(job, poll=0.05)
+    wall = time.monotonic() - t0
+    stop.set()
+    th.join()
+    threads1 = thread_cpu(d.pid)
+    pr.send_signal(signal.SIGINT)
+    pr.wait(timeout=60)
+    rep = subprocess.run([perf, "report", "-i", data, "--stdio", "--no-children",
+                          "--sort", "dso,symbol", "--percent-limit", "0.7", "-g", "none"],
+                         capture_output=True, text=True, timeout=300)
+    selfrows, unresolved = [], {}
+    for line in rep.stdout.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(.+?)(\s+-)*\s*$", line)
+        if not m:
+            continue
+        if m.group(3).startswith("0x"):
+            unresolved[m.group(2)] = unresolved.get(m.group(2), 0) + float(m.group(1))
+        else:
+            selfrows.append((float(m.group(1)), m.group(2), m.group(3)))
+    for dso, v in unresolved.items():
+        selfrows.append((round(v, 2), dso, "(no symbols: %s rows of >= 0.7%% summed)" % dso))
+    selfrows.sort(key=lambda x: -x[0])
+    rep2 = subprocess.run([perf, "report", "-i", data, "--stdio", "--children",
+                           "--sort", "symbol", "--percent-limit", "2", "-g", "none",
+                           "--dsos", "medthinkd"],
+                          capture_output=True, text=True, timeout=300)
+    childrows = []
+    for line in rep2.stdout.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+([0-9.]+)%\s+\[[.k]\]\s+(.+?)(\s+-)*\s*$", line)
+        if m and not m.group(3).startswith("0x"):
+            childrows.append((float(m.group(1)), float(m.group(2)), m.group(3)))
+    total = sum(states.values()) or 1
+    RESULTS["profile"] = {"self": selfrows[:20], "children": childrows[:25], "calls": TP_N,
+                          "wall_s": round(wall, 2),
+                          "loop_states": sorted(((k, round(v * 100.0 / total, 1))
+                                                 for k, v in states.items()), key=lambda x: -x[1])[:8],
+                          "threads": sorted(((name, round(threads1.get(tid, (name, 0))[1] - c0, 2))
+                                             for tid, (name, c0) in threads0.items()),
+                                            key=lambda x: -x[1])}
+
+
+# ---- 2. rate limits ----
+
+def bench_ratelimit():
+    log("2. rate limits: %d s runs, side by side" % RATE_S)
+    # Token-heavy items: ~6 KB of context each, about 2,100 tokens a call.
+    tpm = RATE_TPM
+    est_tokens = 2150
+    n_rpm = SIM_RPM // 60 * RATE_S
+    n_tpm = max(50, int(tpm / 60.0 * RATE_S / est_tokens))
+    low = SIM_RPM // 2
+    n_abs = int(low * max(1.05, RATE_S / 60.0 * 0.9))
+    s_rpm = Sim("rpm", "--latency-ms", str(LATENCY_MS), "--rpm", str(SIM_RPM))
+    s_tpm = Sim("tpm", "--latency-ms", str(LATENCY_MS), "--tpm", str(tpm))
+    s_abs = Sim("abs", "--latency-ms", str(LATENCY_MS), "--rpm", str(low))
+    d = Daemon("rl", {"rpm": (s_rpm, {"rpm": SIM_RPM}), "tpm": (s_tpm, {"tpm": tpm}),
+                      "abs": (s_abs, {"rpm": SIM_RPM})})
+    d.start()
+    f_rpm, f_tpm, f_abs = (os.path.join(T, x) for x in ("rpm.jsonl", "tpm.jsonl", "abs.jsonl"))
+    gen_items(n_rpm, f_rpm, "rpm-")
+    gen_items(n_tpm, f_tpm, "tpm-", "--pad", "6000")
+    gen_items(n_abs, f_abs, "abs-")
+    ids = {k: d.import_file(f, k)[0]["id"] for k, f in (("rpm", f_rpm), ("tpm", f_tpm), ("abs", f_abs))}
+    for s in (s_rpm, s_tpm, s_abs):
+        s.reset()
+    t0 = time.monotonic()
+    jobs = {k: d.submit(ids[k], k, "rl-" + k) for k in ("rpm", "tpm", "abs")}
+    ends = {}
+    deadline = t0 + RATE_S * 4 + 120
+    while len(ends) < 3 and time.monotonic() < deadline:
+        for k, j in jobs.items():
+            if k in ends:
+                continue
+            st = d.status(j)
+            if st.get("state") in ("done", "failed", "cancelled"):
+                ends[k] = (time.monotonic(), st)
+        time.sleep(0.1)
+    res = {}
+    for k, s, lim, n in (("rpm", s_rpm, SIM_RPM, n_rpm), ("tpm", s_tpm, tpm, n_tpm),
+                         ("abs", s_abs, low, n_abs)):
+        ss = s.stats()
+        if k not in ends:
+            res[k] = {"error": "job did not finish in time", "sim": ss}
+            continue
+        t1, st = ends[k]
+        wall = t1 - t0
+        c = counts(st)
+        r = {"items": n, "wall_s": round(wall, 2), "state": st.get("state"),
+             "done": int(c.get("done", 0)), "failed": int(c.get("failed", 0)),
+             "dropped": int(c.get("dropped", 0)), "requests": ss["requests_total"],
+             "sim_429": ss.get("rate_limited_429", ss.get("sent_429", 0)), "limit": lim}
+        if k == "tpm":
+            tok = ss.get("prompt_tokens", 0) + ss.get("completion_tokens", 0)
+            r["tokens"] = tok
+            r["achieved_per_min"] = round(tok / wall * 60)
+            r["tokens_per_call"] = round(tok / max(1, ss["requests_total"]))
+        else:
+            ok = ss.get("by_status", {}).get("200", 0)
+            r["achieved_per_min"] = round(ok / wall * 60)
+        r["fraction"] = round(r["achieved_per_min"] / lim, 4)
+        res[k] = r
+        log("  %s: %s" % (k, r))
+    res["config_rpm"] = SIM_RPM
+    RESULTS["ratelimit"] = res
+    d.stop()
+    for s in (s_rpm, s_tpm, s_abs):
+        s.stop()
+
+
+# ---- 3 + 4. scale and resume ----
+
+def store_page_cache_kib():
+    try:
+        src = open(os.path.join(TOP, "store", "store.c")).read()
+        m = re.search(r"cache_size\s*=\s*(-?\d+)", src)
+        v = int(m.group(1))
+        return -v if v < 0 else v * 4  # pages of 4 KiB
+    except (OSError, AttributeError, ValueError):
+        return 2000  # SQLite's default -2000
+
+
+def bench_scale(items_path, gen_proc):
+    N = SCALE_N
+    log("3+4. scale and resume: %d items" % N)
+    if gen_proc is not None:
+        gen_proc.wait()
+        if gen_proc.returncode != 0:
+            raise RuntimeError("gen_items failed")
+    res = {"n": N, "file_bytes": os.path.getsize(items_path),
+           "page_cache_kib": store_page_cache_kib()}
+    sim = Sim("big", "--latency-ms", str(LATENCY_MS))
+    d = Daemon("big", {"sim": (sim, {})})
+    d.start()
+    rss0 = proc_mem(d.pid)[0]
+    ds, dt = d.import_file(items_path, "big")
+    res["import"] = {"items": ds.get("items"), "s": round(dt, 2),
+                     "items_per_s": round(ds.get("items", 0) / dt),
+                     "mb_per_s": round(res["file_bytes"] / dt / 1e6, 1),
+                     "daemon_peak_rss_kib": proc_mem(d.pid)[1], "rss_before_kib": rss0}
+    log("  import: %s" % res["import"])
+    # Let the WAL checkpoint settle, then run the job.
+    sim.reset()
+    job = d.submit(ds["id"], "sim", "big")
+    t0 = time.monotonic()
+    lat, lat_full = [], []
+    rss_max = 0
+    kill_at = int(N * 0.9)
+    conn = None
+    last_rss = 0.0
+    killed = None
+    while True:
+        now = time.monotonic()
+        if now - last_rss > 0.25:
+            rss_max = max(rss_max, proc_mem(d.pid)[0])
+            last_rss = now
+        try:
+            if conn is None:
+                conn = UnixConn(d.sock, timeout=30)
+            a = time.perf_counter()
+            st, obj = http_json(conn, "GET", "/v1/jobs/" + job)
+            ms = (time.perf_counter() - a) * 1000
+        except (OSError, http.client.HTTPException):
+            conn = None
+            if d.p.poll() is not None:
+                raise RuntimeError("medthinkd exited during the 1M job: " + d.tail())
+            continue
+        lat.append(ms)
+        if in_flight(obj) >= CONC * 0.9:
+            lat_full.append(ms)
+        capped = now - t0 > JOB_CAP_S
+        if finished(obj) >= kill_at or capped:
+            if capped:
+                NOTES.append("the %d-item job was killed at %.1f%% (not 90%%): the %d s time cap of "
+                             "the run was reached" % (N, finished(obj) * 100.0 / N, JOB_CAP_S))
+                log("  " + NOTES[-1])
+            d.p.send_signal(signal.SIGKILL)
+            d.p.wait()
+            killed = time.monotonic()
+            break
+        if obj.get("state") in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    if conn:
+        conn.close()
+    pre = {"wall_s": round(killed - t0, 2) if killed else None, "finished_at_kill": finished(obj)}
+    res["job_pre_kill"] = pre
+    res["get_latency"] = {"samples": len(lat), "p50_ms": round(pct(lat, 50), 3),
+                          "p99_ms": round(pct(lat, 99), 3), "max_ms": round(max(lat), 3),
+                          "samples_512": len(lat_full),
+                          "p50_512_ms": round(pct(lat_full, 50), 3),
+                          "p99_512_ms": round(pct(lat_full, 99), 3)}
+    log("  GET latency: %s" % res["get_latency"])
+    if not killed:
+        raise RuntimeError("job finished before it could be killed: %s" % obj)
+    time.sleep(0.5)  # nothing left in transit to the simulator
+    db = sqlite3.connect(d.db, timeout=60)
+    stored = db.execute("SELECT count(*), count(DISTINCT hash) FROM calls WHERE job_id = ? "
+                        "AND error IS NULL", (job_num(job),)).fetchone()
+    db.close()
+    s_kill = sim.stats()
+    r0 = s_kill["requests_total"]
+    pre["calls_per_s"] = round(r0 / (killed - t0), 1)
+    # Restart: time to the first new call reaching the simulator.
+    t_restart = time.monotonic()
+    d.start(wait=False)
+    first = None
+    while time.monotonic() - t_restart < 30:
+        if sim.stats()["requests_total"] > r0:
+            first = time.monotonic() - t_restart
+            break
+        time.sleep(0.003)
+    d.wait_health()
+    rss_resume_max = 0
+    lat2 = []
+    conn = UnixConn(d.sock, timeout=30)
+    while True:
+        rss_resume_max = max(rss_resume_max, proc_mem(d.pid)[0])
+        a = time.perf_counter()
+        try:
+            _, obj = http_json(conn, "GET", "/v1/jobs/" + job)
+        except (OSError, http.client.HTTPException):
+            conn = UnixConn(d.sock, timeout=30)
+            if d.p.poll() is not None:
+                raise RuntimeError("medthinkd exited after restart: " + d.tail())
+            continue
+        lat2.append((time.perf_counter() - a) * 1000)
+        if obj.get("state") in ("done", "failed", "cancelled"):
+            break
+        if time.monotonic() - t_restart > 900:
+            raise RuntimeError("1M job did not finish after restart: %s" % obj)
+        time.sleep(0.1)
+    conn.close()
+    t_end = time.monotonic()
+    s_end = sim.stats()
+    db = sqlite3.connect(d.db, timeout=60)
+    stored_end = db.execute("SELECT count(*), count(DISTINCT hash) FROM calls WHERE job_id = ? "
+                            "AND error IS NULL", (job_num(job),)).fetchone()
+    db.close()
+    sent_after = s_end["requests_total"] - r0
+    res["resume"] = {"stored_at_kill": stored[0], "distinct_stored_at_kill": stored[1],
+                     "sent_before_kill": r0, "in_flight_lost": r0 - stored[0],
+                     "restart_to_first_call_s": round(first, 3) if first is not None else None,
+                     "sent_after_restart": sent_after, "expected_after_restart": N - stored[1],
+                     "duplicate_bodies": s_end.get("duplicate_bodies"),
+                     "max_requests_per_body": s_end.get("max_requests_per_body"),
+                     "stored_at_end": stored_end[0], "distinct_stored_at_end": stored_end[1],
+                     "state": obj.get("state"), "failed": int(counts(obj).get("failed", 0)),
+                     "finish_s_after_restart": round(t_end - t_restart, 2)}
+    res["rss"] = {"job_max_rss_kib": rss_max, "resumed_max_rss_kib": rss_resume_max}
+    log("  resume: %s" % res["resume"])
+    log("  rss: %s" % res["rss"])
+    # Exports of the finished job, every format.
+    res["export"] = {}
+    for fmt in ("openai", "sharegpt", "alpaca", "grpo"):
+        c = UnixConn(d.sock, timeout=600)
+        a = time.monotonic()
+        c.request("GET", "/v1/jobs/%s/export?set=1&format=%s" % (job, fmt))
+        r = c.getresponse()
+        lines = nbytes = 0
+        cut = False
+        while True:
+            chunk = r.read1(1 << 20)
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            nbytes += len(chunk)
+            if time.monotonic() - a > EXPORT_S:
+                cut = True
+                break
+        dt = time.monotonic() - a
+        c.close()
+        res["export"][fmt] = {"status": r.status, "records": lines, "bytes": nbytes, "cut": cut,
+                              "s": round(dt, 2), "records_per_s": round(lines / dt) if dt else 0,
+                              "mb_per_s": round(nbytes / dt / 1e6, 1) if dt else 0}
+        log("  export %s: %s" % (fmt, res["export"][fmt]))
+    res["export_rss_kib"] = proc_mem(d.pid)[1]
+    RESULTS["scale"] = res
+    d.stop()
+    sim.stop()
+
+
+# ---- report ----
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "mem": mem, "kernel": platform.release(),
+            "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "commit": sh("git -C %s rev-parse --short HEAD" % TOP),
+            "libcurl": sh("curl-config --version"), "sqlite": sqlite3.sqlite_version,
+            "python": sh(PY + " -c 'import sys,aiohttp;print(sys.version.split()[0], \"aiohttp\", aiohttp.__version__)'")}
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def fmt_kib(k):
+    return "%.1f MiB" % (k / 1024.0)
+
+
+def write_report(path, total_s, errors):
+    m = machine()
+    L = []
+    w = L.append
+    w("# medthink performance")
+    w("")
+    w("Written by `make bench` (bench/run.sh -> bench/bench.py); do not edit by hand: "
+      "the analysis at the end comes from bench/FINDINGS.md.")
+    w("")
+    w("## Machine")
+    w("")
+    w("| | |\n|---|---|")
+    w("| CPU | %s x %s |" % (m["nproc"], m["cpu"]))
+    w("| memory | %s |" % m["mem"])
+    w("| kernel / OS | %s / %s |" % (m["kernel"], m["os"]))
+    w("| libraries | %s, SQLite %s, Python %s |" % (m["libcurl"], m["sqlite"], m["python"]))
+    w("| run | %s, commit %s, all four benchmarks in %.0f s |" % (m["date"], m["commit"], total_s))
+    w("")
+    w("Every benchmark starts its own `bin/medthink-sim` (a simulator, not a model; "
+      "`--contradict-rate 0` so each item needs exactly one call) and `bin/medthinkd` on "
+      "loopback in a temporary directory. CPU is user+sys from /proc/PID/stat (all threads) "
+      "between submit and the job's end; RSS is sampled from /proc/PID/status. The simulator "
+      "shares the two cores with whatever is measured.")
+    w("")
+    if NOTES:
+        w("Noted during the run:")
+        w("")
+        for n_ in NOTES:
+            w("- " + n_)
+        w("")
+    if errors:
+        w("**Errors in this run:**")
+        w("")
+        for e in errors:
+            w("- " + e.replace("\n", " ")[:600])
+        w("")
+
+    tp = RESULTS.get("throughput")
+    w("## 1. Orchestration throughput")
+    w("")
+    if tp:
+        a, b, c = tp["a"], tp["b"], tp["c"]
+        w("Stage-one job of %d items (strategy none: one explain call per item), simulator "
+          "latency %d ms, %d in flight, HTTP/1.1 keep-alive. Ideal: %d calls/s. Request bodies "
+          "for (b) and (c): %s (the exact bytes medthinkd sent, mean %d bytes). (a) and (b) ran "
+          "twice, alternating; the best round of each is shown, every round is listed below."
+          % (tp["n"], LATENCY_MS, CONC, CONC * 1000 // LATENCY_MS, tp.get("bodies", "?"),
+             tp.get("body_bytes_avg", 0)))
+        w("")
+        w("| runner | calls/s | % of ideal | CPU s / 1,000 calls | stores |")
+        w("|---|---:|---:|---:|---|")
+        ideal = CONC * 1000.0 / LATENCY_MS
+        w("| (a) medthinkd | %.0f | %.1f%% | %.4f | every call, task and artifact (SQLite WAL) |"
+          % (a["calls_per_s"], a["calls_per_s"] / ideal * 100, a["cpu_s_per_1k"]))
+        w("| (b) bare libcurl-multi + libuv (bench/curl_multi.c) | %.0f | %.1f%% | %.4f | nothing |"
+          % (b["calls_per_s"], b["calls_per_s"] / ideal * 100, b["cpu_s_per_1k"]))
+        w("| (c) asyncio + aiohttp + sqlite3 (bench/aiohttp_sqlite.py) | %.0f | %.1f%% | %.4f | "
+          "each reply, commit per reply (WAL) |"
+          % (c["calls_per_s"], c["calls_per_s"] / ideal * 100, c["cpu_s_per_1k"]))
+        w("")
+        r_ab = a["calls_per_s"] / b["calls_per_s"]
+        r_ac = a["calls_per_s"] / c["calls_per_s"]
+        cpu_ac = a["cpu_s_per_1k"] / c["cpu_s_per_1k"] if c["cpu_s_per_1k"] else 0
+        w("| target | measured | |\n|---|---:|---|")
+        w("| (a) >= 0.9 x (b) calls/s | %.3f x | %s |" % (r_ab, verdict(r_ab >= 0.9)))
+        w("| (a) >= 5 x (c) calls/s | %.2f x | %s |" % (r_ac, verdict(r_ac >= 5)))
+        w("| (a) CPU per call <= 1/5 of (c) | %.3f of (c) | %s |" % (cpu_ac, verdict(cpu_ac <= 0.2)))
+        w("")
+        w("Rounds: " + "; ".join("round %d: (a) %.0f calls/s %.4f CPU-s/1k, (b) %.0f calls/s %.4f CPU-s/1k"
+                                 % (i + 1, r["a"]["calls_per_s"], r["a"]["cpu_s_per_1k"],
+                                    r["b"]["calls_per_s"], r["b"]["cpu_s_per_1k"])
+                                 for i, r in enumerate(tp["rounds"])) + ".")
+        w("(a) wall %.2f s, CPU %.2f s, %d calls, %d failed items; (c) wall %.2f s, CPU %.2f s."
+          % (a["wall_s"], a["cpu_s"], a["calls"], a["failed"], c["wall_s"], c["cpu_s"]))
+    else:
+        w("Not run.")
+    w("")
+
+    rl = RESULTS.get("ratelimit")
+    w("## 2. Rate-limit fidelity")
+    w("")
+    if rl:
+        w("Three jobs side by side in one daemon, each against its own simulator (latency %d ms, "
+          "%d in flight allowed). Runs are sized for about %d s; the simulator enforces its "
+          "limits over a sliding 60 s window. Achieved rate = successful requests (or tokens) "
+          "seen by the simulator / time from submit to the job's end." % (LATENCY_MS, CONC, RATE_S))
+        w("")
+        w("| run | config | simulator limit | items | wall s | achieved /min | of limit | 429s | failed items | target | |")
+        w("|---|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+        for k, cfg, lim, tgt in (("rpm", "rpm %d" % SIM_RPM, "rpm %d" % SIM_RPM, ">= 97%, zero 429"),
+                                 ("tpm", "tpm %d" % RATE_TPM, "tpm %d" % RATE_TPM, ">= 97%, zero 429"),
+                                 ("abs", "rpm %d" % SIM_RPM, "rpm %d" % (SIM_RPM // 2),
+                                  "429s absorbed, no failed item")):
+            r = rl.get(k)
+            if not r or "error" in r:
+                w("| %s | %s | %s | | | | | | | %s | **error: %s** |"
+                  % (k, cfg, lim, tgt, (r or {}).get("error", "not run")))
+                continue
+            if k == "abs":
+                ok = r["state"] == "done" and r["failed"] == 0 and r["done"] == r["items"]
+            else:
+                ok = r["fraction"] >= 0.97 and r["sim_429"] == 0
+            w("| %s | %s | %s | %d | %.1f | %d | %.1f%% | %d | %d | %s | %s |"
+              % (k, cfg, lim, r["items"], r["wall_s"], r["achieved_per_min"], r["fraction"] * 100,
+                 r["sim_429"], r["failed"], tgt, verdict(ok)))
+        t = rl.get("tpm") or {}
+        if "tokens_per_call" in t:
+            w("")
+            w("Token-heavy run: about %d tokens a call (prompt + completion, as the simulator "
+              "counts them)." % t["tokens_per_call"])
+        a = rl.get("abs") or {}
+        if "requests" in a:
+            w("Absorb run: %d requests for %d items: %d were answered 429 with Retry-After and "
+              "retried." % (a["requests"], a["items"], a["sim_429"]))
+    else:
+        w("Not run.")
+    w("")
+
+    sc = RESULTS.get("scale")
+    w("## 3. Scale (%s items)" % ("{:,}".format(sc["n"]) if sc else "1M"))
+    w("")
+    if sc:
+        imp = sc["import"]
+        cap = 64 * 1024 + sc["page_cache_kib"]
+        rss = sc.get("rss", {})
+        g = sc.get("get_latency", {})
+        w("Synthetic items from bench/gen_items.py (%.0f MB of native JSONL), streamed to "
+          "`POST /v1/datasets` by one client. The job runs with latency %d ms and %d in flight; "
+          "it is the same job that benchmark 4 kills and resumes." % (sc["file_bytes"] / 1e6, LATENCY_MS, CONC))
+        w("")
+        w("| measure | measured | target | |\n|---|---:|---|---|")
+        w("| import | %s items/s (%.1f s, %.0f MB/s) | | |" % ("{:,}".format(imp["items_per_s"]), imp["s"], imp["mb_per_s"]))
+        w("| import: daemon peak RSS (VmHWM) | %s | | |" % fmt_kib(imp["daemon_peak_rss_kib"]))
+        for fmt, e in sc.get("export", {}).items():
+            if e.get("cut"):
+                note = "first %s records: read stopped after %.0f s (time budget)" % (
+                    "{:,}".format(e["records"]), EXPORT_S)
+            elif e["records"] == sc["n"]:
+                note = "all %s records" % "{:,}".format(e["records"])
+            else:
+                note = "**%d records, want %d**" % (e["records"], sc["n"])
+            w("| export %s | %s records/s (%.1f s, %.0f MB/s) | | %s |"
+              % (fmt, "{:,}".format(e["records_per_s"]), e["s"], e["mb_per_s"], note))
+        jr = max(rss.get("job_max_rss_kib", 0), rss.get("resumed_max_rss_kib", 0))
+        w("| daemon RSS during the job (max of samples every 0.25 s) | %s | <= 64 MiB + page cache %s = %s | %s |"
+          % (fmt_kib(jr), fmt_kib(sc["page_cache_kib"]), fmt_kib(cap), verdict(jr <= cap)))
+        if g:
+            w("| GET /v1/jobs/{id}, all samples (%d) | p50 %.2f ms, p99 %.2f ms, max %.1f ms | p99 < 10 ms | %s |"
+              % (g["samples"], g["p50_ms"], g["p99_ms"], g["max_ms"], verdict(g["p99_ms"] < 10)))
+            w("| GET /v1/jobs/{id} while >= %d in flight (%d) | p50 %.2f ms, p99 %.2f ms | p99 < 10 ms | %s |"
+              % (int(CONC * 0.9), g["samples_512"], g["p50_512_ms"], g["p99_512_ms"],
+                 verdict(g["samples_512"] > 0 and g["p99_512_ms"] < 10)))
+        pre = sc.get("job_pre_kill", {})
+        if pre.get("calls_per_s"):
+            w("| job rate up to the kill at 90%% | %.0f calls/s | | |" % pre["calls_per_s"])
+    else:
+        w("Not run.")
+    w("")
+
+    w("## 4. Resume after SIGKILL")
+    w("")
+    if sc and "resume" in sc:
+        r = sc["resume"]
+        first = r["restart_to_first_call_s"]
+        no_resend = r["sent_after_restart"] == r["expected_after_restart"]
+        w("The 1M job is killed with SIGKILL once 90% of its items are finished, then medthinkd "
+          "is started again on the same store. \"First new call\" is the first request the "
+          "simulator receives after the exec (polled every 3 ms).")
+        w("")
+        w("| measure | measured | target | |\n|---|---:|---|---|")
+        w("| restart to first new call | %s | < 1 s | %s |"
+          % ("%.3f s" % first if first is not None else "none in 30 s",
+             verdict(first is not None and first < 1)))
+        w("| calls stored at the kill (distinct requests) | %s | | |" % "{:,}".format(r["distinct_stored_at_kill"]))
+        w("| requests the simulator had received at the kill | %s (so %d were in flight, unstored) | | |"
+          % ("{:,}".format(r["sent_before_kill"]), r["in_flight_lost"]))
+        w("| requests sent after the restart | %s | = items without a stored call: %s | %s |"
+          % ("{:,}".format(r["sent_after_restart"]), "{:,}".format(r["expected_after_restart"]), verdict(no_resend)))
+        w("| bodies the simulator saw twice / most sends of one body | %s / %s | only the unstored in-flight ones | |"
+          % (r["duplicate_bodies"], r["max_requests_per_body"]))
+        w("| job end | %s, %d failed, %s stored calls (%s distinct), %.1f s after the restart | done, 0 failed | %s |"
+          % (r["state"], r["failed"], "{:,}".format(r["stored_at_end"]), "{:,}".format(r["distinct_stored_at_end"]),
+             r["finish_s_after_restart"], verdict(r["state"] == "done" and r["failed"] == 0)))
+        w("")
+        w("Proof that no stored call is sent again: every request the simulator receives is "
+          "counted; after the restart it received exactly as many as there were items without a "
+          "stored call (a re-sent stored call would make the count larger), and the only bodies "
+          "it saw twice are the calls that were in flight, never stored, when the daemon died.")
+    else:
+        w("Not run.")
+    w("")
+
+    pf = RESULTS.get("profile")
+    w("## Profile")
+    w("")
+    if pf and "self" in pf:
+        w("`perf record -F 499 --call-graph dwarf -p PID` on medthinkd during a separate %d-item throughput job "
+          "(after the measured rounds). Self time by DSO and symbol (>= 0.7%%):" % pf["calls"])
+        w("")
+        w("| self % | DSO | symbol |\n|---:|---|---|")
+        for p_, dso, sym in pf["self"]:
+            w("| %.2f | %s | `%s` |" % (p_, dso, sym))
+        if pf.get("threads"):
+            w("")
+            w("CPU seconds per daemon thread during that job (wall %.2f s): %s." % (
+                pf["wall_s"], ", ".join("%s %.2f" % t for t in pf["threads"])))
+        if pf.get("loop_states"):
+            w("")
+            w("Where the event-loop thread was, sampled every 2 ms from /proc (state and wchan): %s."
+              % ", ".join("%s %.1f%%" % t for t in pf["loop_states"]))
+        if pf.get("children"):
+            w("")
+            w("Inclusive time (children) of medthinkd's own functions (>= 2%):")
+            w("")
+            w("| incl % | self % | function |\n|---:|---:|---|")
+            for ch, se, sym in pf["children"]:
+                w("| %.2f | %.2f | `%s` |" % (ch, se, sym))
+    elif pf:
+        w("Profile failed: %s" % pf.get("error"))
+    else:
+        w("Not run.")
+    w("")
+    fn = os.path.join(TOP, "bench", "FINDINGS.md")
+    if os.path.exists(fn):
+        w(open(fn).read().rstrip())
+        w("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+RATE_TPM = 2000000
+
+
+def main():
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    errors = []
+    for exe in (os.path.join(BIN, "medthinkd"), os.path.join(BIN, "medthink-sim"),
+                os.path.join(BUILD, "bench", "curl_multi")):
+        if not os.access(exe, os.X_OK):
+            log("missing %s: run `make bench` (it builds everything first)" % exe)
+            return 1
+    gen = None
+    big = os.path.join(T, "big.jsonl")
+    try:
+        if want("scale"):  # generate the 1M items while the other benchmarks run
+            gen = spawn([PY, os.path.join(TOP, "bench", "gen_items.py"), str(SCALE_N), big,
+                         "--prefix", "m-"], "gen_items")
+        for name, fn in (("throughput", bench_throughput), ("ratelimit", bench_ratelimit),
+                         ("scale", lambda: bench_scale(big, gen))):
+            if not want(name):
+                continue
+            try:
+                fn()
+            except Exception as e:
+                log("%s failed: %s" % (name, e))
+                errors.append("%s: %s" % (name, e))
+        total = time.monotonic() - T_START
+        os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
+        with open(os.path.join(BUILD, "bench", "results.json"), "w") as f:
+            json.dump({"results": RESULTS, "errors": errors, "total_s": total}, f, indent=1)
+        out = os.environ.get("BENCH_OUT", os.path.join(TOP, "docs", "PERFORMANCE.md"))
+        write_report(out, total, errors)
+        log("wrote %s (%.0f s)" % (out, total))
+    finally:
+        cleanup()
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

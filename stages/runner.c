@@ -56,6 +56,7 @@ struct job {
 	int64_t rate_sec;
 	bool progress_dirty;
 	bool training; /* a train hook is running */
+	bool selected; /* stage one's selection budget has been applied */
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
 };
@@ -198,9 +199,9 @@ static void job_log(struct job *j, const char *type, const char *fmt, ...)
 
 static void job_save_runtime(struct job *j)
 {
-	json_t *rt = json_pack("{s:i, s:s, s:b}", "phase_idx", j->phase_idx, "phase",
+	json_t *rt = json_pack("{s:i, s:s, s:b, s:b}", "phase_idx", j->phase_idx, "phase",
 			       j->phase_idx < j->nphases ? phase_names[job_phase(j)] : "done",
-			       "seeded", !j->seeding);
+			       "seeded", !j->seeding, "selected", j->selected);
 
 	if (j->eval)
 		json_object_set(rt, "eval", j->eval);
@@ -424,6 +425,10 @@ static void task_on_reply(void *ud, const struct client_result *res)
 			 res->message && *res->message ? res->message : strerror(-res->err));
 	} else {
 		step_reply_judge(t->step, &ctx, res->content, res->json, &t->out);
+		/* With a selection budget, explanations wait until every item is
+		 * screened and the best are chosen (job_select). */
+		if (t->step == STEP_SCREEN && j->js.selection_budget > 0 && t->out.next == STEP_EXPLAIN)
+			t->out.next = -1;
 	}
 	task_store_outcome(t);
 }
@@ -816,6 +821,112 @@ static void job_phase_start(struct job *j)
 	runner_pump_soon(j->r);
 }
 
+struct cand {
+	int64_t seq;
+	int quality, difficulty;
+};
+
+struct select_ctx {
+	struct cand *c;
+	size_t n, cap;
+};
+
+static int select_collect(void *ud, int64_t seq, json_t *v)
+{
+	struct select_ctx *x = ud;
+
+	if (!json_is_true(json_object_get(v, "keep")))
+		return 0;
+	if (x->n == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 1024;
+		struct cand *nc = realloc(x->c, ncap * sizeof(*nc));
+
+		if (!nc)
+			return -ENOMEM;
+		x->c = nc;
+		x->cap = ncap;
+	}
+	x->c[x->n].seq = seq;
+	x->c[x->n].quality = (int)json_integer_value(json_object_get(v, "quality"));
+	x->c[x->n].difficulty = (int)json_integer_value(json_object_get(v, "difficulty"));
+	x->n++;
+	return 0;
+}
+
+/* Best first: higher quality, then harder (more to learn), then file order. */
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->quality != y->quality)
+		return y->quality - x->quality;
+	if (x->difficulty != y->difficulty)
+		return y->difficulty - x->difficulty;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The selection budget of stage one: of the items the teacher kept, the
+ * best budget x (items screened) go on to their explanation; the others
+ * are dropped with the reason. One transaction with the runtime flag, so a
+ * crash never selects twice. */
+static int job_select(struct job *j)
+{
+	struct store *st = j->r->st;
+	struct select_ctx x = { 0 };
+	int64_t screened = j->st[STEP_SCREEN].done + j->st[STEP_SCREEN].dropped +
+			   j->st[STEP_SCREEN].failed;
+	int64_t keep = (int64_t)(j->js.selection_budget * (double)screened + 0.999999);
+	char reason[160];
+	int rc;
+
+	rc = store_artifacts_each(st, j->id, "verdict", -1, 0, select_collect, &x);
+	if (rc)
+		goto out;
+	qsort(x.c, x.n, sizeof(*x.c), cand_cmp);
+	snprintf(reason, sizeof(reason),
+		 "not selected: selection budget %.3g keeps the %" PRId64 " best of %" PRId64
+		 " screened items",
+		 j->js.selection_budget, keep, screened);
+	rc = store_begin(st);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < x.n && rc == 0; i++) {
+		if ((int64_t)i < keep)
+			rc = store_tasks_insert_pending(st, j->id, "explain", &x.c[i].seq, 1);
+		else
+			rc = store_task_put(st, j->id, "screen", x.c[i].seq, STORE_TASK_DROPPED, 1,
+					    reason);
+	}
+	if (rc == 0) {
+		j->selected = true;
+		job_save_runtime(j);
+		rc = store_commit(st);
+	} else {
+		store_rollback(st);
+	}
+	if (rc) {
+		j->selected = false;
+		goto out;
+	}
+	for (size_t i = 0; i < x.n; i++) {
+		if ((int64_t)i < keep) {
+			j->st[STEP_EXPLAIN].pending++;
+		} else {
+			j->st[STEP_SCREEN].done--;
+			j->st[STEP_SCREEN].dropped++;
+		}
+	}
+	job_log(j, "phase", "selection: %zu kept by the teacher, the best %" PRId64 " go on",
+		x.n, x.n < (size_t)keep ? (int64_t)x.n : keep);
+	j->st[STEP_EXPLAIN].cursor = -1;
+	runner_pump_soon(j->r);
+out:
+	free(x.c);
+	if (rc)
+		log_error("job_%" PRId64 ": selection failed: %s", j->id, strerror(-rc));
+	return rc;
+}
+
 /* Moves a job on when its phase has nothing pending and nothing in flight. */
 static void job_phase_check(struct job *j)
 {
@@ -827,6 +938,12 @@ static void job_phase_check(struct job *j)
 	for (int s = 0; s < STEP__N; s++)
 		if (step_in_phase((enum step)s, p) && j->st[s].pending > 0)
 			return;
+	if (p == PH_STAGE1 && j->js.selection_budget > 0 && !j->selected &&
+	    strcmp(j->js.strategy, "teacher_screen") == 0) {
+		/* On failure the next pump tries again. */
+		if (job_select(j) != 0 || j->st[STEP_EXPLAIN].pending > 0)
+			return;
+	}
 	job_phase_summary(j, p);
 	job_phase_next(j);
 }
@@ -1070,6 +1187,7 @@ static int job_load(struct runner *r, int64_t id, struct job **out)
 	rt = json_object_get(row, "runtime");
 	j->phase_idx = (int)json_integer_value(json_object_get(rt, "phase_idx"));
 	j->seeding = !json_is_true(json_object_get(rt, "seeded"));
+	j->selected = json_is_true(json_object_get(rt, "selected"));
 	j->seed_cursor = 0;
 	v = json_object_get(rt, "eval");
 	if (json_is_object(v))

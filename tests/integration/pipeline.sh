@@ -127,6 +127,27 @@ r=$(api "http://x/v1/jobs/$job4" | jq_py 'd.get("reason")')
 expect_match "failing hook pauses with its exit status" "$r" "status 3"
 "$BIN/medthink" cancel "$job4" >/dev/null
 
+# --- selection budget: of the kept items only the best fraction is explained
+cat >"$T/sel.json" <<J
+{"name":"sel","dataset":"gastro","kind":"stage1","teacher":"sim","seed":7,"eval_fraction":0.25,
+ "selection":{"strategy":"teacher_screen","budget":0.25}}
+J
+job6=$("$BIN/medthink" submit "$T/sel.json")
+if wait_job "$job6" done 60; then ok "selection budget: done"; else nok "selection budget: done"; fi
+api "http://x/v1/jobs/$job6" >"$T/sel.status"
+python3 - "$T/sel.status" >"$T/sel.check" 2>&1 <<'PY'
+import json, math, sys
+c = json.load(open(sys.argv[1]))["counts"]
+scr = c["screen"]; n = scr["done"] + scr["dropped"] + scr["failed"]
+want = math.ceil(0.25 * n)
+assert c["explain"]["done"] + c["explain"]["dropped"] + c["explain"]["failed"] == want, (c, want)
+assert scr["done"] == want, (scr, want)
+print("ok")
+PY
+if [ "$(tail -n 1 "$T/sel.check")" = ok ]; then ok "selection budget keeps the best quarter"; else nok "selection budget keeps the best quarter" "$(cat "$T/sel.check")"; fi
+r=$(sqlite3 "$T/var/medthink.db" "select reason from tasks where job_id=${job6#job_} and step='screen' and reason like 'not selected%' limit 1")
+expect_match "unselected items say why" "$r" "not selected: selection budget 0.25"
+
 # --- budget: pauses at budget_usd, raising it and resuming finishes
 # (a dataset no earlier job used: cached calls cost nothing)
 "$BIN/medthink" import "$SHARED/data/medqa/medqa_test.jsonl" --format medqa --name medqa >/dev/null

@@ -54,6 +54,7 @@ struct job {
 	int64_t tok_in, tok_out, calls, cached;
 	int64_t rate_buckets[RATE_WINDOW];
 	int64_t rate_sec;
+	double loaded_at; /* when this daemon took the job up: the rate's window starts here */
 	bool progress_dirty;
 	bool training; /* a train hook is running */
 	bool selected; /* stage one's selection budget has been applied */
@@ -1085,7 +1086,15 @@ static double job_rate(const struct job *j)
 			break;
 		sum += j->rate_buckets[sec % RATE_WINDOW];
 	}
-	return (double)sum / RATE_WINDOW;
+	{
+		double span = store_now() - j->loaded_at;
+
+		if (span > RATE_WINDOW)
+			span = RATE_WINDOW;
+		if (span < 1)
+			span = 1;
+		return (double)sum / span;
+	}
 }
 
 static void runner_on_tick(uv_timer_t *h)
@@ -1146,6 +1155,7 @@ static int job_load(struct runner *r, int64_t id, struct job **out)
 		goto out;
 	j->r = r;
 	j->id = id;
+	j->loaded_at = store_now();
 	snprintf(j->name, sizeof(j->name), "%s", json_string_value(json_object_get(row, "name")));
 	snprintf(j->kind, sizeof(j->kind), "%s", json_string_value(json_object_get(row, "kind")));
 	snprintf(j->state, sizeof(j->state), "%s", json_string_value(json_object_get(row, "state")));

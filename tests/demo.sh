@@ -29,7 +29,7 @@ if "$BIN/medthink" health >/dev/null 2>&1; then
 fi
 
 echo "== starting the simulator on :8090 (a fake model server playing teacher and student)"
-"$BIN/medthink-sim" --listen 127.0.0.1:8090 --latency-ms 40 --latency-jitter-ms 20 \
+"$BIN/medthink-sim" --listen 127.0.0.1:8090 --latency-ms 400 --latency-jitter-ms 300 \
   >var/sim.log 2>&1 &
 pids="$pids $!"
 

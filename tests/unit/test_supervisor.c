@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -49,6 +50,7 @@ struct fx {
 	int ready_calls;
 	int ready_status;
 	int saved_stderr;
+	int fds; /* open at setup: none may leak */
 };
 
 static int free_port(void)
@@ -66,6 +68,18 @@ static int free_port(void)
 	port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
 }
 
 static void tick(uv_timer_t *t) { (void)t; }
@@ -179,6 +193,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	f->saved_stderr = -1;
+	f->fds = count_fds();
 	snprintf(f->dir, sizeof(f->dir), "/tmp/mt-sup.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->argfile, sizeof(f->argfile), "%s/argv", f->dir);
@@ -212,6 +227,7 @@ static int teardown(void **state)
 	}
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
+	assert_int_equal(count_fds(), f->fds);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);

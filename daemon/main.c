@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "daemon/api.h"
 #include "daemon/config.h"
@@ -134,25 +135,6 @@ static void on_signal(uv_signal_t *s, int signum)
 	shutdown_begin(d);
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out, size_t *n_out)
 {
 	size_t n = d->cfg->n_teachers + d->cfg->n_students, k = 0;
@@ -258,7 +240,7 @@ int main(int argc, char **argv)
 		d.exit_code = 0;
 		goto out;
 	}
-	rc = mkdir_p(d.cfg->daemon.state_dir);
+	rc = fs_mkdir_p(d.cfg->daemon.state_dir);
 	if (rc) {
 		log_error("cannot create state_dir %s: %s", d.cfg->daemon.state_dir, strerror(-rc));
 		goto out;

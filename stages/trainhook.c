@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "stages/export.h"
 #include "stages/sets.h"
@@ -34,25 +35,6 @@ struct trainhook {
 	void *ud;
 	char **argv;
 };
-
-static int mkdir_p(const char *path)
-{
-	char tmp[1024];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int write_line(void *ud, const char *line, size_t len)
 {
@@ -225,7 +207,7 @@ int trainhook_start(const struct trainhook_params *p,
 	snprintf(dir, sizeof(dir), "%s/jobs/job_%" PRId64, p->state_dir, p->job);
 	snprintf(set_path, sizeof(set_path), "%s/set%s.jsonl", dir, p->set);
 	snprintf(out_dir, sizeof(out_dir), "%s/train%s", dir, p->set);
-	rc = mkdir_p(out_dir);
+	rc = fs_mkdir_p(out_dir);
 	if (rc) {
 		snprintf(err, errlen, "train hook: cannot create %s: %s", out_dir, strerror(-rc));
 		return rc;

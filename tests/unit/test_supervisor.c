@@ -95,8 +95,12 @@ static bool run_until(struct fx *f, bool (*pred)(struct fx *f), uint64_t ms)
 	uv_timer_start(&t, tick, 10, 10);
 	uv_update_time(&f->loop);
 	end = uv_now(&f->loop) + ms;
-	while (!(ok = pred(f)) && uv_now(&f->loop) < end)
+	for (;;) {
+		ok = pred(f);
+		if (ok || uv_now(&f->loop) >= end)
+			break;
 		uv_run(&f->loop, UV_RUN_ONCE);
+	}
 	uv_close((uv_handle_t *)&t, NULL);
 	uv_run(&f->loop, UV_RUN_NOWAIT);
 	return ok;
@@ -234,7 +238,27 @@ static int teardown(void **state)
 	return 0;
 }
 
-static bool pid_gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+/* Gone or a zombie (a reparented grandchild may wait for its reaper). */
+static bool pid_gone(pid_t pid)
+{
+	char path[64], st[512];
+	FILE *fp;
+	char *p;
+	bool zombie = false;
+
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fp = fopen(path, "r");
+	if (fp == NULL)
+		return true;
+	if (fgets(st, sizeof(st), fp) != NULL) {
+		p = strrchr(st, ')');
+		zombie = p != NULL && p[1] == ' ' && p[2] == 'Z';
+	}
+	fclose(fp);
+	return zombie;
+}
 
 /* ---- tests ------------------------------------------------------------------- */
 
@@ -501,6 +525,32 @@ static void test_long_lines_cut(void **state)
 	free(log);
 }
 
+/* A wrapper that leaves a child behind holding the pipes: the group is
+ * killed when the wrapper exits, so the port and the pipes are freed. */
+static void test_group_killed(void **state)
+{
+	struct fx *f = *state;
+	char script[256], *s;
+	char *tmpl[] = { "sh", "-c", script, NULL };
+	struct supervisor_opts o;
+	pid_t child;
+
+	supervisor_opts_default(&o);
+	o.backoff_min_ms = 60000;
+	assert_int_equal(supervisor_set_opts(f->sup, &o), 0);
+	snprintf(script, sizeof(script), "sleep 30 & echo $! > '%s'; exit 5", f->argfile);
+	assert_int_equal(supervisor_add(f->sup, "student.local", tmpl, NULL, f->url), 0);
+	cap_begin(f);
+	assert_int_equal(supervisor_start_all(f->sup), 0);
+	run_for(f, 800);
+	cap_end(f);
+	s = slurp(f->argfile);
+	child = (pid_t)atoi(s);
+	free(s);
+	assert_true(child > 0);
+	assert_true(pid_gone(child));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,8 +564,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_empty_and_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_lines_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_killed, setup, teardown),
 	};
 
+	uv_loop_t l;
+	uv_signal_t sg;
+
 	signal(SIGPIPE, SIG_IGN);
+	/* libuv opens a process-wide signal pipe once, at the first signal
+	 * watcher (the first spawn): open it now so the fd counts compare. */
+	uv_loop_init(&l);
+	uv_signal_init(&l, &sg);
+	uv_close((uv_handle_t *)&sg, NULL);
+	uv_run(&l, UV_RUN_DEFAULT);
+	uv_loop_close(&l);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

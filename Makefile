@@ -33,7 +33,7 @@ TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 SIM_SRC  := $(wildcard tests/sim/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 
-.PHONY: all deps test check-asan bench demo clean help tests
+.PHONY: all deps test check-asan check-valgrind bench demo clean help tests
 all: $(BIN)/medthinkd $(BIN)/medthink $(BIN)/medthink-sim
 
 help:
@@ -41,6 +41,7 @@ help:
 	@echo "make deps       install the Debian packages (idempotent)"
 	@echo "make test       build and run every test; ends with 'N passed, N failed'"
 	@echo "make check-asan the same tests under AddressSanitizer + UBSan"
+	@echo "make check-valgrind  a whole pipeline job with the daemon under valgrind"
 	@echo "make demo       run the whole pipeline against the simulator; results in ./out"
 	@echo "make bench      run the benchmarks; writes docs/PERFORMANCE.md"
 
@@ -100,6 +101,9 @@ check-asan:
 	@$(MAKE) --no-print-directory SAN=1 tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BIN=build-asan/bin B=build-asan sh tests/run.sh
+
+check-valgrind: all
+	@BIN=$(BIN) sh tests/valgrind.sh
 
 demo:
 	@sh tests/deps.sh --if-missing

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "daemon/api.h"
 #include "daemon/config.h"
+#include "daemon/supervisor.h"
 #include "stages/runner.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
@@ -33,6 +34,7 @@ struct daemon {
 	struct client *cl;
 	struct runner *runner;
 	struct api *api;
+	struct supervisor *sup; /* student engines with a `command`, or NULL */
 	uv_prepare_t commit;   /* group commit once per loop iteration */
 	uv_timer_t retry;      /* a busy store: commit again shortly */
 	uv_signal_t sigint, sigterm;
@@ -115,7 +117,11 @@ static void shutdown_begin(struct daemon *d)
 	if (d->stopping++)
 		return;
 	log_info("shutting down");
-	d->closing_parts = 2 + (d->api != NULL);
+	d->closing_parts = 2 + (d->api != NULL) + (d->sup != NULL);
+	if (d->sup) {
+		supervisor_close(d->sup, closed_cb, d);
+		d->sup = NULL;
+	}
 	if (d->api)
 		api_close(d->api, closed_cb, d);
 	runner_close(d->runner, closed_cb, d);
@@ -182,6 +188,50 @@ out:
 	*eps_out = eps;
 	*n_out = k;
 	return rc;
+}
+
+/* The runner asks for this after a train hook: the student's engine comes
+ * back on the retrained model before the next stage. */
+static int restart_student(void *ud, const char *endpoint, const char *model_path,
+			   void (*ready)(void *cbud, int status), void *cbud)
+{
+	struct daemon *d = ud;
+
+	if (!d->sup)
+		return -ENOENT;
+	return supervisor_restart(d->sup, endpoint, model_path, ready, cbud);
+}
+
+/* Starts the student engines that have a `command` (SPEC section 3). */
+static int start_engines(struct daemon *d)
+{
+	int rc = supervisor_new(&d->loop, &d->sup);
+
+	if (rc)
+		return rc;
+	/* An engine has no business seeing the teachers' API keys. */
+	for (size_t i = 0; i < d->cfg->n_teachers; i++) {
+		if (d->cfg->teachers[i].api_key_env == NULL)
+			continue;
+		rc = supervisor_env_hide(d->sup, d->cfg->teachers[i].api_key_env);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < d->cfg->n_students; i++) {
+		const struct config_endpoint *ce = &d->cfg->students[i];
+		char name[160], url[4200];
+
+		if (ce->command == NULL)
+			continue;
+		snprintf(name, sizeof(name), "student.%s", ce->name);
+		snprintf(url, sizeof(url), "%s/models", ce->base_url);
+		rc = supervisor_add(d->sup, name, ce->command, ce->model_path, url);
+		if (rc)
+			return rc;
+	}
+	if (supervisor_start_all(d->sup) != 0)
+		log_warn("a student engine did not start; retrying with backoff");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -273,6 +323,8 @@ int main(int argc, char **argv)
 	rc_cfg.nendpoints = neps;
 	rc_cfg.train_argv = d.cfg->train.present ? d.cfg->train.command : NULL;
 	rc_cfg.train_timeout_s = (int)d.cfg->train.timeout_s;
+	rc_cfg.restart_student = restart_student;
+	rc_cfg.restart_ud = &d;
 	rc = runner_new(&d.loop, d.st, d.cl, &rc_cfg, &d.runner);
 	if (rc)
 		goto out;
@@ -301,6 +353,11 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	d.signals_on = 1;
+	rc = start_engines(&d);
+	if (rc) {
+		log_error("cannot start the student engines: %s", strerror(-rc));
+		shutdown_begin(&d);
+	}
 	rc = runner_start(d.runner);
 	if (rc > 0)
 		log_info("resumed %d unfinished job(s)", rc);

@@ -757,22 +757,82 @@ static void job_phase_next(struct job *j)
 	job_phase_start(j);
 }
 
-static void job_hook_done(void *ud, int status, const char *why)
+static void job_student_ready(void *ud, int status)
 {
 	struct job *j = ud;
 
 	j->training = false;
+	if (j->r->closing)
+		return;
+	if (status != 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "the student engine did not come back after retraining (%s)",
+			 strerror(status < 0 ? -status : status));
+		job_set_state(j, "paused", why);
+		return;
+	}
+	job_log(j, "phase", "student %s restarted on the retrained model", j->js.student);
+	if (state_is(j, "running"))
+		job_phase_next(j);
+}
+
+/* The hook may name the retrained model in OUT_DIR/MODEL (one line, a
+ * path); the student's engine is then restarted on it. New string or NULL. */
+static char *hook_model_path(struct job *j)
+{
+	char path[1200], line[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/jobs/job_%" PRId64 "/train%s/MODEL", j->r->cfg.state_dir,
+		 j->id, job_phase(j) == PH_TRAIN1 ? "1" : "2");
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	return line[0] ? strdup(line) : NULL;
+}
+
+static void job_hook_done(void *ud, int status, const char *why)
+{
+	struct job *j = ud;
+	struct runner *r = j->r;
+
+	j->training = false;
 	trainhook_free(j->hook);
 	j->hook = NULL;
-	if (j->r->closing)
+	if (r->closing)
 		return;
 	if (status != 0) {
 		job_set_state(j, "paused", why);
 		return;
 	}
 	job_log(j, "phase", "%s: train hook finished", phase_names[job_phase(j)]);
-	if (state_is(j, "running"))
-		job_phase_next(j);
+	if (!state_is(j, "running"))
+		return;
+	if (r->cfg.restart_student && j->js.student[0]) {
+		char *model = hook_model_path(j);
+		int rc = r->cfg.restart_student(r->cfg.restart_ud, j->js.student, model,
+						job_student_ready, j);
+
+		if (rc == 0)
+			job_log(j, "phase", "restarting student %s%s%s", j->js.student,
+				model ? " on " : "", model ? model : "");
+		free(model);
+		if (rc == 0) {
+			j->training = true; /* waits for the engine, like a hook */
+			return;
+		}
+		if (rc != -ENOENT) {
+			job_set_state(j, "paused", "cannot restart the student engine");
+			return;
+		}
+	}
+	job_phase_next(j);
 }
 
 static void job_phase_start(struct job *j)

@@ -41,6 +41,14 @@ struct runner_config {
 	char *const *train_argv; /* NULL-terminated template, or NULL: no hook */
 	int train_timeout_s;
 	int max_window;          /* most items in flight per job; 0: 2048 */
+	/* Restarts a student's inference engine on a new model after a train
+	 * hook (the daemon's supervisor); NULL when no student has a command.
+	 * model_path NULL keeps the current one. Returns 0 and calls
+	 * ready(cbud, status) later from the loop, or -ENOENT when that student
+	 * has no command (nothing to restart). */
+	int (*restart_student)(void *ud, const char *endpoint, const char *model_path,
+			       void (*ready)(void *cbud, int status), void *cbud);
+	void *restart_ud;
 };
 
 /* An error for the API: HTTP status, code, message, and the spec field it

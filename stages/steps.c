@@ -93,6 +93,38 @@ static int append_to_last_message(json_t *messages, const char *text)
 	return rc;
 }
 
+/* An item with images (data: URLs, put there by the CLI at import; the
+ * daemon never reads a file a dataset names) is asked with OpenAI content
+ * parts: the text, then one image_url part per image, for vision models. */
+static int attach_images(json_t *messages, json_t *images)
+{
+	json_t *last, *parts, *img;
+	const char *text;
+	size_t i;
+
+	if (!json_is_array(images) || json_array_size(images) == 0)
+		return 0;
+	last = json_array_get(messages, json_array_size(messages) - 1);
+	text = json_string_value(json_object_get(last, "content"));
+	if (!text)
+		return -EINVAL;
+	parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+	if (!parts)
+		return -ENOMEM;
+	json_array_foreach(images, i, img)
+	{
+		const char *url = json_string_value(img);
+
+		if (!url || (strncmp(url, "data:", 5) != 0 && strncmp(url, "https://", 8) != 0 &&
+			     strncmp(url, "http://", 7) != 0))
+			continue; /* never a file path */
+		json_array_append_new(parts, json_pack("{s:s, s:{s:s}}", "type", "image_url",
+						       "image_url", "url", url));
+	}
+	json_object_set_new(last, "content", parts);
+	return 0;
+}
+
 int step_request_build(enum step s, const struct step_ctx *ctx, struct step_request *req,
 		       char *err, size_t errlen)
 {
@@ -126,6 +158,11 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 				 step_templates[s]);
 			goto out;
 		}
+	}
+	rc = attach_images(req->messages, json_object_get(ctx->item, "images"));
+	if (rc) {
+		snprintf(err, errlen, "the item's images cannot be attached");
+		goto out;
 	}
 	req->expect_json = step_wants_json(s);
 	req->temperature = 0.0;

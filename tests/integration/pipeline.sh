@@ -127,6 +127,20 @@ r=$(api "http://x/v1/jobs/$job4" | jq_py 'd.get("reason")')
 expect_match "failing hook pauses with its exit status" "$r" "status 3"
 "$BIN/medthink" cancel "$job4" >/dev/null
 
+# --- images: the CLI inlines them as data: URLs; vision calls carry them as parts
+printf '\211PNG\r\n\032\n0000' >"$T/xray.png"
+cat >"$T/img.jsonl" <<J
+{"id":"img-1","question":"What does the radiograph show?","options":{"A":"Pneumoperitoneum","B":"Normal"},"answer":"A","images":["xray.png"]}
+J
+"$BIN/medthink" import "$T/img.jsonl" --name images >/dev/null
+n=$(sqlite3 "$T/var/medthink.db" "select count(*) from items where body like '%data:image/png;base64,%'")
+expect_eq "image stored as a data: URL" "$n" "1"
+echo '{"dataset":"images","kind":"stage1","teacher":"sim","eval_fraction":0}' >"$T/img.json"
+jobi=$("$BIN/medthink" submit "$T/img.json")
+wait_job "$jobi" done 30
+n=$(sqlite3 "$T/var/medthink.db" "select count(*) from calls where job_id=${jobi#job_} and request like '%\"image_url\"%data:image/png%'")
+[ "$n" -ge 1 ] && ok "image sent to the teacher as an image_url part" || nok "image sent as an image_url part" "$n"
+
 # --- selection budget: of the kept items only the best fraction is explained
 cat >"$T/sel.json" <<J
 {"name":"sel","dataset":"gastro","kind":"stage1","teacher":"sim","seed":7,"eval_fraction":0.25,

@@ -225,6 +225,25 @@ static void test_request(void **state)
 	assert_non_null(strstr(user, "attempt 2"));
 	assert_non_null(strstr(user, "explanation concludes C"));
 	step_request_clear(&req);
+
+	/* images become content parts after the text; a path is never sent */
+	json_object_set_new(item, "images", json_pack("[s,s]", "data:image/png;base64,iVBORw0KGgo=",
+						      "/etc/passwd"));
+	ctx.attempt = 0;
+	ctx.last_problem = NULL;
+	assert_int_equal(step_request_build(STEP_ANSWER, &ctx, &req, err, sizeof(err)), 0);
+	{
+		json_t *parts = json_object_get(json_array_get(req.messages, 1), "content");
+
+		assert_true(json_is_array(parts));
+		assert_int_equal(json_array_size(parts), 2);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(parts, 0), "type")),
+				    "text");
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(json_array_get(parts, 1), "image_url"), "url")),
+				    "data:image/png;base64,iVBORw0KGgo=");
+	}
+	step_request_clear(&req);
 	json_decref(item);
 }
 

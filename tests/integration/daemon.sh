@@ -111,6 +111,10 @@ expect_eq "resume cancelled: 409" "$code" "409"
 jl=$(api http://x/v1/jobs | jq_py 'len(d["jobs"])')
 expect_eq "GET /v1/jobs lists it" "$jl" "1"
 
+head -c 2000000 /dev/zero | tr '\0' ' ' >"$T/big.json"
+code=$(api_code POST /v1/jobs --data-binary @"$T/big.json")
+expect_eq "job spec over 1 MiB: 413" "$code" "413"
+
 # --- metrics
 m=$(api http://x/metrics)
 expect_match "metrics: Prometheus text" "$m" '^# HELP medthink_up'

@@ -310,22 +310,19 @@ static void job_seed_page(struct job *j)
 		if ((int64_t)c.n > room)
 			c.n = (size_t)room;
 	}
-	if (rc == 0 && c.n)
+	if (rc == 0 && c.n) {
+		/* Only rows not queued before a restart count (INSERT OR IGNORE). */
 		rc = store_tasks_insert_pending(r->st, j->id, step_name(first), c.seqs, c.n);
+		if (rc > 0)
+			j->st[first].pending += rc;
+		if (rc > 0)
+			rc = 0;
+	}
 	free(c.seqs);
 	if (rc) {
 		log_warn("job_%" PRId64 ": queuing items failed (%s); will retry", j->id,
 			 strerror(-rc));
 		return;
-	}
-	/* Counts come back from the store: INSERT OR IGNORE may have skipped rows
-	 * queued before a restart. */
-	if (c.n) {
-		json_t *counts = store_task_counts(r->st, j->id);
-		json_t *s = json_object_get(counts, step_name(first));
-
-		j->st[first].pending = json_integer_value(json_object_get(s, "pending"));
-		json_decref(counts);
 	}
 	if (c.last < 0 || c.last + 1 >= j->n_items ||
 	    (j->js.max_items > 0 && p != PH_EVAL &&
@@ -520,6 +517,8 @@ static int task_apply(struct store *st, void *ud)
 			int64_t seq = t->seq;
 
 			rc = store_tasks_insert_pending(st, j->id, step_name(t->out.next), &seq, 1);
+			if (rc > 0)
+				rc = 0;
 		}
 		break;
 	case STEP_DROPPED:
@@ -953,7 +952,7 @@ static int job_select(struct job *j)
 		goto out;
 	for (size_t i = 0; i < x.n && rc == 0; i++) {
 		if ((int64_t)i < keep)
-			rc = store_tasks_insert_pending(st, j->id, "explain", &x.c[i].seq, 1);
+			rc = store_tasks_insert_pending(st, j->id, "explain", &x.c[i].seq, 1) < 0 ? -EIO : 0;
 		else
 			rc = store_task_put(st, j->id, "screen", x.c[i].seq, STORE_TASK_DROPPED, 1,
 					    reason);
@@ -1034,6 +1033,7 @@ struct scan_ctx {
 	struct job *j;
 	enum step s;
 	int room;
+	int visited;
 };
 
 static int scan_one(void *ud, int64_t seq, const char *state, int attempts, const char *reason)
@@ -1041,9 +1041,10 @@ static int scan_one(void *ud, int64_t seq, const char *state, int attempts, cons
 	struct scan_ctx *c = ud;
 
 	(void)state;
+	c->visited++;
 	c->j->st[c->s].cursor = seq;
 	if (bit_get(c->j, c->s, seq))
-		return 0;
+		return 0; /* in flight: skipped without using the room */
 	job_dispatch(c->j, c->s, seq, attempts, attempts > 0 ? reason : NULL);
 	if (--c->room <= 0)
 		return 1;
@@ -1080,12 +1081,23 @@ static void job_pump(struct job *j)
 		c.room = (int)job_room(j);
 		if (c.room <= 0)
 			break;
-		if (c.room > SCAN_PAGE)
-			c.room = SCAN_PAGE;
-		rc = store_tasks_each(j->r->st, j->id, step_name((enum step)s), STORE_TASK_PENDING,
-				      ss->cursor, c.room, scan_one, &c);
-		if (rc == 0) /* reached the end: start over next time */
-			ss->cursor = -1;
+		/* Pages of pending rows from the cursor; rows in flight are skipped
+		 * and do not count against the room. A short page is the end: the
+		 * next scan starts over (rows behind the cursor may be pending
+		 * again after a retry). */
+		for (int page = 0; page < 8 && c.room > 0; page++) {
+			c.visited = 0;
+			rc = store_tasks_each(j->r->st, j->id, step_name((enum step)s),
+					      STORE_TASK_PENDING, ss->cursor, SCAN_PAGE, scan_one, &c);
+			if (rc < 0)
+				break;
+			if (rc == 0 && c.visited < SCAN_PAGE) {
+				ss->cursor = -1;
+				break;
+			}
+			if (!state_is(j, "running"))
+				return;
+		}
 		if (!state_is(j, "running"))
 			return;
 	}
@@ -1281,10 +1293,12 @@ static int job_load(struct runner *r, int64_t id, struct job **out)
 		j->tok_out = tot.tokens_out;
 		j->calls = tot.calls;
 	}
-	j->window = 2 * (endpoint_concurrency(r, j->js.teacher[0] ? j->js.teacher : j->js.student) +
-			 (j->js.student[0] ? endpoint_concurrency(r, j->js.student) : 0));
-	if (j->window < 4)
-		j->window = 4;
+	/* Enough items out to keep every endpoint's connections busy, plus a
+	 * margin for the turn between a reply and the next dispatch; more would
+	 * only hold memory in the client's queue. */
+	j->window = endpoint_concurrency(r, j->js.teacher[0] ? j->js.teacher : j->js.student) +
+		    (j->js.student[0] && j->js.teacher[0] ? endpoint_concurrency(r, j->js.student) : 0) +
+		    64;
 	if (j->window > (r->cfg.max_window > 0 ? r->cfg.max_window : 2048))
 		j->window = r->cfg.max_window > 0 ? r->cfg.max_window : 2048;
 	rc = 0;

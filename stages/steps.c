@@ -301,14 +301,66 @@ static void reply_screen(const struct step_ctx *ctx, json_t *json, struct step_o
 	}
 }
 
+/* The common case, fast: the explanation ends, as the prompt asks, with a
+ * line "Final answer: X" naming an option key (optionally "(X)", "X.",
+ * "**X**"). Returns true and the key in key (borrowed from options). */
+static bool final_line_key(const char *text, json_t *options, const char **key)
+{
+	const char *end = text + strlen(text), *line, *p;
+	char k[32];
+	size_t n = 0;
+	static const char tag[] = "Final answer:";
+
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	line = end;
+	while (line > text && line[-1] != '\n')
+		line--;
+	if ((size_t)(end - line) < sizeof(tag) || strncmp(line, tag, sizeof(tag) - 1) != 0)
+		return false;
+	p = line + sizeof(tag) - 1;
+	while (p < end && (*p == ' ' || *p == '*' || *p == '('))
+		p++;
+	while (p < end && n < sizeof(k) - 1 && *p != ')' && *p != '.' && *p != '*' && *p != ' ')
+		k[n++] = *p++;
+	k[n] = '\0';
+	while (p < end && (*p == ')' || *p == '.' || *p == '*' || *p == ' '))
+		p++;
+	if (p != end || n == 0)
+		return false;
+	{
+		const char *ok;
+		json_t *v;
+
+		json_object_foreach(options, ok, v)
+		{
+			if (strcmp(ok, k) == 0) {
+				*key = ok;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static void reply_explain(const struct step_ctx *ctx, const char *content,
 			  struct step_outcome *out)
 {
 	struct grade_result g;
 	const char *gold = gold_of(ctx->item);
+	const char *key;
 
 	if (!content || !*content) {
 		outcome_bad_reply(out, ctx, "empty explanation");
+		return;
+	}
+	if (item_is_mc(ctx->item) && gold &&
+	    final_line_key(content, json_object_get(ctx->item, "options"), &key) &&
+	    strcmp(key, gold) == 0) {
+		out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer", gold,
+					  "verified", 1);
+		out->artifact_kind = "explanation";
+		outcome_set(out, STEP_DONE, "%s", "");
 		return;
 	}
 	if (grade_item(ctx->item, content, &g) != 0) {

@@ -102,11 +102,18 @@ static const char schema_v1[] =
 	") WITHOUT ROWID;\n";
 /* Migrations in order; append { 2, "ALTER TABLE ..." } here, never edit an
  * applied one. Each runs in its own transaction with its user_version bump. */
+/* Version 2: a job's totals (cost, tokens) from an index alone, so a
+ * restarted daemon sums a million calls without reading their bodies. */
+static const char schema_v2[] =
+	"CREATE INDEX calls_job_cost ON calls(job_id, cost_usd, tokens_in, tokens_out);\n"
+	"DROP INDEX calls_job;\n";
+
 static const struct migration {
 	int version;
 	const char *sql;
 } migrations[] = {
 	{ 1, schema_v1 },
+	{ 2, schema_v2 },
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -71,7 +71,7 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 		"INSERT OR IGNORE INTO tasks(job_id, step, item_seq, state, attempts, updated_at) "
 		"VALUES(?, ?, ?, 'pending', 0, ?)";
 	sqlite3_stmt *s;
-	int rc;
+	int rc, added = 0;
 
 	if (!step || !*step || (n && !seqs))
 		return -EINVAL;
@@ -93,8 +93,10 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 		rc = sqlite3_bind_int64(s, 3, seqs[i]);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE) {
 			rc = SQLITE_OK;
+			added += sqlite3_changes(store_db(st));
+		}
 		sqlite3_reset(s);
 	}
 	sqlite3_clear_bindings(s);
@@ -103,7 +105,8 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 		store_rollback(st);
 		return rc;
 	}
-	return store_commit(st);
+	rc = store_commit(st);
+	return rc < 0 ? rc : added;
 }
 
 int store_tasks_each(struct store *st, int64_t job, const char *step, const char *state,

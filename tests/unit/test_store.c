@@ -121,7 +121,7 @@ static void test_open_pragmas(void **state)
 	assert_int_equal(access(f->path, F_OK), 0);
 }
 
-/* The embedded migration 1 must be store/schema.sql.txt exactly. */
+/* The embedded migrations must give store/schema.sql.txt exactly. */
 static void test_schema_matches_file(void **state)
 {
 	struct fx *f = *state;
@@ -787,15 +787,15 @@ static void test_work(void **state)
 	assert_int_equal(store_job_insert(f->st, "j", "stage1", ds, spec, NULL, &job), 0);
 	for (int i = 0; i < 10; i++)
 		seqs[i] = 9 - i;
-	assert_int_equal(store_tasks_insert_pending(f->st, job, "screen", seqs, 10), 0);
-	assert_int_equal(store_tasks_insert_pending(f->st, job, "explain", seqs, 3), 0);
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "screen", seqs, 10), 10);
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "explain", seqs, 3), 3);
 	assert_int_equal(store_task_put(f->st, job, "screen", 4, "done", 1, NULL), 0);
 	assert_int_equal(store_task_put(f->st, job, "screen", 5, "failed", 3, "HTTP 500"), 0);
 	assert_int_equal(store_task_put(f->st, job, "screen", 6, "dropped", 1, "off-topic"), 0);
 	assert_int_equal(store_task_put(f->st, job, "screen", 6, "in_flight", 1, NULL), -EINVAL);
 	assert_int_equal(store_task_put(f->st, 999, "screen", 6, "done", 1, NULL), -ENOENT);
 	/* insert_pending leaves existing tasks alone */
-	assert_int_equal(store_tasks_insert_pending(f->st, job, "screen", seqs, 10), 0);
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "screen", seqs, 10), 0); /* all there */
 
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(store_tasks_each(f->st, job, "screen", NULL, -1, 0, task_cb, &s), 0);
@@ -903,7 +903,7 @@ static void test_work_paging(void **state)
 	assert_int_equal(store_job_insert(f->st, "j", "stage1", ds, spec, NULL, &job), 0);
 	for (int i = 0; i < N; i++)
 		seqs[i] = i;
-	assert_int_equal(store_tasks_insert_pending(f->st, job, "answer", seqs, N), 0);
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "answer", seqs, N), N);
 	for (int i = 0; i < N; i += 2)
 		assert_int_equal(store_task_put(f->st, job, "answer", i, "done", 1, NULL), 0);
 	do {

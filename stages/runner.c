@@ -262,11 +262,10 @@ struct seed_ctx {
 	int64_t taken;   /* train items taken so far (for max_items) */
 };
 
-static int seed_one(void *ud, int64_t seq, json_t *item)
+static int seed_one(void *ud, int64_t seq, const char *id)
 {
 	struct seed_ctx *c = ud;
 	struct job *j = c->j;
-	const char *id = json_string_value(json_object_get(item, "id"));
 	bool eval = item_is_eval(j, id ? id : "");
 
 	c->last = seq;
@@ -299,7 +298,7 @@ static void job_seed_page(struct job *j)
 	c.seqs = calloc(SEED_PAGE, sizeof(*c.seqs));
 	if (!c.seqs)
 		return;
-	rc = store_items_each(r->st, j->dataset, j->seed_cursor, limit, seed_one, &c);
+	rc = store_item_ids_each(r->st, j->dataset, j->seed_cursor, limit, seed_one, &c);
 	if (rc == 0 && j->js.max_items > 0 && p != PH_EVAL) {
 		/* max_items caps the items a phase works on, first in file order. */
 		int64_t room = j->js.max_items - j->st[first].pending - j->st[first].done -

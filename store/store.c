@@ -1205,6 +1205,34 @@ int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t li
 	return rc;
 }
 
+int store_item_ids_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
+			int (*cb)(void *ud, int64_t seq, const char *ext_id), void *ud)
+{
+	static const char sql[] = "SELECT seq, ext_id FROM items WHERE dataset_id = ? AND seq >= ? "
+				  "AND seq < ? ORDER BY seq";
+	sqlite3_stmt *s;
+	int64_t to;
+	int rc;
+
+	if (!cb || limit < 0)
+		return -EINVAL;
+	to = from > INT64_MAX - limit ? INT64_MAX : from + limit;
+	s = store_stmt(st, sql);
+	rc = s ? bindv(st, s, "iii", dataset, from, to) : -EIO;
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		rc = step_row(st, s, "reading item ids");
+		if (rc != 1)
+			break;
+		rc = cb(ud, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1));
+		if (rc != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
 int64_t store_dataset_count(struct store *st, int64_t dataset)
 {
 	static const char sql[] = "SELECT count(*) FROM items WHERE dataset_id = ?";

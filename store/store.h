@@ -116,6 +116,10 @@ json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq);
  * the call only). cb may use the store but not call store_items_each. */
 int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
                      int (*cb)(void *ud, int64_t seq, json_t *item), void *ud);
+/* Like store_items_each with only the item ids (no JSON is parsed): for
+ * splitting a large dataset. ext_id lives for the call only. */
+int store_item_ids_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
+			int (*cb)(void *ud, int64_t seq, const char *ext_id), void *ud);
 int64_t store_dataset_count(struct store *st, int64_t dataset);
 
 /* ---- Jobs -------------------------------------------------------------- */

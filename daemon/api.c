@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -235,6 +236,12 @@ static void upload_end(void *ctx, struct http_req *req)
 			json_object_set_new(ds, "rejected_count", json_integer(u->nrejected));
 		log_info("dataset ds_%" PRId64 " (%s, %s): %ld items, %" PRId64 " rejected", u->dataset,
 			 u->name, u->format, items, u->nrejected);
+		upload_free(u);
+		u = NULL;
+		/* A large import leaves a large heap (the parser's id set); hand it
+		 * back to the system rather than carry it through the next job. */
+		if (items > 100000)
+			malloc_trim(0);
 		respond_json_take(req, 201, ds);
 	}
 	upload_free(u);

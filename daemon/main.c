@@ -81,7 +81,7 @@ static void notify_ready(void)
  * touched B-tree page (and fsync) once per batch instead of once per turn;
  * nothing waits on them but the items they move on. */
 #define COMMIT_DELAY_MS 5
-#define COMMIT_BATCH 512
+#define COMMIT_BATCH 256
 
 static void commit_now(struct daemon *d);
 
@@ -334,7 +334,19 @@ int main(int argc, char **argv)
 	}
 	uv_loop_init(&d.loop);
 	loop_ok = 1;
-	rc = client_new(&d.loop, d.st, NULL, &d.cl);
+	{
+		/* Every endpoint may fill its max_concurrency on its own host (or
+		 * share one), so curl's per-host connection cap is their sum. */
+		struct client_settings cs = { 0 };
+		long conns = 0;
+
+		for (size_t i = 0; i < d.cfg->n_teachers; i++)
+			conns += (long)d.cfg->teachers[i].max_concurrency;
+		for (size_t i = 0; i < d.cfg->n_students; i++)
+			conns += (long)d.cfg->students[i].max_concurrency;
+		cs.max_host_connections = conns > 256 ? conns : 256;
+		rc = client_new(&d.loop, d.st, &cs, &d.cl);
+	}
 	if (rc) {
 		log_error("cannot start the model client: %s", strerror(-rc));
 		goto out;

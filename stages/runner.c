@@ -353,8 +353,10 @@ static int64_t job_room(const struct job *j)
 	left = j->js.budget_usd - j->spent;
 	if (left <= 0)
 		return 0;
-	if (paid <= 0 || j->spent <= 0)
-		return j->in_flight == 0 ? 1 : 0;
+	if (paid <= 0)
+		return j->in_flight == 0 ? 1 : 0; /* one call to learn the price */
+	if (j->spent <= 0)
+		return room; /* the endpoints charge nothing */
 	avg = j->spent / (double)paid;
 	if ((double)j->in_flight * avg >= left)
 		return 0;

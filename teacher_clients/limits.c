@@ -58,16 +58,32 @@ static double tk_cap(const struct limits *l)
 	return (double)l->cfg.tpm / 60.0;
 }
 
+/* Refill rates: a bucket of capacity cap refilled at r per second lets
+ * cap + 60 r requests into any 60 s window, and providers count sliding
+ * 60 s windows; so r = (limit - cap) / 60, and no window ever holds more
+ * than the limit (the price: the long-run rate is limit - cap a minute). */
+static double rq_rate(const struct limits *l)
+{
+	double r = (l->cfg.rpm - rq_cap(l)) / 60.0;
+	return r > 0 ? r : l->cfg.rpm / 60.0;
+}
+
+static double tk_rate(const struct limits *l)
+{
+	double r = ((double)l->cfg.tpm - tk_cap(l)) / 60.0;
+	return r > 0 ? r : (double)l->cfg.tpm / 60.0;
+}
+
 static void refill(struct limits *l, double now)
 {
 	if (l->cfg.rpm > 0 && now > l->rq_at) {
-		l->rq_tokens += (now - l->rq_at) * l->cfg.rpm / 60.0;
+		l->rq_tokens += (now - l->rq_at) * rq_rate(l);
 		if (l->rq_tokens > rq_cap(l))
 			l->rq_tokens = rq_cap(l);
 	}
 	l->rq_at = now > l->rq_at ? now : l->rq_at;
 	if (l->cfg.tpm > 0 && now > l->tk_at) {
-		l->tk_tokens += (now - l->tk_at) * (double)l->cfg.tpm / 60.0;
+		l->tk_tokens += (now - l->tk_at) * tk_rate(l);
 		if (l->tk_tokens > tk_cap(l))
 			l->tk_tokens = tk_cap(l);
 	}

@@ -1022,11 +1022,11 @@ def write_report(path, total_s, errors, m=None):
         if pf.get("threads"):
             w("")
             w("CPU seconds per daemon thread during that job (wall %.2f s): %s." % (
-                pf["wall_s"], ", ".join("%s %.2f" % t for t in pf["threads"])))
+                pf["wall_s"], ", ".join("%s %.2f" % tuple(t) for t in pf["threads"])))
         if pf.get("loop_states"):
             w("")
             w("Where the event-loop thread was, sampled every 2 ms from /proc (state and wchan): %s."
-              % ", ".join("%s %.1f%%" % t for t in pf["loop_states"]))
+              % ", ".join("%s %.1f%%" % tuple(t) for t in pf["loop_states"]))
         if pf.get("children"):
             w("")
             w("Inclusive time (children) of medthinkd's own functions (>= 2%):")

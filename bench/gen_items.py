@@ -6,7 +6,7 @@
 
 Writes N items in the native JSONL format (docs/formats.md): id, question,
 four options, answer, topic. Items are deterministic for a seed and all
-distinct (the id and the question carry the item number), about 420 bytes a
+distinct (the id and the question carry the prefix and item number), about 460 bytes a
 line, so one million items make a file of about 460 MB. --pad BYTES adds a
 "context" of that many bytes to each item (token-heavy prompts).
 

@@ -238,7 +238,7 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 
 			render_step_counts(v, &st);
 			render_bar(bar, sizeof(bar), st.finished, st.total, bar_width);
-			rc = buf_printf(out, "  %-8s %s %6llu/%-6llu", k, bar, (unsigned long long)st.finished,
+			rc = buf_printf(out, "  %-10s %s %6llu/%-6llu", k, bar, (unsigned long long)st.finished,
 					(unsigned long long)st.total);
 			if (!rc)
 				rc = st.total ? buf_printf(out, " %5.1f%%",

@@ -715,8 +715,8 @@ static void test_render_job(void **state)
 	buf_init(&out, 1 << 16);
 	assert_int_equal(render_job(&out, job, 10), 0);
 	assert_non_null(strstr(out.base, "job_3  gastro-run1  (pipeline)  paused: awaiting retrain\n"));
-	assert_non_null(strstr(out.base, "  screen   [##########]    100/100    100.0%  done 90, dropped 10\n"));
-	assert_non_null(strstr(out.base, "  explain  [#####-----]     45/90      50.0%  done 44, in flight 5, failed 1\n"));
+	assert_non_null(strstr(out.base, "  screen     [##########]    100/100    100.0%  done 90, dropped 10\n"));
+	assert_non_null(strstr(out.base, "  explain    [#####-----]     45/90      50.0%  done 44, in flight 5, failed 1\n"));
 	assert_non_null(strstr(out.base, "rate 2.25 items/s  ETA 2m05s"));
 	assert_non_null(strstr(out.base, "tokens in 1200, out 340, cost $1.50"));
 	assert_non_null(strstr(out.base, "accuracy 75.0% (3/4 correct, 1 ungraded)"));

@@ -146,12 +146,18 @@ static int walk(const char *tname, const char *part, const char *text, const str
 		for (s = p; s < (lone ? p : le);) {
 			k = tag_at(s, le, &name, &nlen, &tlen);
 			if (k == TAG_NONE) {
+				/* Plain text up to the next '{' (where a tag may start)
+				 * is copied in one piece. */
+				const char *next = memchr(s + 1, '{', (size_t)(le - (s + 1)));
+
+				if (!next)
+					next = le;
 				if (vals && active[depth]) {
-					rc = buf_append(out, s, 1);
+					rc = buf_append(out, s, (size_t)(next - s));
 					if (rc)
 						goto fail_buf;
 				}
-				s++;
+				s = next;
 				continue;
 			}
 			if (k == TAG_VAR) {

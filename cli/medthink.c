@@ -874,12 +874,18 @@ out:
 
 /* ---- cancel / pause / resume ---- */
 
+static const struct args_opt resume_opts[] = {
+	{"budget-usd", 'b', true},
+	{NULL, 0, false},
+};
+
 static int job_action(struct ctx *c, const char *action, const char *past)
 {
 	struct http_req req = {.method = "POST", .content_type = "application/json"};
 	struct buf target;
 	json_t *res = NULL;
 	const char *state;
+	char body[64];
 	int ret = 1;
 
 	buf_init(&target, 4096);
@@ -888,6 +894,24 @@ static int job_action(struct ctx *c, const char *action, const char *past)
 		goto out;
 	}
 	req.target = target.base;
+	if (strcmp(action, "/resume") == 0) {
+		/* resume --budget-usd N raises the budget of a job paused by it */
+		const char *b = args_get(c->args, resume_opts, "budget-usd");
+		char *end = NULL;
+		double v;
+
+		if (b) {
+			v = strtod(b, &end);
+			if (!*b || *end || v < 0) {
+				fprintf(stderr, "medthink: resume: --budget-usd takes a number >= 0, not \"%s\"\n", b);
+				ret = 2;
+				goto out;
+			}
+			snprintf(body, sizeof(body), "{\"budget_usd\":%.6f}", v);
+			req.body = body;
+			req.body_len = strlen(body);
+		}
+	}
 	if (api_call(c, &req, &res))
 		goto out;
 	if (c->json) {
@@ -1167,7 +1191,9 @@ static const struct cmd commands[] = {
 	{"list", cmd_list, NULL, 0, 0, "list", "Lists datasets and jobs, one a line."},
 	{"cancel", cmd_cancel, NULL, 1, 1, "cancel JOB", "Cancels a job."},
 	{"pause", cmd_pause, NULL, 1, 1, "pause JOB", "Pauses a job; calls in flight finish."},
-	{"resume", cmd_resume, NULL, 1, 1, "resume JOB", "Resumes a paused job (e.g. after a manual retrain)."},
+	{"resume", cmd_resume, resume_opts, 1, 1, "resume JOB [--budget-usd N]",
+	 "Resumes a paused job (e.g. after a manual retrain). --budget-usd raises the budget of a "
+	 "job that stopped at it."},
 	{"export", cmd_export, export_opts, 1, 1,
 	 "export JOB --set 1|2 --format openai|sharegpt|alpaca|grpo [-o FILE] [--no-ids]",
 	 "Streams SFT set 1 or 2 of a job as JSONL to stdout, or to FILE (written to a temporary\n"

@@ -60,17 +60,20 @@ static double tk_cap(const struct limits *l)
 
 /* Refill rates: a bucket of capacity cap refilled at r per second lets
  * cap + 60 r requests into any 60 s window, and providers count sliding
- * 60 s windows; so r = (limit - cap) / 60, and no window ever holds more
- * than the limit (the price: the long-run rate is limit - cap a minute). */
+ * 60 s windows; so r = (limit - cap) / 60, less 0.3% for the provider's
+ * clock and the network's jitter, and no window holds more than the limit
+ * (the price: the long-run rate is about limit - cap a minute). */
+#define LIMIT_MARGIN 0.997
+
 static double rq_rate(const struct limits *l)
 {
-	double r = (l->cfg.rpm - rq_cap(l)) / 60.0;
+	double r = (LIMIT_MARGIN * l->cfg.rpm - rq_cap(l)) / 60.0;
 	return r > 0 ? r : l->cfg.rpm / 60.0;
 }
 
 static double tk_rate(const struct limits *l)
 {
-	double r = ((double)l->cfg.tpm - tk_cap(l)) / 60.0;
+	double r = (LIMIT_MARGIN * (double)l->cfg.tpm - tk_cap(l)) / 60.0;
 	return r > 0 ? r : (double)l->cfg.tpm / 60.0;
 }
 

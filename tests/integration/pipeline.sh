@@ -174,7 +174,8 @@ r=$(api "http://x/v1/jobs/$job5" | jq_py 'd.get("reason")')
 expect_match "budget: paused with the reason" "$r" "budget"
 spent=$(api "http://x/v1/jobs/$job5" | jq_py 'd["cost_usd"]')
 python3 -c "import sys; sys.exit(0 if 0.02 <= $spent < 0.03 else 1)" && ok "budget: stopped near it (\$$spent of \$0.02)" || nok "budget: stopped near it" "spent $spent"
-code=$(api_code POST "/v1/jobs/$job5/resume" --data-binary '{"budget_usd":100}')
-expect_eq "budget: resume with a raised budget" "$code" "200"
+"$BIN/medthink" resume "$job5" --budget-usd nope >/dev/null 2>&1; rc=$?
+expect_eq "budget: a bad --budget-usd is a usage error" "$rc" "2"
+check "budget: resume with a raised budget" "$BIN/medthink" resume "$job5" --budget-usd 100
 if wait_job "$job5" done 60; then ok "budget: done after raising"; else nok "budget: done after raising"; fi
 [ "$_failed" = 0 ]

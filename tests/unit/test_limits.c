@@ -64,8 +64,9 @@ static void test_rpm_bucket(void **state)
 		assert_true(d > 0);
 		now += d;
 	}
-	/* 600 per minute, within one request of burst */
-	assert_true(sent >= 599 && sent <= 602);
+	/* Never more than 600 in the minute (a provider's sliding window), and
+	 * no less than 99% of it. */
+	assert_true(sent >= 594 && sent <= 600);
 }
 
 static void test_tpm_bucket_and_reconcile(void **state)

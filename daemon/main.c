@@ -20,6 +20,7 @@
 #include "daemon/config.h"
 #include "daemon/supervisor.h"
 #include "stages/runner.h"
+#include "store/checkpoint.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
 
@@ -38,6 +39,10 @@ struct daemon {
 	uv_prepare_t commit;   /* group commit once per loop iteration */
 	uv_timer_t retry;      /* a busy store: commit again shortly */
 	uv_signal_t sigint, sigterm;
+	struct store_ckpt *ckpt; /* WAL checkpoints on a worker thread */
+	uv_timer_t ckpt_timer;
+	uv_work_t ckpt_work;
+	int ckpt_on, ckpt_busy;
 	int stopping;
 	int closing_parts;
 	int signals_on;
@@ -106,6 +111,35 @@ static void commit_now(struct daemon *d)
 		uv_timer_start(&d->retry, on_retry, COMMIT_DELAY_MS, 0);
 }
 
+/* Checkpoints run on the libuv threadpool with their own connection, one at
+ * a time, twice a second: the WAL stays small and no commit on the loop
+ * pays for copying it into the database (store/checkpoint.h). */
+static void ckpt_work_cb(uv_work_t *w)
+{
+	struct daemon *d = w->data;
+
+	store_ckpt_run(d->ckpt);
+}
+
+static void ckpt_after_cb(uv_work_t *w, int status)
+{
+	struct daemon *d = w->data;
+
+	(void)status;
+	d->ckpt_busy = 0;
+}
+
+static void on_ckpt_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (d->ckpt_busy)
+		return;
+	d->ckpt_work.data = d;
+	if (uv_queue_work(&d->loop, &d->ckpt_work, ckpt_work_cb, ckpt_after_cb) == 0)
+		d->ckpt_busy = 1;
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
 	struct daemon *d = p->data;
@@ -135,6 +169,8 @@ static void closed_cb(void *ud)
 	uv_prepare_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, NULL);
 	uv_close((uv_handle_t *)&d->retry, NULL);
+	if (d->ckpt_on)
+		uv_close((uv_handle_t *)&d->ckpt_timer, NULL);
 }
 
 static void shutdown_begin(struct daemon *d)
@@ -334,6 +370,16 @@ int main(int argc, char **argv)
 	}
 	uv_loop_init(&d.loop);
 	loop_ok = 1;
+	if (store_ckpt_open(dbpath, &d.ckpt) == 0 && store_set_autocheckpoint(d.st, 0) == 0) {
+		uv_timer_init(&d.loop, &d.ckpt_timer);
+		d.ckpt_timer.data = &d;
+		uv_timer_start(&d.ckpt_timer, on_ckpt_timer, 500, 500);
+		d.ckpt_on = 1;
+	} else {
+		/* Without the worker, SQLite checkpoints inside commits as usual. */
+		store_ckpt_close(d.ckpt);
+		d.ckpt = NULL;
+	}
 	{
 		/* Every endpoint may fill its max_concurrency on its own host (or
 		 * share one), so curl's per-host connection cap is their sum. */
@@ -407,11 +453,14 @@ run_down:
 	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)
 		;
 out:
-	if (d.cl) {
-		/* Never started its work: close it and let its handles go. */
+	/* An early failure: close what the shutdown did not, let handles go. */
+	if (d.ckpt_on && !uv_is_closing((uv_handle_t *)&d.ckpt_timer))
+		uv_close((uv_handle_t *)&d.ckpt_timer, NULL);
+	if (d.cl)
 		client_close(d.cl, NULL, NULL);
+	if (loop_ok)
 		uv_run(&d.loop, UV_RUN_DEFAULT);
-	}
+	store_ckpt_close(d.ckpt);
 	api_free(d.api);
 	runner_free(d.runner);
 	if (loop_ok && uv_loop_close(&d.loop) != 0)

@@ -768,9 +768,17 @@ int store_batch_flush(struct store *st)
 		log_error("store: batch flush inside an open transaction");
 		return -EINVAL;
 	}
+	/* Group commits are not acknowledged to any client: they run with
+	 * synchronous=NORMAL (WAL: the commit reaches the OS, which keeps it
+	 * across a kill -9 of the daemon; the WAL is synced by the next FULL
+	 * commit or checkpoint). Everything acknowledged to a client (datasets,
+	 * jobs, state changes) keeps synchronous=FULL. */
+	exec_sql(st, "PRAGMA synchronous=NORMAL", "batch sync mode");
 	rc = store_begin(st);
-	if (rc < 0)
+	if (rc < 0) {
+		exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
 		return rc; /* the queue is kept */
+	}
 	run = queue_take(st);
 	for (size_t i = 0; i < run.n; i++) {
 		struct batch_entry *e = &run.v[i];
@@ -799,6 +807,7 @@ int store_batch_flush(struct store *st)
 		e->status = rc;
 	}
 	rc = store_commit(st);
+	exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
 	for (size_t i = 0; i < run.n; i++) {
 		if (rc < 0)
 			run.v[i].status = -EIO;

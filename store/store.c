@@ -1089,22 +1089,21 @@ json_t *store_dataset_get(struct store *st, int64_t id)
 	return j;
 }
 
-json_t *store_dataset_list(struct store *st)
+/* Every row of s (already bound) as an array of row(s) objects; NULL on
+ * error. s may be NULL (its preparation failed). */
+static json_t *rows_array(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
+			  const char *what)
 {
-	static const char sql[] =
-		"SELECT id, name, format, items, rejected, created_at FROM datasets "
-		"WHERE state = 'ready' ORDER BY id";
-	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *arr = json_array();
 	int rc;
 
 	if (!s || !arr)
 		goto fail;
 	for (;;) {
-		rc = step_row(st, s, "listing datasets");
+		rc = step_row(st, s, what);
 		if (rc != 1)
 			break;
-		if (json_array_append_new(arr, dataset_row(s)) < 0) {
+		if (json_array_append_new(arr, row(s)) < 0) {
 			sqlite3_reset(s);
 			goto fail;
 		}
@@ -1115,6 +1114,14 @@ json_t *store_dataset_list(struct store *st)
 fail:
 	json_decref(arr);
 	return NULL;
+}
+
+json_t *store_dataset_list(struct store *st)
+{
+	static const char sql[] =
+		"SELECT id, name, format, items, rejected, created_at FROM datasets "
+		"WHERE state = 'ready' ORDER BY id";
+	return rows_array(st, store_stmt(st, sql), dataset_row, "listing datasets");
 }
 
 /* Resolves an id or a name with two statements: id_sql (one ? = id) and
@@ -1433,27 +1440,7 @@ int store_job_resolve(struct store *st, const char *id_or_name, int64_t *id)
 json_t *store_job_list(struct store *st)
 {
 	static const char sql[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *arr = json_array();
-	int rc;
-
-	if (!s || !arr)
-		goto fail;
-	for (;;) {
-		rc = step_row(st, s, "listing jobs");
-		if (rc != 1)
-			break;
-		if (json_array_append_new(arr, job_row(s)) < 0) {
-			sqlite3_reset(s);
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	return arr;
-fail:
-	json_decref(arr);
-	return NULL;
+	return rows_array(st, store_stmt(st, sql), job_row, "listing jobs");
 }
 
 json_t *store_job_unfinished(struct store *st)

@@ -1185,20 +1185,30 @@ json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq)
 	return j;
 }
 
+/* Prepares sql (items of dataset with seq in [from, from+limit)) bound. */
+static int items_range(struct store *st, const char *sql, int64_t dataset, int64_t from,
+		       int64_t limit, sqlite3_stmt **out)
+{
+	int64_t to;
+
+	if (limit < 0)
+		return -EINVAL;
+	to = from > INT64_MAX - limit ? INT64_MAX : from + limit;
+	*out = store_stmt(st, sql);
+	return *out ? bindv(st, *out, "iii", dataset, from, to) : -EIO;
+}
+
 int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
                      int (*cb)(void *ud, int64_t seq, json_t *item), void *ud)
 {
 	static const char sql[] =
 		"SELECT seq, body FROM items WHERE dataset_id = ? AND seq >= ? AND seq < ? ORDER BY seq";
 	sqlite3_stmt *s;
-	int64_t to;
 	int rc;
 
-	if (!cb || limit < 0)
+	if (!cb)
 		return -EINVAL;
-	to = from > INT64_MAX - limit ? INT64_MAX : from + limit;
-	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "iii", dataset, from, to) : -EIO;
+	rc = items_range(st, sql, dataset, from, limit, &s);
 	if (rc < 0)
 		return rc;
 	for (;;) {
@@ -1227,14 +1237,11 @@ int store_item_ids_each(struct store *st, int64_t dataset, int64_t from, int64_t
 	static const char sql[] = "SELECT seq, ext_id FROM items WHERE dataset_id = ? AND seq >= ? "
 				  "AND seq < ? ORDER BY seq";
 	sqlite3_stmt *s;
-	int64_t to;
 	int rc;
 
-	if (!cb || limit < 0)
+	if (!cb)
 		return -EINVAL;
-	to = from > INT64_MAX - limit ? INT64_MAX : from + limit;
-	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "iii", dataset, from, to) : -EIO;
+	rc = items_range(st, sql, dataset, from, limit, &s);
 	if (rc < 0)
 		return rc;
 	for (;;) {

@@ -59,6 +59,34 @@ static int respond_err(struct http_req *req, int status, const char *code, const
 	return http_respond_error(req, status, code, msg, field);
 }
 
+/* The one place an errno from the layers below becomes an HTTP status
+ * (common/err.h has the table). */
+static int api_status_of(int rc)
+{
+	switch (rc) {
+	case -EBADMSG:
+		return 400;
+	case -ENOENT:
+		return 404;
+	case -EALREADY:
+		return 409;
+	case -E2BIG:
+		return 413;
+	case -EINVAL:
+	case -ENOTSUP:
+		return 422;
+	default:
+		return 500;
+	}
+}
+
+static int respond_mt_err(struct http_req *req, int rc, const struct mt_err *e)
+{
+	return http_respond_error(req, api_status_of(rc), e->code[0] ? e->code : "internal",
+				  e->message[0] ? e->message : strerror(rc < 0 ? -rc : rc),
+				  e->field[0] ? e->field : NULL);
+}
+
 static void respond_json_take(struct http_req *req, int status, json_t *j)
 {
 	http_respond_json(req, status, j);
@@ -679,18 +707,19 @@ static void route_job_submit(struct api *a, struct http_req *req, const char *bo
 {
 	json_error_t jerr;
 	json_t *spec = json_loadb(body, len, 0, &jerr), *st;
-	struct runner_err err = { 0 };
+	struct mt_err err = { 0 };
 	int64_t id;
+	int rc;
 
 	if (!spec) {
 		respond_err(req, 400, "malformed_json", "body", "job spec is not valid JSON: %s (line %d, column %d)",
 			    jerr.text, jerr.line, jerr.column);
 		return;
 	}
-	if (runner_job_submit(a->runner, spec, &id, &err) != 0) {
+	rc = runner_job_submit(a->runner, spec, &id, &err);
+	if (rc != 0) {
 		json_decref(spec);
-		http_respond_error(req, err.status ? err.status : 422, err.code, err.message,
-				   err.field[0] ? err.field : NULL);
+		respond_mt_err(req, rc, &err);
 		return;
 	}
 	json_decref(spec);
@@ -701,7 +730,8 @@ static void route_job_submit(struct api *a, struct http_req *req, const char *bo
 static void route_job_action(struct api *a, struct http_req *req, int64_t job, const char *action,
 			     const char *body, size_t len)
 {
-	struct runner_err err = { 0 };
+	struct mt_err err = { 0 };
+	int rc;
 
 	if (strcmp(action, "resume") == 0 && len > 0) {
 		/* resume may raise the budget: {"budget_usd": 40} */
@@ -736,8 +766,9 @@ static void route_job_action(struct api *a, struct http_req *req, int64_t job, c
 		}
 		json_decref(b);
 	}
-	if (runner_job_action(a->runner, job, action, &err) != 0) {
-		http_respond_error(req, err.status, err.code, err.message, err.field[0] ? err.field : NULL);
+	rc = runner_job_action(a->runner, job, action, &err);
+	if (rc != 0) {
+		respond_mt_err(req, rc, &err);
 		return;
 	}
 	respond_json_take(req, 200, runner_job_status(a->runner, job));

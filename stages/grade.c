@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 /* ---- Small character helpers (ASCII only: every byte >= 0x80 is "other") */
 
 static int c_alpha(int c)
@@ -1506,12 +1508,7 @@ static int scan_short(const struct ctx *x, const char *s, const char *e, int wor
 
 static void set_answer(struct grade_result *out, const char *s, size_t n)
 {
-	if (n >= sizeof out->answer) {
-		n = sizeof out->answer - 1;
-		/* cut on a UTF-8 boundary */
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
+	n = utf8_prefix(s, n, sizeof out->answer - 1);
 	memcpy(out->answer, s, n);
 	out->answer[n] = '\0';
 }

@@ -6,23 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(struct runner_err *e, int status, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(struct runner_err *e, int status, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e) {
-		e->status = status;
-		snprintf(e->code, sizeof(e->code), "%s", status == 400 ? "malformed" : "invalid_spec");
-		snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
-		va_start(ap, fmt);
-		vsnprintf(e->message, sizeof(e->message), fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
@@ -30,29 +13,29 @@ static const char *const known_keys[] = {
 };
 
 static int get_string(json_t *spec, const char *key, char *out, size_t outlen, bool required,
-		      struct runner_err *err)
+		      struct mt_err *err)
 {
 	json_t *v = json_object_get(spec, key);
 
 	out[0] = '\0';
 	if (!v || json_is_null(v)) {
 		if (required)
-			return fail(err, 422, key, "%s is required", key);
+			return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s is required", key);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return fail(err, 422, key, "%s must be a string", key);
+		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s must be a string", key);
 	if (json_string_length(v) == 0)
-		return fail(err, 422, key, "%s must not be empty", key);
+		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s must not be empty", key);
 	if (json_string_length(v) >= outlen)
-		return fail(err, 422, key, "%s is longer than %zu bytes", key, outlen - 1);
+		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s is longer than %zu bytes", key, outlen - 1);
 	snprintf(out, outlen, "%s", json_string_value(v));
 	return 0;
 }
 
 /* "NAME" or "teacher.NAME" -> "teacher.NAME". */
 static int endpoint_name(json_t *spec, const char *key, char *out, size_t outlen, bool required,
-			 struct runner_err *err)
+			 struct mt_err *err)
 {
 	char name[80];
 	int rc = get_string(spec, key, name, sizeof(name), required, err);
@@ -69,7 +52,7 @@ static int endpoint_name(json_t *spec, const char *key, char *out, size_t outlen
 	return 0;
 }
 
-static int get_number(json_t *spec, const char *key, double *out, double dflt, struct runner_err *err)
+static int get_number(json_t *spec, const char *key, double *out, double dflt, struct mt_err *err)
 {
 	json_t *v = json_object_get(spec, key);
 
@@ -77,14 +60,14 @@ static int get_number(json_t *spec, const char *key, double *out, double dflt, s
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_number(v))
-		return fail(err, 422, key, "%s must be a number", key);
+		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s must be a number", key);
 	*out = json_number_value(v);
 	if (!isfinite(*out))
-		return fail(err, 422, key, "%s must be finite", key);
+		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s must be finite", key);
 	return 0;
 }
 
-int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
+int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 {
 	const char *key;
 	json_t *v, *sel;
@@ -94,7 +77,7 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 
 	memset(js, 0, sizeof(*js));
 	if (!json_is_object(spec))
-		return fail(err, 400, NULL, "the job spec must be a JSON object");
+		return mt_err_set(err, -EBADMSG, "malformed", NULL, "the job spec must be a JSON object");
 	json_object_foreach(spec, key, v)
 	{
 		bool known = false;
@@ -102,14 +85,14 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 		for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
 			known |= strcmp(key, known_keys[i]) == 0;
 		if (!known)
-			return fail(err, 422, key, "unknown key \"%s\" in the job spec", key);
+			return mt_err_set(err, -EINVAL, "invalid_spec", key, "unknown key \"%s\" in the job spec", key);
 	}
 	rc = get_string(spec, "kind", js->kind, sizeof(js->kind), true, err);
 	if (rc)
 		return rc;
 	if (strcmp(js->kind, "pipeline") && strcmp(js->kind, "stage1") && strcmp(js->kind, "stage2") &&
 	    strcmp(js->kind, "eval"))
-		return fail(err, 422, "kind", "kind must be pipeline, stage1, stage2 or eval, not \"%s\"",
+		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be pipeline, stage1, stage2 or eval, not \"%s\"",
 			    js->kind);
 	rc = get_string(spec, "dataset", js->dataset, sizeof(js->dataset), true, err);
 	if (rc)
@@ -135,11 +118,11 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 		return rc;
 	/* 1 holds out everything: an eval job over a separately imported test set. */
 	if (js->eval_fraction < 0 || js->eval_fraction > 1)
-		return fail(err, 422, "eval_fraction", "eval_fraction must be between 0 and 1");
+		return mt_err_set(err, -EINVAL, "invalid_spec", "eval_fraction", "eval_fraction must be between 0 and 1");
 	v = json_object_get(spec, "seed");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v))
-			return fail(err, 422, "seed", "seed must be an integer");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "seed", "seed must be an integer");
 		js->seed = json_integer_value(v);
 	}
 	snprintf(js->strategy, sizeof(js->strategy), "teacher_screen");
@@ -148,22 +131,22 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 		json_t *s;
 
 		if (!json_is_object(sel))
-			return fail(err, 422, "selection", "selection must be an object");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection", "selection must be an object");
 		json_object_foreach(sel, key, v)
 			if (strcmp(key, "strategy") && strcmp(key, "budget"))
-				return fail(err, 422, "selection", "unknown key \"%s\" in selection", key);
+				return mt_err_set(err, -EINVAL, "invalid_spec", "selection", "unknown key \"%s\" in selection", key);
 		s = json_object_get(sel, "strategy");
 		if (s && !json_is_string(s))
-			return fail(err, 422, "selection.strategy", "selection.strategy must be a string");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy", "selection.strategy must be a string");
 		if (s)
 			snprintf(js->strategy, sizeof(js->strategy), "%s", json_string_value(s));
 		if (strcmp(js->strategy, "diq") == 0 || strcmp(js->strategy, "3ds") == 0)
-			return fail(err, 422, "selection.strategy",
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy",
 				    "selection strategy %s is not available in this version; use "
 				    "teacher_screen or none",
 				    js->strategy);
 		if (strcmp(js->strategy, "teacher_screen") && strcmp(js->strategy, "none"))
-			return fail(err, 422, "selection.strategy",
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy",
 				    "selection.strategy must be teacher_screen, diq, 3ds or none");
 		rc = get_number(sel, "budget", &js->selection_budget, 0, err);
 		if (rc) {
@@ -171,14 +154,14 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 			return rc;
 		}
 		if (js->selection_budget < 0 || js->selection_budget > 1)
-			return fail(err, 422, "selection.budget", "selection.budget must be in [0, 1]");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.budget", "selection.budget must be in [0, 1]");
 	}
 	v = json_object_get(spec, "train");
 	if (v && !json_is_null(v)) {
 		if (!json_is_string(v) || (strcmp(json_string_value(v), "hook") &&
 					   strcmp(json_string_value(v), "manual") &&
 					   strcmp(json_string_value(v), "none")))
-			return fail(err, 422, "train", "train must be hook, manual or none");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "train", "train must be hook, manual or none");
 		snprintf(js->train, sizeof(js->train), "%s", json_string_value(v));
 		js->train_given = true;
 	} else {
@@ -188,12 +171,12 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err)
 	if (rc)
 		return rc;
 	if (d < 0)
-		return fail(err, 422, "budget_usd", "budget_usd must not be negative");
+		return mt_err_set(err, -EINVAL, "invalid_spec", "budget_usd", "budget_usd must not be negative");
 	js->budget_usd = d;
 	v = json_object_get(spec, "max_items");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) <= 0)
-			return fail(err, 422, "max_items", "max_items must be a positive integer or null");
+			return mt_err_set(err, -EINVAL, "invalid_spec", "max_items", "max_items must be a positive integer or null");
 		js->max_items = json_integer_value(v);
 	}
 	return 0;

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stages/runner.h"
+#include "common/err.h"
 
 struct jobspec {
 	char name[128];
@@ -26,9 +26,9 @@ struct jobspec {
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of
- * range are errors: returns -EINVAL with err filled (status 422, the field
- * named). A spec that is not an object is 400. */
-int jobspec_parse(json_t *spec, struct jobspec *js, struct runner_err *err);
+ * range are errors: returns -EINVAL with err filled (the field named); a
+ * spec that is not an object is -EBADMSG. */
+int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err);
 /* The normalized spec: every field present, defaults filled. New reference. */
 json_t *jobspec_to_json(const struct jobspec *js);
 /* Nothing to free today; kept so callers do not care. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "stages/jobspec.h"
 #include "stages/prompts.h"
@@ -101,24 +102,6 @@ static void job_phase_check(struct job *j);
 static void job_set_state(struct job *j, const char *state, const char *reason);
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void rerr(struct runner_err *e, int status, const char *code, const char *field,
-		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void rerr(struct runner_err *e, int status, const char *code, const char *field,
-		 const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!e)
-		return;
-	e->status = status;
-	snprintf(e->code, sizeof(e->code), "%s", code);
-	snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
-	va_end(ap);
-}
 
 static bool state_is(const struct job *j, const char *s) { return strcmp(j->state, s) == 0; }
 
@@ -215,29 +198,22 @@ static void job_save_runtime(struct job *j)
 
 /* An item's split is a pure function of the seed and the item id, so it is
  * the same after a restart, on a re-import, and in a job that reproduces
- * another. FNV-1a 64 over "seed:id". */
+ * another: FNV-1a 64 over "seed:id", mixed (FNV's high bits barely move
+ * for ids that differ in their last characters). */
 static bool item_is_eval(const struct job *j, const char *ext_id)
 {
 	char seedbuf[32];
-	uint64_t h = 1469598103934665603ULL;
-	const unsigned char *p;
+	uint64_t h;
 
 	if (j->js.eval_fraction <= 0)
 		return false;
-	snprintf(seedbuf, sizeof(seedbuf), "%" PRId64 ":", j->js.seed);
-	for (p = (const unsigned char *)seedbuf; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	for (p = (const unsigned char *)ext_id; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
 	if (j->js.eval_fraction >= 1)
 		return true;
-	/* FNV's high bits barely move for ids that differ in their last
-	 * characters; a murmur3 finalizer spreads them. */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
+	snprintf(seedbuf, sizeof(seedbuf), "%" PRId64 ":", j->js.seed);
+	/* The start value is a digit short of FNV's offset basis; it stays, so
+	 * that splits of stored jobs never change. */
+	h = fnv1a64(UINT64_C(1469598103934665603), seedbuf, strlen(seedbuf));
+	h = hash_mix64(fnv1a64(h, ext_id, strlen(ext_id)));
 	return (double)(h >> 11) / 9007199254740992.0 < j->js.eval_fraction;
 }
 
@@ -1216,7 +1192,7 @@ static int job_load(struct runner *r, int64_t id, struct job **out)
 {
 	json_t *row = store_job_get(r->st, id), *rt, *counts, *v;
 	struct job *j = NULL;
-	struct runner_err e;
+	struct mt_err e;
 	const char *key;
 	struct store_totals tot;
 	int rc = -ENOMEM;
@@ -1379,7 +1355,7 @@ int runner_start(struct runner *r)
 	return n;
 }
 
-int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner_err *err)
+int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err)
 {
 	struct jobspec js = { 0 };
 	json_t *norm = NULL, *prompts = NULL;
@@ -1393,7 +1369,7 @@ int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner
 		goto out;
 	rc = -EINVAL;
 	if (store_dataset_resolve(r->st, js.dataset, &ds) != 0) {
-		rerr(err, 422, "unknown_dataset", "dataset", "no dataset with id or name \"%s\"",
+		rc = mt_err_set(err, -EINVAL, "unknown_dataset", "dataset", "no dataset with id or name \"%s\"",
 		     js.dataset);
 		goto out;
 	}
@@ -1403,7 +1379,7 @@ int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner
 		for (size_t i = 0; i < r->cfg.nendpoints; i++)
 			found |= strcmp(r->cfg.endpoints[i].name, js.teacher) == 0;
 		if (!found) {
-			rerr(err, 422, "unknown_teacher", "teacher",
+			rc = mt_err_set(err, -EINVAL, "unknown_teacher", "teacher",
 			     "no [%s] section in the daemon's configuration", js.teacher);
 			goto out;
 		}
@@ -1414,20 +1390,20 @@ int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner
 		for (size_t i = 0; i < r->cfg.nendpoints; i++)
 			found |= strcmp(r->cfg.endpoints[i].name, js.student) == 0;
 		if (!found) {
-			rerr(err, 422, "unknown_student", "student",
+			rc = mt_err_set(err, -EINVAL, "unknown_student", "student",
 			     "no [%s] section in the daemon's configuration", js.student);
 			goto out;
 		}
 	}
 	if (strcmp(js.train, "hook") == 0 && !r->cfg.train_argv) {
-		rerr(err, 422, "no_train_hook", "train",
+		rc = mt_err_set(err, -EINVAL, "no_train_hook", "train",
 		     "train is \"hook\" but the configuration has no [train] command");
 		goto out;
 	}
 	if (!js.train_given)
 		snprintf(js.train, sizeof(js.train), "%s", r->cfg.train_argv ? "hook" : "manual");
 	if (prompts_load_dir(r->cfg.prompts_dir, &prompts, perr, sizeof(perr)) != 0) {
-		rerr(err, 500, "prompts", NULL, "cannot load the prompt templates: %s", perr);
+		rc = mt_err_set(err, -EIO, "prompts", NULL, "cannot load the prompt templates: %s", perr);
 		goto out;
 	}
 	norm = jobspec_to_json(&js);
@@ -1439,12 +1415,12 @@ int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner
 	}
 	rc = store_job_insert(r->st, js.name, js.kind, ds, norm, prompts, id);
 	if (rc) {
-		rerr(err, 500, "store", NULL, "cannot store the job: %s", strerror(-rc));
+		rc = mt_err_set(err, -EIO, "store", NULL, "cannot store the job: %s", strerror(-rc));
 		goto out;
 	}
 	rc = job_load(r, *id, &j);
 	if (rc) {
-		rerr(err, 500, "store", NULL, "cannot load the new job: %s", strerror(-rc));
+		rc = mt_err_set(err, -EIO, "store", NULL, "cannot load the new job: %s", strerror(-rc));
 		goto out;
 	}
 	runner_add_job(r, j);
@@ -1460,7 +1436,7 @@ out:
 	return rc;
 }
 
-int runner_job_action(struct runner *r, int64_t id, const char *action, struct runner_err *err)
+int runner_job_action(struct runner *r, int64_t id, const char *action, struct mt_err *err)
 {
 	struct job *j = job_find(r, id);
 
@@ -1468,17 +1444,17 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct r
 		json_t *row = store_job_get(r->st, id);
 
 		if (!row) {
-			rerr(err, 404, "not_found", NULL, "no job job_%" PRId64, id);
+			mt_err_set(err, -ENOENT, "not_found", NULL, "no job job_%" PRId64, id);
 			return -ENOENT;
 		}
-		rerr(err, 409, "conflict", NULL, "job_%" PRId64 " is %s; it cannot %s", id,
+		mt_err_set(err, -EALREADY, "conflict", NULL, "job_%" PRId64 " is %s; it cannot %s", id,
 		     json_string_value(json_object_get(row, "state")), action);
 		json_decref(row);
 		return -EALREADY;
 	}
 	if (strcmp(action, "cancel") == 0) {
 		if (job_finished(j)) {
-			rerr(err, 409, "conflict", NULL, "job_%" PRId64 " is already %s", id, j->state);
+			mt_err_set(err, -EALREADY, "conflict", NULL, "job_%" PRId64 " is already %s", id, j->state);
 			return -EALREADY;
 		}
 		trainhook_kill(j->hook);
@@ -1487,7 +1463,7 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct r
 	}
 	if (strcmp(action, "pause") == 0) {
 		if (!state_is(j, "running") && !state_is(j, "queued")) {
-			rerr(err, 409, "conflict", NULL, "job_%" PRId64 " is %s; only a running job can be paused",
+			mt_err_set(err, -EALREADY, "conflict", NULL, "job_%" PRId64 " is %s; only a running job can be paused",
 			     id, j->state);
 			return -EALREADY;
 		}
@@ -1498,7 +1474,7 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct r
 		bool retrain = strcmp(j->reason, "awaiting retrain") == 0;
 
 		if (!state_is(j, "paused")) {
-			rerr(err, 409, "conflict", NULL, "job_%" PRId64 " is %s; only a paused job can be resumed",
+			mt_err_set(err, -EALREADY, "conflict", NULL, "job_%" PRId64 " is %s; only a paused job can be resumed",
 			     id, j->state);
 			return -EALREADY;
 		}
@@ -1514,7 +1490,7 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct r
 		runner_pump_soon(r);
 		return 0;
 	}
-	rerr(err, 404, "not_found", NULL, "no action %s", action);
+	mt_err_set(err, -ENOENT, "not_found", NULL, "no action %s", action);
 	return -ENOENT;
 }
 

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/err.h"
+
 struct store;
 struct client;
 struct runner;
@@ -51,15 +53,6 @@ struct runner_config {
 	void *restart_ud;
 };
 
-/* An error for the API: HTTP status, code, message, and the spec field it
- * is about (empty when none). */
-struct runner_err {
-	int status;
-	char code[32];
-	char message[256];
-	char field[64];
-};
-
 /* Creates a runner on loop over st (borrowed) calling models through cl
  * (borrowed). cfg is copied. Nothing runs until runner_start. */
 int runner_new(uv_loop_t *loop, struct store *st, struct client *cl,
@@ -71,13 +64,14 @@ int runner_new(uv_loop_t *loop, struct store *st, struct client *cl,
 int runner_start(struct runner *r);
 
 /* Validates spec (borrowed) and creates a queued job that starts at once.
- * On a bad spec returns -EINVAL with err filled (422 + field); an unknown
- * dataset is 422 on field "dataset". */
-int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct runner_err *err);
+ * On a bad spec returns -EINVAL with err filled (the field named; -EBADMSG
+ * when spec is not an object); an unknown dataset is -EINVAL on field
+ * "dataset"; -EIO when the job cannot be stored. */
+int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err);
 
-/* action: "cancel", "pause" or "resume". -ENOENT unknown job (404),
- * -EALREADY when the state does not allow it (409), with err filled. */
-int runner_job_action(struct runner *r, int64_t id, const char *action, struct runner_err *err);
+/* action: "cancel", "pause" or "resume". -ENOENT unknown job or action,
+ * -EALREADY when the state does not allow it, with err filled. */
+int runner_job_action(struct runner *r, int64_t id, const char *action, struct mt_err *err);
 
 /* Sets a job's budget_usd (a raised budget lets a paused job go on when
  * resumed). -ENOENT for a job not loaded. */

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
+#include "common/utf8.h"
 
 /* An id names one item in messages and in the store's unique index; a
  * bound keeps both sane. */
@@ -88,71 +90,6 @@ struct import_parser {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-/* Offset of the first byte that is not part of a valid UTF-8 sequence or is
- * a NUL, or len when there is none. Rejects overlongs, surrogates and code
- * points past U+10FFFF, as JSON and SQLite text need. */
-static size_t utf8_check(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned c = s[i];
-		size_t n, k;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			if (c == 0)
-				return i;
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-			cp = c & 0x1F;
-			min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 2;
-			cp = c & 0x0F;
-			min = 0x800;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return i;
-		}
-		if (len - i - 1 < n)
-			return i;
-		for (k = 1; k <= n; k++) {
-			unsigned b = s[i + k];
-
-			if ((b & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (b & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return i;
-		i += n + 1;
-	}
-	return len;
-}
-
-/* Replaces every byte that is not valid UTF-8 with '?', so a reason built
- * from input excerpts can always go into JSON. */
-static void utf8_sanitize(char *s)
-{
-	size_t len = strlen(s), off = 0;
-
-	for (;;) {
-		size_t bad = utf8_check((const unsigned char *)s + off, len - off);
-
-		if (off + bad >= len)
-			break;
-		s[off + bad] = '?';
-		off += bad + 1;
-	}
-}
-
 /* s cut to EXCERPT_BYTES on a UTF-8 boundary, "..." appended when cut. */
 static const char *excerpt(const char *s, char *out, size_t outlen)
 {
@@ -160,9 +97,7 @@ static const char *excerpt(const char *s, char *out, size_t outlen)
 
 	if (n <= EXCERPT_BYTES || outlen < EXCERPT_BYTES + 4)
 		return s;
-	n = EXCERPT_BYTES;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
+	n = utf8_prefix(s, n, EXCERPT_BYTES);
 	memcpy(out, s, n);
 	memcpy(out + n, "...", 4);
 	return out;
@@ -234,17 +169,6 @@ static void oom(struct import_parser *p)
 
 /* ---- derived ids -------------------------------------------------------- */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-	const unsigned char *s = data;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
-}
-
 static int key_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -254,14 +178,14 @@ static int key_cmp(const void *a, const void *b)
  * its key: key NUL value NUL, then 0x01 and the answer. */
 void import_item_id(const char *question, json_t *options, const char *answer, char out[17])
 {
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	uint64_t h = FNV1A64_INIT;
 	const char *stack_keys[32];
 	const char **keys = stack_keys;
 	size_t n = 0, i = 0;
 	const char *k;
 	json_t *v;
 
-	h = fnv1a(h, question, strlen(question) + 1);
+	h = fnv1a64(h, question, strlen(question) + 1);
 	if (json_is_object(options))
 		n = json_object_size(options);
 	if (n > 32)
@@ -275,16 +199,16 @@ void import_item_id(const char *question, json_t *options, const char *answer, c
 		for (size_t j = 0; j < i; j++) {
 			const char *val = json_string_value(json_object_get(options, keys[j]));
 
-			h = fnv1a(h, keys[j], strlen(keys[j]) + 1);
+			h = fnv1a64(h, keys[j], strlen(keys[j]) + 1);
 			if (!val)
 				val = "";
-			h = fnv1a(h, val, strlen(val) + 1);
+			h = fnv1a64(h, val, strlen(val) + 1);
 		}
 		if (keys != stack_keys)
 			free(keys);
 	}
-	h = fnv1a(h, "\x01", 1);
-	h = fnv1a(h, answer, strlen(answer));
+	h = fnv1a64(h, "\x01", 1);
+	h = fnv1a64(h, answer, strlen(answer));
 	snprintf(out, 17, "%016" PRIx64, h);
 }
 
@@ -718,7 +642,7 @@ static void jsonl_line(struct import_parser *p, const char *s, size_t n, long li
 		report(p, line, "line longer than %zu bytes", p->max_line);
 		return;
 	}
-	bad = utf8_check((const unsigned char *)s, n);
+	bad = utf8_check((const char *)s, n);
 	if (bad < n) {
 		report(p, line, s[bad] ? "invalid UTF-8 at byte %zu" : "NUL byte at byte %zu", bad + 1);
 		return;
@@ -895,7 +819,7 @@ static bool csv_header(struct import_parser *p)
 	list[0] = '\0';
 	for (size_t i = 0; i < c->nf; i++) {
 		struct csv_col *col = &c->cols[i];
-		size_t bad = utf8_check((const unsigned char *)csv_str(c, i), c->fields[i].len);
+		size_t bad = utf8_check((const char *)csv_str(c, i), c->fields[i].len);
 
 		if (bad < c->fields[i].len) {
 			report(p, c->rec_line, "invalid UTF-8 in header column %zu", i + 1);
@@ -976,7 +900,7 @@ static void csv_record(struct import_parser *p)
 		return;
 	}
 	for (size_t i = 0; i < c->nf; i++) {
-		size_t bad = utf8_check((const unsigned char *)csv_str(c, i), c->fields[i].len);
+		size_t bad = utf8_check((const char *)csv_str(c, i), c->fields[i].len);
 
 		if (bad < c->fields[i].len) {
 			report(p, c->rec_line, "%s in column \"%s\"",
@@ -1426,7 +1350,7 @@ static void doc_finish(struct import_parser *p)
 
 	if (p->doc_over || !n || is_blank(s, n))
 		goto out;
-	bad = utf8_check((const unsigned char *)s, n);
+	bad = utf8_check((const char *)s, n);
 	if (bad < n) {
 		long line = 1;
 		size_t bol = 0;

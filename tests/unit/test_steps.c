@@ -251,11 +251,11 @@ static void spec_err(const char *text, const char *field, const char *msg)
 {
 	json_t *spec = json_loads(text, 0, NULL);
 	struct jobspec js;
-	struct runner_err e = { 0 };
+	struct mt_err e = { 0 };
 
 	assert_non_null(spec);
 	assert_int_equal(jobspec_parse(spec, &js, &e), -EINVAL);
-	assert_int_equal(e.status, 422);
+	assert_string_equal(e.code, "invalid_spec"); /* -EINVAL: 422 at the API */
 	assert_string_equal(e.field, field);
 	assert_string_equal(e.message, msg);
 	json_decref(spec);
@@ -267,7 +267,7 @@ static void test_jobspec(void **state)
 				  "\"student\":\"local\",\"seed\":7,\"budget_usd\":20,"
 				  "\"selection\":{\"strategy\":\"teacher_screen\",\"budget\":0.1}}", 0, NULL);
 	struct jobspec js;
-	struct runner_err e = { 0 };
+	struct mt_err e = { 0 };
 	json_t *norm;
 	(void)state;
 

@@ -1,0 +1,17 @@
+#ifndef MT_HASH_H
+#define MT_HASH_H
+/* Small non-cryptographic hashes (SHA-256 is common/sha256.h). Pure. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FNV1A64_INIT UINT64_C(0xcbf29ce484222325) /* the offset basis */
+
+/* FNV-1a 64 of n bytes, continuing from h (FNV1A64_INIT to start). */
+uint64_t fnv1a64(uint64_t h, const void *data, size_t n);
+
+/* murmur3's 64-bit finalizer: spreads every input bit over the output (FNV's
+ * high bits barely move for inputs that differ in their last bytes). */
+uint64_t hash_mix64(uint64_t h);
+
+#endif

@@ -27,6 +27,8 @@ for t in "$B"/tests/test_*; do
   skip=$(grep -c '^\[  SKIPPED \]' "$out")
   bad=$((run - ok - skip))
   if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  # A test program that ran no test has not passed.
+  if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ] && [ "$skip" -eq 0 ]; then bad=1; fi
   passed=$((passed + ok))
   failed=$((failed + bad))
   if [ "$bad" -ne 0 ]; then
@@ -48,6 +50,11 @@ for s in tests/integration/*.sh; do
   ok=$(grep -c '^ok - ' "$out")
   bad=$(grep -c '^not ok - ' "$out")
   if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  # A script that checked nothing has not passed: it counts as a failure.
+  if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
+    bad=1
+    echo "# $name printed no result" >>"$out"
+  fi
   passed=$((passed + ok))
   failed=$((failed + bad))
   if [ "$bad" -ne 0 ]; then

@@ -4,11 +4,6 @@
 # restart it after a kill -9, and stop it when the daemon stops.
 . "$(dirname "$0")/lib.inc"
 
-if [ -z "${SUP_FORCE:-}" ] && ! grep -q supervisor_ "$top/daemon/main.c"; then
-  echo "# skip: daemon/main.c does not use daemon/supervisor.h yet"
-  exit 0
-fi
-
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SIM_PORT_S=$PORT
 start_sim T --latency-ms 2 || exit 1

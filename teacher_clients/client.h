@@ -24,6 +24,11 @@
 struct client;
 struct store;
 
+/* Endpoints per client, teachers and students together. The daemon's config
+ * refuses more than this (CONFIG_MAX_ENDPOINTS), so what --check-config
+ * accepts also starts. */
+#define CLIENT_MAX_ENDPOINTS 128
+
 enum client_kind { CLIENT_TEACHER = 0, CLIENT_STUDENT = 1 };
 
 /* One endpoint, as read from a [teacher.NAME] / [student.NAME] section.
@@ -135,7 +140,8 @@ struct client_stats {
  * Returns 0 and *out, or -ENOMEM / -EIO. */
 int client_new(uv_loop_t *loop, struct store *st, const struct client_settings *s, struct client **out);
 /* Registers an endpoint (copies cfg). -EEXIST for a duplicate name, -EINVAL
- * for a missing name/base_url/model or a negative limit, -ENOMEM. */
+ * for a missing name/base_url/model or a negative limit, -ENOSPC past
+ * CLIENT_MAX_ENDPOINTS, -ENOMEM. */
 int client_endpoint_add(struct client *c, const struct client_endpoint_cfg *cfg);
 
 /* Submits a chat completion: messages (borrowed; a JSON array of

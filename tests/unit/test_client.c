@@ -770,6 +770,31 @@ static void test_client_hash_stable(void **state)
 	env_close(&e);
 }
 
+/* 64 teachers + 1 student (once past the old cap of 64 in all), up to
+ * CLIENT_MAX_ENDPOINTS, are all added; one more is -ENOSPC. */
+static void test_client_endpoint_cap(void **state)
+{
+	struct env e;
+	char name[32];
+	int i;
+
+	(void)state;
+	env_open(&e, false);
+	for (i = 0; i < CLIENT_MAX_ENDPOINTS; i++) {
+		struct client_endpoint_cfg cfg = { .kind = i == 64 ? CLIENT_STUDENT : CLIENT_TEACHER };
+		snprintf(name, sizeof(name), "%s.e%d", i == 64 ? "student" : "teacher", i);
+		add_ep(&e, name, &cfg);
+		if (i == 64)
+			assert_int_equal(client_endpoint_count(e.c), 65);
+	}
+	assert_int_equal(client_endpoint_count(e.c), CLIENT_MAX_ENDPOINTS);
+	{
+		struct client_endpoint_cfg cfg = { .name = "teacher.over", .base_url = sim_base, .model = "m" };
+		assert_int_equal(client_endpoint_add(e.c, &cfg), -ENOSPC);
+	}
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,6 +804,7 @@ int main(void)
 		cmocka_unit_test(test_client_rpm),          cmocka_unit_test(test_client_many),
 		cmocka_unit_test(test_client_cancel_and_close), cmocka_unit_test(test_client_complete),
 		cmocka_unit_test(test_client_hash_stable),
+		cmocka_unit_test(test_client_endpoint_cap),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -83,8 +83,9 @@ struct provider {
 	 * dumps it compact with sorted keys: that text is sent, hashed and
 	 * stored. */
 	json_t *(*request_build)(const struct provider_req *q);
-	/* Appends to body (a request_build result) the model's reply text and
-	 * a user turn ask: the JSON repair. 0, -EINVAL or -ENOMEM. */
+	/* Appends to body (a request as sent, parsed again: it owns all its
+	 * parts) the model's reply text and a user turn ask: the JSON repair.
+	 * 0, -EINVAL (body has no turns to extend) or -ENOMEM. */
 	int (*turns_append)(json_t *body, const char *reply_text, const char *ask);
 	/* Appends to out the header lines ("Name: value\n") that authenticate
 	 * with api_key (never NULL; "" when the endpoint has none). The key

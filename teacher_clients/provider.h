@@ -39,7 +39,8 @@ struct provider_req {
 /* A 2xx reply as the client uses it. content, finish_reason and logprobs
  * point into root, which the reply owns (provider_reply_clear). */
 struct provider_reply {
-	const char *err;       /* NULL when valid, else a stable code "reply_*" */
+	const char *err;       /* NULL when valid, else a stable code "reply_*"
+	                          (a static string: it outlives the reply) */
 	char msg[256];         /* human message for err (names the field) */
 	char error_code[64];   /* the provider's code when the body is an error */
 	bool quota;            /* that error is billing/quota, not load: no retry */

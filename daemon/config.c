@@ -627,9 +627,10 @@ static int endpoint_add(struct parse *p, struct sect *s, const char *name)
 	struct config_endpoint *grown;
 	struct config_endpoint *ep;
 
-	if (*n == CONFIG_MAX_ENDPOINTS)
-		return fail(p, s->line, s, NULL, "too many %s sections (max %d)",
-			    s->kind == SECT_TEACHER ? "teacher" : "student", CONFIG_MAX_ENDPOINTS);
+	if (cfg->n_teachers + cfg->n_students == CONFIG_MAX_ENDPOINTS)
+		return fail(p, s->line, s, NULL,
+			    "too many endpoint sections (max %d [teacher.NAME] and [student.NAME] together)",
+			    CONFIG_MAX_ENDPOINTS);
 	grown = realloc(*arr, (*n + 1) * sizeof(**arr));
 	if (grown == NULL)
 		return fail_nomem(p);

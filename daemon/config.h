@@ -15,11 +15,12 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "teacher_clients/client.h"
 
 /* Caps on the input; anything larger is a load error naming the limit. */
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
 #define CONFIG_MAX_LINE 4000       /* characters per line, without the newline */
-#define CONFIG_MAX_ENDPOINTS 64    /* per kind (teacher, student) */
+#define CONFIG_MAX_ENDPOINTS CLIENT_MAX_ENDPOINTS /* teachers and students together */
 #define CONFIG_MAX_NAME 64         /* endpoint NAME in [teacher.NAME] */
 #define CONFIG_MAX_ARGS 256        /* words in a command template */
 #define CONFIG_MAX_API_KEY 8192    /* bytes of an API key read from the environment */

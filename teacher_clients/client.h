@@ -11,9 +11,14 @@
  *        written through the store's group commit -> after the COMMIT the
  *        callback runs.
  *
+ * The wire format (paths, bodies, auth headers, reply and error parsing,
+ * rate-limit headers) is the endpoint's provider row (provider.h); the
+ * client calls it only through the row.
+ *
  * Threads: the loop thread only. Keys: the api_key given in the endpoint
- * config is sent in the Authorization header and nowhere else: never
- * logged, stored, hashed or put in an error message. */
+ * config is sent in the provider's auth headers (OpenAI: Authorization)
+ * and nowhere else: never logged, stored, hashed or put in an error
+ * message. */
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -22,7 +27,13 @@
 #include <uv.h>
 
 struct client;
+struct provider;
 struct store;
+
+/* Endpoints per client, teachers and students together. The daemon's config
+ * refuses more than this (CONFIG_MAX_ENDPOINTS), so what --check-config
+ * accepts also starts. */
+#define CLIENT_MAX_ENDPOINTS 128
 
 enum client_kind { CLIENT_TEACHER = 0, CLIENT_STUDENT = 1 };
 
@@ -42,6 +53,7 @@ struct client_endpoint_cfg {
 	double price_in_per_mtok;  /* USD per million prompt tokens */
 	double price_out_per_mtok; /* USD per million completion tokens */
 	bool json_schema;          /* send response_format json_schema when a schema is given */
+	const struct provider *provider; /* the wire format (provider.h); NULL: openai */
 	/* Tuning, mostly for tests (0: defaults 0.5 s, 60 s, 5, 30 s). */
 	double backoff_base_s, backoff_max_s;
 	int breaker_failures;
@@ -91,7 +103,8 @@ struct client_result {
 	                          no JSON), -EMSGSIZE, -ECANCELED, -ESHUTDOWN, -EIO (store) */
 	const char *code;      /* stable short name: "ok", "timeout", "network",
 	                          "http_error", "rate_limited", "insufficient_quota",
-	                          "server_error", "reply_*" (openai.h), "json_extract",
+	                          "server_error", "reply_*" (the provider's reply
+	                          checks; openai.h for openai), "json_extract",
 	                          "cancelled", "store" */
 	const char *message;   /* one line naming endpoint and cause ("" when ok) */
 	const char *content;   /* the reply text (NULL on error) */
@@ -134,15 +147,19 @@ struct client_stats {
  * tests and tools). Both are borrowed and must outlive the client.
  * Returns 0 and *out, or -ENOMEM / -EIO. */
 int client_new(uv_loop_t *loop, struct store *st, const struct client_settings *s, struct client **out);
-/* Registers an endpoint (copies cfg). -EEXIST for a duplicate name, -EINVAL
- * for a missing name/base_url/model or a negative limit, -ENOMEM. */
+/* Registers an endpoint (copies cfg; cfg->provider is borrowed and must
+ * outlive the client). -EEXIST for a duplicate name, -EINVAL for a missing
+ * name/base_url/model, a negative limit, a provider row missing a function
+ * or a key too long for its header, -ENOSPC past
+ * CLIENT_MAX_ENDPOINTS, -ENOMEM. */
 int client_endpoint_add(struct client *c, const struct client_endpoint_cfg *cfg);
 
 /* Submits a chat completion: messages (borrowed; a JSON array of
  * {"role","content"} with string content or content parts) to the named
  * endpoint. Returns 0 and calls cb(ud, result) exactly once later from the
  * loop, never inside client_chat; or fails with -ENOENT (no such endpoint),
- * -EINVAL (bad messages/options), -ESHUTDOWN (closing) or -ENOMEM and never
+ * -EINVAL (bad messages/options, or the endpoint's provider has no chat),
+ * -ESHUTDOWN (closing) or -ENOMEM and never
  * calls cb. The callback of a sent call runs only after its call row is
  * committed (when the client has a store). */
 int client_chat(struct client *c, const char *endpoint, const struct client_opts *o, json_t *messages,

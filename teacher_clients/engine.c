@@ -19,19 +19,18 @@
 /* A reused transfer keeps at most this much body memory. */
 #define KEEP_BODY_MEM (64 * 1024)
 
-enum { H_RETRY_AFTER, H_REM_REQ, H_REM_TOK, H_RESET_REQ, H_RESET_TOK, H_N };
-static const char *const hdr_names[H_N] = {
-	"retry-after", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
-	"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
-};
+/* The request's extra header lines, at most (keys are capped at 8 KiB). */
+#define REQ_HEADERS_MAX (16 * 1024)
 
 struct xfer {
 	struct engine *e;
 	CURL *easy;
 	struct curl_slist *headers;
 	struct buf body;
-	char hdr[H_N][HDR_MAX];
-	bool has_hdr[H_N];
+	const char *const *capture; /* names asked for (borrowed), ncap of them */
+	size_t ncap;
+	char hdr[ENGINE_CAPTURE_MAX][HDR_MAX];
+	bool has_hdr[ENGINE_CAPTURE_MAX];
 	bool too_big;
 	char errbuf[CURL_ERROR_SIZE];
 	engine_cb cb;
@@ -227,8 +226,8 @@ static size_t header_fn(char *p, size_t size, size_t n, void *ud)
 	if (!colon)
 		return len;
 	nl = (size_t)(colon - p);
-	for (i = 0; i < H_N; i++) {
-		if (strlen(hdr_names[i]) != nl || strncasecmp(p, hdr_names[i], nl) != 0)
+	for (i = 0; i < x->ncap; i++) {
+		if (strlen(x->capture[i]) != nl || strncasecmp(p, x->capture[i], nl) != 0)
 			continue;
 		v = colon + 1;
 		vl = len - nl - 1;
@@ -297,6 +296,7 @@ static void xfer_finish(struct engine *e, struct xfer *x, CURLcode rc, int err_o
 	long status = 0, nconn = 0;
 	engine_cb cb = x->cb;
 	void *ud = x->ud;
+	size_t i;
 
 	memset(&r, 0, sizeof(r));
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -310,11 +310,9 @@ static void xfer_finish(struct engine *e, struct xfer *x, CURLcode rc, int err_o
 	r.body = x->body.base ? x->body.base : "";
 	r.body_len = x->body.len;
 	r.latency_ms = (double)(uv_hrtime() - x->started_ns) / 1e6;
-	r.retry_after = x->has_hdr[H_RETRY_AFTER] ? x->hdr[H_RETRY_AFTER] : NULL;
-	r.rl_remaining_requests = x->has_hdr[H_REM_REQ] ? x->hdr[H_REM_REQ] : NULL;
-	r.rl_remaining_tokens = x->has_hdr[H_REM_TOK] ? x->hdr[H_REM_TOK] : NULL;
-	r.rl_reset_requests = x->has_hdr[H_RESET_REQ] ? x->hdr[H_RESET_REQ] : NULL;
-	r.rl_reset_tokens = x->has_hdr[H_RESET_TOK] ? x->hdr[H_RESET_TOK] : NULL;
+	r.hdr_names = x->capture;
+	for (i = 0; i < x->ncap; i++)
+		r.hdr_values[i] = x->has_hdr[i] ? x->hdr[i] : NULL;
 	if (r.err && r.err != -ECANCELED)
 		log_debug("engine: transfer failed: %s (%s)", strerror(-r.err), r.errmsg);
 	cb(ud, &r);
@@ -420,13 +418,17 @@ static struct xfer *xfer_get(struct engine *e)
 	return x;
 }
 
-static int header_list(struct xfer *x, const char *api_key)
+/* The request's header list: JSON, no 100-continue, then each line of extra
+ * (the provider's auth). The copy of a line is wiped: it may hold a key. */
+static int header_list(struct xfer *x, const char *extra)
 {
-	struct buf auth;
+	struct buf line;
 	struct curl_slist *l;
+	const char *p, *nl;
+	size_t len;
 	int rc = -ENOMEM;
 
-	buf_init(&auth, 8192);
+	buf_init(&line, REQ_HEADERS_MAX);
 	l = curl_slist_append(NULL, "Content-Type: application/json");
 	if (l)
 		x->headers = l;
@@ -434,20 +436,27 @@ static int header_list(struct xfer *x, const char *api_key)
 	l = l ? curl_slist_append(x->headers, "Expect:") : NULL;
 	if (!l)
 		goto out;
-	if (api_key && *api_key) {
-		if (buf_printf(&auth, "Authorization: Bearer %s", api_key) < 0) {
+	for (p = extra; p && *p; p = nl ? nl + 1 : p + len) {
+		nl = strchr(p, '\n');
+		len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len == 0)
+			continue;
+		if (line.base)
+			memset(line.base, 0, line.len);
+		buf_reset(&line);
+		if (buf_append(&line, p, len) < 0) {
 			rc = -EINVAL;
 			goto out;
 		}
-		l = curl_slist_append(x->headers, auth.base);
+		l = curl_slist_append(x->headers, line.base);
 		if (!l)
 			goto out;
 	}
 	rc = 0;
 out:
-	if (auth.base)
-		memset(auth.base, 0, auth.len);
-	buf_free(&auth);
+	if (line.base)
+		memset(line.base, 0, line.len);
+	buf_free(&line);
 	return rc;
 }
 
@@ -464,7 +473,15 @@ int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, vo
 	x = xfer_get(e);
 	if (!x)
 		return -ENOMEM;
-	rc = header_list(x, req->api_key);
+	for (x->ncap = 0; req->capture && req->capture[x->ncap]; x->ncap++)
+		if (x->ncap == ENGINE_CAPTURE_MAX)
+			break;
+	if (x->ncap == ENGINE_CAPTURE_MAX && req->capture[x->ncap]) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	x->capture = req->capture;
+	rc = header_list(x, req->headers);
 	if (rc < 0)
 		goto fail;
 	h = x->easy;
@@ -510,6 +527,16 @@ int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, vo
 fail:
 	xfer_recycle(e, x);
 	return rc;
+}
+
+const char *engine_resp_header(const struct engine_resp *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; r && r->hdr_names && name && i < ENGINE_CAPTURE_MAX && r->hdr_names[i]; i++)
+		if (strcasecmp(r->hdr_names[i], name) == 0)
+			return r->hdr_values[i];
+	return NULL;
 }
 
 size_t engine_in_flight(const struct engine *e)

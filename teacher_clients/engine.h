@@ -4,7 +4,8 @@
  * (socket/timer callbacks, one uv_poll_t per socket, one uv_timer_t).
  * POSTs JSON bodies, keeps connections alive and reuses them (HTTP/2
  * multiplexing over TLS where offered), captures the status, the body (into a
- * capped buffer) and the rate-limit headers. Knows nothing of OpenAI.
+ * capped buffer) and the response headers the request names. Knows nothing
+ * of any provider: auth headers and the headers to keep come with the request.
  *
  * Threads: everything on the loop thread. Memory: a transfer holds its easy
  * handle, its header list and its received body; finished transfers go to a
@@ -24,12 +25,20 @@ struct engine_opts {
 	size_t free_max;            /* idle transfers kept for reuse; 0: 64 */
 };
 
+/* Response headers one request may ask to keep (engine_req.capture). */
+#define ENGINE_CAPTURE_MAX 8
+
 struct engine_req {
 	const char *url;       /* borrowed, copied by curl */
 	const char *body;      /* borrowed: must stay valid until the callback */
 	size_t body_len;
-	const char *api_key;   /* may be NULL/""; sent as "Authorization: Bearer";
-	                          copied into the header list only, never logged */
+	const char *headers;   /* may be NULL: extra request header lines
+	                          "Name: value", separated by '\n' (the provider's
+	                          auth); may carry a key: copied into curl's header
+	                          list only, never logged */
+	const char *const *capture; /* may be NULL: names of the response headers
+	                          to keep (NULL-terminated, at most ENGINE_CAPTURE_MAX,
+	                          any case); borrowed until the callback */
 	long timeout_ms;       /* whole transfer; 0: 120 s */
 };
 
@@ -45,10 +54,10 @@ struct engine_resp {
 	const char *body;      /* NUL-terminated, body_len bytes ("" when none) */
 	size_t body_len;
 	double latency_ms;
-	/* Header values (NULL when absent), trimmed. */
-	const char *retry_after;
-	const char *rl_remaining_requests, *rl_remaining_tokens;
-	const char *rl_reset_requests, *rl_reset_tokens;
+	/* The captured headers: hdr_values[i] is the value of the request's
+	 * capture[i], trimmed and cut to 63 bytes, NULL when absent. */
+	const char *const *hdr_names;
+	const char *hdr_values[ENGINE_CAPTURE_MAX];
 };
 
 typedef void (*engine_cb)(void *ud, const struct engine_resp *resp);
@@ -60,6 +69,9 @@ int engine_new(uv_loop_t *loop, const struct engine_opts *opts, struct engine **
  * (never from inside engine_send), or fails with -EINVAL (bad request),
  * -ESHUTDOWN (engine closing) or -ENOMEM and never calls cb. */
 int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, void *ud);
+/* The value of the captured response header name (any case), or NULL when
+ * it was not asked for or not sent. Borrowed from r. */
+const char *engine_resp_header(const struct engine_resp *r, const char *name);
 /* Transfers added and not yet called back. */
 size_t engine_in_flight(const struct engine *e);
 /* Connections opened so far (CURLINFO_NUM_CONNECTS summed), for tests of reuse. */

@@ -86,10 +86,7 @@ void openai_reply_clear(struct openai_reply *r);
 void openai_error_parse(const char *body, size_t len, char *code, size_t codelen, char *msg,
 			size_t msglen);
 
-/* Extracts the JSON object from a model's text: the whole text when it is
- * JSON, else the first ```json (or ```) fenced block, else the first
- * balanced {...} (strings and escapes respected). Returns 0 with a new
- * reference in *out, or -EBADMSG with a message in err (errlen bytes). */
+/* extract_json_object() (extract.h) under its old name. */
 int openai_json_extract(const char *text, json_t **out, char *err, size_t errlen);
 
 #endif

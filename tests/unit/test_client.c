@@ -723,6 +723,78 @@ static void test_client_complete(void **state)
 	env_close(&e);
 }
 
+/* The cache key of a fixed request is pinned to the value today's code
+ * computed before the provider table existed (SHA-256 of
+ * "base_url\npath\nbody"), so stores written before keep answering. The
+ * endpoint refuses connections: the failed call is stored with its hash. */
+static void test_client_hash_stable(void **state)
+{
+	struct env e;
+	struct client_endpoint_cfg chat_cfg = { .name = "teacher.pin", .base_url = "http://127.0.0.1:1/v1",
+						.model = "pin-model", .max_retries = -1, .json_schema = true,
+						.api_key = "sk-pin" };
+	struct client_endpoint_cfg comp_cfg = { .name = "student.pin", .kind = CLIENT_STUDENT,
+						.base_url = "http://127.0.0.1:1/v1/", .model = "pin-student",
+						.max_retries = -1 };
+	json_t *schema = json_pack("{s:s, s:{s:{s:s}}}", "type", "object", "properties", "keep", "type", "boolean");
+	json_t *m = json_pack("[{s:s, s:s}, {s:s, s:s}]", "role", "system", "content", "Be brief.", "role", "user",
+			      "content", "Caf\xc3\xa9: which drug? \"A\" or \\B");
+	struct client_opts co = { .job_id = 3, .temperature = 0.25, .max_tokens = 64, .schema = schema,
+				  .expect_json = true };
+	struct client_opts po = { .temperature = -1, .logprobs = 2, .echo = true };
+	struct res a = { 0 }, b = { 0 };
+	sqlite3_stmt *q;
+	const char *want[2] = { "9def1393e2300ae9698b1be5ddabe6752fcbf384446f353ff9ddd6bcae145701",
+				"94ffc8a8366ddabe03b9af3cdb6b27aacce035c9c2658abfc2adb38460d3da0b" };
+	int n = 0;
+
+	(void)state;
+	env_open(&e, true);
+	assert_int_equal(client_endpoint_add(e.c, &chat_cfg), 0);
+	assert_int_equal(client_endpoint_add(e.c, &comp_cfg), 0);
+	assert_int_equal(client_chat(e.c, "teacher.pin", &co, m, got, &a), 0);
+	assert_int_equal(client_complete(e.c, "student.pin", &po, "The answer is C", got, &b), 0);
+	wait_for(&e, &a.done, 1);
+	wait_for(&e, &b.done, 1);
+	assert_int_equal(a.err, -ECONNREFUSED);
+	assert_int_equal(b.err, -ECONNREFUSED);
+	sqlite3_prepare_v2(store_db(e.st), "SELECT endpoint, hash FROM calls ORDER BY endpoint DESC", -1, &q, NULL);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		assert_string_equal((const char *)sqlite3_column_text(q, 1), want[n]);
+		n++;
+	}
+	sqlite3_finalize(q);
+	assert_int_equal(n, 2);
+	json_decref(schema);
+	json_decref(m);
+	env_close(&e);
+}
+
+/* 64 teachers + 1 student (once past the old cap of 64 in all), up to
+ * CLIENT_MAX_ENDPOINTS, are all added; one more is -ENOSPC. */
+static void test_client_endpoint_cap(void **state)
+{
+	struct env e;
+	char name[32];
+	int i;
+
+	(void)state;
+	env_open(&e, false);
+	for (i = 0; i < CLIENT_MAX_ENDPOINTS; i++) {
+		struct client_endpoint_cfg cfg = { .kind = i == 64 ? CLIENT_STUDENT : CLIENT_TEACHER };
+		snprintf(name, sizeof(name), "%s.e%d", i == 64 ? "student" : "teacher", i);
+		add_ep(&e, name, &cfg);
+		if (i == 64)
+			assert_int_equal(client_endpoint_count(e.c), 65);
+	}
+	assert_int_equal(client_endpoint_count(e.c), CLIENT_MAX_ENDPOINTS);
+	{
+		struct client_endpoint_cfg cfg = { .name = "teacher.over", .base_url = sim_base, .model = "m" };
+		assert_int_equal(client_endpoint_add(e.c, &cfg), -ENOSPC);
+	}
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +803,8 @@ int main(void)
 		cmocka_unit_test(test_client_repair),       cmocka_unit_test(test_client_breaker),
 		cmocka_unit_test(test_client_rpm),          cmocka_unit_test(test_client_many),
 		cmocka_unit_test(test_client_cancel_and_close), cmocka_unit_test(test_client_complete),
+		cmocka_unit_test(test_client_hash_stable),
+		cmocka_unit_test(test_client_endpoint_cap),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

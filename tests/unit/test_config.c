@@ -1,4 +1,4 @@
-/* layers: daemon common */
+/* layers: daemon teacher_clients store common */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
+#include "common/buf.h"
 #include "daemon/config.h"
+#include "teacher_clients/client.h"
 
 static char tmpdir[64];
 static char cpath[128];
@@ -509,6 +512,78 @@ static void test_inih_options_restored(void **state)
 	config_free(NULL);
 }
 
+/* A config of nt teachers and ns students, one section each. */
+static const char *endpoints_conf(struct buf *b, int nt, int ns)
+{
+	int i;
+
+	buf_init(b, 1 << 20);
+	for (i = 0; i < nt + ns; i++)
+		assert_int_equal(buf_printf(b, "[%s.e%d]\nbase_url = http://127.0.0.1:1/v1\nmodel = m\n",
+					    i < nt ? "teacher" : "student", i), 0);
+	assert_int_equal(buf_append(b, "", 1), 0);
+	return b->base;
+}
+
+/* Every endpoint a loaded config holds is accepted by the client. */
+static void add_all(const struct config *cfg)
+{
+	uv_loop_t loop;
+	struct client *c = NULL;
+	size_t i, n = cfg->n_teachers + cfg->n_students;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(client_new(&loop, NULL, NULL, &c), 0);
+	for (i = 0; i < n; i++) {
+		const struct config_endpoint *ce = i < cfg->n_teachers ? &cfg->teachers[i]
+								       : &cfg->students[i - cfg->n_teachers];
+		struct client_endpoint_cfg ec = { .name = ce->name, .base_url = ce->base_url, .model = ce->model,
+						  .kind = ce->kind == CONFIG_TEACHER ? CLIENT_TEACHER
+										     : CLIENT_STUDENT };
+		assert_int_equal(client_endpoint_add(c, &ec), 0);
+	}
+	assert_int_equal(client_endpoint_count(c), n);
+	client_close(c, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Regression: the config allowed 64 endpoints per kind while the client
+ * took 64 in all, so 64 teachers + 1 student passed --check-config and
+ * failed at start. Both now use one cap over all endpoints. */
+static void test_endpoint_cap_matches_client(void **state)
+{
+	struct config *cfg;
+	struct buf b;
+	char suffix[160];
+
+	(void)state;
+	assert_int_equal(CONFIG_MAX_ENDPOINTS, CLIENT_MAX_ENDPOINTS);
+	cfg = load_ok(endpoints_conf(&b, 64, 1));
+	assert_int_equal(cfg->n_teachers, 64);
+	assert_int_equal(cfg->n_students, 1);
+	add_all(cfg);
+	config_free(cfg);
+	buf_free(&b);
+
+	cfg = load_ok(endpoints_conf(&b, CLIENT_MAX_ENDPOINTS - 1, 1));
+	add_all(cfg);
+	config_free(cfg);
+	buf_free(&b);
+
+	/* one more is refused at the section that goes over, in either kind */
+	snprintf(suffix, sizeof(suffix),
+		 ":%d: [student.e%d]: too many endpoint sections (max %d [teacher.NAME] and [student.NAME] together)",
+		 3 * CLIENT_MAX_ENDPOINTS + 1, CLIENT_MAX_ENDPOINTS, CLIENT_MAX_ENDPOINTS);
+	expect_err(endpoints_conf(&b, CLIENT_MAX_ENDPOINTS - 1, 2), -EINVAL, suffix);
+	buf_free(&b);
+	snprintf(suffix, sizeof(suffix),
+		 ":%d: [teacher.e%d]: too many endpoint sections (max %d [teacher.NAME] and [student.NAME] together)",
+		 3 * CLIENT_MAX_ENDPOINTS + 1, CLIENT_MAX_ENDPOINTS, CLIENT_MAX_ENDPOINTS);
+	expect_err(endpoints_conf(&b, CLIENT_MAX_ENDPOINTS + 1, 0), -EINVAL, suffix);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_command_expand),
 		cmocka_unit_test(test_inih_options_restored),
+		cmocka_unit_test(test_endpoint_cap_matches_client),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,7 @@ struct result {
 	char body[256];
 	size_t body_len;
 	char retry_after[64], rem_req[64], reset_tok[64];
+	bool unasked; /* a header not in the capture list came back */
 	int *counter;
 	struct engine *e;
 	int send_again; /* sends /ok once more from the callback */
@@ -224,9 +226,15 @@ static void got(void *ud, const struct engine_resp *r)
 	res->status = r->status;
 	res->body_len = r->body_len;
 	snprintf(res->body, sizeof(res->body), "%s", r->body);
-	snprintf(res->retry_after, sizeof(res->retry_after), "%s", r->retry_after ? r->retry_after : "");
-	snprintf(res->rem_req, sizeof(res->rem_req), "%s", r->rl_remaining_requests ? r->rl_remaining_requests : "");
-	snprintf(res->reset_tok, sizeof(res->reset_tok), "%s", r->rl_reset_tokens ? r->rl_reset_tokens : "");
+	snprintf(res->retry_after, sizeof(res->retry_after), "%s",
+		 engine_resp_header(r, "retry-after") ? engine_resp_header(r, "retry-after") : "");
+	snprintf(res->rem_req, sizeof(res->rem_req), "%s",
+		 engine_resp_header(r, "x-ratelimit-remaining-requests")
+			 ? engine_resp_header(r, "x-ratelimit-remaining-requests") : "");
+	snprintf(res->reset_tok, sizeof(res->reset_tok), "%s",
+		 engine_resp_header(r, "X-Ratelimit-Reset-Tokens") ? engine_resp_header(r, "X-Ratelimit-Reset-Tokens")
+								    : "");
+	res->unasked = engine_resp_header(r, "content-type") != NULL;
 	if (res->counter)
 		(*res->counter)++;
 	if (res->send_again) {
@@ -267,7 +275,11 @@ static void test_engine_basic(void **state)
 	struct engine *e;
 	struct result res = { 0 };
 	char url[128];
-	struct engine_req q = { .url = url, .body = "{\"a\":1}", .body_len = 7, .api_key = "sk-test" };
+	static const char *const caps[] = { "retry-after", "x-ratelimit-remaining-requests",
+					    "x-ratelimit-reset-tokens", NULL };
+	static const char *const too_many[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i", NULL };
+	struct engine_req q = { .url = url, .body = "{\"a\":1}", .body_len = 7,
+				.headers = "X-Other: 1\nAuthorization: Bearer sk-test\n", .capture = caps };
 
 	(void)state;
 	uv_loop_init(&loop);
@@ -285,6 +297,7 @@ static void test_engine_basic(void **state)
 	assert_string_equal(res.rem_req, "42");
 	assert_string_equal(res.reset_tok, "6m0s");
 	assert_string_equal(r.last_auth, "Bearer sk-test");
+	assert_false(res.unasked);
 	assert_int_equal(engine_in_flight(e), 0);
 
 	/* a status is not a transport error */
@@ -295,6 +308,7 @@ static void test_engine_basic(void **state)
 	assert_int_equal(res.status, 503);
 
 	assert_int_equal(engine_send(e, &(struct engine_req){ .url = NULL }, got, &res), -EINVAL);
+	assert_int_equal(engine_send(e, &(struct engine_req){ .url = url, .capture = too_many }, got, &res), -EINVAL);
 	finish(&loop, e);
 }
 

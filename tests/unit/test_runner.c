@@ -178,7 +178,7 @@ static void env_open(struct env *e, const char *const *questions, size_t n)
 	assert_int_equal(store_open(path, &e->st, err, sizeof(err)), 0);
 	assert_int_equal(store_dataset_create(e->st, "d", "medqa", &e->ds), 0);
 	for (size_t i = 0; i < n; i++) {
-		char id[16];
+		char id[32];
 
 		snprintf(id, sizeof(id), "it-%zu", i);
 		items[i] = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:s, s:s}", "id", id,

@@ -8,18 +8,20 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "stages/kinds.h"
+#include "stages/select.h"
 
 struct jobspec {
 	char name[128];
 	char dataset[128];    /* id or name as given */
-	char kind[16];        /* pipeline | stage1 | stage2 | eval */
+	enum job_kind kind;   /* pipeline | stage1 | stage2 | eval */
 	char teacher[96];     /* endpoint name "teacher.NAME", or "" */
 	char student[96];     /* endpoint name "student.NAME", or "" */
 	double eval_fraction; /* [0, 1) */
 	int64_t seed;
-	char strategy[32];    /* teacher_screen | none */
+	enum select_id strategy; /* a row of stages/select.h: teacher_screen | none */
 	double selection_budget; /* fraction of items to keep, 0: no cap */
-	char train[16];       /* hook | manual | none */
+	enum train_mode train; /* hook | manual | none */
 	bool train_given;
 	double budget_usd;    /* 0: no budget */
 	int64_t max_items;    /* 0: all */

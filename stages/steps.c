@@ -10,35 +10,27 @@
 #include "stages/grade.h"
 #include "stages/prompts.h"
 
-static const char *const step_names[STEP__N] = {
-	"screen", "explain", "answer", "judge", "correct", "eval", "eval_judge",
-};
+static const struct step_def steps[STEP__N];
 
-/* The template each step renders; eval asks the same way answer does, and
- * eval_judge the same way judge does, so both phases grade alike. */
-static const char *const step_templates[STEP__N] = {
-	"screen", "explain", "answer", "judge", "correct", "answer", "judge",
-};
+const struct step_def *step_def(enum step s)
+{
+	return &steps[(s >= 0 && s < STEP__N) ? s : STEP_SCREEN];
+}
 
 const char *step_name(enum step s)
 {
-	return (s >= 0 && s < STEP__N) ? step_names[s] : "?";
+	return (s >= 0 && s < STEP__N) ? steps[s].name : "?";
 }
 
 int step_parse(const char *name)
 {
 	for (int i = 0; i < STEP__N; i++)
-		if (strcmp(name, step_names[i]) == 0)
+		if (strcmp(name, steps[i].name) == 0)
 			return i;
 	return -1;
 }
 
-bool step_is_student(enum step s) { return s == STEP_ANSWER || s == STEP_EVAL; }
-
-static bool step_wants_json(enum step s)
-{
-	return s == STEP_SCREEN || s == STEP_JUDGE || s == STEP_CORRECT || s == STEP_EVAL_JUDGE;
-}
+bool step_is_student(enum step s) { return s >= 0 && s < STEP__N && steps[s].student; }
 
 static json_t *schema_screen(void)
 {
@@ -129,6 +121,7 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		       char *err, size_t errlen)
 {
 	json_t *vars = NULL;
+	const struct step_def *d;
 	const char *reply;
 	int rc = -EINVAL;
 
@@ -137,11 +130,12 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		snprintf(err, errlen, "unknown step %d", (int)s);
 		goto out;
 	}
+	d = &steps[s];
 	vars = json_object();
 	reply = json_string_value(json_object_get(ctx->prior, "reply"));
 	if (reply)
 		json_object_set_new(vars, "student_reply", json_string(reply));
-	rc = prompts_render(ctx->prompts, step_templates[s], ctx->item, vars, &req->messages, err,
+	rc = prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &req->messages, err,
 			    errlen);
 	if (rc)
 		goto out;
@@ -155,7 +149,7 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		rc = append_to_last_message(req->messages, note);
 		if (rc) {
 			snprintf(err, errlen, "cannot add the re-ask note to template %s",
-				 step_templates[s]);
+				 d->template_name);
 			goto out;
 		}
 	}
@@ -164,32 +158,11 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		snprintf(err, errlen, "the item's images cannot be attached");
 		goto out;
 	}
-	req->expect_json = step_wants_json(s);
+	req->expect_json = d->wants_json;
 	req->temperature = 0.0;
-	switch (s) {
-	case STEP_SCREEN:
-		req->schema = schema_screen();
-		req->schema_name = "screen_verdict";
-		req->max_tokens = 400;
-		break;
-	case STEP_JUDGE:
-	case STEP_EVAL_JUDGE:
-		req->schema = schema_judge();
-		req->schema_name = "judge_verdict";
-		req->max_tokens = 300;
-		break;
-	case STEP_CORRECT:
-		req->schema = schema_correct();
-		req->schema_name = "correction";
-		req->max_tokens = 2000;
-		break;
-	case STEP_EXPLAIN:
-		req->max_tokens = 1500;
-		break;
-	default:
-		req->max_tokens = 1500;
-		break;
-	}
+	req->schema = d->schema ? d->schema() : NULL;
+	req->schema_name = d->schema_name;
+	req->max_tokens = d->max_tokens;
 	rc = 0;
 out:
 	json_decref(vars);
@@ -259,13 +232,15 @@ static int json_int_in(json_t *v, int lo, int hi, int dflt)
 	return n < lo ? lo : n > hi ? hi : (int)n;
 }
 
-static void reply_screen(const struct step_ctx *ctx, json_t *json, struct step_outcome *out)
+static void reply_screen(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+			 json_t *json, struct step_outcome *out)
 {
 	json_t *keep = json_object_get(json, "keep");
 	const char *reason = json_string_value(json_object_get(json, "reason"));
 	const char *topic = json_string_value(json_object_get(json, "topic"));
 	bool k;
 
+	(void)content;
 	if (!json_is_object(json)) {
 		outcome_bad_reply(out, ctx, "screening reply has no JSON object");
 		return;
@@ -292,10 +267,10 @@ static void reply_screen(const struct step_ctx *ctx, json_t *json, struct step_o
 				  json_int_in(json_object_get(json, "difficulty"), 1, 5, 3));
 	if (topic && *topic)
 		json_object_set_new(out->artifact, "topic", json_string(topic));
-	out->artifact_kind = "verdict";
+	out->artifact_kind = d->writes;
 	if (k) {
 		outcome_set(out, STEP_DONE, "%s", "");
-		out->next = STEP_EXPLAIN;
+		out->next = d->next;
 	} else {
 		outcome_set(out, STEP_DROPPED, "%s", reason);
 	}
@@ -343,13 +318,14 @@ static bool final_line_key(const char *text, json_t *options, const char **key)
 	return false;
 }
 
-static void reply_explain(const struct step_ctx *ctx, const char *content,
-			  struct step_outcome *out)
+static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+			  json_t *json, struct step_outcome *out)
 {
 	struct grade_result g;
 	const char *gold = gold_of(ctx->item);
 	const char *key;
 
+	(void)json;
 	if (!content || !*content) {
 		outcome_bad_reply(out, ctx, "empty explanation");
 		return;
@@ -359,7 +335,7 @@ static void reply_explain(const struct step_ctx *ctx, const char *content,
 	    strcmp(key, gold) == 0) {
 		out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer", gold,
 					  "verified", 1);
-		out->artifact_kind = "explanation";
+		out->artifact_kind = d->writes;
 		outcome_set(out, STEP_DONE, "%s", "");
 		return;
 	}
@@ -390,19 +366,19 @@ static void reply_explain(const struct step_ctx *ctx, const char *content,
 	}
 	out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer",
 				  gold ? gold : "", "verified", g.verdict == GRADE_CORRECT);
-	out->artifact_kind = "explanation";
+	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
 }
 
 /* answer and eval: the rules grade the student's reply when they can; when
  * they find no single clear answer a judge step follows. */
-static void reply_student(enum step s, const struct step_ctx *ctx, const char *content,
-			  struct step_outcome *out)
+static void reply_student(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+			  json_t *json, struct step_outcome *out)
 {
 	struct grade_result g;
-	bool eval = s == STEP_EVAL;
 	const char *verdict;
 
+	(void)json;
 	if (!content)
 		content = "";
 	if (grade_item(ctx->item, content, &g) != 0) {
@@ -423,20 +399,19 @@ static void reply_student(enum step s, const struct step_ctx *ctx, const char *c
 	out->artifact = json_pack("{s:s, s:s, s:s, s:s, s:s}", "reply", content, "answer", g.answer,
 				  "rule", g.rule ? g.rule : "", "verdict", verdict, "graded_by",
 				  "rules");
-	out->artifact_kind = eval ? "eval" : "answer";
+	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
 	if (g.verdict == GRADE_CORRECT)
 		out->next = -1;
 	else if (g.verdict == GRADE_WRONG)
-		out->next = eval ? -1 : STEP_CORRECT;
+		out->next = d->next;
 	else
-		out->next = eval ? STEP_EVAL_JUDGE : STEP_JUDGE;
+		out->next = d->next_unclear;
 }
 
-static void reply_judge(enum step s, const struct step_ctx *ctx, json_t *json,
-			struct step_outcome *out)
+static void reply_judge(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+			json_t *json, struct step_outcome *out)
 {
-	bool eval = s == STEP_EVAL_JUDGE;
 	json_t *ans = json_object_get(json, "answer");
 	json_t *correct = json_object_get(json, "correct");
 	const char *reason = json_string_value(json_object_get(json, "reason"));
@@ -445,6 +420,7 @@ static void reply_judge(enum step s, const struct step_ctx *ctx, json_t *json,
 	const char *verdict;
 	const char *answer = "";
 
+	(void)content;
 	if (!json_is_object(json)) {
 		outcome_bad_reply(out, ctx, "judge reply has no JSON object");
 		return;
@@ -477,18 +453,20 @@ static void reply_judge(enum step s, const struct step_ctx *ctx, json_t *json,
 	out->artifact = json_pack("{s:s, s:s, s:s, s:s, s:s}", "reply", reply ? reply : "", "answer",
 				  answer, "verdict", verdict, "graded_by", "judge", "judge_reason",
 				  reason ? reason : "");
-	out->artifact_kind = eval ? "eval" : "grade";
+	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
-	out->next = (!eval && strcmp(verdict, "wrong") == 0) ? STEP_CORRECT : -1;
+	out->next = strcmp(verdict, "wrong") == 0 ? d->next : -1;
 }
 
-static void reply_correct(const struct step_ctx *ctx, json_t *json, struct step_outcome *out)
+static void reply_correct(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+			  json_t *json, struct step_outcome *out)
 {
 	const char *fields[] = { "missing_knowledge", "critique", "reasoning", "final_answer" };
 	const char *final, *reasoning, *gold = gold_of(ctx->item);
 	struct grade_result g;
 	char why[200];
 
+	(void)content;
 	if (!json_is_object(json)) {
 		outcome_bad_reply(out, ctx, "correction reply has no JSON object");
 		return;
@@ -524,37 +502,52 @@ static void reply_correct(const struct step_ctx *ctx, json_t *json, struct step_
 				  json_object_get(json, "missing_knowledge"), "critique",
 				  json_object_get(json, "critique"), "reasoning",
 				  json_object_get(json, "reasoning"), "final_answer", gold ? gold : "");
-	out->artifact_kind = "chain";
+	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
 }
+
+/* The steps of the method. eval asks the way answer does, and eval_judge the
+ * way judge does, so both phases grade alike; they differ in what they write
+ * and in what follows them. */
+static const struct step_def steps[STEP__N] = {
+	[STEP_SCREEN] = { .name = "screen", .template_name = "screen", .phase = PHASE_STAGE1,
+			  .screens = true, .wants_json = true, .schema = schema_screen,
+			  .schema_name = "screen_verdict", .max_tokens = 400, .writes = "verdict",
+			  .next = STEP_EXPLAIN, .next_unclear = -1, .reply = reply_screen },
+	[STEP_EXPLAIN] = { .name = "explain", .template_name = "explain", .phase = PHASE_STAGE1,
+			   .max_tokens = 1500, .writes = "explanation", .next = -1,
+			   .next_unclear = -1, .reply = reply_explain },
+	[STEP_ANSWER] = { .name = "answer", .template_name = "answer", .phase = PHASE_STAGE2,
+			  .student = true, .max_tokens = 1500, .writes = "answer",
+			  .next = STEP_CORRECT, .next_unclear = STEP_JUDGE, .reply = reply_student },
+	[STEP_JUDGE] = { .name = "judge", .template_name = "judge", .phase = PHASE_STAGE2,
+			 .wants_json = true, .schema = schema_judge, .schema_name = "judge_verdict",
+			 .max_tokens = 300, .reads = "answer", .writes = "grade",
+			 .next = STEP_CORRECT, .next_unclear = -1, .reply = reply_judge },
+	[STEP_CORRECT] = { .name = "correct", .template_name = "correct", .phase = PHASE_STAGE2,
+			   .wants_json = true, .schema = schema_correct, .schema_name = "correction",
+			   .max_tokens = 2000, .reads = "answer", .writes = "chain", .next = -1,
+			   .next_unclear = -1, .reply = reply_correct },
+	[STEP_EVAL] = { .name = "eval", .template_name = "answer", .phase = PHASE_EVAL,
+			.student = true, .max_tokens = 1500, .writes = "eval", .next = -1,
+			.next_unclear = STEP_EVAL_JUDGE, .reply = reply_student },
+	[STEP_EVAL_JUDGE] = { .name = "eval_judge", .template_name = "judge", .phase = PHASE_EVAL,
+			      .wants_json = true, .schema = schema_judge,
+			      .schema_name = "judge_verdict", .max_tokens = 300, .reads = "eval",
+			      .writes = "eval", .next = -1, .next_unclear = -1,
+			      .reply = reply_judge },
+};
 
 void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,
 		      struct step_outcome *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->next = -1;
-	switch (s) {
-	case STEP_SCREEN:
-		reply_screen(ctx, json, out);
-		break;
-	case STEP_EXPLAIN:
-		reply_explain(ctx, content, out);
-		break;
-	case STEP_ANSWER:
-	case STEP_EVAL:
-		reply_student(s, ctx, content, out);
-		break;
-	case STEP_JUDGE:
-	case STEP_EVAL_JUDGE:
-		reply_judge(s, ctx, json, out);
-		break;
-	case STEP_CORRECT:
-		reply_correct(ctx, json, out);
-		break;
-	default:
+	if (s < 0 || s >= STEP__N) {
 		outcome_set(out, STEP_FAILED, "unknown step %d", (int)s);
-		break;
+		return;
 	}
+	steps[s].reply(&steps[s], ctx, content, json, out);
 }
 
 char *step_sft_output(const char *kind, json_t *artifact, json_t *item)

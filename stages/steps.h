@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "stages/kinds.h"
+
 enum step {
 	STEP_SCREEN = 0,
 	STEP_EXPLAIN,
@@ -38,9 +40,40 @@ int step_parse(const char *name);
 /* True for the steps answered by the student (answer, eval). */
 bool step_is_student(enum step s);
 
+struct step_def;
+struct step_ctx;
+struct step_outcome;
+
+/* What a reply to the step of row d means (see step_reply_judge). */
+typedef void (*step_reply_fn)(const struct step_def *d, const struct step_ctx *ctx,
+			      const char *content, json_t *json, struct step_outcome *out);
+
+/* One step of the method. The runner reads these rows and never switches on
+ * a step: a new step is a new enum value, a row and its reply function. */
+struct step_def {
+	const char *name;          /* in task rows and status counts */
+	const char *template_name; /* the prompt template it renders */
+	enum phase phase;          /* the phase whose items it works on */
+	bool student;              /* answered by the student, else by the teacher */
+	bool screens;              /* its verdict is what a selection strategy chooses from */
+	bool wants_json;           /* the reply is a JSON object ... */
+	json_t *(*schema)(void);   /* ... of this JSON Schema (new reference), or NULL */
+	const char *schema_name;
+	int64_t max_tokens;
+	const char *reads;         /* the artifact kind it reads as ctx->prior, or NULL */
+	const char *writes;        /* the artifact kind it writes */
+	int next;                  /* what follows when the item needs more: a kept
+				    * screen, a wrong answer; -1: nothing */
+	int next_unclear;          /* what follows when the rules cannot grade; -1 */
+	step_reply_fn reply;
+};
+
+/* The row of step s (a valid enum value). */
+const struct step_def *step_def(enum step s);
+
 /* What a step needs to build its request and judge its reply (all borrowed).
- * prior: the artifact the step reads, or NULL: the student's answer artifact
- * ({"reply":...}) for judge, correct and eval_judge. */
+ * prior: the artifact the step reads (its row's reads), or NULL: the
+ * student's answer artifact ({"reply":...}) for judge, correct and eval_judge. */
 struct step_ctx {
 	json_t *item;     /* normalized item */
 	json_t *prompts;  /* the job's prompt snapshot */

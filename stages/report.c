@@ -1,0 +1,281 @@
+/* What the runner reports: status objects (SPEC 6), step counts, rate and
+ * ETA, the Prometheus lines, and the eval report of a job's eval phase. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "stages/runner_int.h"
+#include "store/store.h"
+#include "store/totals.h"
+#include "store/work.h"
+
+void job_rate_note(struct job *j)
+{
+	int64_t now = (int64_t)store_now();
+
+	if (now != j->rate_sec) {
+		int64_t gap = now - j->rate_sec;
+
+		for (int64_t i = 1; i <= gap && i <= RATE_WINDOW; i++)
+			j->rate_buckets[(j->rate_sec + i) % RATE_WINDOW] = 0;
+		j->rate_sec = now;
+	}
+	j->rate_buckets[now % RATE_WINDOW]++;
+}
+
+struct eval_acc {
+	struct job *j;
+	json_t *topics;
+	int64_t total, correct, wrong, ungraded, judged;
+};
+
+static int eval_one(void *ud, int64_t seq, json_t *content)
+{
+	struct eval_acc *a = ud;
+	const char *verdict = json_string_value(json_object_get(content, "verdict"));
+	const char *by = json_string_value(json_object_get(content, "graded_by"));
+	json_t *item = store_item_get(a->j->r->st, a->j->dataset, seq);
+	const char *topic = json_string_value(json_object_get(item, "topic"));
+	json_t *tp;
+
+	if (!verdict || strcmp(verdict, "unclear") == 0) {
+		json_decref(item);
+		return 0; /* still waiting for its judge */
+	}
+	if (!topic || !*topic)
+		topic = "(none)";
+	tp = json_object_get(a->topics, topic);
+	if (!tp) {
+		tp = json_pack("{s:i, s:i, s:i}", "total", 0, "correct", 0, "ungraded", 0);
+		json_object_set_new(a->topics, topic, tp);
+	}
+	a->total++;
+	json_object_set_new(tp, "total", json_integer(json_integer_value(json_object_get(tp, "total")) + 1));
+	if (strcmp(verdict, "correct") == 0) {
+		a->correct++;
+		json_object_set_new(tp, "correct",
+				    json_integer(json_integer_value(json_object_get(tp, "correct")) + 1));
+	} else if (strcmp(verdict, "ungraded") == 0) {
+		a->ungraded++;
+		json_object_set_new(tp, "ungraded",
+				    json_integer(json_integer_value(json_object_get(tp, "ungraded")) + 1));
+	} else {
+		a->wrong++;
+	}
+	if (by && strcmp(by, "judge") == 0)
+		a->judged++;
+	json_decref(item);
+	return 0;
+}
+
+/* Accuracy over the held-out split, overall and by topic. Ungraded answers
+ * count in total but neither right nor wrong; accuracy is over the graded. */
+void job_eval_report(struct job *j)
+{
+	struct eval_acc a = { .j = j, .topics = json_object() };
+	const char *key;
+	json_t *tp;
+	int64_t failed = j->st[STEP_EVAL].failed + j->st[STEP_EVAL_JUDGE].failed;
+
+	store_artifacts_each(j->r->st, j->id, "eval", -1, 0, eval_one, &a);
+	json_object_foreach(a.topics, key, tp)
+	{
+		int64_t tot = json_integer_value(json_object_get(tp, "total"));
+		int64_t ung = json_integer_value(json_object_get(tp, "ungraded"));
+		int64_t cor = json_integer_value(json_object_get(tp, "correct"));
+
+		(void)ung;
+		json_object_set_new(tp, "accuracy", json_real(tot > 0 ? (double)cor / (double)tot : 0));
+	}
+	json_decref(j->eval);
+	/* accuracy counts an ungraded answer as not correct (as a benchmark
+	 * would); accuracy_graded leaves them out. */
+	j->eval = json_pack("{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "accuracy",
+			    a.total > 0 ? (double)a.correct / (double)a.total : 0.0, "accuracy_graded",
+			    a.total - a.ungraded > 0 ? (double)a.correct / (double)(a.total - a.ungraded)
+						     : 0.0,
+			    "total", (json_int_t)a.total, "correct", (json_int_t)a.correct, "wrong",
+			    (json_int_t)a.wrong, "ungraded", (json_int_t)a.ungraded, "judged",
+			    (json_int_t)a.judged, "failed", (json_int_t)failed, "by_topic", a.topics);
+	job_log(j, "eval", "eval: accuracy %.1f%% (%" PRId64 " of %" PRId64 " correct; %" PRId64
+			   " ungraded, %" PRId64 " graded by the judge)",
+		100.0 * json_real_value(json_object_get(j->eval, "accuracy")), a.correct, a.total,
+		a.ungraded, a.judged);
+}
+
+json_t *job_counts_json(const struct job *j)
+{
+	json_t *c = json_object();
+
+	for (int s = 0; s < STEP__N; s++) {
+		const struct step_stat *ss = &j->st[s];
+
+		if (!ss->pending && !ss->done && !ss->failed && !ss->dropped &&
+		    step_def((enum step)s)->phase != job_phase(j))
+			continue;
+		json_object_set_new(c, step_name((enum step)s),
+				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "pending",
+					      (json_int_t)(ss->pending - ss->in_flight), "in_flight",
+					      (json_int_t)ss->in_flight, "done", (json_int_t)ss->done,
+					      "failed", (json_int_t)ss->failed, "dropped",
+					      (json_int_t)ss->dropped));
+	}
+	return c;
+}
+
+double job_rate(const struct job *j)
+{
+	int64_t now = (int64_t)store_now(), sum = 0;
+
+	if (now - j->rate_sec >= RATE_WINDOW)
+		return 0;
+	for (int64_t i = 0; i < RATE_WINDOW; i++) {
+		int64_t sec = now - i;
+
+		if (sec > j->rate_sec)
+			continue; /* buckets after the last completion are empty */
+		if (j->rate_sec - sec >= RATE_WINDOW)
+			break;
+		sum += j->rate_buckets[sec % RATE_WINDOW];
+	}
+	{
+		double span = store_now() - j->loaded_at;
+
+		if (span > RATE_WINDOW)
+			span = RATE_WINDOW;
+		if (span < 1)
+			span = 1;
+		return (double)sum / span;
+	}
+}
+
+void runner_on_tick(uv_timer_t *h)
+{
+	struct runner *r = h->data;
+
+	for (struct job *j = r->jobs; j; j = j->next) {
+		json_t *st;
+
+		if (!j->progress_dirty)
+			continue;
+		j->progress_dirty = false;
+		st = runner_job_status(r, j->id);
+		job_emit(j, "progress", st);
+		json_decref(st);
+	}
+	runner_pump_soon(r);
+}
+
+json_t *runner_job_status(struct runner *r, int64_t id)
+{
+	struct job *j = job_find(r, id);
+	json_t *row = store_job_get(r->st, id);
+	json_t *counts;
+	double rate;
+	int64_t left = 0;
+
+	if (!row)
+		return NULL;
+	json_object_del(row, "runtime");
+	if (!j) {
+		/* A finished job from an earlier run: counts from the store. */
+		struct store_totals tot = { 0 };
+		json_t *rt = NULL, *full = store_job_get(r->st, id);
+		json_t *c = store_task_counts(r->st, id), *v;
+		const char *key;
+
+		json_object_foreach(c, key, v)
+			json_object_set_new(v, "in_flight", json_integer(0));
+		json_object_set_new(row, "counts", c ? c : json_object());
+		store_job_totals(r->st, id, &tot);
+		json_object_set_new(row, "tokens", json_pack("{s:I, s:I}", "in", (json_int_t)tot.tokens_in,
+							     "out", (json_int_t)tot.tokens_out));
+		json_object_set_new(row, "cost_usd", json_real(tot.cost_usd));
+		json_object_set_new(row, "calls", json_pack("{s:I}", "total", (json_int_t)tot.calls));
+		rt = json_object_get(full, "runtime");
+		if (json_object_get(rt, "eval"))
+			json_object_set(row, "eval", json_object_get(rt, "eval"));
+		json_object_set_new(row, "phase", json_string(json_is_string(json_object_get(rt, "phase"))
+								      ? json_string_value(json_object_get(rt, "phase"))
+								      : "done"));
+		json_decref(full);
+		return row;
+	}
+	counts = job_counts_json(j);
+	json_object_set_new(row, "counts", counts);
+	json_object_set_new(row, "phase", json_string(phase_name(job_phase(j))));
+	json_object_set_new(row, "tokens", json_pack("{s:I, s:I}", "in", (json_int_t)j->tok_in, "out",
+						     (json_int_t)j->tok_out));
+	json_object_set_new(row, "cost_usd", json_real(j->spent));
+	json_object_set_new(row, "calls", json_pack("{s:I, s:I}", "total", (json_int_t)j->calls,
+						    "cached", (json_int_t)j->cached));
+	json_object_set_new(row, "judged",
+			    json_integer(j->st[STEP_JUDGE].done + j->st[STEP_JUDGE].failed +
+					 j->st[STEP_EVAL_JUDGE].done + j->st[STEP_EVAL_JUDGE].failed));
+	rate = job_rate(j);
+	json_object_set_new(row, "rate_per_s", json_real(rate));
+	for (int s = 0; s < STEP__N; s++)
+		if (step_def((enum step)s)->phase == job_phase(j))
+			left += j->st[s].pending;
+	if (j->seeding)
+		left += j->n_items - j->seed_cursor;
+	if (rate > 0 && j->state == JOB_RUNNING)
+		json_object_set_new(row, "eta_s", json_real((double)left / rate));
+	if (j->eval)
+		json_object_set(row, "eval", j->eval);
+	return row;
+}
+
+json_t *runner_job_list(struct runner *r)
+{
+	json_t *rows = store_job_list(r->st), *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(rows, i, v)
+	{
+		int64_t id = 0;
+		json_t *s;
+
+		if (store_job_resolve(r->st, json_string_value(json_object_get(v, "id")), &id) != 0)
+			continue;
+		s = runner_job_status(r, id);
+		if (s)
+			json_array_append_new(out, s);
+	}
+	json_decref(rows);
+	return out;
+}
+
+void runner_metrics(struct runner *r, struct buf *b)
+{
+	buf_puts(b, "# HELP medthink_jobs Jobs loaded in this daemon by state.\n"
+		    "# TYPE medthink_jobs gauge\n");
+	for (int i = 0; i < JOB_STATE__N; i++) {
+		int n = 0;
+
+		for (struct job *j = r->jobs; j; j = j->next)
+			n += j->state == (enum job_state)i;
+		buf_printf(b, "medthink_jobs{state=\"%s\"} %d\n", job_state_name((enum job_state)i), n);
+	}
+	buf_printf(b,
+		   "# HELP medthink_item_steps_total Item steps finished (done, dropped or failed).\n"
+		   "# TYPE medthink_item_steps_total counter\n"
+		   "medthink_item_steps_total %" PRId64 "\n"
+		   "# HELP medthink_item_steps_failed_total Item steps that failed.\n"
+		   "# TYPE medthink_item_steps_failed_total counter\n"
+		   "medthink_item_steps_failed_total %" PRId64 "\n",
+		   r->m_items_done, r->m_items_failed);
+	buf_puts(b, "# HELP medthink_job_in_flight Item steps in flight per job.\n"
+		    "# TYPE medthink_job_in_flight gauge\n");
+	for (struct job *j = r->jobs; j; j = j->next)
+		if (!job_state_finished(j->state))
+			buf_printf(b, "medthink_job_in_flight{job=\"job_%" PRId64 "\"} %" PRId64 "\n",
+				   j->id, j->in_flight);
+	buf_puts(b, "# HELP medthink_job_cost_usd Spend per job.\n"
+		    "# TYPE medthink_job_cost_usd gauge\n");
+	for (struct job *j = r->jobs; j; j = j->next)
+		buf_printf(b, "medthink_job_cost_usd{job=\"job_%" PRId64 "\"} %.6f\n", j->id,
+			   j->spent);
+}
+

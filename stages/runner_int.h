@@ -1,0 +1,136 @@
+#ifndef MT_RUNNER_INT_H
+#define MT_RUNNER_INT_H
+/* The runner's private declarations, shared by its files only:
+ *   runner.c  jobs and items as state machines: loading, the split, the
+ *             pump, dispatch and outcomes, state changes, the public API;
+ *   phases.c  the phases of a job: start, next, the end-of-phase check,
+ *             selection at the end of stage one, the train gate;
+ *   report.c  status objects, counts, rate and ETA, metrics, the eval report.
+ * Nothing outside these files includes this header (the runner's unit test
+ * aside, which checks the tables). Loop thread only. */
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "stages/jobspec.h"
+#include "stages/kinds.h"
+#include "stages/runner.h"
+#include "stages/select.h"
+#include "stages/steps.h"
+
+#define RATE_WINDOW 60 /* seconds of completions behind rate and ETA */
+
+/* The pause reason of a manual train gate; resuming such a job moves it on
+ * to its next phase. Kept in the job row, so it survives a restart. */
+#define REASON_RETRAIN "awaiting retrain"
+
+struct trainhook;
+
+struct step_stat {
+	int64_t pending; /* in the store as pending, including those in flight */
+	int64_t in_flight;
+	int64_t done, failed, dropped;
+	int64_t cursor;  /* scan position (item seq) for pending rows */
+};
+
+struct job {
+	struct runner *r;
+	struct job *next;
+	int64_t id, dataset, n_items;
+	char name[128], reason[300];
+	enum job_state state;
+	json_t *spec, *prompts;
+	struct jobspec js;
+	const struct job_kind_def *kind;     /* js.kind's row: the phases it runs */
+	const struct select_strategy *sel;   /* js.strategy's row */
+	int phase_idx;
+	bool seeding;
+	int64_t seed_cursor;
+	struct step_stat st[STEP__N];
+	uint8_t *bits[STEP__N]; /* in-flight bitmap per step, by item seq */
+	int64_t in_flight;
+	int window;
+	double spent;
+	int64_t tok_in, tok_out, calls, cached;
+	int64_t rate_buckets[RATE_WINDOW];
+	int64_t rate_sec;
+	double loaded_at; /* when this daemon took the job up: the rate's window starts here */
+	bool progress_dirty;
+	bool training; /* a train hook is running */
+	bool selected; /* stage one's selection budget has been applied */
+	struct trainhook *hook;
+	json_t *eval;  /* the eval report once computed */
+};
+
+struct runner {
+	uv_loop_t *loop;
+	struct store *st;
+	struct client *cl;
+	struct runner_config cfg;
+	struct job *jobs;
+	uv_timer_t pump;   /* "soon": coalesces work after completions */
+	uv_timer_t tick;   /* once a second: progress events, rate */
+	bool pump_armed;
+	bool closing;
+	int open_handles;
+	void (*listener)(void *, int64_t, const char *, json_t *);
+	void *listener_ud;
+	void (*close_cb)(void *);
+	void *close_ud;
+	int64_t m_calls, m_items_done, m_items_failed;
+};
+
+/* ---- runner.c ---- */
+struct job *job_find(struct runner *r, int64_t id);
+/* The configured endpoint named name ("teacher.NAME"), or NULL. */
+const struct runner_endpoint *runner_endpoint_find(const struct runner *r, const char *name);
+/* Sends an event to live subscribers only. */
+void job_emit(struct job *j, const char *type, json_t *data);
+/* A stored event (the job's log), also sent to live subscribers and logged. */
+void job_log(struct job *j, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void job_logv(struct job *j, const char *type, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+/* Stores the job's runtime (phase, seeded, selected, eval report). */
+void job_save_runtime(struct job *j);
+/* Stores the new state with reason (NULL: none), logs and emits it; a
+ * paused or finished job's calls are cancelled. */
+void job_set_state(struct job *j, enum job_state state, const char *reason);
+/* Arms the pump for the next loop turn (coalesced). */
+void runner_pump_soon(struct runner *r);
+
+/* ---- phases.c ---- */
+/* The phase the job is in, or PHASE__N past its last. */
+enum phase job_phase(const struct job *j);
+/* The step the items of phase p start with. */
+enum step job_phase_first_step(const struct job *j, enum phase p);
+/* True when the job's phase is a train gate. */
+bool job_phase_is_train(const struct job *j);
+/* True when stage two's items are those stage one kept (the job ran it). */
+bool job_phase_takes_kept(const struct job *j, enum phase p);
+/* True when phase p works on the held-out (eval) split. */
+bool job_phase_held_out(enum phase p);
+/* Starts the job's current phase: a work phase seeds its items; a train
+ * phase runs the train gate of js.train. */
+void job_phase_start(struct job *j);
+/* Moves on to the next phase (or done after the last). */
+void job_phase_next(struct job *j);
+/* Moves a job on when its phase has nothing pending and nothing in flight. */
+void job_phase_check(struct job *j);
+
+/* ---- report.c ---- */
+/* Counts a finished item step for the rate. */
+void job_rate_note(struct job *j);
+/* Items finished per second over the last RATE_WINDOW seconds. */
+double job_rate(const struct job *j);
+/* The status object's "counts" (new reference). */
+json_t *job_counts_json(const struct job *j);
+/* Computes the eval report into j->eval and logs its line. */
+void job_eval_report(struct job *j);
+/* The once-a-second tick: progress events of jobs that moved. */
+void runner_on_tick(uv_timer_t *h);
+
+#endif

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash safety: SIGKILL the daemon at 20+ random moments of a pipeline job,
+# Crash safety: SIGKILL the daemon at 20 random points of a pipeline job,
 # restart it each time; the job finishes with every item accounted for, no
 # artifact lost or duplicated, and no committed call sent again (counted at
 # the simulator: every request beyond the stored calls was in flight at a
@@ -13,24 +13,37 @@ TEACHER_CONC=4
 write_conf
 start_daemon || { nok "daemon starts"; exit 1; }
 "$BIN/medthink" import "$SHARED/data/medqa/medqa_test.jsonl" --format medqa --name medqa >/dev/null
-# 300 training items and about 64 held-out ones: a few hundred calls, long
-# enough for 20 kills at random moments.
+# 300 training items and about 64 held-out ones: several hundred calls.
 cat >"$T/p.json" <<J
 {"name":"crash","dataset":"medqa","kind":"pipeline","teacher":"sim","student":"local",
  "eval_fraction":0.05,"seed":5,"train":"none","max_items":300}
 J
 job=$("$BIN/medthink" submit "$T/p.json")
+# Kills are paced by work, not by the clock: before each one the simulators
+# let a random 1..12 replies each go and then hold the rest (hold-after), and
+# the daemon is killed once one of them has used its share, with its held
+# calls in flight. A job of well over 600 calls outlasts 20 kills however
+# loaded the machine is.
+sim_field() { sim_stats "$1" | tr -d ' ' | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+gate() { curl -s -o /dev/null -X POST -d "{\"hold-after\":$2}" "http://127.0.0.1:$1/sim/config"; }
+rnd() { echo $(( $(od -An -N2 -tu2 /dev/urandom) % $1 + 1 )); }
 kills=0
 while [ $kills -lt "$KILLS" ]; do
-  # a random moment: 20..400 ms after the (re)start
-  ms=$(( $(od -An -N2 -tu2 /dev/urandom) % 380 + 20 ))
-  sleep "$(printf '0.%03d' "$ms")"
+  gate "$SIM_PORT_T" "$(rnd 12)"
+  gate "$SIM_PORT_S" "$(rnd 12)"
+  i=0
+  while [ "$(sim_field "$SIM_PORT_T" gate_left)" -gt 0 ] && [ "$(sim_field "$SIM_PORT_S" gate_left)" -gt 0 ]; do
+    i=$((i + 1)); [ $i -gt 1200 ] && break   # hang guard: a minute without progress
+    sleep 0.05
+  done
   state=$(api "http://x/v1/jobs/$job" | jq_py 'd.get("state")' 2>/dev/null)
   [ "$state" = done ] && break
   stop_daemon -KILL
   kills=$((kills + 1))
   start_daemon || { nok "restart after kill $kills"; exit 1; }
 done
+gate "$SIM_PORT_T" 0
+gate "$SIM_PORT_S" 0
 echo "# killed $kills times"
 [ $kills -ge "$KILLS" ] && ok "killed the daemon $kills times mid-job" || nok "killed enough times ($kills)"
 if wait_job "$job" done 180; then ok "job finishes after the kills"; else nok "job finishes after the kills" "$(api http://x/v1/jobs/$job)"; fi

@@ -37,6 +37,7 @@ struct opts {
 	double fail_500, fail_429, malformed, truncated, timeout, error_in_200, quota;
 	double seed;
 	double student_accuracy, drop_rate, contradict_rate;
+	double hold_after;
 	char require_key[256];
 };
 
@@ -63,6 +64,7 @@ static const struct optdef {
 	{ "student-accuracy", O_PROB, offsetof(struct opts, student_accuracy), "P the student is right when the sim knows the gold (0.6)" },
 	{ "drop-rate", O_PROB, offsetof(struct opts, drop_rate), "teacher screen drop rate (0.1)" },
 	{ "contradict-rate", O_PROB, offsetof(struct opts, contradict_rate), "P an explanation ends in a wrong answer (0.05)" },
+	{ "hold-after", O_NUM, offsetof(struct opts, hold_after), "answer N more replies, then hold the rest until set again (0 = off; tests pace work by it)" },
 	{ "require-key", O_STR, offsetof(struct opts, require_key), "reply 401 unless Authorization: Bearer VALUE" },
 };
 #define NOPTDEFS (sizeof(optdefs) / sizeof(optdefs[0]))
@@ -178,6 +180,11 @@ struct sim {
 	struct body_table bodies;
 	struct gold_table golds;
 	uint64_t seq;
+	/* hold-after: replies left before the gate closes; gated replies wait
+	 * here, oldest first, until the option is set again */
+	uint64_t gate_left;
+	struct pending *gate_head, *gate_tail;
+	uint64_t gated;
 };
 
 struct pending {
@@ -190,6 +197,9 @@ struct pending {
 	bool raw;   /* body is a whole raw response */
 	bool sse;   /* send as a chat.completion.chunk stream */
 	bool held;  /* never answered */
+	bool gated; /* waiting behind the hold-after gate */
+	double ms;  /* its latency, applied when the gate lets it go */
+	struct pending *gnext, *gprev;
 };
 
 static uint64_t rng_next(struct sim *s)
@@ -467,12 +477,29 @@ static void pending_release(struct pending *p)
 	uv_close((uv_handle_t *)&p->timer, pending_free_cb);
 }
 
+static void gate_unlink(struct sim *s, struct pending *p)
+{
+	if (p->gprev)
+		p->gprev->gnext = p->gnext;
+	else
+		s->gate_head = p->gnext;
+	if (p->gnext)
+		p->gnext->gprev = p->gprev;
+	else
+		s->gate_tail = p->gprev;
+	p->gnext = p->gprev = NULL;
+	p->gated = false;
+	s->gated--;
+}
+
 static void pending_abort(void *ctx, struct http_req *req)
 {
 	struct pending *p = ctx;
 	(void)req;
 	if (p->held)
 		p->sim->held--;
+	if (p->gated)
+		gate_unlink(p->sim, p);
 	pending_release(p);
 }
 
@@ -560,12 +587,44 @@ static void reply_take(struct sim *s, struct http_req *req, int status, char *bo
 	p->timer.data = p;
 	if (s->o.jitter_ms > 0)
 		ms += (rng_u01(s) * 2 - 1) * s->o.jitter_ms;
+	if (delay && s->o.hold_after > 0) {
+		if (s->gate_left == 0) {
+			/* The gate is closed: the reply waits for the next hold-after. */
+			p->ms = ms;
+			p->gated = true;
+			p->gprev = s->gate_tail;
+			if (s->gate_tail)
+				s->gate_tail->gnext = p;
+			else
+				s->gate_head = p;
+			s->gate_tail = p;
+			s->gated++;
+			http_req_on_abort(req, pending_abort, p);
+			return;
+		}
+		s->gate_left--;
+	}
 	if (!delay || ms < 0.5) {
 		pending_send(p);
 		return;
 	}
 	http_req_on_abort(req, pending_abort, p);
 	uv_timer_start(&p->timer, on_pending_timer, (uint64_t)llround(ms), 0);
+}
+
+/* A new hold-after value: N more replies may go (the waiting ones first);
+ * 0 opens the gate for good. */
+static void gate_reset(struct sim *s)
+{
+	s->gate_left = (uint64_t)s->o.hold_after;
+	while (s->gate_head && (s->o.hold_after <= 0 || s->gate_left > 0)) {
+		struct pending *p = s->gate_head;
+
+		gate_unlink(s, p);
+		if (s->o.hold_after > 0)
+			s->gate_left--;
+		uv_timer_start(&p->timer, on_pending_timer, p->ms < 0.5 ? 0 : (uint64_t)llround(p->ms), 0);
+	}
 }
 
 static void reply_json_take(struct sim *s, struct http_req *req, int status, json_t *j, bool delay)
@@ -1011,6 +1070,8 @@ static json_t *stats_json(struct sim *s)
 	json_object_set_new(st, "random_429", json_integer((json_int_t)s->random_429));
 	json_object_set_new(st, "quota_429", json_integer((json_int_t)s->quota_429));
 	json_object_set_new(st, "held_now", json_integer((json_int_t)s->held));
+	json_object_set_new(st, "gate_left", json_integer((json_int_t)s->gate_left));
+	json_object_set_new(st, "gated_now", json_integer((json_int_t)s->gated));
 	json_object_set_new(st, "distinct_bodies", json_integer((json_int_t)s->bodies.used));
 	json_object_set_new(st, "max_requests_per_body",
 			    json_integer((json_int_t)s->bodies.max_count));
@@ -1054,6 +1115,7 @@ static void handle_config(struct sim *s, struct http_req *req, const char *body,
 	struct opts next = s->o;
 	const char *key;
 	char err[200], val[64];
+	bool gate = false;
 
 	if (!json_is_object(j)) {
 		json_decref(j);
@@ -1085,6 +1147,7 @@ static void handle_config(struct sim *s, struct http_req *req, const char *body,
 			json_decref(j);
 			return;
 		}
+		gate |= d->off == offsetof(struct opts, hold_after);
 		if (opt_set(&next, d, sv, err, sizeof(err))) {
 			http_respond_error(req, 400, "bad_request", err, key);
 			json_decref(j);
@@ -1099,6 +1162,8 @@ static void handle_config(struct sim *s, struct http_req *req, const char *body,
 	if (next.seed != s->o.seed)
 		s->rng = (uint64_t)next.seed;
 	s->o = next;
+	if (gate)
+		gate_reset(s);
 	log_info("sim: configuration changed");
 	j = opts_json(&s->o);
 	respond_json(req, 200, j);

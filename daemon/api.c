@@ -611,35 +611,22 @@ static void route_job_action(struct api *a, struct http_req *req, int64_t job, c
 static void route_job_action_row(struct api *a, struct http_req *req,
 				 const struct api_route_match *m)
 {
-	int64_t id = parse_job(a, req, m->params[0]);
-
-	if (id >= 0)
-		route_job_action(a, req, id, strrchr(m->route->pattern, '/') + 1, m->body,
-				 m->body_len);
+	route_job_action(a, req, m->job, strrchr(m->route->pattern, '/') + 1, m->body, m->body_len);
 }
 
 static void route_job_events(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
-	int64_t id = parse_job(a, req, m->params[0]);
-
-	if (id >= 0)
-		route_events(a, req, id);
+	route_events(a, req, m->job);
 }
 
 static void route_job_export(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
-	int64_t id = parse_job(a, req, m->params[0]);
-
-	if (id >= 0)
-		route_export(a, req, id);
+	route_export(a, req, m->job);
 }
 
 static void route_job_get(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
-	int64_t id = parse_job(a, req, m->params[0]);
-
-	if (id >= 0)
-		respond_json_take(req, 200, runner_job_status(a->runner, id));
+	respond_json_take(req, 200, runner_job_status(a->runner, m->job));
 }
 
 static void route_job_list(struct api *a, struct http_req *req, const struct api_route_match *m)
@@ -677,19 +664,19 @@ static void route_health(struct api *a, struct http_req *req, const struct api_r
 /* ---- the route table (SPEC 6) -------------------------------------------- */
 
 const struct api_route api_routes[] = {
-	{ "GET", "/v1/health", route_health, API_BODY_NONE },
-	{ "GET", "/v1/datasets", route_dataset_list, API_BODY_NONE },
-	{ "POST", "/v1/datasets", route_dataset_upload, API_BODY_STREAMED },
-	{ "GET", "/v1/datasets/{id}", route_dataset_get, API_BODY_NONE },
-	{ "GET", "/v1/jobs", route_job_list, API_BODY_NONE },
-	{ "POST", "/v1/jobs", route_job_submit, API_BODY_BUFFERED },
-	{ "GET", "/v1/jobs/{id}", route_job_get, API_BODY_NONE },
-	{ "POST", "/v1/jobs/{id}/cancel", route_job_action_row, API_BODY_BUFFERED },
-	{ "POST", "/v1/jobs/{id}/pause", route_job_action_row, API_BODY_BUFFERED },
-	{ "POST", "/v1/jobs/{id}/resume", route_job_action_row, API_BODY_BUFFERED },
-	{ "GET", "/v1/jobs/{id}/events", route_job_events, API_BODY_NONE },
-	{ "GET", "/v1/jobs/{id}/export", route_job_export, API_BODY_NONE },
-	{ "GET", "/metrics", route_metrics, API_BODY_NONE },
+	{ "GET", "/v1/health", route_health, API_BODY_NONE, 0 },
+	{ "GET", "/v1/datasets", route_dataset_list, API_BODY_NONE, 0 },
+	{ "POST", "/v1/datasets", route_dataset_upload, API_BODY_STREAMED, 0 },
+	{ "GET", "/v1/datasets/{id}", route_dataset_get, API_BODY_NONE, 0 },
+	{ "GET", "/v1/jobs", route_job_list, API_BODY_NONE, 0 },
+	{ "POST", "/v1/jobs", route_job_submit, API_BODY_BUFFERED, 0 },
+	{ "GET", "/v1/jobs/{id}", route_job_get, API_BODY_NONE, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/cancel", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/pause", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/resume", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/events", route_job_events, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/export", route_job_export, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -772,12 +759,22 @@ int api_route_match(const char *method, const char *path, struct api_route_match
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* Runs a matched row: a job id is resolved first (404 when unknown). */
+static void route_run(struct api *a, struct http_req *req, struct api_route_match *m)
+{
+	if (m->route->flags & API_ROUTE_JOB) {
+		m->job = parse_job(a, req, m->params[0]);
+		if (m->job < 0)
+			return;
+	}
+	m->route->handler(a, req, m);
+}
+
 /* A buffered-body route runs here. Every other request was answered in
  * api_on_request, or is streaming its response (events, export): on_body
  * still fires for those. */
 static void api_on_body(void *ud, struct http_req *req, const char *body, size_t len)
 {
-	struct api *a = ud;
 	struct api_route_match m;
 
 	if (api_route_match(http_req_method(req), http_req_path(req), &m) != 0 ||
@@ -785,7 +782,7 @@ static void api_on_body(void *ud, struct http_req *req, const char *body, size_t
 		return;
 	m.body = body;
 	m.body_len = len;
-	m.route->handler(a, req, &m);
+	route_run(ud, req, &m);
 }
 
 static void api_on_request(void *ud, struct http_req *req)
@@ -808,7 +805,7 @@ static void api_on_request(void *ud, struct http_req *req)
 	}
 	if (m.route->body == API_BODY_BUFFERED)
 		return; /* the handler runs in api_on_body */
-	m.route->handler(a, req, &m);
+	route_run(a, req, &m);
 }
 
 int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct client *cl,

@@ -5,6 +5,7 @@
  * one handler. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define API_ROUTE_PARAMS_MAX 4
 /* A path segment caught by {name} is cut to API_ROUTE_PARAM_BYTES - 1 bytes. */
@@ -21,11 +22,16 @@ enum api_route_body {
 	API_BODY_STREAMED, /* the handler runs when the headers are in and installs a body sink */
 };
 
+/* flags */
+#define API_ROUTE_JOB 0x1 /* {id} names a job: resolved into m->job (404 when unknown)
+			     before the handler runs */
+
 struct api_route {
 	const char *method;  /* "GET", "POST" */
 	const char *pattern; /* "/v1/jobs/{id}/export": literal segments and {name} segments */
 	void (*handler)(struct api *a, struct http_req *req, const struct api_route_match *m);
 	enum api_route_body body;
+	unsigned flags;      /* API_ROUTE_* */
 };
 
 struct api_route_match {
@@ -40,6 +46,8 @@ struct api_route_match {
 	 * dispatcher; NULL and 0 otherwise. */
 	const char *body;
 	size_t body_len;
+	/* API_ROUTE_JOB: the job, set by the dispatcher; 0 otherwise. */
+	int64_t job;
 };
 
 /* Finds the row for method and path (path without the query string, not

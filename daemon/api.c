@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +10,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "daemon/api_routes.h"
 #include "daemon/http.h"
+#include "daemon/upload.h"
 #include "stages/export.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
@@ -19,13 +20,10 @@
 #include "store/store.h"
 #include "teacher_clients/client.h"
 
-#define UPLOAD_BATCH 1000      /* items per insert transaction */
-#define REJECTED_MAX 1000      /* rejected lines kept and reported */
 #define EXPORT_PAGE 256        /* records formatted per turn */
 #define STREAM_HIGH_WATER (1 << 20)
 #define EVENTS_PAGE 1000
 
-struct upload;
 struct stream;
 
 struct api {
@@ -80,11 +78,27 @@ static int api_status_of(int rc)
 	}
 }
 
-static int respond_mt_err(struct http_req *req, int rc, const struct mt_err *e)
+/* Sends e as the error object; extra (borrowed, may be NULL) adds its
+ * members beside "error" (the rejected lines of a dataset). */
+static int respond_mt_err(struct http_req *req, int rc, const struct mt_err *e, json_t *extra)
 {
-	return http_respond_error(req, api_status_of(rc), e->code[0] ? e->code : "internal",
-				  e->message[0] ? e->message : strerror(rc < 0 ? -rc : rc),
-				  e->field[0] ? e->field : NULL);
+	const char *code = e->code[0] ? e->code : "internal";
+	const char *msg = e->message[0] ? e->message : strerror(rc < 0 ? -rc : rc);
+	json_t *body, *err;
+	int r;
+
+	if (!extra)
+		return http_respond_error(req, api_status_of(rc), code, msg,
+					  e->field[0] ? e->field : NULL);
+	err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (err && e->field[0])
+		json_object_set_new(err, "field", json_string(e->field));
+	body = json_pack("{s:o}", "error", err);
+	if (body)
+		json_object_update(body, extra);
+	r = http_respond_json(req, api_status_of(rc), body);
+	json_decref(body);
+	return r;
 }
 
 static void respond_json_take(struct http_req *req, int status, json_t *j)
@@ -93,236 +107,54 @@ static void respond_json_take(struct http_req *req, int status, json_t *j)
 	json_decref(j);
 }
 
-/* Splits "/v1/jobs/job_3/export" into parts; returns how many. */
-static int path_split(const char *path, char parts[][128], int max)
+/* ---- dataset upload: the body is piped into daemon/upload.c -------------- */
+
+static void upload_on_abort(void *ctx, struct http_req *req)
 {
-	int n = 0;
-	const char *p = path;
-
-	while (*p == '/')
-		p++;
-	while (*p && n < max) {
-		const char *e = strchr(p, '/');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-
-		if (len >= 128)
-			len = 127;
-		memcpy(parts[n], p, len);
-		parts[n][len] = '\0';
-		n++;
-		if (!e)
-			break;
-		p = e + 1;
-	}
-	return n;
-}
-
-static bool is_method(struct http_req *req, const char *m)
-{
-	return strcmp(http_req_method(req), m) == 0;
-}
-
-/* ---- dataset upload (streamed: the body never sits in memory) ------------ */
-
-struct upload {
-	struct api *a;
-	struct http_req *req;
-	struct import_parser *parser;
-	int64_t dataset;
-	bool skip_invalid;
-	bool failed;        /* atomic import hit a bad record: store nothing more */
-	int store_error;
-	json_t *batch[UPLOAD_BATCH];
-	size_t nbatch;
-	int64_t next_seq;
-	json_t *rejected;
-	int64_t nrejected;
-	long first_bad_line;
-	char first_bad[IMPORT_REASON_MAX];
-	char name[200];
-	char format[32];
-};
-
-static int upload_flush(struct upload *u)
-{
-	size_t dup = 0;
-	int rc = 0;
-
-	if (!u->nbatch)
-		return 0;
-	if (!u->failed && !u->store_error) {
-		rc = store_items_insert(u->a->st, u->dataset, u->next_seq, u->batch, u->nbatch, &dup);
-		if (rc == -EEXIST) {
-			u->failed = true;
-			snprintf(u->first_bad, sizeof(u->first_bad), "duplicate id \"%s\"",
-				 json_string_value(json_object_get(u->batch[dup], "id")));
-		} else if (rc) {
-			u->store_error = rc;
-		}
-	}
-	u->next_seq += (int64_t)u->nbatch;
-	u->a->uploads_items += u->nbatch;
-	for (size_t i = 0; i < u->nbatch; i++)
-		json_decref(u->batch[i]);
-	u->nbatch = 0;
-	return rc;
-}
-
-static int upload_on_item(void *ud, json_t *item, long line)
-{
-	struct upload *u = ud;
-
-	(void)line;
-	if (u->failed) {
-		json_decref(item);
-		return 0;
-	}
-	u->batch[u->nbatch++] = item;
-	if (u->nbatch == UPLOAD_BATCH)
-		upload_flush(u);
-	return 0;
-}
-
-static int upload_on_error(void *ud, long line, const char *reason)
-{
-	struct upload *u = ud;
-
-	if (u->nrejected == 0) {
-		u->first_bad_line = line;
-		snprintf(u->first_bad, sizeof(u->first_bad), "%s", reason);
-	}
-	u->nrejected++;
-	if (u->nrejected <= REJECTED_MAX)
-		json_array_append_new(u->rejected,
-				      json_pack("{s:i, s:s}", "line", (int)line, "reason", reason));
-	if (!u->skip_invalid)
-		u->failed = true; /* keep reading to report more lines, store nothing */
-	return 0;
-}
-
-static void upload_free(struct upload *u)
-{
-	if (!u)
-		return;
-	for (size_t i = 0; i < u->nbatch; i++)
-		json_decref(u->batch[i]);
-	import_parser_free(u->parser);
-	json_decref(u->rejected);
-	free(u);
-}
-
-static void upload_abort(void *ctx, struct http_req *req)
-{
-	struct upload *u = ctx;
-
 	(void)req;
-	log_warn("dataset upload %s aborted by the client; nothing stored", u->name);
-	store_dataset_abort(u->a->st, u->dataset);
-	upload_free(u);
+	upload_abort(ctx);
 }
 
-static void upload_data(void *ctx, struct http_req *req, const char *data, size_t len)
+static void upload_on_data(void *ctx, struct http_req *req, const char *data, size_t len)
 {
-	struct upload *u = ctx;
-
 	(void)req;
-	import_parser_feed(u->parser, data, len);
+	(void)upload_feed(ctx, data, len); /* a failed feed is reported by upload_finish */
 }
 
-static void upload_end(void *ctx, struct http_req *req)
+static void upload_on_end(void *ctx, struct http_req *req)
 {
-	struct upload *u = ctx;
-	json_t *ds;
-	long items = 0;
+	struct mt_err err = { 0 };
+	json_t *res = NULL;
+	int rc = upload_finish(ctx, &res, &err);
 
-	import_parser_finish(u->parser);
-	upload_flush(u);
-	import_parser_counts(u->parser, &items, NULL);
-	if (u->store_error) {
-		store_dataset_abort(u->a->st, u->dataset);
-		respond_err(req, 500, "store", NULL, "cannot store the dataset: %s",
-			    strerror(-u->store_error));
-	} else if (u->failed || (items == 0 && u->nrejected > 0)) {
-		json_t *body;
-		char msg[IMPORT_REASON_MAX + 64];
-
-		store_dataset_abort(u->a->st, u->dataset);
-		if (u->first_bad_line > 0)
-			snprintf(msg, sizeof(msg), "line %ld: %s", u->first_bad_line, u->first_bad);
-		else
-			snprintf(msg, sizeof(msg), "%s", u->first_bad);
-		body = json_pack("{s:{s:s, s:s, s:s}, s:O, s:I}", "error", "code", "invalid_dataset",
-				 "message", msg, "field", "body", "rejected", u->rejected,
-				 "rejected_count", (json_int_t)u->nrejected);
-		respond_json_take(req, 422, body);
-	} else if (store_dataset_finish(u->a->st, u->dataset, items, u->rejected) != 0) {
-		store_dataset_abort(u->a->st, u->dataset);
-		respond_err(req, 500, "store", NULL, "cannot finish the dataset import");
-	} else {
-		ds = store_dataset_get(u->a->st, u->dataset);
-		if (ds)
-			json_object_set_new(ds, "rejected_count", json_integer(u->nrejected));
-		log_info("dataset ds_%" PRId64 " (%s, %s): %ld items, %" PRId64 " rejected", u->dataset,
-			 u->name, u->format, items, u->nrejected);
-		upload_free(u);
-		u = NULL;
-		/* A large import leaves a large heap (the parser's id set); hand it
-		 * back to the system rather than carry it through the next job. */
-		if (items > 100000)
-			malloc_trim(0);
-		respond_json_take(req, 201, ds);
-	}
-	upload_free(u);
+	upload_free(ctx);
+	if (rc)
+		respond_mt_err(req, rc, &err, res);
+	else
+		http_respond_json(req, 201, res);
+	json_decref(res);
 }
 
-static void route_dataset_upload(struct api *a, struct http_req *req)
+static void route_dataset_upload(struct api *a, struct http_req *req,
+				 const struct api_route_match *m)
 {
-	const char *name = http_req_query(req, "name");
-	const char *format = http_req_query(req, "format");
 	const char *skip = http_req_query(req, "skip_invalid");
-	struct import_cb cb = { upload_on_item, upload_on_error, NULL };
-	struct upload *u;
-	char err[256];
+	struct upload_caps caps = { .items_read = &a->uploads_items };
+	struct mt_err err = { 0 };
+	struct upload *u = NULL;
 	int rc;
 
-	if (!format || !*format)
-		format = "native";
-	if (!import_format_known(format)) {
-		respond_err(req, 400, "bad_format", "format", "unknown format \"%s\"; expected one of: %s",
-			    format, import_format_list());
-		return;
-	}
-	if (name && strlen(name) >= 200) {
-		respond_err(req, 400, "bad_name", "name", "name is longer than 199 bytes");
-		return;
-	}
-	u = calloc(1, sizeof(*u));
-	if (!u) {
-		respond_err(req, 500, "oom", NULL, "out of memory");
-		return;
-	}
-	u->a = a;
-	u->req = req;
-	u->skip_invalid = skip && (strcmp(skip, "1") == 0 || strcmp(skip, "true") == 0 ||
-				   strcmp(skip, "yes") == 0);
-	snprintf(u->name, sizeof(u->name), "%s", name && *name ? name : "unnamed");
-	snprintf(u->format, sizeof(u->format), "%s", format);
-	u->rejected = json_array();
-	cb.ud = u;
-	u->parser = import_parser_new(format, NULL, &cb, err, sizeof(err));
-	if (!u->parser) {
-		upload_free(u);
-		respond_err(req, 400, "bad_format", "format", "%s", err);
-		return;
-	}
-	rc = store_dataset_create(a->st, u->name, format, &u->dataset);
+	(void)m;
+	rc = upload_new(a->st, http_req_query(req, "name"), http_req_query(req, "format"),
+			skip && (strcmp(skip, "1") == 0 || strcmp(skip, "true") == 0 ||
+				 strcmp(skip, "yes") == 0),
+			&caps, &u, &err);
 	if (rc) {
-		upload_free(u);
-		respond_err(req, 500, "store", NULL, "cannot create the dataset: %s", strerror(-rc));
+		respond_mt_err(req, rc, &err, NULL);
 		return;
 	}
-	http_req_on_abort(req, upload_abort, u);
-	http_req_stream_body(req, upload_data, upload_end, u);
+	http_req_on_abort(req, upload_on_abort, u);
+	http_req_stream_body(req, upload_on_data, upload_on_end, u);
 }
 
 /* ---- streams: /events and /export ---------------------------------------- */
@@ -668,10 +500,11 @@ static void client_metrics(struct client *cl, struct buf *b)
 				   cs.latency_ms_sum, cs.name, cs.latency_count);
 }
 
-static void route_metrics(struct api *a, struct http_req *req)
+static void route_metrics(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	struct buf b;
 
+	(void)m;
 	buf_init(&b, (size_t)8 << 20);
 	buf_printf(&b,
 		   "# HELP medthink_up 1 while the daemon runs.\n# TYPE medthink_up gauge\n"
@@ -703,10 +536,10 @@ static int64_t parse_job(struct api *a, struct http_req *req, const char *id)
 	return job;
 }
 
-static void route_job_submit(struct api *a, struct http_req *req, const char *body, size_t len)
+static void route_job_submit(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	json_error_t jerr;
-	json_t *spec = json_loadb(body, len, 0, &jerr), *st;
+	json_t *spec = json_loadb(m->body, m->body_len, 0, &jerr), *st;
 	struct mt_err err = { 0 };
 	int64_t id;
 	int rc;
@@ -719,7 +552,7 @@ static void route_job_submit(struct api *a, struct http_req *req, const char *bo
 	rc = runner_job_submit(a->runner, spec, &id, &err);
 	if (rc != 0) {
 		json_decref(spec);
-		respond_mt_err(req, rc, &err);
+		respond_mt_err(req, rc, &err, NULL);
 		return;
 	}
 	json_decref(spec);
@@ -768,127 +601,211 @@ static void route_job_action(struct api *a, struct http_req *req, int64_t job, c
 	}
 	rc = runner_job_action(a->runner, job, action, &err);
 	if (rc != 0) {
-		respond_mt_err(req, rc, &err);
+		respond_mt_err(req, rc, &err, NULL);
 		return;
 	}
 	respond_json_take(req, 200, runner_job_status(a->runner, job));
 }
 
-static void api_on_body(void *ud, struct http_req *req, const char *body, size_t len)
+/* cancel, pause and resume: the action is the last segment of the row. */
+static void route_job_action_row(struct api *a, struct http_req *req,
+				 const struct api_route_match *m)
 {
-	struct api *a = ud;
-	char parts[6][128];
-	int n = path_split(http_req_path(req), parts, 6);
+	route_job_action(a, req, m->job, strrchr(m->route->pattern, '/') + 1, m->body, m->body_len);
+}
+
+static void route_job_events(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	route_events(a, req, m->job);
+}
+
+static void route_job_export(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	route_export(a, req, m->job);
+}
+
+static void route_job_get(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	respond_json_take(req, 200, runner_job_status(a->runner, m->job));
+}
+
+static void route_job_list(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	(void)m;
+	respond_json_take(req, 200, json_pack("{s:o}", "jobs", runner_job_list(a->runner)));
+}
+
+static void route_dataset_get(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	json_t *ds = NULL;
 	int64_t id;
 
-	/* Every other method was answered in on_request, or is streaming its
-	 * response (events, export): on_body still fires for those. */
-	if (!is_method(req, "POST"))
-		return;
-	if (n == 2 && strcmp(parts[1], "jobs") == 0 && is_method(req, "POST")) {
-		route_job_submit(a, req, body, len);
-		return;
+	if (store_dataset_resolve(a->st, m->params[0], &id) == 0)
+		ds = store_dataset_get(a->st, id);
+	if (!ds)
+		respond_err(req, 404, "not_found", NULL, "no dataset \"%s\"", m->params[0]);
+	else
+		respond_json_take(req, 200, ds);
+}
+
+static void route_dataset_list(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	(void)m;
+	respond_json_take(req, 200, json_pack("{s:o}", "datasets", store_dataset_list(a->st)));
+}
+
+static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	(void)m;
+	respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
+					      a->cfg.version));
+}
+
+/* ---- the route table (SPEC 6) -------------------------------------------- */
+
+const struct api_route api_routes[] = {
+	{ "GET", "/v1/health", route_health, API_BODY_NONE, 0 },
+	{ "GET", "/v1/datasets", route_dataset_list, API_BODY_NONE, 0 },
+	{ "POST", "/v1/datasets", route_dataset_upload, API_BODY_STREAMED, 0 },
+	{ "GET", "/v1/datasets/{id}", route_dataset_get, API_BODY_NONE, 0 },
+	{ "GET", "/v1/jobs", route_job_list, API_BODY_NONE, 0 },
+	{ "POST", "/v1/jobs", route_job_submit, API_BODY_BUFFERED, 0 },
+	{ "GET", "/v1/jobs/{id}", route_job_get, API_BODY_NONE, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/cancel", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/pause", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/resume", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/events", route_job_events, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/export", route_job_export, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
+};
+const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* The next segment at *p: its start and length; moves *p past it and its
+ * slash, so one trailing slash ends the path. Returns false at the end. */
+static bool path_next(const char **p, const char **seg, size_t *len)
+{
+	const char *s = *p;
+
+	if (!*s)
+		return false;
+	*seg = s;
+	*len = strcspn(s, "/");
+	s += *len;
+	if (*s == '/')
+		s++;
+	*p = s;
+	return true;
+}
+
+static const char *path_start(const char *path)
+{
+	while (*path == '/')
+		path++;
+	return path;
+}
+
+/* Matches path against one pattern; fills m->params on success. */
+static bool route_path_match(const char *pattern, const char *path, struct api_route_match *m)
+{
+	const char *p = path_start(path), *q = path_start(pattern), *ps, *qs;
+	size_t plen, qlen;
+	int np = 0;
+
+	while (path_next(&q, &qs, &qlen)) {
+		if (!path_next(&p, &ps, &plen))
+			return false;
+		if (qlen > 2 && qs[0] == '{' && qs[qlen - 1] == '}') {
+			if (np == API_ROUTE_PARAMS_MAX)
+				return false;
+			if (plen >= API_ROUTE_PARAM_BYTES)
+				plen = API_ROUTE_PARAM_BYTES - 1;
+			memcpy(m->params[np], ps, plen);
+			m->params[np][plen] = '\0';
+			np++;
+		} else if (plen != qlen || memcmp(ps, qs, plen) != 0) {
+			return false;
+		}
 	}
-	if (n == 4 && strcmp(parts[1], "jobs") == 0 && is_method(req, "POST")) {
-		id = parse_job(a, req, parts[2]);
-		if (id >= 0)
-			route_job_action(a, req, id, parts[3], body, len);
-		return;
+	if (*p)
+		return false;
+	m->nparams = np;
+	return true;
+}
+
+int api_route_match(const char *method, const char *path, struct api_route_match *m)
+{
+	bool known = false;
+	size_t off = 0;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < api_routes_count; i++) {
+		const struct api_route *r = &api_routes[i];
+
+		if (!route_path_match(r->pattern, path, m))
+			continue;
+		if (strcmp(r->method, method) == 0) {
+			m->route = r;
+			return 0;
+		}
+		known = true;
+		off += (size_t)snprintf(m->allow + off, sizeof(m->allow) - off, "%s%s",
+					off ? ", " : "", r->method);
+		if (off >= sizeof(m->allow))
+			off = sizeof(m->allow) - 1;
 	}
-	respond_err(req, 404, "not_found", NULL, "no route %s %s", http_req_method(req),
-		    http_req_path(req));
+	m->nparams = 0;
+	return known ? -EPERM : -ENOENT;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+/* Runs a matched row: a job id is resolved first (404 when unknown). */
+static void route_run(struct api *a, struct http_req *req, struct api_route_match *m)
+{
+	if (m->route->flags & API_ROUTE_JOB) {
+		m->job = parse_job(a, req, m->params[0]);
+		if (m->job < 0)
+			return;
+	}
+	m->route->handler(a, req, m);
+}
+
+/* A buffered-body route runs here. Every other request was answered in
+ * api_on_request, or is streaming its response (events, export): on_body
+ * still fires for those. */
+static void api_on_body(void *ud, struct http_req *req, const char *body, size_t len)
+{
+	struct api_route_match m;
+
+	if (api_route_match(http_req_method(req), http_req_path(req), &m) != 0 ||
+	    m.route->body != API_BODY_BUFFERED)
+		return;
+	m.body = body;
+	m.body_len = len;
+	route_run(ud, req, &m);
 }
 
 static void api_on_request(void *ud, struct http_req *req)
 {
 	struct api *a = ud;
 	const char *path = http_req_path(req);
-	char parts[6][128];
-	int n = path_split(path, parts, 6);
-	int64_t id;
+	struct api_route_match m;
+	int rc;
 
 	a->requests++;
-	if (strcmp(path, "/metrics") == 0) {
-		if (!is_method(req, "GET"))
-			respond_err(req, 405, "method_not_allowed", NULL, "use GET /metrics");
-		else
-			route_metrics(a, req);
+	rc = api_route_match(http_req_method(req), path, &m);
+	if (rc == -EPERM) {
+		http_req_add_header(req, "Allow", m.allow);
+		respond_err(req, 405, "method_not_allowed", NULL, "use %s %s", m.allow, path);
 		return;
 	}
-	if (n < 2 || strcmp(parts[0], "v1") != 0) {
+	if (rc != 0) {
 		respond_err(req, 404, "not_found", NULL, "no route %s %s", http_req_method(req), path);
 		return;
 	}
-	if (n == 2 && strcmp(parts[1], "health") == 0) {
-		if (!is_method(req, "GET")) {
-			respond_err(req, 405, "method_not_allowed", NULL, "use GET /v1/health");
-			return;
-		}
-		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
-						      a->cfg.version));
-		return;
-	}
-	if (strcmp(parts[1], "datasets") == 0) {
-		if (n == 2 && is_method(req, "POST")) {
-			route_dataset_upload(a, req);
-		} else if (n == 2 && is_method(req, "GET")) {
-			respond_json_take(req, 200, json_pack("{s:o}", "datasets",
-							      store_dataset_list(a->st)));
-		} else if (n == 3 && is_method(req, "GET")) {
-			json_t *ds = NULL;
-
-			if (store_dataset_resolve(a->st, parts[2], &id) == 0)
-				ds = store_dataset_get(a->st, id);
-			if (!ds)
-				respond_err(req, 404, "not_found", NULL, "no dataset \"%s\"", parts[2]);
-			else
-				respond_json_take(req, 200, ds);
-		} else {
-			respond_err(req, n <= 3 ? 405 : 404, n <= 3 ? "method_not_allowed" : "not_found",
-				    NULL, "no route %s %s", http_req_method(req), path);
-		}
-		return;
-	}
-	if (strcmp(parts[1], "jobs") == 0) {
-		if (n == 2 && is_method(req, "GET")) {
-			respond_json_take(req, 200, json_pack("{s:o}", "jobs", runner_job_list(a->runner)));
-			return;
-		}
-		if (n == 2 && is_method(req, "POST"))
-			return; /* the spec body arrives in api_on_body */
-		if (n == 3 && is_method(req, "GET")) {
-			id = parse_job(a, req, parts[2]);
-			if (id >= 0)
-				respond_json_take(req, 200, runner_job_status(a->runner, id));
-			return;
-		}
-		if (n == 4 && is_method(req, "GET") && strcmp(parts[3], "events") == 0) {
-			id = parse_job(a, req, parts[2]);
-			if (id >= 0)
-				route_events(a, req, id);
-			return;
-		}
-		if (n == 4 && is_method(req, "GET") && strcmp(parts[3], "export") == 0) {
-			id = parse_job(a, req, parts[2]);
-			if (id >= 0)
-				route_export(a, req, id);
-			return;
-		}
-		if (n == 4 && is_method(req, "POST") &&
-		    (strcmp(parts[3], "cancel") == 0 || strcmp(parts[3], "pause") == 0 ||
-		     strcmp(parts[3], "resume") == 0))
-			return; /* api_on_body */
-		if (n >= 3 && n <= 4) {
-			bool known = n == 3 || strcmp(parts[3], "events") == 0 ||
-				     strcmp(parts[3], "export") == 0 || strcmp(parts[3], "cancel") == 0 ||
-				     strcmp(parts[3], "pause") == 0 || strcmp(parts[3], "resume") == 0;
-
-			respond_err(req, known ? 405 : 404, known ? "method_not_allowed" : "not_found",
-				    NULL, "no route %s %s", http_req_method(req), path);
-			return;
-		}
-	}
-	respond_err(req, 404, "not_found", NULL, "no route %s %s", http_req_method(req), path);
+	if (m.route->body == API_BODY_BUFFERED)
+		return; /* the handler runs in api_on_body */
+	route_run(a, req, &m);
 }
 
 int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct client *cl,

@@ -1,0 +1,244 @@
+#include "daemon/upload.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "store/store.h"
+
+struct upload {
+	struct store *st;
+	struct import_parser *parser;
+	struct upload_caps caps;
+	int64_t dataset;
+	bool skip_invalid;
+	bool done;          /* committed or dropped */
+	bool failed;        /* atomic import hit a bad record: store nothing more */
+	int store_error;
+	int feed_error;
+	json_t **batch;     /* caps.batch_items slots */
+	size_t nbatch;
+	int64_t next_seq;
+	json_t *rejected;
+	int64_t nrejected;
+	long first_bad_line;
+	char first_bad[IMPORT_REASON_MAX];
+	char name[UPLOAD_NAME_MAX];
+	char format[32];
+};
+
+static void upload_batch_drop(struct upload *u)
+{
+	for (size_t i = 0; i < u->nbatch; i++)
+		json_decref(u->batch[i]);
+	u->nbatch = 0;
+}
+
+static int upload_flush(struct upload *u)
+{
+	size_t dup = 0;
+	int rc = 0;
+
+	if (!u->nbatch)
+		return 0;
+	if (!u->failed && !u->store_error) {
+		rc = store_items_insert(u->st, u->dataset, u->next_seq, u->batch, u->nbatch, &dup);
+		if (rc == -EEXIST) {
+			u->failed = true;
+			snprintf(u->first_bad, sizeof(u->first_bad), "duplicate id \"%s\"",
+				 json_string_value(json_object_get(u->batch[dup], "id")));
+		} else if (rc) {
+			u->store_error = rc;
+		}
+	}
+	u->next_seq += (int64_t)u->nbatch;
+	if (u->caps.items_read)
+		*u->caps.items_read += u->nbatch;
+	upload_batch_drop(u);
+	return rc;
+}
+
+static int upload_on_item(void *ud, json_t *item, long line)
+{
+	struct upload *u = ud;
+
+	(void)line;
+	if (u->failed) {
+		json_decref(item);
+		return 0;
+	}
+	u->batch[u->nbatch++] = item;
+	if (u->nbatch == u->caps.batch_items)
+		upload_flush(u);
+	return 0;
+}
+
+static int upload_on_error(void *ud, long line, const char *reason)
+{
+	struct upload *u = ud;
+
+	if (u->nrejected == 0) {
+		u->first_bad_line = line;
+		snprintf(u->first_bad, sizeof(u->first_bad), "%s", reason);
+	}
+	u->nrejected++;
+	if ((size_t)u->nrejected <= u->caps.rejected_max)
+		json_array_append_new(u->rejected,
+				      json_pack("{s:i, s:s}", "line", (int)line, "reason", reason));
+	if (!u->skip_invalid)
+		u->failed = true; /* keep reading to report more lines, store nothing */
+	return 0;
+}
+
+/* Frees what only the input needed (the parser's id set can be large). */
+static void upload_release(struct upload *u)
+{
+	if (u->batch)
+		upload_batch_drop(u);
+	free(u->batch);
+	u->batch = NULL;
+	import_parser_free(u->parser);
+	u->parser = NULL;
+	json_decref(u->rejected);
+	u->rejected = NULL;
+}
+
+static void upload_drop(struct upload *u)
+{
+	if (!u->done && u->dataset > 0)
+		store_dataset_abort(u->st, u->dataset);
+	u->done = true;
+}
+
+int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid,
+	       const struct upload_caps *caps, struct upload **out, struct mt_err *e)
+{
+	struct import_cb cb = { upload_on_item, upload_on_error, NULL };
+	struct upload *u = NULL;
+	char err[256];
+	int rc;
+
+	*out = NULL;
+	if (!format || !*format)
+		format = "native";
+	if (!import_format_known(format))
+		return mt_err_set(e, -EBADMSG, "bad_format", "format",
+				  "unknown format \"%s\"; expected one of: %s", format,
+				  import_format_list());
+	if (name && strlen(name) >= UPLOAD_NAME_MAX)
+		return mt_err_set(e, -EBADMSG, "bad_name", "name", "name is longer than %d bytes",
+				  UPLOAD_NAME_MAX - 1);
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return mt_err_set(e, -ENOMEM, "oom", NULL, "out of memory");
+	u->st = st;
+	if (caps)
+		u->caps = *caps;
+	if (!u->caps.batch_items)
+		u->caps.batch_items = UPLOAD_BATCH_DEFAULT;
+	if (!u->caps.rejected_max)
+		u->caps.rejected_max = UPLOAD_REJECTED_DEFAULT;
+	u->skip_invalid = skip_invalid;
+	snprintf(u->name, sizeof(u->name), "%s", name && *name ? name : "unnamed");
+	snprintf(u->format, sizeof(u->format), "%s", format);
+	u->batch = calloc(u->caps.batch_items, sizeof(*u->batch));
+	u->rejected = json_array();
+	if (!u->batch || !u->rejected) {
+		rc = mt_err_set(e, -ENOMEM, "oom", NULL, "out of memory");
+		goto out;
+	}
+	cb.ud = u;
+	u->parser = import_parser_new(format, &u->caps.import, &cb, err, sizeof(err));
+	if (!u->parser) {
+		rc = mt_err_set(e, -EBADMSG, "bad_format", "format", "%s", err);
+		goto out;
+	}
+	rc = store_dataset_create(st, u->name, format, &u->dataset);
+	if (rc) {
+		rc = mt_err_set(e, -EIO, "store", NULL, "cannot create the dataset: %s", strerror(-rc));
+		goto out;
+	}
+	*out = u;
+	u = NULL;
+out:
+	upload_free(u);
+	return rc;
+}
+
+int upload_feed(struct upload *u, const char *data, size_t len)
+{
+	int rc = import_parser_feed(u->parser, data, len);
+
+	if (rc && !u->feed_error)
+		u->feed_error = rc;
+	return rc;
+}
+
+int upload_finish(struct upload *u, json_t **result, struct mt_err *e)
+{
+	long items = 0;
+	int rc;
+
+	*result = NULL;
+	rc = import_parser_finish(u->parser);
+	if (rc && !u->feed_error)
+		u->feed_error = rc;
+	upload_flush(u);
+	import_parser_counts(u->parser, &items, NULL);
+	if (u->store_error) {
+		rc = mt_err_set(e, -EIO, "store", NULL, "cannot store the dataset: %s",
+				strerror(-u->store_error));
+	} else if (u->feed_error) {
+		rc = mt_err_set(e, -ENOMEM, "oom", NULL, "out of memory reading the dataset: %s",
+				strerror(-u->feed_error));
+	} else if (u->failed || (items == 0 && u->nrejected > 0)) {
+		if (u->first_bad_line > 0)
+			rc = mt_err_set(e, -EINVAL, "invalid_dataset", "body", "line %ld: %s",
+					u->first_bad_line, u->first_bad);
+		else
+			rc = mt_err_set(e, -EINVAL, "invalid_dataset", "body", "%s", u->first_bad);
+		*result = json_pack("{s:O, s:I}", "rejected", u->rejected, "rejected_count",
+				    (json_int_t)u->nrejected);
+	} else if (store_dataset_finish(u->st, u->dataset, items, u->rejected) != 0) {
+		rc = mt_err_set(e, -EIO, "store", NULL, "cannot finish the dataset import");
+	} else {
+		u->done = true;
+		*result = store_dataset_get(u->st, u->dataset);
+		if (!*result)
+			return mt_err_set(e, -EIO, "store", NULL, "cannot read back dataset ds_%" PRId64,
+					  u->dataset);
+		json_object_set_new(*result, "rejected_count", json_integer(u->nrejected));
+		log_info("dataset ds_%" PRId64 " (%s, %s): %ld items, %" PRId64 " rejected", u->dataset,
+			 u->name, u->format, items, u->nrejected);
+		upload_release(u);
+		/* A large import leaves a large heap (the parser's id set); hand it
+		 * back to the system rather than carry it through the next job. */
+		if (items > 100000)
+			malloc_trim(0);
+		return 0;
+	}
+	upload_drop(u);
+	upload_release(u);
+	return rc;
+}
+
+void upload_abort(struct upload *u)
+{
+	if (!u)
+		return;
+	log_warn("dataset upload %s aborted by the client; nothing stored", u->name);
+	upload_free(u);
+}
+
+void upload_free(struct upload *u)
+{
+	if (!u)
+		return;
+	upload_drop(u);
+	upload_release(u);
+	free(u);
+}

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "store/work.h"
 
 struct fx {

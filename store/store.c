@@ -1,5 +1,6 @@
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/check.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -601,6 +602,41 @@ static int migrate(struct store *st, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* The cheap half of the start-up check (store/check.h has the full one):
+ * the schema can be read and every table and index starts on a page the
+ * file has. Reads sqlite_schema and the page count, nothing more. */
+static int schema_check(struct store *st, const char *path, char *err, size_t errlen)
+{
+	static const char sql[] =
+		"SELECT (SELECT max(rootpage) FROM sqlite_schema), (SELECT page_count FROM "
+		"pragma_page_count())";
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int64_t root = sqlite3_column_int64(s, 0), pages = sqlite3_column_int64(s, 1);
+
+		rc = 0;
+		if (root > pages) {
+			snprintf(err, errlen,
+				 "store %s is damaged: the schema names page %lld, the file has %lld "
+				 "pages; see docs/operations.md, \"A damaged database\"",
+				 path, (long long)root, (long long)pages);
+			rc = -EIO;
+		}
+	} else {
+		snprintf(err, errlen,
+			 "store %s is damaged: its schema cannot be read: %s; see docs/operations.md, "
+			 "\"A damaged database\"",
+			 path, sqlite3_errmsg(st->db));
+		rc = -EIO;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
 	char scratch[512];
@@ -619,10 +655,18 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		snprintf(err, errlen, "store: no database path");
 		return -EINVAL;
 	}
+	/* Only a missing file is a new store: an empty or foreign file is
+	 * damage, and SQLite would otherwise take an empty one as new. */
+	rc = store_file_check(path, err, errlen);
+	if (rc < 0) {
+		rc = -EIO;
+		goto out;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		snprintf(err, errlen, "store %s: out of memory", path);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto out;
 	}
 	rc = sqlite3_open_v2(path, &st->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -640,6 +684,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto out;
 	}
 	rc = migrate(st, path, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = schema_check(st, path, err, errlen);
 	if (rc < 0)
 		goto out;
 	*out = st;

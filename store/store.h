@@ -28,10 +28,14 @@
 
 struct store;
 
-/* Opens (creating if needed) the database at path, applies pending
- * migrations, sets WAL, synchronous=FULL, foreign_keys. A database whose
- * user_version is newer than STORE_SCHEMA_VERSION is refused (-EPROTO) with a
- * message in err naming both versions. Every failure leaves a one-line
+/* Opens the database at path, creating it only when the file is missing,
+ * applies pending migrations, sets WAL, synchronous=FULL, foreign_keys. A
+ * database whose user_version is newer than STORE_SCHEMA_VERSION is refused
+ * (-EPROTO) with a message in err naming both versions. A file that is
+ * empty, not SQLite, shorter than its header says, or whose schema cannot
+ * be read is refused as damaged (-EIO, the message names the file, the
+ * problem and docs/operations.md); these checks cost microseconds, the
+ * page-by-page check is store/check.h. Every failure leaves a one-line
  * message in err; err may be NULL (then the message is logged instead). */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Finalizes every statement and closes the database. NULL is a no-op. */

@@ -38,6 +38,7 @@ struct api {
 	struct stream *streams; /* open /events and /export streams */
 	uint64_t requests;
 	uint64_t uploads_items;
+	char *degraded; /* why /v1/health says "degraded", or NULL */
 	void (*close_cb)(void *);
 	void *close_ud;
 };
@@ -824,8 +825,13 @@ static void api_on_request(void *ud, struct http_req *req)
 			respond_err(req, 405, "method_not_allowed", NULL, "use GET /v1/health");
 			return;
 		}
-		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
-						      a->cfg.version));
+		if (a->degraded)
+			respond_json_take(req, 200, json_pack("{s:s, s:s, s:s}", "status", "degraded",
+							      "reason", a->degraded, "version",
+							      a->cfg.version));
+		else
+			respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
+							      a->cfg.version));
 		return;
 	}
 	if (strcmp(parts[1], "datasets") == 0) {
@@ -941,10 +947,25 @@ void api_close(struct api *a, void (*cb)(void *ud), void *ud)
 	http_server_close(a->srv, api_server_closed, a);
 }
 
+int api_set_degraded(struct api *a, const char *reason)
+{
+	char *copy = NULL;
+
+	if (reason) {
+		copy = strdup(reason);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(a->degraded);
+	a->degraded = copy;
+	return 0;
+}
+
 void api_free(struct api *a)
 {
 	if (!a)
 		return;
 	http_server_free(a->srv);
+	free(a->degraded);
 	free(a);
 }

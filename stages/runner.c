@@ -1494,6 +1494,19 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct m
 	return -ENOENT;
 }
 
+int runner_pause_all(struct runner *r, const char *reason)
+{
+	int n = 0;
+
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (!state_is(j, "running") && !state_is(j, "queued"))
+			continue;
+		job_set_state(j, "paused", reason);
+		n++;
+	}
+	return n;
+}
+
 int runner_job_set_budget(struct runner *r, int64_t id, double budget)
 {
 	struct job *j = job_find(r, id);

@@ -135,6 +135,9 @@ int store_check_open(const char *path, struct store_check **out, char *err, size
 		rc = -EIO;
 		goto fail;
 	}
+	/* Closing the last connection would checkpoint a WAL left by a
+	 * killed daemon into the file being checked: leave the file as found. */
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* A writer on the loop thread may hold a lock for a moment. */
 	sqlite3_busy_timeout(c->db, 5000);
 	*out = c;

@@ -36,6 +36,7 @@ struct api {
 	struct stream *streams; /* open /events and /export streams */
 	uint64_t requests;
 	uint64_t uploads_items;
+	char *degraded; /* why /v1/health says "degraded", or NULL */
 	void (*close_cb)(void *);
 	void *close_ud;
 };
@@ -657,8 +658,12 @@ static void route_dataset_list(struct api *a, struct http_req *req, const struct
 static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	(void)m;
-	respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
-					      a->cfg.version));
+	if (a->degraded)
+		respond_json_take(req, 200, json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason",
+						      a->degraded, "version", a->cfg.version));
+	else
+		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
+						      a->cfg.version));
 }
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */
@@ -858,10 +863,25 @@ void api_close(struct api *a, void (*cb)(void *ud), void *ud)
 	http_server_close(a->srv, api_server_closed, a);
 }
 
+int api_set_degraded(struct api *a, const char *reason)
+{
+	char *copy = NULL;
+
+	if (reason) {
+		copy = strdup(reason);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(a->degraded);
+	a->degraded = copy;
+	return 0;
+}
+
 void api_free(struct api *a)
 {
 	if (!a)
 		return;
 	http_server_free(a->srv);
+	free(a->degraded);
 	free(a);
 }

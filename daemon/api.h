@@ -24,6 +24,11 @@ struct api_config {
 int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct client *cl,
 	      const struct api_config *cfg, struct api **out);
 
+/* From now on GET /v1/health answers {"status":"degraded","reason":...}
+ * (reason copied; e.g. a damaged store); NULL makes it "ok" again.
+ * 0 or -ENOMEM. */
+int api_set_degraded(struct api *a, const char *reason);
+
 /* Stops listening and ends every open request and stream; cb(ud) once all
  * handles are closed. Then api_free. */
 void api_close(struct api *a, void (*cb)(void *ud), void *ud);

@@ -952,6 +952,19 @@ int runner_job_action(struct runner *r, int64_t id, const char *action, struct m
 	return -ENOENT;
 }
 
+int runner_pause_all(struct runner *r, const char *reason)
+{
+	int n = 0;
+
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (j->state != JOB_RUNNING && j->state != JOB_QUEUED)
+			continue;
+		job_set_state(j, JOB_PAUSED, reason);
+		n++;
+	}
+	return n;
+}
+
 int runner_job_set_budget(struct runner *r, int64_t id, double budget)
 {
 	struct job *j = job_find(r, id);

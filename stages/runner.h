@@ -73,6 +73,10 @@ int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err
  * -EALREADY when the state does not allow it, with err filled. */
 int runner_job_action(struct runner *r, int64_t id, const char *action, struct mt_err *err);
 
+/* Pauses every queued or running job with reason (copied; e.g. a damaged
+ * store), as a pause by request would. Returns how many were paused. */
+int runner_pause_all(struct runner *r, const char *reason);
+
 /* Sets a job's budget_usd (a raised budget lets a paused job go on when
  * resumed). -ENOENT for a job not loaded. */
 int runner_job_set_budget(struct runner *r, int64_t id, double budget_usd);

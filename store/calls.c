@@ -6,14 +6,7 @@
 #include <string.h>
 
 #include "store/store.h"
-
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i);
-}
+#include "store/store_int.h"
 
 int store_call_insert(struct store *st, const struct store_call *c, int64_t *id)
 {
@@ -29,34 +22,16 @@ int store_call_insert(struct store *st, const struct store_call *c, int64_t *id)
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	bind_text(s, 1, c->hash);
-	if (c->job_id > 0)
-		sqlite3_bind_int64(s, 2, c->job_id);
-	else
-		sqlite3_bind_null(s, 2);
-	bind_text(s, 3, c->endpoint);
-	bind_text(s, 4, c->model);
-	bind_text(s, 5, c->request);
-	bind_text(s, 6, c->reply);
-	sqlite3_bind_int(s, 7, c->status);
-	sqlite3_bind_int(s, 8, c->attempts);
-	sqlite3_bind_double(s, 9, c->latency_ms);
-	sqlite3_bind_int64(s, 10, c->tokens_in);
-	sqlite3_bind_int64(s, 11, c->tokens_out);
-	sqlite3_bind_double(s, 12, c->cost_usd);
-	bind_text(s, 13, c->error);
-	sqlite3_bind_double(s, 14, c->created_at > 0 ? c->created_at : store_now());
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_DONE) {
-		rc = store_err(st, rc, "inserting a call");
-		sqlite3_reset(s);
-		return rc;
-	}
-	if (id)
+	rc = store_bind(st, s, "tIttttiidiidtd", c->hash, c->job_id, c->endpoint, c->model,
+			c->request, c->reply, (int64_t)c->status, (int64_t)c->attempts, c->latency_ms,
+			c->tokens_in, c->tokens_out, c->cost_usd, c->error,
+			c->created_at > 0 ? c->created_at : store_now());
+	if (rc == 0)
+		rc = store_step_done(st, s, "inserting a call");
+	if (rc == 0 && id)
 		*id = sqlite3_last_insert_rowid(store_db(st));
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return 0;
+	sqlite3_clear_bindings(s); /* the strings are the caller's */
+	return rc;
 }
 
 static char *col_dup(sqlite3_stmt *s, int i, int *oom)
@@ -87,16 +62,13 @@ int store_call_find(struct store *st, const char *hash, struct store_call *out)
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
+	rc = store_bind(st, s, "t", hash);
+	if (rc == 0)
+		rc = store_step_row(st, s, "finding a call");
+	if (rc == 0)
 		rc = -ENOENT;
+	if (rc < 0)
 		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rc = store_err(st, rc, "finding a call");
-		goto out;
-	}
 	out->id = sqlite3_column_int64(s, 0);
 	out->hash = col_dup(s, 1, &oom);
 	out->job_id = sqlite3_column_int64(s, 2);

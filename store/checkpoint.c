@@ -4,10 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <sqlite3.h>
-
 #include "common/log.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 struct store_ckpt {
 	sqlite3 *db;

@@ -1,4 +1,6 @@
 #include "store/store.h"
+#include "store/store_int.h"
+#include "store/check.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -299,9 +301,9 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql)
 	return s;
 }
 
-/* Binds values by a type string: 'i' int64_t, 't' const char * (NULL binds
- * NULL), 'd' double, 'n' NULL (no argument). Callers pass int64_t exactly. */
-static int bindv(struct store *st, sqlite3_stmt *s, const char *types, ...)
+/* ---- Shared helpers (contracts in store/store_int.h) ------------------- */
+
+int store_bind(struct store *st, sqlite3_stmt *s, const char *types, ...)
 {
 	va_list ap;
 	int rc = SQLITE_OK;
@@ -313,6 +315,11 @@ static int bindv(struct store *st, sqlite3_stmt *s, const char *types, ...)
 		case 'i':
 			rc = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
 			break;
+		case 'I': {
+			int64_t v = va_arg(ap, int64_t);
+			rc = v > 0 ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
+			break;
+		}
 		case 't': {
 			const char *t = va_arg(ap, const char *);
 			rc = t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
@@ -332,8 +339,7 @@ static int bindv(struct store *st, sqlite3_stmt *s, const char *types, ...)
 	return 0;
 }
 
-/* Steps a statement that returns no rows, then resets it. */
-static int step_done(struct store *st, sqlite3_stmt *s, const char *what)
+int store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 	int err = 0;
@@ -344,9 +350,7 @@ static int step_done(struct store *st, sqlite3_stmt *s, const char *what)
 	return err;
 }
 
-/* Steps a query for one row: 1 with the row (the caller resets), 0 when
- * there is none, or a negative errno. */
-static int step_row(struct store *st, sqlite3_stmt *s, const char *what)
+int store_step_row(struct store *st, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -361,16 +365,15 @@ static int step_row(struct store *st, sqlite3_stmt *s, const char *what)
 	return rc;
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
+const char *store_col_text(sqlite3_stmt *s, int i)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
 	return t ? (const char *)t : NULL;
 }
 
-/* Parses a JSON column; NULL (logged) when the stored text is damaged. */
-static json_t *col_json(sqlite3_stmt *s, int i, const char *what)
+json_t *store_col_json(sqlite3_stmt *s, int i, const char *what)
 {
-	const char *t = col_text(s, i);
+	const char *t = store_col_text(s, i);
 	json_error_t e;
 	json_t *j;
 
@@ -382,8 +385,7 @@ static json_t *col_json(sqlite3_stmt *s, int i, const char *what)
 	return j;
 }
 
-/* Dumps JSON for storage; NULL when it cannot be encoded (NaN, ...). */
-static char *dump_json(json_t *j)
+char *store_json_dump(json_t *j)
 {
 	return json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 }
@@ -403,7 +405,7 @@ static int exec_stmt(struct store *st, const char *sql, const char *what)
 
 	if (!s)
 		return -EIO;
-	return step_done(st, s, what);
+	return store_step_done(st, s, what);
 }
 
 int store_begin(struct store *st)
@@ -475,9 +477,7 @@ int store_rollback(struct store *st)
 	return rc;
 }
 
-/* Ends a transaction begun with store_begin: commit when rc is 0, else roll
- * back. Returns rc, or the commit's error. */
-static int tx_end(struct store *st, int rc)
+int store_tx_end(struct store *st, int rc)
 {
 	if (rc < 0) {
 		store_rollback(st);
@@ -534,7 +534,7 @@ static int set_pragmas(struct store *st, const char *path)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		const char *mode = col_text(s, 0);
+		const char *mode = store_col_text(s, 0);
 		if (!mode || (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
 			log_error("store %s: cannot switch to WAL (journal mode %s)", path,
 			          mode ? mode : "?");
@@ -585,7 +585,7 @@ static int migrate(struct store *st, const char *path, char *err, size_t errlen)
 				version = migrations[i].version;
 		}
 		if (st->depth)
-			rc = tx_end(st, rc);
+			rc = store_tx_end(st, rc);
 		if (rc < 0) {
 			snprintf(err, errlen, "store %s: migration to schema version %d failed%s", path,
 			         migrations[i].version, rc == -EBUSY ? " (database locked)" : "");
@@ -600,6 +600,41 @@ static int migrate(struct store *st, const char *path, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/* The cheap half of the start-up check (store/check.h has the full one):
+ * the schema can be read and every table and index starts on a page the
+ * file has. Reads sqlite_schema and the page count, nothing more. */
+static int schema_check(struct store *st, const char *path, char *err, size_t errlen)
+{
+	static const char sql[] =
+		"SELECT (SELECT max(rootpage) FROM sqlite_schema), (SELECT page_count FROM "
+		"pragma_page_count())";
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int64_t root = sqlite3_column_int64(s, 0), pages = sqlite3_column_int64(s, 1);
+
+		rc = 0;
+		if (root > pages) {
+			snprintf(err, errlen,
+				 "store %s is damaged: the schema names page %lld, the file has %lld "
+				 "pages; see docs/operations.md, \"A damaged database\"",
+				 path, (long long)root, (long long)pages);
+			rc = -EIO;
+		}
+	} else {
+		snprintf(err, errlen,
+			 "store %s is damaged: its schema cannot be read: %s; see docs/operations.md, "
+			 "\"A damaged database\"",
+			 path, sqlite3_errmsg(st->db));
+		rc = -EIO;
+	}
+	sqlite3_finalize(s);
+	return rc;
 }
 
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
@@ -620,10 +655,18 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		snprintf(err, errlen, "store: no database path");
 		return -EINVAL;
 	}
+	/* Only a missing file is a new store: an empty or foreign file is
+	 * damage, and SQLite would otherwise take an empty one as new. */
+	rc = store_file_check(path, err, errlen);
+	if (rc < 0) {
+		rc = -EIO;
+		goto out;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		snprintf(err, errlen, "store %s: out of memory", path);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto out;
 	}
 	rc = sqlite3_open_v2(path, &st->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -641,6 +684,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto out;
 	}
 	rc = migrate(st, path, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = schema_check(st, path, err, errlen);
 	if (rc < 0)
 		goto out;
 	*out = st;
@@ -857,9 +903,9 @@ int store_dataset_create(struct store *st, const char *name, const char *format,
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	rc = bindv(st, s, "ttd", name, format, store_now());
+	rc = store_bind(st, s, "ttd", name, format, store_now());
 	if (rc == 0)
-		rc = step_done(st, s, "creating a dataset");
+		rc = store_step_done(st, s, "creating a dataset");
 	if (rc == 0 && id)
 		*id = sqlite3_last_insert_rowid(st->db);
 	return rc;
@@ -964,7 +1010,7 @@ int store_items_insert(struct store *st, int64_t dataset, int64_t first_seq,
 		sqlite3_reset(s);
 	}
 	sqlite3_clear_bindings(s);
-	return tx_end(st, rc);
+	return store_tx_end(st, rc);
 }
 
 int store_dataset_finish(struct store *st, int64_t dataset, int64_t nitems, json_t *rejected)
@@ -979,14 +1025,14 @@ int store_dataset_finish(struct store *st, int64_t dataset, int64_t nitems, json
 	if (rejected && !json_is_array(rejected))
 		return -EINVAL;
 	if (rejected) {
-		rej = dump_json(rejected);
+		rej = store_json_dump(rejected);
 		if (!rej)
 			return -EINVAL;
 	}
 	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "iti", nitems, rej, dataset) : -EIO;
+	rc = s ? store_bind(st, s, "iti", nitems, rej, dataset) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "finishing a dataset");
+		rc = store_step_done(st, s, "finishing a dataset");
 	if (rc == 0 && sqlite3_changes(st->db) == 0)
 		rc = -ENOENT;
 	free(rej);
@@ -1004,12 +1050,12 @@ static int dataset_delete(struct store *st, int64_t dataset)
 	if (rc < 0)
 		return rc;
 	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "i", dataset) : -EIO;
+	rc = s ? store_bind(st, s, "i", dataset) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "deleting a dataset");
+		rc = store_step_done(st, s, "deleting a dataset");
 	if (rc == 0 && sqlite3_changes(st->db) == 0)
 		rc = -ENOENT;
-	return tx_end(st, rc);
+	return store_tx_end(st, rc);
 }
 
 int store_dataset_abort(struct store *st, int64_t dataset)
@@ -1033,7 +1079,7 @@ int store_dataset_abort_stale(struct store *st, int *n)
 		if (!s)
 			return -EIO;
 		while (k < sizeof(ids) / sizeof(ids[0])) {
-			rc = step_row(st, s, "listing stale imports");
+			rc = store_step_row(st, s, "listing stale imports");
 			if (rc < 0)
 				return rc;
 			if (rc == 0)
@@ -1060,7 +1106,7 @@ static json_t *dataset_row(sqlite3_stmt *s)
 {
 	char iso[40];
 	char id[32];
-	json_t *rej = col_json(s, 4, "datasets.rejected");
+	json_t *rej = store_col_json(s, 4, "datasets.rejected");
 
 	if (!json_is_array(rej)) {
 		json_decref(rej);
@@ -1068,8 +1114,8 @@ static json_t *dataset_row(sqlite3_stmt *s)
 	}
 	snprintf(id, sizeof(id), "ds_%" PRId64, (int64_t)sqlite3_column_int64(s, 0));
 	store_iso_time(sqlite3_column_double(s, 5), iso, sizeof(iso));
-	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "id", id, "name", col_text(s, 1),
-	                 "format", col_text(s, 2), "items", (json_int_t)sqlite3_column_int64(s, 3),
+	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "id", id, "name", store_col_text(s, 1),
+	                 "format", store_col_text(s, 2), "items", (json_int_t)sqlite3_column_int64(s, 3),
 	                 "rejected", rej, "created_at", iso);
 }
 
@@ -1081,18 +1127,16 @@ json_t *store_dataset_get(struct store *st, int64_t id)
 	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *j = NULL;
 
-	if (!s || bindv(st, s, "i", id) < 0)
+	if (!s || store_bind(st, s, "i", id) < 0)
 		return NULL;
-	if (step_row(st, s, "reading a dataset") == 1)
+	if (store_step_row(st, s, "reading a dataset") == 1)
 		j = dataset_row(s);
 	sqlite3_reset(s);
 	return j;
 }
 
-/* Every row of s (already bound) as an array of row(s) objects; NULL on
- * error. s may be NULL (its preparation failed). */
-static json_t *rows_array(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
-			  const char *what)
+json_t *store_rows_json(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
+			const char *what)
 {
 	json_t *arr = json_array();
 	int rc;
@@ -1100,7 +1144,7 @@ static json_t *rows_array(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqli
 	if (!s || !arr)
 		goto fail;
 	for (;;) {
-		rc = step_row(st, s, what);
+		rc = store_step_row(st, s, what);
 		if (rc != 1)
 			break;
 		if (json_array_append_new(arr, row(s)) < 0) {
@@ -1121,7 +1165,7 @@ json_t *store_dataset_list(struct store *st)
 	static const char sql[] =
 		"SELECT id, name, format, items, rejected, created_at FROM datasets "
 		"WHERE state = 'ready' ORDER BY id";
-	return rows_array(st, store_stmt(st, sql), dataset_row, "listing datasets");
+	return store_rows_json(st, store_stmt(st, sql), dataset_row, "listing datasets");
 }
 
 /* Resolves an id or a name with two statements: id_sql (one ? = id) and
@@ -1138,9 +1182,9 @@ static int resolve(struct store *st, const char *s, const char *prefix, const ch
 	id = parse_id(s, prefix);
 	if (id > 0) {
 		q = store_stmt(st, id_sql);
-		rc = q ? bindv(st, q, "i", id) : -EIO;
+		rc = q ? store_bind(st, q, "i", id) : -EIO;
 		if (rc == 0)
-			rc = step_row(st, q, "resolving an id");
+			rc = store_step_row(st, q, "resolving an id");
 		if (rc < 0)
 			return rc;
 		if (rc == 1) {
@@ -1150,9 +1194,9 @@ static int resolve(struct store *st, const char *s, const char *prefix, const ch
 		}
 	}
 	q = store_stmt(st, name_sql);
-	rc = q ? bindv(st, q, "t", s) : -EIO;
+	rc = q ? store_bind(st, q, "t", s) : -EIO;
 	if (rc == 0)
-		rc = step_row(st, q, "resolving a name");
+		rc = store_step_row(st, q, "resolving a name");
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -1177,10 +1221,10 @@ json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq)
 	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *j = NULL;
 
-	if (!s || bindv(st, s, "ii", dataset, seq) < 0)
+	if (!s || store_bind(st, s, "ii", dataset, seq) < 0)
 		return NULL;
-	if (step_row(st, s, "reading an item") == 1)
-		j = col_json(s, 0, "items.body");
+	if (store_step_row(st, s, "reading an item") == 1)
+		j = store_col_json(s, 0, "items.body");
 	sqlite3_reset(s);
 	return j;
 }
@@ -1195,7 +1239,7 @@ static int items_range(struct store *st, const char *sql, int64_t dataset, int64
 		return -EINVAL;
 	to = from > INT64_MAX - limit ? INT64_MAX : from + limit;
 	*out = store_stmt(st, sql);
-	return *out ? bindv(st, *out, "iii", dataset, from, to) : -EIO;
+	return *out ? store_bind(st, *out, "iii", dataset, from, to) : -EIO;
 }
 
 int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t limit,
@@ -1214,10 +1258,10 @@ int store_items_each(struct store *st, int64_t dataset, int64_t from, int64_t li
 	for (;;) {
 		json_t *item;
 
-		rc = step_row(st, s, "reading items");
+		rc = store_step_row(st, s, "reading items");
 		if (rc != 1)
 			break;
-		item = col_json(s, 1, "items.body");
+		item = store_col_json(s, 1, "items.body");
 		if (!item) {
 			rc = -EIO;
 			break;
@@ -1245,7 +1289,7 @@ int store_item_ids_each(struct store *st, int64_t dataset, int64_t from, int64_t
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		rc = step_row(st, s, "reading item ids");
+		rc = store_step_row(st, s, "reading item ids");
 		if (rc != 1)
 			break;
 		rc = cb(ud, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1));
@@ -1263,9 +1307,9 @@ int64_t store_dataset_count(struct store *st, int64_t dataset)
 	int64_t n;
 	int rc;
 
-	rc = s ? bindv(st, s, "i", dataset) : -EIO;
+	rc = s ? store_bind(st, s, "i", dataset) : -EIO;
 	if (rc == 0)
-		rc = step_row(st, s, "counting items");
+		rc = store_step_row(st, s, "counting items");
 	if (rc <= 0)
 		return rc;
 	n = sqlite3_column_int64(s, 0);
@@ -1300,16 +1344,16 @@ int store_job_insert(struct store *st, const char *name, const char *kind, int64
 
 	if (!name || !*name || !kind || !*kind || !spec)
 		return -EINVAL;
-	spec_s = dump_json(spec);
-	prompts_s = prompts ? dump_json(prompts) : strdup("{}");
+	spec_s = store_json_dump(spec);
+	prompts_s = prompts ? store_json_dump(prompts) : strdup("{}");
 	if (!spec_s || !prompts_s) {
 		rc = -EINVAL;
 		goto out;
 	}
 	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "ttittdd", name, kind, dataset, spec_s, prompts_s, now, now) : -EIO;
+	rc = s ? store_bind(st, s, "ttittdd", name, kind, dataset, spec_s, prompts_s, now, now) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "inserting a job");
+		rc = store_step_done(st, s, "inserting a job");
 	if (rc == 0 && id)
 		*id = sqlite3_last_insert_rowid(st->db);
 out:
@@ -1327,9 +1371,9 @@ int store_job_set_state(struct store *st, int64_t id, const char *state, const c
 	if (!job_state_valid(state))
 		return -EINVAL;
 	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "ttdi", state, reason, store_now(), id) : -EIO;
+	rc = s ? store_bind(st, s, "ttdi", state, reason, store_now(), id) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "setting a job's state");
+		rc = store_step_done(st, s, "setting a job's state");
 	if (rc == 0 && sqlite3_changes(st->db) == 0)
 		rc = -ENOENT;
 	return rc;
@@ -1350,14 +1394,14 @@ int store_job_set_runtime(struct store *st, int64_t id, json_t *runtime)
 	if (rc < 0)
 		return rc;
 	s = store_stmt(st, sel);
-	rc = s ? bindv(st, s, "i", id) : -EIO;
+	rc = s ? store_bind(st, s, "i", id) : -EIO;
 	if (rc == 0)
-		rc = step_row(st, s, "reading a job's runtime");
+		rc = store_step_row(st, s, "reading a job's runtime");
 	if (rc == 0)
 		rc = -ENOENT;
 	if (rc < 0)
 		goto out;
-	cur = col_json(s, 0, "jobs.runtime");
+	cur = store_col_json(s, 0, "jobs.runtime");
 	sqlite3_reset(s);
 	if (!json_is_object(cur)) {
 		json_decref(cur);
@@ -1367,19 +1411,19 @@ int store_job_set_runtime(struct store *st, int64_t id, json_t *runtime)
 		rc = -ENOMEM;
 		goto out;
 	}
-	text = dump_json(cur);
+	text = store_json_dump(cur);
 	if (!text) {
 		rc = -EINVAL;
 		goto out;
 	}
 	s = store_stmt(st, upd);
-	rc = s ? bindv(st, s, "tdi", text, store_now(), id) : -EIO;
+	rc = s ? store_bind(st, s, "tdi", text, store_now(), id) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "updating a job's runtime");
+		rc = store_step_done(st, s, "updating a job's runtime");
 out:
 	json_decref(cur);
 	free(text);
-	return tx_end(st, rc);
+	return store_tx_end(st, rc);
 }
 
 #define JOB_COLS "id, name, kind, dataset_id, state, reason, spec, runtime, created_at, updated_at"
@@ -1387,8 +1431,8 @@ out:
 static json_t *job_row(sqlite3_stmt *s)
 {
 	char id[32], ds[32], created[40], updated[40];
-	json_t *spec = col_json(s, 6, "jobs.spec");
-	json_t *runtime = col_json(s, 7, "jobs.runtime");
+	json_t *spec = store_col_json(s, 6, "jobs.spec");
+	json_t *runtime = store_col_json(s, 7, "jobs.runtime");
 	json_t *j;
 
 	if (!spec)
@@ -1400,11 +1444,11 @@ static json_t *job_row(sqlite3_stmt *s)
 	store_iso_time(sqlite3_column_double(s, 8), created, sizeof(created));
 	store_iso_time(sqlite3_column_double(s, 9), updated, sizeof(updated));
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "id", id, "name",
-	              col_text(s, 1), "kind", col_text(s, 2), "dataset", ds, "state",
-	              col_text(s, 4), "spec", spec, "runtime", runtime, "created_at", created,
+	              store_col_text(s, 1), "kind", store_col_text(s, 2), "dataset", ds, "state",
+	              store_col_text(s, 4), "spec", spec, "runtime", runtime, "created_at", created,
 	              "updated_at", updated);
-	if (j && col_text(s, 5))
-		json_object_set_new(j, "reason", json_string(col_text(s, 5)));
+	if (j && store_col_text(s, 5))
+		json_object_set_new(j, "reason", json_string(store_col_text(s, 5)));
 	return j;
 }
 
@@ -1414,9 +1458,9 @@ json_t *store_job_get(struct store *st, int64_t id)
 	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *j = NULL;
 
-	if (!s || bindv(st, s, "i", id) < 0)
+	if (!s || store_bind(st, s, "i", id) < 0)
 		return NULL;
-	if (step_row(st, s, "reading a job") == 1)
+	if (store_step_row(st, s, "reading a job") == 1)
 		j = job_row(s);
 	sqlite3_reset(s);
 	return j;
@@ -1428,10 +1472,10 @@ json_t *store_job_prompts(struct store *st, int64_t id)
 	sqlite3_stmt *s = store_stmt(st, sql);
 	json_t *j = NULL;
 
-	if (!s || bindv(st, s, "i", id) < 0)
+	if (!s || store_bind(st, s, "i", id) < 0)
 		return NULL;
-	if (step_row(st, s, "reading a job's prompts") == 1)
-		j = col_json(s, 0, "jobs.prompts");
+	if (store_step_row(st, s, "reading a job's prompts") == 1)
+		j = store_col_json(s, 0, "jobs.prompts");
 	sqlite3_reset(s);
 	return j;
 }
@@ -1447,7 +1491,7 @@ int store_job_resolve(struct store *st, const char *id_or_name, int64_t *id)
 json_t *store_job_list(struct store *st)
 {
 	static const char sql[] = "SELECT " JOB_COLS " FROM jobs ORDER BY id";
-	return rows_array(st, store_stmt(st, sql), job_row, "listing jobs");
+	return store_rows_json(st, store_stmt(st, sql), job_row, "listing jobs");
 }
 
 json_t *store_job_unfinished(struct store *st)
@@ -1461,7 +1505,7 @@ json_t *store_job_unfinished(struct store *st)
 	if (!s || !arr)
 		goto fail;
 	for (;;) {
-		rc = step_row(st, s, "listing unfinished jobs");
+		rc = store_step_row(st, s, "listing unfinished jobs");
 		if (rc != 1)
 			break;
 		if (json_array_append_new(arr, json_integer(sqlite3_column_int64(s, 0))) < 0) {
@@ -1488,13 +1532,13 @@ int store_event_add(struct store *st, int64_t job, const char *type, json_t *dat
 
 	if (!type || !*type)
 		return -EINVAL;
-	text = data ? dump_json(data) : strdup("{}");
+	text = data ? store_json_dump(data) : strdup("{}");
 	if (!text)
 		return -EINVAL;
 	s = store_stmt(st, sql);
-	rc = s ? bindv(st, s, "idtt", job, store_now(), type, text) : -EIO;
+	rc = s ? store_bind(st, s, "idtt", job, store_now(), type, text) : -EIO;
 	if (rc == 0)
-		rc = step_done(st, s, "adding an event");
+		rc = store_step_done(st, s, "adding an event");
 	if (rc == 0 && id)
 		*id = sqlite3_last_insert_rowid(st->db);
 	free(text);
@@ -1512,21 +1556,21 @@ json_t *store_events_since(struct store *st, int64_t job, int64_t after_id, int 
 
 	if (limit <= 0 || limit > EVENTS_LIMIT_MAX)
 		limit = EVENTS_LIMIT_MAX;
-	if (!s || !arr || bindv(st, s, "iii", job, after_id, (int64_t)limit) < 0)
+	if (!s || !arr || store_bind(st, s, "iii", job, after_id, (int64_t)limit) < 0)
 		goto fail;
 	for (;;) {
 		char iso[40];
 		json_t *data, *ev;
 
-		rc = step_row(st, s, "reading events");
+		rc = store_step_row(st, s, "reading events");
 		if (rc != 1)
 			break;
-		data = col_json(s, 3, "job_events.data");
+		data = store_col_json(s, 3, "job_events.data");
 		if (!data)
 			data = json_object();
 		store_iso_time(sqlite3_column_double(s, 1), iso, sizeof(iso));
 		ev = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)sqlite3_column_int64(s, 0),
-		               "at", iso, "type", col_text(s, 2), "data", data);
+		               "at", iso, "type", store_col_text(s, 2), "data", data);
 		if (json_array_append_new(arr, ev) < 0) {
 			sqlite3_reset(s);
 			goto fail;

@@ -15,10 +15,12 @@
  * JSON: functions returning json_t* hand a new reference to the caller
  * (json_decref it); json_t* parameters are borrowed unless the name says _take.
  *
- * Ids are int64 row ids. The API shows them as "ds_N" and "job_N". */
+ * Ids are int64 row ids. The API shows them as "ds_N" and "job_N".
+ *
+ * SQLite stays inside store/: the modules of store/ share their statement
+ * cache, binders and row builders through store/store_int.h. */
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -26,25 +28,18 @@
 
 struct store;
 
-/* Opens (creating if needed) the database at path, applies pending
- * migrations, sets WAL, synchronous=FULL, foreign_keys. A database whose
- * user_version is newer than STORE_SCHEMA_VERSION is refused (-EPROTO) with a
- * message in err naming both versions. Every failure leaves a one-line
+/* Opens the database at path, creating it only when the file is missing,
+ * applies pending migrations, sets WAL, synchronous=FULL, foreign_keys. A
+ * database whose user_version is newer than STORE_SCHEMA_VERSION is refused
+ * (-EPROTO) with a message in err naming both versions. A file that is
+ * empty, not SQLite, shorter than its header says, or whose schema cannot
+ * be read is refused as damaged (-EIO, the message names the file, the
+ * problem and docs/operations.md); these checks cost microseconds, the
+ * page-by-page check is store/check.h. Every failure leaves a one-line
  * message in err; err may be NULL (then the message is logged instead). */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Finalizes every statement and closes the database. NULL is a no-op. */
 void store_close(struct store *st);
-
-/* The raw handle, for store/ modules only. */
-sqlite3 *store_db(struct store *st);
-/* A prepared statement for sql, prepared once and cached by the pointer
- * value of sql (pass string literals). Returned reset with bindings cleared
- * (so one SQL text must not be used again while it is still being stepped).
- * Reset it when done so no read stays open. NULL on error (logged). For
- * store/ modules only. */
-sqlite3_stmt *store_stmt(struct store *st, const char *sql);
-/* Maps an SQLite result code to a negative errno and logs the message. */
-int store_err(struct store *st, int sqlite_rc, const char *what);
 
 /* Explicit transactions, nestable: the outermost is BEGIN IMMEDIATE (so
  * -EBUSY comes at begin, not mid-way), inner ones are savepoints. A failed

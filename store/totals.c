@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/store_int.h"
 
 int store_job_totals(struct store *st, int64_t job, struct store_totals *out)
 {
@@ -15,15 +16,13 @@ int store_job_totals(struct store *st, int64_t job, struct store_totals *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, job);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		rc = store_err(st, rc, "job totals");
-		sqlite3_reset(s);
+	rc = s ? store_bind(st, s, "i", job) : -EIO;
+	if (rc == 0)
+		rc = store_step_row(st, s, "job totals");
+	if (rc == 0)
+		rc = -EIO; /* an aggregate always has its row */
+	if (rc < 0)
 		return rc;
-	}
 	out->calls = sqlite3_column_int64(s, 0);
 	out->tokens_in = sqlite3_column_int64(s, 1);
 	out->tokens_out = sqlite3_column_int64(s, 2);
@@ -36,19 +35,19 @@ int store_job_set_spec(struct store *st, int64_t job, json_t *spec)
 {
 	static const char sql[] = "UPDATE jobs SET spec = ?1, updated_at = ?2 WHERE id = ?3";
 	sqlite3_stmt *s = store_stmt(st, sql);
-	char *text = json_dumps(spec, JSON_COMPACT);
+	char *text = store_json_dump(spec);
 	int rc;
 
 	if (!s || !text) {
 		free(text);
 		return s ? -ENOMEM : -EIO;
 	}
-	sqlite3_bind_text(s, 1, text, -1, free);
-	sqlite3_bind_double(s, 2, store_now());
-	sqlite3_bind_int64(s, 3, job);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return store_err(st, rc, "job spec update");
-	return sqlite3_changes(store_db(st)) ? 0 : -ENOENT;
+	rc = store_bind(st, s, "tdi", text, store_now(), job);
+	if (rc == 0)
+		rc = store_step_done(st, s, "job spec update");
+	if (rc == 0 && sqlite3_changes(store_db(st)) == 0)
+		rc = -ENOENT;
+	sqlite3_clear_bindings(s); /* text is freed next */
+	free(text);
+	return rc;
 }

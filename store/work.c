@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 static bool task_state_valid(const char *state)
 {
@@ -17,21 +17,6 @@ static bool task_state_valid(const char *state)
 		if (strcmp(state, states[i]) == 0)
 			return true;
 	return false;
-}
-
-static int bind_text(sqlite3_stmt *s, int i, const char *t)
-{
-	return t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
-}
-
-/* Steps a write statement and resets it. */
-static int step_write(struct store *st, sqlite3_stmt *s, int bind_rc, const char *what)
-{
-	int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
-	int err = rc == SQLITE_DONE ? 0 : store_err(st, rc, what);
-
-	sqlite3_reset(s);
-	return err;
 }
 
 int store_task_put(struct store *st, int64_t job, const char *step, int64_t item_seq,
@@ -48,20 +33,11 @@ int store_task_put(struct store *st, int64_t job, const char *step, int64_t item
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, item_seq);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 4, state, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(s, 5, attempts);
-	if (rc == SQLITE_OK)
-		rc = bind_text(s, 6, reason);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_double(s, 7, store_now());
-	return step_write(st, s, rc, "storing a task");
+	rc = store_bind(st, s, "itititd", job, step, item_seq, state, (int64_t)attempts, reason,
+			store_now());
+	if (rc == 0)
+		rc = store_step_done(st, s, "storing a task");
+	return rc;
 }
 
 int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
@@ -71,6 +47,7 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 		"INSERT OR IGNORE INTO tasks(job_id, step, item_seq, state, attempts, updated_at) "
 		"VALUES(?, ?, ?, 'pending', 0, ?)";
 	sqlite3_stmt *s;
+	double now = store_now();
 	int rc, added = 0;
 
 	if (!step || !*step || (n && !seqs))
@@ -83,29 +60,15 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	rc = store_begin(st);
 	if (rc < 0)
 		return rc;
-	/* Bindings 1, 2 and 4 stay bound across the resets. */
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_double(s, 4, store_now());
-	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		rc = sqlite3_bind_int64(s, 3, seqs[i]);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE) {
-			rc = SQLITE_OK;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = store_bind(st, s, "itid", job, step, seqs[i], now);
+		if (rc == 0)
+			rc = store_step_done(st, s, "inserting tasks");
+		if (rc == 0)
 			added += sqlite3_changes(store_db(st));
-		}
-		sqlite3_reset(s);
 	}
 	sqlite3_clear_bindings(s);
-	if (rc != SQLITE_OK) {
-		rc = store_err(st, rc, "inserting tasks");
-		store_rollback(st);
-		return rc;
-	}
-	rc = store_commit(st);
+	rc = store_tx_end(st, rc);
 	return rc < 0 ? rc : added;
 }
 
@@ -124,6 +87,7 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
 		"SELECT item_seq, state, attempts, reason FROM tasks "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? AND state = ? "
 		"ORDER BY item_seq LIMIT ?";
+	int64_t lim = limit > 0 ? limit : -1;
 	sqlite3_stmt *s;
 	int rc;
 
@@ -132,31 +96,16 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
 	s = store_stmt(st, state ? sql_state : sql_any);
 	if (!s)
 		return -EIO;
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, step, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, after_seq);
-	if (rc == SQLITE_OK && state)
-		rc = sqlite3_bind_text(s, 4, state, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(s, state ? 5 : 4, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK) {
-		rc = store_err(st, rc, "reading tasks");
+	rc = state ? store_bind(st, s, "ititi", job, step, after_seq, state, lim)
+		   : store_bind(st, s, "itii", job, step, after_seq, lim);
+	if (rc < 0)
 		goto out;
-	}
 	for (;;) {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE) {
-			rc = 0;
+		rc = store_step_row(st, s, "reading tasks");
+		if (rc != 1)
 			break;
-		}
-		if (rc != SQLITE_ROW) {
-			rc = store_err(st, rc, "reading tasks");
-			break;
-		}
-		rc = cb(ud, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-		        sqlite3_column_int(s, 2), (const char *)sqlite3_column_text(s, 3));
+		rc = cb(ud, sqlite3_column_int64(s, 0), store_col_text(s, 1),
+		        sqlite3_column_int(s, 2), store_col_text(s, 3));
 		if (rc != 0)
 			break;
 	}
@@ -173,22 +122,19 @@ json_t *store_task_counts(struct store *st, int64_t job)
 	json_t *out = json_object();
 	int rc;
 
-	if (!s || !out)
+	if (!s || !out || store_bind(st, s, "i", job) < 0)
 		goto fail;
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc != SQLITE_OK) {
-		store_err(st, rc, "counting tasks");
-		goto fail;
-	}
 	for (;;) {
 		const char *step, *state;
 		json_t *per;
 
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW)
+		rc = store_step_row(st, s, "counting tasks");
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
 			break;
-		step = (const char *)sqlite3_column_text(s, 0);
-		state = (const char *)sqlite3_column_text(s, 1);
+		step = store_col_text(s, 0);
+		state = store_col_text(s, 1);
 		per = json_object_get(out, step);
 		if (!per) {
 			per = json_pack("{s:i, s:i, s:i, s:i}", STORE_TASK_PENDING, 0, STORE_TASK_DONE, 0,
@@ -199,11 +145,6 @@ json_t *store_task_counts(struct store *st, int64_t job)
 		if (json_object_set_new(per, state, json_integer(sqlite3_column_int64(s, 2))) < 0)
 			goto fail;
 	}
-	if (rc != SQLITE_DONE) {
-		store_err(st, rc, "counting tasks");
-		goto fail;
-	}
-	sqlite3_reset(s);
 	return out;
 fail:
 	if (s)
@@ -224,43 +165,17 @@ int store_artifact_put(struct store *st, int64_t job, const char *kind, int64_t 
 
 	if (!kind || !*kind || !content)
 		return -EINVAL;
-	text = json_dumps(content, JSON_COMPACT | JSON_ENCODE_ANY);
+	text = store_json_dump(content);
 	if (!text)
 		return -EINVAL;
 	s = store_stmt(st, sql);
-	if (!s) {
-		free(text);
-		return -EIO;
-	}
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, item_seq);
-	if (rc == SQLITE_OK)
-		rc = call_id ? sqlite3_bind_int64(s, 4, call_id) : sqlite3_bind_null(s, 4);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 5, text, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_double(s, 6, store_now());
-	rc = step_write(st, s, rc, "storing an artifact");
-	sqlite3_clear_bindings(s); /* text is freed next */
+	rc = s ? store_bind(st, s, "itiItd", job, kind, item_seq, call_id, text, store_now()) : -EIO;
+	if (rc == 0)
+		rc = store_step_done(st, s, "storing an artifact");
+	if (s)
+		sqlite3_clear_bindings(s); /* text is freed next */
 	free(text);
 	return rc;
-}
-
-static json_t *content_parse(sqlite3_stmt *s, int col)
-{
-	const char *t = (const char *)sqlite3_column_text(s, col);
-	json_error_t e;
-	json_t *j;
-
-	if (!t)
-		return NULL;
-	j = json_loadb(t, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, &e);
-	if (!j)
-		log_error("store: damaged JSON in artifacts.content: %s at byte %d", e.text, e.position);
-	return j;
 }
 
 json_t *store_artifact_get(struct store *st, int64_t job, const char *kind, int64_t item_seq)
@@ -269,24 +184,14 @@ json_t *store_artifact_get(struct store *st, int64_t job, const char *kind, int6
 		"SELECT content FROM artifacts WHERE job_id = ? AND kind = ? AND item_seq = ?";
 	sqlite3_stmt *s;
 	json_t *j = NULL;
-	int rc;
 
 	if (!kind)
 		return NULL;
 	s = store_stmt(st, sql);
-	if (!s)
+	if (!s || store_bind(st, s, "iti", job, kind, item_seq) < 0)
 		return NULL;
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, item_seq);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		j = content_parse(s, 0);
-	else if (rc != SQLITE_DONE)
-		store_err(st, rc, "reading an artifact");
+	if (store_step_row(st, s, "reading an artifact") == 1)
+		j = store_col_json(s, 0, "artifacts.content");
 	sqlite3_reset(s);
 	return j;
 }
@@ -305,30 +210,16 @@ int store_artifacts_each(struct store *st, int64_t job, const char *kind, int64_
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	rc = sqlite3_bind_int64(s, 1, job);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, after_seq);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(s, 4, limit > 0 ? limit : -1);
-	if (rc != SQLITE_OK) {
-		rc = store_err(st, rc, "reading artifacts");
+	rc = store_bind(st, s, "itii", job, kind, after_seq, (int64_t)(limit > 0 ? limit : -1));
+	if (rc < 0)
 		goto out;
-	}
 	for (;;) {
 		json_t *content;
 
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE) {
-			rc = 0;
+		rc = store_step_row(st, s, "reading artifacts");
+		if (rc != 1)
 			break;
-		}
-		if (rc != SQLITE_ROW) {
-			rc = store_err(st, rc, "reading artifacts");
-			break;
-		}
-		content = content_parse(s, 1);
+		content = store_col_json(s, 1, "artifacts.content");
 		if (!content) {
 			rc = -EIO;
 			break;

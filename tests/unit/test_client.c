@@ -19,6 +19,7 @@
 #include "common/buf.h"
 #include "store/calls.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "teacher_clients/client.h"
 
 /* Client tests against the simulator bin/medthink-sim (a fake

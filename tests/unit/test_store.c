@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "store/check.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "store/work.h"
 
 struct fx {
@@ -246,6 +249,102 @@ static void test_open_not_a_database(void **state)
 	assert_null(st);
 	assert_non_null(strstr(err, f->path));
 	assert_non_null(strstr(err, "not a database"));
+}
+
+
+/* ---- damaged files ------------------------------------------------------- */
+
+static void test_open_empty_file(void **state)
+{
+	struct fx *f = *state;
+	struct store *st = NULL;
+	struct stat sb;
+	char err[512];
+	FILE *fp;
+
+	store_close(f->st);
+	f->st = NULL;
+	unlink(f->path);
+	fp = fopen(f->path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), -EIO);
+	assert_null(st);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "empty (0 bytes)"));
+	assert_non_null(strstr(err, "docs/operations.md"));
+	/* Refused, and left as it was: not made into a new store. */
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	assert_int_equal(store_file_check(f->path, err, sizeof(err)), -EUCLEAN);
+	/* A missing file is a new store. */
+	unlink(f->path);
+	assert_int_equal(store_file_check(f->path, err, sizeof(err)), 0);
+}
+
+/* A store with enough items to fill a few hundred pages, closed (so its WAL
+ * is checkpointed away); returns the file's size in pages of 4096. */
+static long fill_and_close(struct fx *f)
+{
+	struct stat sb;
+
+	make_dataset(f->st, "big", 3000);
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(stat(f->path, &sb), 0);
+	return (long)(sb.st_size / 4096);
+}
+
+static void test_open_truncated(void **state)
+{
+	struct fx *f = *state;
+	struct store *st = NULL;
+	char err[512];
+	long pages = fill_and_close(f);
+
+	assert_true(pages > 20);
+	assert_int_equal(truncate(f->path, (off_t)(pages / 2) * 4096), 0);
+	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), -EIO);
+	assert_null(st);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "cut short"));
+}
+
+static void test_check_finds_damage_mid_file(void **state)
+{
+	struct fx *f = *state;
+	struct store_check *c = NULL;
+	char err[512], first[256], junk[4096];
+	long pages = fill_and_close(f);
+	FILE *fp;
+
+	/* Sound: both levels say so. */
+	assert_int_equal(store_check_open(f->path, &c, err, sizeof(err)), 0);
+	assert_int_equal(store_check_run(c, 0, first, sizeof(first), err, sizeof(err)), 0);
+	assert_int_equal(store_check_run(c, 1, first, sizeof(first), err, sizeof(err)), 0);
+	store_check_close(c);
+	/* One page in the middle overwritten: the header and the schema are
+	 * intact, so the store still opens; the page check finds it. */
+	memset(junk, 0xa5, sizeof(junk));
+	fp = fopen(f->path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, (pages / 2) * 4096, SEEK_SET), 0);
+	assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+	fclose(fp);
+	assert_int_equal(store_open(f->path, &f->st, err, sizeof(err)), 0);
+	assert_int_equal(store_check_open(f->path, &c, err, sizeof(err)), 0);
+	assert_int_equal(store_check_run(c, 0, first, sizeof(first), err, sizeof(err)), -EUCLEAN);
+	assert_true(first[0] != '\0');
+	assert_null(strchr(first, '\n'));
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "is damaged: "));
+	assert_non_null(strstr(err, first));
+	assert_int_equal(store_check_run(c, 1, NULL, 0, err, sizeof(err)), -EUCLEAN);
+	store_check_close(c);
+	store_check_close(NULL);
+	assert_int_equal(store_check_open("/nonexistent-dir/medthink.db", &c, err, sizeof(err)),
+			 -ENOENT);
+	assert_null(c);
 }
 
 /* ---- small pieces ------------------------------------------------------ */
@@ -929,6 +1028,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_persists, fx_setup, fx_teardown),
 		cmocka_unit_test(test_open_bad_path),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_empty_file, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_truncated, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_check_finds_damage_mid_file, fx_setup, fx_teardown),
 		cmocka_unit_test(test_iso_time_and_clock),
 		cmocka_unit_test_setup_teardown(test_nested_transactions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_datasets, fx_setup, fx_teardown),

@@ -1,0 +1,64 @@
+#ifndef MT_STORE_INT_H
+#define MT_STORE_INT_H
+/* The store's internals, shared by the modules of store/ (and by tests that
+ * look at the database directly). Nothing outside store/ and tests/ includes
+ * this: the public headers (store.h, work.h, calls.h, ...) know no SQLite.
+ *
+ * Same rules as store/store.h: one thread per struct store, 0 or a negative
+ * errno, SQLite result codes converted here (store_err) and logged once. */
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* The raw handle. */
+sqlite3 *store_db(struct store *st);
+
+/* A prepared statement for sql, prepared once and cached by the pointer
+ * value of sql (pass string literals or static arrays). Returned reset with
+ * bindings cleared (so one SQL text must not be used again while it is
+ * still being stepped). Reset it when done so no read stays open. NULL on
+ * error (logged). */
+sqlite3_stmt *store_stmt(struct store *st, const char *sql);
+
+/* Maps an SQLite result code to 0 (OK, ROW, DONE) or a negative errno:
+ * -EEXIST unique key, -ENOENT foreign key, -EBUSY locked, -ENOMEM, -EIO
+ * anything else (logged with what and SQLite's message). */
+int store_err(struct store *st, int sqlite_rc, const char *what);
+
+/* Binds parameters 1.. of s by a type string, one letter per parameter:
+ *   'i' int64_t          'I' int64_t, NULL when <= 0 (an optional row id)
+ *   't' const char *     (NULL binds NULL; SQLITE_STATIC: keep it alive
+ *                         until the statement is reset or rebound)
+ *   'd' double           'n' NULL (takes no argument)
+ * Callers pass int64_t exactly (cast ints). 0 or a negative errno. */
+int store_bind(struct store *st, sqlite3_stmt *s, const char *types, ...);
+
+/* Steps a statement that returns no rows (what names it in errors), then
+ * resets it. 0 or a negative errno. */
+int store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+/* Steps a query for one row: 1 with the row (the caller reads and resets),
+ * 0 when there is none (reset), or a negative errno (reset). */
+int store_step_row(struct store *st, sqlite3_stmt *s, const char *what);
+
+/* Column i as text (NULL for SQL NULL); lives until the next step/reset. */
+const char *store_col_text(sqlite3_stmt *s, int i);
+/* Parses a JSON column into a new reference; NULL for SQL NULL or damaged
+ * text (logged naming what, e.g. "jobs.spec"). */
+json_t *store_col_json(sqlite3_stmt *s, int i, const char *what);
+/* Compact JSON text of j for storage (free() it); NULL when j cannot be
+ * encoded. */
+char *store_json_dump(json_t *j);
+/* Every row of s (already bound) as an array of row(s) objects (new
+ * reference); NULL on error. s may be NULL (its preparation failed). */
+json_t *store_rows_json(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
+			const char *what);
+
+/* Ends a transaction begun with store_begin: when rc >= 0 commits and
+ * returns the commit's status (0 or a negative errno), else rolls back and
+ * returns rc. */
+int store_tx_end(struct store *st, int rc);
+
+#endif

@@ -909,6 +909,10 @@ int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct c
 	a->cfg = *cfg;
 	h.ud = a;
 	hc.max_content_length = cfg->max_upload_bytes;
+	hc.max_connections = cfg->max_connections;
+	hc.request_timeout_ms = cfg->request_timeout_ms;
+	hc.idle_timeout_ms = cfg->idle_timeout_ms;
+	hc.stream_buffer = cfg->stream_buffer;
 	a->srv = http_server_new(&h, &hc);
 	if (!a->srv) {
 		free(a);

@@ -24,7 +24,7 @@
 #define DEF_IDLE_MS 60000u
 #define DEF_REQUEST_TIMEOUT_MS 30000u
 #define DEF_STREAM_BUFFER (4096u * 1024u)
-#define HIGH_WATER_MAX (256u * 1024u)
+#define HIGH_WATER_MAX (128u * 1024u)
 #define LOW_WATER_MAX (64u * 1024u)
 /* A refused (503) or timed-out (408) connection reads and drops what the
  * client still sends for at most LINGER_MS after its response, so the client
@@ -415,8 +415,10 @@ static void on_write(uv_write_t *w, int status)
 		return;
 	if (c->queued <= c->srv->cfg.stream_buffer)
 		c->over_since = 0;
-	if (status == 0)
-		c->last_activity = uv_now(c->srv->loop); /* the client took output */
+	if (status == 0) { /* the client took output */
+		c->last_activity = uv_now(c->srv->loop);
+		c->sent_seen = c->submitted - uv_stream_get_write_queue_size(&c->h.stream);
+	}
 	if (status < 0) {
 		log_debug("http: write failed: %s", uv_strerror(status));
 		conn_close(c);

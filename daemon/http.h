@@ -70,7 +70,7 @@ struct http_server_config {
 	 * request arrives: 30000; else 408 and the connection is closed. */
 	unsigned request_timeout_ms;
 	/* Per-connection output cap: 4 MiB. Streams should stop producing at
-	 * the high-water mark, min(256 KiB, stream_buffer / 2) (see
+	 * the high-water mark, min(128 KiB, stream_buffer / 2) (see
 	 * http_stream_full); a connection whose queued output stays above the
 	 * cap for idle_timeout_ms is closed. */
 	size_t stream_buffer;

@@ -231,5 +231,17 @@ expect_eq "the 503 ends in a clean close, not a reset" "$(sval over_cap_reset)" 
 expect_eq "every slow client gets 408" "$(sval slow_408)" "$MAXCONN"
 expect_eq "no slow client finished its head" "$(sval slow_complete_heads)" "0"
 expect_match "a normal client is served again" "$(sval after_status)" "^HTTP/1.1 200"
+
+# --- a follower that reads gets the live end: cancel the job while it follows
+curl -sN --max-time 60 --unix-socket "$MEDTHINK_SOCKET" \
+  -H "Last-Event-ID: $((last - 3))" "http://x/v1/jobs/$job/events" >"$T/follow.txt" 2>/dev/null &
+fpid=$!
+i=0; until grep -q "event: progress" "$T/follow.txt" 2>/dev/null || [ $i -gt 300 ]; do i=$((i + 1)); sleep 0.1; done
+api_code POST "/v1/jobs/$job/cancel" >/dev/null
+wait "$fpid"; frc=$?
+expect_eq "the follower's stream ends when the job is cancelled" "$frc" "0"
+expect_match "it resumed after Last-Event-ID" "$(grep -m1 '^id: ' "$T/follow.txt")" "^id: $((last - 2))\$"
+expect_match "its stream ends with the end event" "$(tail -n 3 "$T/follow.txt" | tr '\n' ' ')" "event: end data: \{\"finished\": ?true\}"
+expect_match "the cancel arrived as a stored state event" "$(grep -A1 '^event: state' "$T/follow.txt" | tail -n 1)" '"state": ?"cancelled"'
 kill -0 "$DAEMON_PID" 2>/dev/null && ok "daemon still runs at the end" || nok "daemon still runs at the end"
 [ "$_failed" = 0 ]

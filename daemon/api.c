@@ -21,8 +21,7 @@
 #include "teacher_clients/client.h"
 
 #define EXPORT_PAGE 256        /* records formatted per turn */
-#define STREAM_HIGH_WATER (1 << 20)
-#define EVENTS_PAGE 1000
+#define EVENTS_PAGE 200         /* stored events read per query */
 
 struct stream;
 
@@ -162,6 +161,10 @@ static void route_dataset_upload(struct api *a, struct http_req *req,
 
 enum stream_kind { STREAM_EVENTS, STREAM_EXPORT };
 
+/* Records per export query: a turn stops at the connection's high-water
+ * mark (http_stream_full), overshooting it by at most this many records. */
+#define EXPORT_STEP 16
+
 struct stream {
 	struct api *a;
 	struct stream *next;
@@ -171,6 +174,9 @@ struct stream {
 	/* events */
 	int64_t last_event;
 	bool follow;
+	bool snapshot_sent;    /* the backlog and the first status snapshot are out */
+	bool progress_pending; /* a live progress was skipped while backed up */
+	bool finish_pending;   /* the job ended: end once the log is out */
 	/* export */
 	int64_t dataset;
 	int set, format;
@@ -236,31 +242,96 @@ static int sse_write(struct stream *s, int64_t id, const char *type, json_t *dat
 	return n < 0 ? (int)n : 0;
 }
 
-/* Sends stored events after last_event; returns how many. */
+/* Sends stored events after last_event while the connection takes them, a
+ * page at a time: returns 1 once caught up with the store, 0 when the
+ * connection is full (its drain callback resumes), or a negative errno. The
+ * store is the subscriber's queue: however long the log and however slow the
+ * client, no more than the high-water mark waits in memory. */
 static int events_backlog(struct stream *s)
 {
-	json_t *evs = store_events_since(s->a->st, s->job, s->last_event, EVENTS_PAGE), *e;
-	size_t i;
-	int n = 0;
+	for (;;) {
+		json_t *evs, *e;
+		size_t i, n;
 
-	json_array_foreach(evs, i, e)
-	{
-		/* Flat: {"at":..., "message":...} or {"at":..., "state":..., "reason":...} */
-		json_t *out = json_deep_copy(json_object_get(e, "data"));
+		if (http_stream_full(s->req))
+			return 0;
+		evs = store_events_since(s->a->st, s->job, s->last_event, EVENTS_PAGE);
+		if (!evs)
+			return -EIO;
+		n = json_array_size(evs);
+		json_array_foreach(evs, i, e)
+		{
+			/* Flat: {"at":..., "message":...} or {"at":..., "state":..., "reason":...} */
+			json_t *out;
+			int rc;
 
-		if (!json_is_object(out)) {
+			if (http_stream_full(s->req)) {
+				json_decref(evs);
+				return 0;
+			}
+			out = json_deep_copy(json_object_get(e, "data"));
+			if (!json_is_object(out)) {
+				json_decref(out);
+				out = json_pack("{s:O}", "data", json_object_get(e, "data"));
+			}
+			json_object_set(out, "at", json_object_get(e, "at"));
+
+			s->last_event = json_integer_value(json_object_get(e, "id"));
+			rc = sse_write(s, s->last_event, json_string_value(json_object_get(e, "type")), out);
 			json_decref(out);
-			out = json_pack("{s:O}", "data", json_object_get(e, "data"));
+			if (rc < 0) {
+				json_decref(evs);
+				return rc;
+			}
 		}
-		json_object_set(out, "at", json_object_get(e, "at"));
-
-		s->last_event = json_integer_value(json_object_get(e, "id"));
-		sse_write(s, s->last_event, json_string_value(json_object_get(e, "type")), out);
-		json_decref(out);
-		n++;
+		json_decref(evs);
+		if (n < EVENTS_PAGE)
+			return 1;
 	}
-	json_decref(evs);
-	return n;
+}
+
+/* Moves an events stream on: the stored log first; once caught up, a status
+ * snapshot (the first time, or for progress skipped while backed up), and
+ * the end when the stream does not follow or the job is over. */
+static void stream_events_pump(struct stream *s)
+{
+	struct api *a = s->a;
+	bool first = !s->snapshot_sent, finished;
+	int rc = events_backlog(s);
+
+	if (rc < 0) {
+		if (rc != -EPIPE)
+			log_warn("events of job_%" PRId64 " stopped: %s", s->job, strerror(-rc));
+		stream_end(s);
+		return;
+	}
+	if (rc == 0)
+		return;
+	finished = s->finish_pending || (first && runner_job_finished(a->runner, s->job));
+	if (first || s->progress_pending || finished) {
+		json_t *st = runner_job_status(a->runner, s->job);
+
+		if (st)
+			sse_write(s, 0, "progress", st);
+		json_decref(st);
+		s->progress_pending = false;
+	}
+	s->snapshot_sent = true;
+	if (!s->follow || finished) {
+		if (s->follow) {
+			json_t *d = json_pack("{s:b}", "finished", 1);
+
+			sse_write(s, 0, "end", d);
+			json_decref(d);
+		}
+		stream_end(s);
+	}
+}
+
+static void stream_events_on_drain(void *ctx, struct http_req *req)
+{
+	(void)req;
+	stream_events_pump(ctx);
 }
 
 static void route_events(struct api *a, struct http_req *req, int64_t job)
@@ -269,7 +340,6 @@ static void route_events(struct api *a, struct http_req *req, int64_t job)
 	const char *follow = http_req_query(req, "follow");
 	const char *after = http_req_query(req, "after");
 	const char *last = http_req_header(req, "Last-Event-ID");
-	json_t *status;
 
 	if (!s) {
 		respond_err(req, 500, "oom", NULL, "out of memory");
@@ -289,27 +359,13 @@ static void route_events(struct api *a, struct http_req *req, int64_t job)
 		free(s);
 		return;
 	}
-	while (events_backlog(s) == EVENTS_PAGE)
-		;
-	/* A status snapshot first, so a watcher can draw at once. */
-	status = runner_job_status(a->runner, job);
-	if (status)
-		sse_write(s, 0, "progress", status);
-	json_decref(status);
-	if (!s->follow || runner_job_finished(a->runner, job)) {
-		if (s->follow) {
-			json_t *d = json_pack("{s:b}", "finished", 1);
-
-			sse_write(s, 0, "end", d);
-			json_decref(d);
-		}
-		http_stream_end(req);
-		free(s);
-		return;
-	}
+	/* Listed at once: events that happen while the backlog is paced out
+	 * are picked up from the store, and the job's end is not missed. */
 	s->next = a->streams;
 	a->streams = s;
 	http_req_on_abort(req, stream_abort, s);
+	http_stream_on_drain(req, stream_events_on_drain, s);
+	stream_events_pump(s);
 }
 
 static void api_on_runner_event(void *ud, int64_t job, const char *type, json_t *data)
@@ -322,22 +378,23 @@ static void api_on_runner_event(void *ud, int64_t job, const char *type, json_t 
 		if (s->kind != STREAM_EVENTS || s->job != job)
 			continue;
 		if (strcmp(type, "progress") == 0) {
-			sse_write(s, 0, type, data);
-		} else {
-			/* Stored events carry ids: read them from the store so a
-			 * reconnecting client can resume with Last-Event-ID. */
-			events_backlog(s);
+			/* Coalesced: a subscriber still reading the backlog gets its
+			 * snapshot at the end of it; a backed-up one gets one fresh
+			 * status once it drains, not every progress in between. */
+			if (!s->snapshot_sent)
+				continue;
+			if (http_stream_full(s->req))
+				s->progress_pending = true;
+			else
+				sse_write(s, 0, type, data);
+			continue;
 		}
-		if (strcmp(type, "state") == 0 && runner_job_finished(a->runner, job)) {
-			json_t *st = runner_job_status(a->runner, job), *d = json_pack("{s:b}", "finished", 1);
-
-			if (st)
-				sse_write(s, 0, "progress", st);
-			sse_write(s, 0, "end", d);
-			json_decref(st);
-			json_decref(d);
-			stream_end(s);
-		}
+		if (strcmp(type, "state") == 0 && runner_job_finished(a->runner, job))
+			s->finish_pending = true;
+		/* Stored events carry ids: read them from the store so a
+		 * reconnecting client can resume with Last-Event-ID, and a slow
+		 * one catches up from there instead of queueing them. */
+		stream_events_pump(s);
 	}
 }
 
@@ -375,19 +432,22 @@ static void export_on_drain(void *ctx, struct http_req *req)
  * idle callback, or from the drain callback when the client reads slowly. */
 static void export_pump(struct stream *s)
 {
-	int n = sets_export_page(s->a->st, s->job, s->dataset, s->set, s->format, s->ids, &s->cursor,
-				 EXPORT_PAGE, export_emit, s);
-	ssize_t queued;
+	int done = 0;
 
-	if (n <= 0) {
-		if (n < 0)
-			log_warn("export of job_%" PRId64 " stopped: %s", s->job, strerror(-n));
-		s->ending = true;
-		stream_end(s);
-		return;
+	while (done < EXPORT_PAGE && !http_stream_full(s->req)) {
+		int n = sets_export_page(s->a->st, s->job, s->dataset, s->set, s->format, s->ids,
+					 &s->cursor, EXPORT_STEP, export_emit, s);
+
+		if (n <= 0) {
+			if (n < 0)
+				log_warn("export of job_%" PRId64 " stopped: %s", s->job, strerror(-n));
+			s->ending = true;
+			stream_end(s);
+			return;
+		}
+		done += n;
 	}
-	queued = http_stream_write(s->req, "", 0);
-	if (queued >= 0 && queued < STREAM_HIGH_WATER) {
+	if (!http_stream_full(s->req)) {
 		s->idle_on = true;
 		uv_idle_start(&s->idle, export_on_idle);
 	}
@@ -831,6 +891,10 @@ int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct c
 	a->cfg = *cfg;
 	h.ud = a;
 	hc.max_content_length = cfg->max_upload_bytes;
+	hc.max_connections = cfg->max_connections;
+	hc.request_timeout_ms = cfg->request_timeout_ms;
+	hc.idle_timeout_ms = cfg->idle_timeout_ms;
+	hc.stream_buffer = cfg->stream_buffer;
 	a->srv = http_server_new(&h, &hc);
 	if (!a->srv) {
 		free(a);

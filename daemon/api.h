@@ -4,6 +4,7 @@
  * store, the importer, the job runner and the export, and fans runner events
  * out to /events subscribers. Loop thread only. */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -15,6 +16,11 @@ struct api;
 struct api_config {
 	const char *socket_path;
 	uint64_t max_upload_bytes; /* dataset upload cap (413 above) */
+	/* Connection limits (daemon/http.h); 0 takes the default. */
+	unsigned max_connections;
+	unsigned request_timeout_ms;
+	unsigned idle_timeout_ms;
+	size_t stream_buffer; /* per-connection output cap, bytes */
 	const char *version;
 };
 

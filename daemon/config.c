@@ -68,6 +68,10 @@ static const struct key daemon_keys[] = {
 	{ "log_level", M_DAEMON, 0, KT_LOGLEVEL, DAEMON_OFF(log_level), 0, 0 },
 	{ "max_body_mb", M_DAEMON, 0, KT_INT, DAEMON_OFF(max_body_mb), 1, 65536 },
 	{ "prompts_dir", M_DAEMON, 0, KT_PATH, DAEMON_OFF(prompts_dir), 0, 0 },
+	{ "max_connections", M_DAEMON, 0, KT_INT, DAEMON_OFF(max_connections), 1, 65536 },
+	{ "request_timeout_s", M_DAEMON, 0, KT_INT, DAEMON_OFF(request_timeout_s), 1, 3600 },
+	{ "idle_timeout_s", M_DAEMON, 0, KT_INT, DAEMON_OFF(idle_timeout_s), 1, 86400 },
+	{ "stream_buffer_kb", M_DAEMON, 0, KT_INT, DAEMON_OFF(stream_buffer_kb), 64, 1048576 },
 	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
 };
 
@@ -1090,6 +1094,10 @@ static struct config *config_new_defaults(const char *path)
 	cfg->daemon.prompts_dir = strdup("./conf/prompts");
 	cfg->daemon.log_level = LOG_LVL_INFO;
 	cfg->daemon.max_body_mb = 1024;
+	cfg->daemon.max_connections = 256;
+	cfg->daemon.request_timeout_s = 30;
+	cfg->daemon.idle_timeout_s = 60;
+	cfg->daemon.stream_buffer_kb = 4096;
 	if (cfg->path == NULL || cfg->daemon.socket == NULL || cfg->daemon.state_dir == NULL ||
 	    cfg->daemon.prompts_dir == NULL) {
 		config_free(cfg);
@@ -1329,6 +1337,10 @@ int config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "state_dir = %s\n", cfg->daemon.state_dir);
 	fprintf(f, "log_level = %s\n", level_name(cfg->daemon.log_level));
 	fprintf(f, "max_body_mb = %lld\n", (long long)cfg->daemon.max_body_mb);
+	fprintf(f, "max_connections = %lld\n", (long long)cfg->daemon.max_connections);
+	fprintf(f, "request_timeout_s = %lld\n", (long long)cfg->daemon.request_timeout_s);
+	fprintf(f, "idle_timeout_s = %lld\n", (long long)cfg->daemon.idle_timeout_s);
+	fprintf(f, "stream_buffer_kb = %lld\n", (long long)cfg->daemon.stream_buffer_kb);
 	fprintf(f, "prompts_dir = %s\n", cfg->daemon.prompts_dir);
 	for (size_t i = 0; i < cfg->n_teachers; i++)
 		dump_endpoint(f, &cfg->teachers[i]);

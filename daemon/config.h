@@ -58,6 +58,10 @@ struct config_daemon {
 	char *prompts_dir;
 	enum log_level log_level;
 	int64_t max_body_mb;  /* cap on a request body (dataset upload), MiB */
+	int64_t max_connections;   /* open socket connections; one more gets 503 */
+	int64_t request_timeout_s; /* a request head must be complete within this, else 408 */
+	int64_t idle_timeout_s;    /* a client that makes no progress this long is dropped */
+	int64_t stream_buffer_kb;  /* per-connection output cap, KiB */
 };
 
 struct config_train {

@@ -22,7 +22,16 @@
 #define DEF_MAX_HEADERS 64u
 #define DEF_MAX_CONNECTIONS 256u
 #define DEF_IDLE_MS 60000u
-#define DEF_LOW_WATER (64u * 1024u)
+#define DEF_REQUEST_TIMEOUT_MS 30000u
+#define DEF_STREAM_BUFFER (4096u * 1024u)
+#define HIGH_WATER_MAX (128u * 1024u)
+#define LOW_WATER_MAX (64u * 1024u)
+/* A refused (503) or timed-out (408) connection reads and drops what the
+ * client still sends for at most LINGER_MS after its response, so the client
+ * reads the response and a clean end instead of a reset. At most LINGER_MAX
+ * connections linger at a time; beyond that they are closed at once. */
+#define LINGER_MS 2000u
+#define LINGER_MAX 64u
 
 #define READ_BUF_SIZE (64u * 1024u)
 /* Unparsed input held per connection while a request is being handled:
@@ -96,7 +105,12 @@ struct conn {
 	struct buf inbuf;
 	struct http_req *req;
 	size_t queued;
-	uint64_t last_activity;
+	uint64_t submitted;     /* bytes ever queued */
+	uint64_t sent_seen;     /* bytes the kernel had taken at the last timer check */
+	uint64_t last_activity; /* the client's last progress */
+	uint64_t head_deadline; /* the request head must be complete by then; 0 = none */
+	uint64_t over_since;    /* queued output above stream_buffer since then; 0 = not */
+	uint64_t linger_until;
 	unsigned handles_open;
 	bool closing;
 	bool stop; /* parse nothing more; close once the output is flushed */
@@ -104,6 +118,7 @@ struct conn {
 	bool reading;
 	bool in_parser;
 	bool kick_pending;
+	bool lingering;
 };
 
 struct wr {
@@ -130,6 +145,9 @@ struct http_server {
 	char *unix_path;
 	struct conn *conns;
 	unsigned nconns;
+	unsigned nlinger;        /* connections answered 503/408, lingering */
+	size_t high_water;       /* see http_stream_full */
+	uint64_t refusal_logged; /* when the last 503 was logged */
 	unsigned handles_open; /* listener + every connection */
 	void (*close_cb)(void *);
 	void *close_ud;
@@ -143,6 +161,7 @@ static void conn_shutdown(struct conn *c);
 static void conn_kick(struct conn *c);
 static void conn_run(struct conn *c);
 static void conn_fail(struct conn *c, int status, const char *code, const char *message);
+static void conn_arm_timer(struct conn *c);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -394,6 +413,12 @@ static void on_write(uv_write_t *w, int status)
 	free(wr);
 	if (c->closing)
 		return;
+	if (c->queued <= c->srv->cfg.stream_buffer)
+		c->over_since = 0;
+	if (status == 0) { /* the client took output */
+		c->last_activity = uv_now(c->srv->loop);
+		c->sent_seen = c->submitted - uv_stream_get_write_queue_size(&c->h.stream);
+	}
 	if (status < 0) {
 		log_debug("http: write failed: %s", uv_strerror(status));
 		conn_close(c);
@@ -444,6 +469,9 @@ static int conn_writev(struct conn *c, const uv_buf_t *parts, unsigned n)
 		return -EPIPE;
 	}
 	c->queued += total;
+	c->submitted += total;
+	if (c->queued > c->srv->cfg.stream_buffer && !c->over_since)
+		c->over_since = uv_now(c->srv->loop);
 	return 0;
 }
 
@@ -696,6 +724,18 @@ ssize_t http_stream_write(struct http_req *req, const void *data, size_t len)
 	return (ssize_t)c->queued;
 }
 
+bool http_stream_full(struct http_req *req)
+{
+	struct conn *c = req->conn;
+
+	if (c->closing || c->shutting_down || req->handler_done)
+		return true;
+	if (c->queued < c->srv->high_water)
+		return false;
+	req->want_drain = true;
+	return true;
+}
+
 int http_stream_end(struct http_req *req)
 {
 	struct conn *c = req->conn;
@@ -761,7 +801,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
 
 static void conn_update_reading(struct conn *c)
 {
-	bool want = !c->closing && !c->stop && !c->shutting_down && !conn_body_paused(c) &&
+	bool want;
+
+	if (c->lingering)
+		return; /* reads until EOF or the linger deadline */
+	want = !c->closing && !c->stop && !c->shutting_down && !conn_body_paused(c) &&
 		    c->inbuf.len < INBUF_HIGH;
 
 	if (want && !c->reading) {
@@ -786,6 +830,8 @@ static void on_closed(uv_handle_t *h)
 		c->req = NULL;
 	}
 	buf_free(&c->inbuf);
+	if (c->lingering)
+		s->nlinger--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -833,11 +879,28 @@ static void conn_shutdown(struct conn *c)
 /* A server-side error: the handler (if it owns the request) gets its abort,
  * the client gets a JSON error unless a response already started, and the
  * connection closes once that is written. */
+/* Queues a complete error response that closes the connection; extra holds
+ * whole header lines ("Name: value\r\n") or is NULL. */
+static void conn_write_error(struct conn *c, int status, const char *code, const char *message,
+			     const char *extra)
+{
+	char *body = error_body(code, message, NULL);
+	struct buf h;
+
+	buf_init(&h, 64 * 1024);
+	if (body && buf_printf(&h,
+			       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			       "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%s",
+			       status, status_text(status), strlen(body), extra ? extra : "",
+			       body) == 0)
+		conn_write(c, h.base, h.len);
+	buf_free(&h);
+	free(body);
+}
+
 static void conn_fail(struct conn *c, int status, const char *code, const char *message)
 {
 	struct http_req *req = c->req;
-	char *body;
-	struct buf h;
 
 	log_debug("http: %d %s: %s", status, code, message);
 	if (req)
@@ -847,17 +910,55 @@ static void conn_fail(struct conn *c, int status, const char *code, const char *
 	c->stop = true;
 	if (req && req->resp_started)
 		return;
-	body = error_body(code, message, NULL);
-	buf_init(&h, 64 * 1024);
-	if (body && buf_printf(&h,
-			       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			       status, status_text(status), strlen(body), body) == 0)
-		conn_write(c, h.base, h.len);
+	conn_write_error(c, status, code, message, NULL);
 	if (req)
 		req->resp_started = true;
-	buf_free(&h);
-	free(body);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *sr, int status)
+{
+	struct conn *c = sr->data;
+
+	if (status < 0)
+		conn_close(c);
+}
+
+/* Answers with an error before any handler saw a request (503 past the
+ * connection cap, 408 for a late request head), then half-closes and reads
+ * and drops input until the client closes or LINGER_MS pass: closing with
+ * unread input would reset the connection under the client's feet. */
+static void conn_reject(struct conn *c, int status, const char *code, const char *message,
+			const char *extra)
+{
+	struct http_server *s = c->srv;
+
+	if (c->req)
+		req_abort(c->req);
+	if (c->closing || c->shutting_down)
+		return;
+	c->stop = true;
+	c->head_deadline = 0;
+	conn_write_error(c, status, code, message, extra);
+	if (c->req)
+		c->req->resp_started = true;
+	if (c->closing)
+		return;
+	if (s->nlinger >= LINGER_MAX) {
+		conn_shutdown(c);
+		return;
+	}
+	c->lingering = true;
+	s->nlinger++;
+	c->linger_until = uv_now(s->loop) + LINGER_MS;
+	c->shutting_down = true;
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_linger_shutdown) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (!c->reading && uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+		c->reading = true;
+	conn_arm_timer(c);
 }
 
 /* Frees the current request once both sides are done with it. */
@@ -929,7 +1030,7 @@ static void conn_drain(struct conn *c)
  * closes when told to stop, adjusts reading. Never called from the parser. */
 static void conn_run(struct conn *c)
 {
-	if (c->closing)
+	if (c->closing || c->lingering)
 		return;
 	conn_try_finish(c);
 	if (c->stop && (!c->req || c->req->handler_done)) {
@@ -946,12 +1047,11 @@ static void conn_run(struct conn *c)
 	conn_update_reading(c);
 }
 
-static void conn_arm_idle(struct conn *c);
-
 static void on_timer(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	uint64_t now, idle = c->srv->cfg.idle_timeout_ms;
+	struct http_server *s = c->srv;
+	uint64_t now, sent, idle = s->cfg.idle_timeout_ms;
 
 	if (c->kick_pending) {
 		c->kick_pending = false;
@@ -959,22 +1059,66 @@ static void on_timer(uv_timer_t *t)
 		if (c->closing)
 			return;
 	}
-	now = uv_now(c->srv->loop);
-	/* A request in the handler's hands (or paused by it) is not idleness. */
-	if ((c->req && c->req->msg_complete) || conn_body_paused(c) || c->queued)
+	now = uv_now(s->loop);
+	if (c->lingering) {
+		if (now >= c->linger_until)
+			conn_close(c);
+		else
+			conn_arm_timer(c);
+		return;
+	}
+	/* Progress is output the client took (partial writes included), never
+	 * output queued for it; with nothing queued, a request in the handler's
+	 * hands (or paused by it) is the server's turn, not idleness. */
+	sent = c->submitted - uv_stream_get_write_queue_size(&c->h.stream);
+	if (sent > c->sent_seen)
 		c->last_activity = now;
-	if (now >= c->last_activity + idle) {
-		log_debug("http: closing a connection idle for %llu ms", (unsigned long long)idle);
+	c->sent_seen = sent;
+	if (!c->queued && ((c->req && c->req->msg_complete) || conn_body_paused(c)))
+		c->last_activity = now;
+	if (c->head_deadline && now >= c->head_deadline) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "the request head did not arrive within %u s",
+			 s->cfg.request_timeout_ms / 1000);
+		log_debug("http: 408: %s", msg);
+		conn_reject(c, 408, "request_timeout", msg, NULL);
+		return;
+	}
+	if (c->over_since && now >= c->over_since + idle) {
+		log_info("http: dropping a client that left %zu bytes of output unread above the "
+			 "%zu-byte cap (stream_buffer_kb) for %llu ms", c->queued,
+			 s->cfg.stream_buffer, (unsigned long long)idle);
 		conn_close(c);
 		return;
 	}
-	conn_arm_idle(c);
+	if (now >= c->last_activity + idle) {
+		if (c->queued)
+			log_info("http: dropping a client that took none of its %zu queued bytes for "
+				 "%llu ms (idle_timeout_s)", c->queued, (unsigned long long)idle);
+		else
+			log_debug("http: closing a connection idle for %llu ms",
+				  (unsigned long long)idle);
+		conn_close(c);
+		return;
+	}
+	conn_arm_timer(c);
 }
 
-static void conn_arm_idle(struct conn *c)
+static void conn_arm_timer(struct conn *c)
 {
-	uint64_t now = uv_now(c->srv->loop), deadline = c->last_activity + c->srv->cfg.idle_timeout_ms;
+	uint64_t now = uv_now(c->srv->loop), idle = c->srv->cfg.idle_timeout_ms, deadline;
 
+	if (c->closing || c->kick_pending)
+		return; /* on_timer re-arms after the kick */
+	if (c->lingering) {
+		deadline = c->linger_until;
+	} else {
+		deadline = c->last_activity + idle;
+		if (c->head_deadline && c->head_deadline < deadline)
+			deadline = c->head_deadline;
+		if (c->over_since && c->over_since + idle < deadline)
+			deadline = c->over_since + idle;
+	}
 	uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
 }
 
@@ -1039,6 +1183,10 @@ static int on_message_begin(http_parser *p)
 
 	if (c->req) /* cannot happen: the parser pauses at each message end */
 		return -1;
+	if (!c->head_deadline) {
+		c->head_deadline = uv_now(c->srv->loop) + c->srv->cfg.request_timeout_ms;
+		conn_arm_timer(c);
+	}
 	c->req = req_new(c);
 	if (!c->req) {
 		conn_fail(c, 500, "internal", "out of memory");
@@ -1117,6 +1265,7 @@ static int on_headers_complete(http_parser *p)
 	struct http_req *req = c->req;
 	const char *expect;
 
+	c->head_deadline = 0;
 	if (req->last == CB_FIELD) {
 		/* a last header without value: terminate its name */
 		if (buf_append(&req->raw, "", 1))
@@ -1261,8 +1410,17 @@ struct http_server *http_server_new(const struct http_handler *handler,
 		s->cfg.max_connections = DEF_MAX_CONNECTIONS;
 	if (!s->cfg.idle_timeout_ms)
 		s->cfg.idle_timeout_ms = DEF_IDLE_MS;
-	if (!s->cfg.stream_low_water)
-		s->cfg.stream_low_water = DEF_LOW_WATER;
+	if (!s->cfg.request_timeout_ms)
+		s->cfg.request_timeout_ms = DEF_REQUEST_TIMEOUT_MS;
+	if (!s->cfg.stream_buffer)
+		s->cfg.stream_buffer = DEF_STREAM_BUFFER;
+	s->high_water = s->cfg.stream_buffer / 2 < HIGH_WATER_MAX ? s->cfg.stream_buffer / 2
+								  : HIGH_WATER_MAX;
+	if (s->high_water < 2)
+		s->high_water = 2;
+	if (!s->cfg.stream_low_water || s->cfg.stream_low_water > s->high_water / 2)
+		s->cfg.stream_low_water = s->high_water / 2 < LOW_WATER_MAX ? s->high_water / 2
+									   : LOW_WATER_MAX;
 	s->allowed_uid = geteuid();
 	http_parser_settings_init(&parser_settings);
 	parser_settings.on_message_begin = on_message_begin;
@@ -1321,12 +1479,6 @@ static void on_connection(uv_stream_t *l, int status)
 		conn_close(c);
 		return;
 	}
-	if (s->nconns > s->cfg.max_connections) {
-		log_warn("http: refusing a connection: %u connections open (max_connections)",
-			 s->nconns - 1);
-		conn_close(c);
-		return;
-	}
 	if (s->is_unix) {
 		struct ucred cr;
 		socklen_t crlen = sizeof(cr);
@@ -1349,7 +1501,21 @@ static void on_connection(uv_stream_t *l, int status)
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	c->last_activity = uv_now(s->loop);
-	conn_arm_idle(c);
+	if (s->nconns - s->nlinger > s->cfg.max_connections) {
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+			 "the daemon has %u connections open (max_connections); retry later",
+			 s->nconns - s->nlinger - 1);
+		if (!s->refusal_logged || c->last_activity >= s->refusal_logged + 1000) {
+			log_warn("http: refusing connections with 503: %s", msg);
+			s->refusal_logged = c->last_activity;
+		}
+		conn_reject(c, 503, "too_many_connections", msg, "Retry-After: 1\r\n");
+		return;
+	}
+	/* The first request head is due request_timeout_ms after the connection. */
+	c->head_deadline = c->last_activity + s->cfg.request_timeout_ms;
+	conn_arm_timer(c);
 	conn_update_reading(c);
 }
 

@@ -14,6 +14,10 @@
  * `Connection: close` is honoured. Malformed requests, an oversized header
  * section or too many header fields get a 400 JSON error and the connection
  * is closed; a body over its cap gets 413 and the connection is closed.
+ * A request head that is not complete within request_timeout_ms gets 408;
+ * a connection past max_connections gets 503 with Retry-After; both close
+ * the connection after reading and dropping what the client still sends
+ * for a moment (so the client reads the response, not a reset).
  *
  * LIFETIME OF struct http_req (read this before writing a handler)
  *  - The server creates a request when its headers are complete and hands
@@ -39,6 +43,7 @@
  *    while the handler owns it.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,9 +60,21 @@ struct http_server_config {
 	uint64_t max_content_length; /* absolute cap on any body, even streamed: 1 GiB */
 	size_t max_header_bytes;     /* request line + header fields: 16 KiB */
 	unsigned max_headers;        /* header fields per request: 64 */
-	unsigned max_connections;    /* open connections: 256 */
-	unsigned idle_timeout_ms;    /* idle connection timeout: 60000 */
-	size_t stream_low_water;     /* drain callback threshold: 64 KiB */
+	unsigned max_connections;    /* open connections: 256; one more gets a 503 */
+	/* A connection is closed when the client makes no progress (sends
+	 * nothing and takes none of the queued output) for this long: 60000.
+	 * Waiting for the handler with nothing queued is not idleness. */
+	unsigned idle_timeout_ms;
+	/* A request head (request line and headers) must be complete within
+	 * this after the connection opens, or after the first byte of a later
+	 * request arrives: 30000; else 408 and the connection is closed. */
+	unsigned request_timeout_ms;
+	/* Per-connection output cap: 4 MiB. Streams should stop producing at
+	 * the high-water mark, min(128 KiB, stream_buffer / 2) (see
+	 * http_stream_full); a connection whose queued output stays above the
+	 * cap for idle_timeout_ms is closed. */
+	size_t stream_buffer;
+	size_t stream_low_water;     /* drain callback threshold: min(64 KiB, high-water / 2) */
 };
 
 struct http_handler {
@@ -202,6 +219,11 @@ ssize_t http_stream_write(struct http_req *req, const void *data, size_t len);
  * fall below the low-water mark after a write left them at or above it. */
 void http_stream_on_drain(struct http_req *req, void (*cb)(void *ctx, struct http_req *req),
 			  void *ctx);
+
+/* True when the producer should stop: the connection's queued output is at
+ * or above the high-water mark (the drain callback then fires once it falls
+ * below the low-water mark), or the connection is failing. */
+bool http_stream_full(struct http_req *req);
 
 /* FINAL. Ends the streamed response. Returns 0, -EINVAL, -EPIPE. */
 int http_stream_end(struct http_req *req);

@@ -554,6 +554,10 @@ int main(int argc, char **argv)
 	d.retry.data = &d;
 	ac.socket_path = d.cfg->daemon.socket;
 	ac.max_upload_bytes = (uint64_t)d.cfg->daemon.max_body_mb << 20;
+	ac.max_connections = (unsigned)d.cfg->daemon.max_connections;
+	ac.request_timeout_ms = (unsigned)d.cfg->daemon.request_timeout_s * 1000u;
+	ac.idle_timeout_ms = (unsigned)d.cfg->daemon.idle_timeout_s * 1000u;
+	ac.stream_buffer = (size_t)d.cfg->daemon.stream_buffer_kb << 10;
 	ac.version = MEDTHINK_VERSION;
 	rc = api_start(&d.loop, d.st, d.runner, d.cl, &ac, &d.api);
 	if (rc) {

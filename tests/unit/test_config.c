@@ -128,6 +128,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->daemon.prompts_dir, "./conf/prompts");
 	assert_int_equal(cfg->daemon.log_level, LOG_LVL_INFO);
 	assert_int_equal(cfg->daemon.max_body_mb, 1024);
+	assert_int_equal(cfg->daemon.max_connections, 256);
+	assert_int_equal(cfg->daemon.request_timeout_s, 30);
+	assert_int_equal(cfg->daemon.idle_timeout_s, 60);
+	assert_int_equal(cfg->daemon.stream_buffer_kb, 4096);
 	t = &cfg->teachers[0];
 	assert_string_equal(t->name, "t");
 	assert_int_equal(t->max_concurrency, 64);
@@ -146,6 +150,20 @@ static void test_defaults(void **state)
 	assert_null(s->model_path);
 	assert_false(cfg->train.present);
 	assert_null(cfg->train.command);
+	config_free(cfg);
+}
+
+static void test_daemon_limits(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok("[daemon]\nmax_connections = 16\nrequest_timeout_s = 2\nidle_timeout_s = 3\n"
+		      "stream_buffer_kb = 64\n" T_OK);
+	assert_int_equal(cfg->daemon.max_connections, 16);
+	assert_int_equal(cfg->daemon.request_timeout_s, 2);
+	assert_int_equal(cfg->daemon.idle_timeout_s, 3);
+	assert_int_equal(cfg->daemon.stream_buffer_kb, 64);
 	config_free(cfg);
 }
 
@@ -295,6 +313,13 @@ static void test_errors(void **state)
 		  ":2: [daemon] socket: \"/tmp/0123456789012345678901234567890123456789012345678901234567890123456789"
 		  "012345678901234567890123456789.sock\" is too long for a Unix socket path (110 bytes, max 107)" },
 		{ "[daemon]\nmax_body_mb = 0\n" T_OK, ":2: [daemon] max_body_mb: \"0\" is out of range (1..65536)" },
+		{ "[daemon]\nmax_connections = 0\n" T_OK,
+		  ":2: [daemon] max_connections: \"0\" is out of range (1..65536)" },
+		{ "[daemon]\n\nrequest_timeout_s = 1h\n" T_OK,
+		  ":3: [daemon] request_timeout_s: \"1h\" is not a whole number >= 1" },
+		{ "[daemon]\nidle_timeout_s = 0\n" T_OK, ":2: [daemon] idle_timeout_s: \"0\" is out of range (1..86400)" },
+		{ "[daemon]\nstream_buffer_kb = 8\n" T_OK,
+		  ":2: [daemon] stream_buffer_kb: \"8\" is out of range (64..1048576)" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -589,6 +614,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shipped_conf_loads),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_daemon_limits),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_first_error_wins),

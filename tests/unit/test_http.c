@@ -35,6 +35,7 @@ struct fx {
 	/* counters the handler bumps (loop thread), read with atomics */
 	int aborts;
 	int upload_pauses;
+	size_t max_queued; /* /paced: the most output queued on its connection */
 };
 
 static int ld(int *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
@@ -150,6 +151,41 @@ static void big_pump(void *ctx, struct http_req *req)
 	ticker_release(t);
 }
 
+#define FLOOD_TOTAL (2u * 1024 * 1024)
+
+/* /flood queues FLOOD_TOTAL at once, ignoring backpressure. */
+static void flood(struct http_req *req)
+{
+	static char block[32 * 1024];
+	size_t sent;
+
+	memset(block, 'f', sizeof(block));
+	for (sent = 0; sent < FLOOD_TOTAL; sent += sizeof(block))
+		if (http_stream_write(req, block, sizeof(block)) < 0)
+			return;
+}
+
+/* /paced produces while http_stream_full says so, then waits for the drain. */
+static void paced_pump(void *ctx, struct http_req *req)
+{
+	struct ticker *t = ctx;
+	static char block[16 * 1024];
+
+	memset(block, 'p', sizeof(block));
+	while (t->big_sent < FLOOD_TOTAL && !http_stream_full(req)) {
+		ssize_t q = http_stream_write(req, block, sizeof(block));
+		if (q < 0)
+			return;
+		if ((size_t)q > t->fx->max_queued)
+			t->fx->max_queued = (size_t)q;
+		t->big_sent += sizeof(block);
+	}
+	if (t->big_sent < FLOOD_TOTAL)
+		return; /* wait for the drain callback */
+	http_stream_end(req);
+	ticker_release(t);
+}
+
 static struct ticker *ticker_new(struct fx *fx, struct http_req *req)
 {
 	struct ticker *t = calloc(1, sizeof(*t));
@@ -225,6 +261,15 @@ static void on_body(void *ud, struct http_req *req, const char *body, size_t len
 		http_stream_start(req, 200, "text/event-stream");
 		http_stream_write(req, "data: hi\n\n", 10);
 		(void)t; /* no timer: the client leaves, the abort frees it */
+	} else if (strcmp(path, "/flood") == 0) {
+		ticker_new(fx, req); /* freed by the abort */
+		http_stream_start(req, 200, "application/octet-stream");
+		flood(req);
+	} else if (strcmp(path, "/paced") == 0) {
+		struct ticker *t = ticker_new(fx, req);
+		http_stream_on_drain(req, paced_pump, t);
+		http_stream_start(req, 200, "application/octet-stream");
+		paced_pump(t, req);
 	} else if (strcmp(path, "/hang") == 0) {
 		http_req_on_abort(req, hang_abort, fx);
 	} else if (strcmp(path, "/raw") == 0) {
@@ -1069,7 +1114,16 @@ static void test_idle_timeout_and_max_connections(void **state)
 	cl_open(&a, fx);
 	cl_open(&b, fx);
 	cl_open(&c, fx);
-	assert_true(cl_eof(&c)); /* third one refused */
+	/* the third one is refused with a 503 it can read, then a clean end */
+	cl_send(&c, "GET /hello HTTP/1.1\r\n\r\n");
+	assert_int_equal(cl_read(&c, &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(resp_header(&r, "Retry-After"), "1");
+	assert_string_equal(resp_header(&r, "Connection"), "close");
+	assert_non_null(strstr(r.body, "\"code\":\"too_many_connections\""));
+	assert_non_null(strstr(r.body, "max_connections"));
+	resp_free(&r);
+	assert_int_equal(recv(c.fd, r.head, sizeof(r.head), 0), 0); /* EOF, not a reset */
 	cl_close(&c);
 	cl_send(&b, "GET /hello HTTP/1.1\r\n\r\n");
 	assert_int_equal(cl_read(&b, &r), 0);
@@ -1081,6 +1135,145 @@ static void test_idle_timeout_and_max_connections(void **state)
 	assert_true(t1.tv_sec - t0.tv_sec < 3);
 	cl_close(&a);
 	cl_close(&b);
+	fx_stop(fx);
+}
+
+/* Reads within timeout_ms; true when the server closed the connection. */
+static bool cl_closed_within(struct cl *c, int timeout_ms)
+{
+	struct pollfd p = { c->fd, POLLIN, 0 };
+	char b[4096];
+
+	for (;;) {
+		ssize_t r;
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return false;
+		r = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+		if (r < 0 && errno != EAGAIN)
+			return false;
+	}
+}
+
+static void test_request_head_deadline(void **state)
+{
+	struct http_server_config cfg = { 0 };
+	static const char head[] = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: 0123456789012345678901234567890123456789\r\n\r\n";
+	struct fx *fx;
+	struct cl c, d;
+	struct resp r;
+	size_t i;
+	(void)state;
+
+	cfg.request_timeout_ms = 300;
+	cfg.idle_timeout_ms = 60000;
+	fx = fx_start_cfg(&cfg);
+	/* One byte every 30 ms keeps the connection busy, but the whole head
+	 * would take 2.7 s: the server answers 408 long before. */
+	cl_open(&c, fx);
+	for (i = 0; i < sizeof(head) - 1; i++) {
+		struct pollfd p = { c.fd, POLLIN, 0 };
+		if (poll(&p, 1, 30) > 0)
+			break;
+		send(c.fd, head + i, 1, MSG_NOSIGNAL);
+	}
+	assert_true(i < sizeof(head) - 1);
+	assert_int_equal(cl_read(&c, &r), 0);
+	assert_int_equal(r.status, 408);
+	assert_string_equal(resp_header(&r, "Connection"), "close");
+	assert_non_null(strstr(r.body, "\"code\":\"request_timeout\""));
+	resp_free(&r);
+	assert_true(cl_closed_within(&c, 10000));
+	cl_close(&c);
+	/* a connection that sends nothing at all gets the same */
+	cl_open(&d, fx);
+	assert_int_equal(cl_read(&d, &r), 0);
+	assert_int_equal(r.status, 408);
+	resp_free(&r);
+	cl_close(&d);
+	/* a prompt request is served, and keep-alive gives the next one a fresh
+	 * deadline from its first byte, not from the connection */
+	cl_open(&c, fx);
+	cl_send(&c, "GET /hello HTTP/1.1\r\n\r\n");
+	assert_int_equal(cl_read(&c, &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	usleep(400000);
+	cl_send(&c, "GET /hello HTTP/1.1\r\n\r\n");
+	assert_int_equal(cl_read(&c, &r), 0);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	cl_close(&c);
+	fx_stop(fx);
+}
+
+static void test_idle_counts_client_progress(void **state)
+{
+	struct http_server_config cfg = { 0 };
+	struct fx *fx;
+	struct cl c;
+	struct resp r;
+	char b[64 * 1024];
+	size_t got = 0;
+	(void)state;
+
+	cfg.idle_timeout_ms = 300;
+	fx = fx_start_cfg(&cfg);
+	/* A client that reads nothing while 2 MiB wait for it is dropped: queued
+	 * output is not activity. */
+	cl_open(&c, fx);
+	cl_send(&c, "GET /flood HTTP/1.1\r\n\r\n");
+	for (int i = 0; i < 2000 && ld(&fx->aborts) < 1; i++)
+		usleep(5000);
+	assert_int_equal(ld(&fx->aborts), 1);
+	cl_close(&c);
+	/* A slow reader that keeps taking output is not. */
+	cl_open(&c, fx);
+	cl_send(&c, "GET /flood HTTP/1.1\r\n\r\n");
+	for (;;) {
+		ssize_t n = recv(c.fd, b, sizeof(b), 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (got >= FLOOD_TOTAL)
+			break;
+		usleep(20000);
+	}
+	assert_true(got >= FLOOD_TOTAL);
+	assert_int_equal(ld(&fx->aborts), 1);
+	cl_close(&c);
+	/* An open stream with nothing queued is the server's turn, not idleness. */
+	cl_open(&c, fx);
+	cl_send(&c, "GET /events HTTP/1.1\r\n\r\n");
+	while (!strstr(c.buf ? c.buf : "", "data: hi"))
+		assert_true(cl_fill(&c) > 0);
+	assert_false(cl_closed_within(&c, 900));
+	cl_close(&c);
+	wait_for(&fx->aborts, 2);
+	(void)r;
+	fx_stop(fx);
+}
+
+static void test_stream_full_bounds_output(void **state)
+{
+	struct http_server_config cfg = { 0 };
+	struct fx *fx;
+	struct cl c;
+	struct resp r;
+	(void)state;
+
+	cfg.stream_buffer = 128 * 1024; /* high-water mark 64 KiB */
+	fx = fx_start_cfg(&cfg);
+	cl_open(&c, fx);
+	cl_send(&c, "GET /paced HTTP/1.1\r\n\r\n");
+	usleep(100000); /* let the producer hit its high-water mark */
+	assert_int_equal(cl_read(&c, &r), 0);
+	assert_int_equal(r.blen, FLOOD_TOTAL);
+	resp_free(&r);
+	/* never more than the high-water mark plus the block that crossed it */
+	assert_true(fx->max_queued < 64 * 1024 + 16 * 1024 + 64);
+	cl_close(&c);
 	fx_stop(fx);
 }
 
@@ -1105,6 +1298,9 @@ int main(void)
 		cmocka_unit_test(test_stale_socket_replaced),
 		cmocka_unit_test(test_peer_uid_refused),
 		cmocka_unit_test(test_idle_timeout_and_max_connections),
+		cmocka_unit_test(test_request_head_deadline),
+		cmocka_unit_test(test_idle_counts_client_progress),
+		cmocka_unit_test(test_stream_full_bounds_output),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -839,6 +839,9 @@ static void job_phase_start(struct job *j)
 				.dataset = j->dataset, .set = set,
 				.state_dir = j->r->cfg.state_dir, .argv = j->r->cfg.train_argv,
 				.timeout_s = j->r->cfg.train_timeout_s,
+				.kill_grace_s = j->r->cfg.train_kill_grace_s,
+				.env_hide = j->r->cfg.child_env_hide,
+				.n_env_hide = j->r->cfg.n_child_env_hide,
 			};
 
 			for (size_t i = 0; i < j->r->cfg.nendpoints; i++)

@@ -781,8 +781,8 @@ static void job_hook_done(void *ud, int status, const char *why)
 	j->training = false;
 	trainhook_free(j->hook);
 	j->hook = NULL;
-	if (r->closing)
-		return;
+	if (r->closing || job_finished(j))
+		return; /* a cancelled job's hook was stopped: it stays cancelled */
 	if (status != 0) {
 		job_set_state(j, "paused", why);
 		return;

@@ -124,12 +124,16 @@ H1=$(pid_of hook); C1=$(pid_of hook-child)
 check "cancel: the hook that ignores SIGTERM is killed" wait_for 10 gone "$H1"
 check "cancel: its child is killed too" wait_for 10 gone "$C1"
 check "cancel: the SIGKILL is logged" grep -q 'train hook pid [0-9]* did not exit within 1.0 s of SIGTERM' "$T/medthinkd.log"
+CANCELLED=$job
 E1=$(pid_of engine); EC1=$(pid_of engine-child)
 # engine grace: 10 s fixed, + margin
 if stop_within 30; then ok "shutdown: the daemon waits for a stubborn engine, bounded"; else nok "shutdown: the daemon waits for a stubborn engine, bounded"; fi
 expect_eq "shutdown: exit 0" "$DAEMON_RC" 0
 check "shutdown: the engine that ignores SIGTERM is gone" gone "$E1"
 check "shutdown: the engine's child is gone" gone "$EC1"
+# by now the hook's exit has long been handled
+st=$(sqlite3 "$T/var/medthink.db" "select state from jobs where id=${CANCELLED#job_}")
+expect_eq "cancel: the job stays cancelled once the hook is gone" "$st" "cancelled"
 rm -f "$T"/*.pid
 
 # ---- run 2: a timeout stops a stubborn hook and its child

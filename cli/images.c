@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,7 +24,7 @@ const char *images_mime(const char *path)
 		const char *ext, *mime;
 	} types[] = {
 		{"png", "image/png"},   {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"},
-		{"gif", "image/gif"},   {"webp", "image/webp"},
+		{"gif", "image/gif"},   {"webp", "image/webp"}, {"bmp", "image/bmp"},
 	};
 	const char *slash = strrchr(path, '/');
 	const char *dot = strrchr(slash ? slash : path, '.');
@@ -32,6 +34,34 @@ const char *images_mime(const char *path)
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcasecmp(dot + 1, types[i].ext) == 0)
 			return types[i].mime;
+	return NULL;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+const char *images_magic_mime(const unsigned char *p, size_t n)
+{
+	static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+	if (n >= 8 && memcmp(p, png, 8) == 0)
+		return "image/png";
+	if (n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+		return "image/jpeg";
+	if (n >= 6 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0))
+		return "image/gif";
+	if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
+		return "image/webp";
+	/* "BM" alone is too weak: the DIB header that follows has one of the
+	 * sizes the format defines. */
+	if (n >= 18 && p[0] == 'B' && p[1] == 'M') {
+		uint32_t dib = le32(p + 14);
+
+		if (dib == 12 || dib == 40 || dib == 52 || dib == 56 || dib == 64 || dib == 108 || dib == 124)
+			return "image/bmp";
+	}
 	return NULL;
 }
 
@@ -65,9 +95,11 @@ size_t images_base64(const unsigned char *in, size_t n, char *out)
 /* One image of a line: where its marker sits in the re-serialised text. */
 struct img_ref {
 	size_t off, len;   /* the marker's bytes inside the quotes */
-	char *path;        /* resolved path */
-	const char *mime;
+	char *path;        /* resolved path (realpath: no symlink left) */
+	const char *mime;  /* from the magic bytes */
 	uint64_t size;
+	dev_t dev;         /* the file checked, found again when it is read */
+	ino_t ino;
 };
 
 struct line_plan {
@@ -91,68 +123,217 @@ static bool is_url(const char *s)
 	       strncmp(s, "https://", 8) == 0;
 }
 
-/* Formats "line N: image "PATH": WHAT" (no line part when lineno is 0). */
-static void img_err(char *err, size_t errlen, uint64_t lineno, const char *path, const char *what)
+/* Formats "WHERE image "PATH": WHAT"; WHERE is "line N: item "ID": " or
+ * empty. A long path (a data: URL) is cut. */
+static void img_err(char *err, size_t errlen, const char *where, const char *path, const char *what)
 {
-	if (lineno)
-		snprintf(err, errlen, "line %llu: image \"%.300s\": %s", (unsigned long long)lineno, path, what);
-	else
-		snprintf(err, errlen, "image \"%.300s\": %s", path, what);
+	size_t n = strlen(path);
+
+	snprintf(err, errlen, "%simage \"%.*s%s\": %s", where, n > 64 && !strncmp(path, "data:", 5) ? 40 : 300,
+		 path, (n > 64 && !strncmp(path, "data:", 5)) || n > 300 ? "..." : "", what);
 }
 
-/* Checks an image file and fills ref. */
-static int img_check(struct img_ref *ref, const char *basedir, const char *given, uint64_t max_file,
-		     uint64_t lineno, char *err, size_t errlen)
+static const char NOT_IMAGE[] = "not a PNG, JPEG, GIF, WebP or BMP image (by its first bytes)";
+
+/* Checks an image file named by given, relative to the dataset folder
+ * realbase (a realpath), and fills ref: the path must be relative, resolve
+ * (symlinks followed) to a regular file inside realbase, within max_file
+ * bytes, whose first bytes say it is an image. */
+static int img_check(struct img_ref *ref, const char *realbase, const char *given, uint64_t max_file,
+		     const char *where, char *err, size_t errlen)
 {
+	unsigned char head[IMAGES_MAGIC_MAX];
+	char what[800];
 	struct stat st;
 	struct buf path;
-	int rc;
+	char *real = NULL;
+	size_t blen = strlen(realbase);
+	ssize_t got;
+	int rc, fd = -1;
 
-	buf_init(&path, 8192);
-	if (given[0] == '/' || !basedir || !basedir[0])
-		rc = buf_puts(&path, given);
-	else
-		rc = buf_printf(&path, "%s/%s", basedir, given);
-	if (rc) {
-		img_err(err, errlen, lineno, given, "path too long");
-		goto out;
-	}
-	ref->mime = images_mime(given);
-	if (!ref->mime) {
+	buf_init(&path, PATH_MAX);
+	if (!given[0]) {
 		rc = -EINVAL;
-		img_err(err, errlen, lineno, given, "unsupported type (use .png, .jpg, .jpeg, .gif or .webp)");
+		img_err(err, errlen, where, given, "empty path");
 		goto out;
 	}
-	if (stat(path.base, &st) != 0) {
+	if (given[0] == '/') {
+		rc = -EPERM;
+		img_err(err, errlen, where, given, "an absolute path; name images relative to the dataset file");
+		goto out;
+	}
+	if (!images_mime(given)) {
+		rc = -EINVAL;
+		img_err(err, errlen, where, given, "unsupported type (use .png, .jpg, .jpeg, .gif, .webp or .bmp)");
+		goto out;
+	}
+	rc = buf_printf(&path, "%s/%s", realbase, given);
+	if (rc) {
+		img_err(err, errlen, where, given, "path too long");
+		goto out;
+	}
+	real = realpath(path.base, NULL);
+	if (!real) {
 		rc = -errno;
-		img_err(err, errlen, lineno, path.base, strerror(errno));
+		img_err(err, errlen, where, given, strerror(errno));
+		goto out;
+	}
+	/* Inside the folder: "/" holds everything; else the folder and a '/'. */
+	if (!(blen == 1 && realbase[0] == '/') &&
+	    (strncmp(real, realbase, blen) != 0 || real[blen] != '/')) {
+		rc = -EPERM;
+		snprintf(what, sizeof(what), "resolves to %.300s, outside the dataset's folder %.300s", real,
+			 realbase);
+		img_err(err, errlen, where, given, what);
+		goto out;
+	}
+	/* Only a regular file is opened (no FIFO, no device), and it is the
+	 * same after the open. */
+	if (stat(real, &st) != 0) {
+		rc = -errno;
+		img_err(err, errlen, where, given, strerror(errno));
+		goto out;
+	}
+	if (S_ISREG(st.st_mode))
+		fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (S_ISREG(st.st_mode) && (fd < 0 || fstat(fd, &st) != 0)) {
+		rc = -errno;
+		img_err(err, errlen, where, given, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		img_err(err, errlen, lineno, path.base, "not a regular file");
+		img_err(err, errlen, where, given, "not a regular file");
 		goto out;
 	}
 	if ((uint64_t)st.st_size > max_file) {
 		rc = -EFBIG;
-		char what[96];
-
-		snprintf(what, sizeof(what), "%llu bytes, over the %llu byte limit",
-			 (unsigned long long)st.st_size, (unsigned long long)max_file);
-		img_err(err, errlen, lineno, path.base, what);
+		snprintf(what, sizeof(what), "%llu bytes, over the %llu byte limit", (unsigned long long)st.st_size,
+			 (unsigned long long)max_file);
+		img_err(err, errlen, where, given, what);
+		goto out;
+	}
+	do
+		got = pread(fd, head, sizeof(head), 0);
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		rc = -errno;
+		img_err(err, errlen, where, given, strerror(errno));
+		goto out;
+	}
+	ref->mime = images_magic_mime(head, (size_t)got);
+	if (!ref->mime) {
+		rc = -EINVAL;
+		img_err(err, errlen, where, given, NOT_IMAGE);
 		goto out;
 	}
 	ref->size = (uint64_t)st.st_size;
-	ref->path = buf_take(&path);
+	ref->dev = st.st_dev;
+	ref->ino = st.st_ino;
+	ref->path = real;
+	real = NULL;
 	rc = 0;
 out:
+	if (fd >= 0)
+		close(fd);
+	free(real);
 	buf_free(&path);
 	return rc;
 }
 
+static int b64_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Checks a data: URL given in the dataset the way a file is checked: base64,
+ * within max_file bytes decoded, an image by its first bytes, and the type
+ * it declares is the one its bytes have. */
+static int data_url_check(const char *url, uint64_t max_file, const char *where, char *err, size_t errlen)
+{
+	const char *comma = strchr(url, ','), *b64;
+	unsigned char head[IMAGES_MAGIC_MAX + 3];
+	char what[200], declared[64];
+	size_t n, pad = 0, hn = 0;
+	const char *mime;
+	uint64_t size;
+
+	if (!comma || (size_t)(comma - url) < 12 || strncmp(comma - 7, ";base64", 7) != 0) {
+		img_err(err, errlen, where, url, "a data: URL must be data:image/TYPE;base64,DATA");
+		return -EINVAL;
+	}
+	snprintf(declared, sizeof(declared), "%.*s", (int)(comma - 7 - (url + 5)), url + 5);
+	b64 = comma + 1;
+	n = strlen(b64);
+	while (pad < 2 && pad < n && b64[n - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < n - pad; i++) {
+		if (b64_val((unsigned char)b64[i]) < 0) {
+			snprintf(what, sizeof(what), "invalid base64 at character %zu of the data", i + 1);
+			img_err(err, errlen, where, url, what);
+			return -EINVAL;
+		}
+	}
+	if (n == 0 || n % 4 != 0) {
+		img_err(err, errlen, where, url, "the base64 data is empty or cut short");
+		return -EINVAL;
+	}
+	size = (uint64_t)n / 4 * 3 - pad;
+	if (size > max_file) {
+		snprintf(what, sizeof(what), "%llu bytes, over the %llu byte limit", (unsigned long long)size,
+			 (unsigned long long)max_file);
+		img_err(err, errlen, where, url, what);
+		return -EFBIG;
+	}
+	for (size_t i = 0; i + 4 <= n && hn < IMAGES_MAGIC_MAX; i += 4) {
+		unsigned v = 0;
+		int k;
+
+		for (k = 0; k < 4 && b64[i + k] != '='; k++)
+			v |= (unsigned)b64_val((unsigned char)b64[i + k]) << (18 - 6 * k);
+		for (int j = 0; j < k - 1; j++)
+			head[hn++] = (unsigned char)(v >> (16 - 8 * j));
+	}
+	mime = images_magic_mime(head, hn);
+	if (!mime) {
+		img_err(err, errlen, where, url, NOT_IMAGE);
+		return -EINVAL;
+	}
+	if (strcasecmp(declared, mime) != 0 && !(strcasecmp(declared, "image/jpg") == 0 && !strcmp(mime, "image/jpeg"))) {
+		snprintf(what, sizeof(what), "declares %.60s but the data is %s", declared, mime);
+		img_err(err, errlen, where, url, what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "line N: item "ID": " for the messages about an item's images. */
+static void item_where(char *dst, size_t n, uint64_t lineno, json_t *root)
+{
+	json_t *id = json_object_get(root, "id");
+
+	if (json_is_string(id))
+		snprintf(dst, n, "line %llu: item \"%.100s\": ", (unsigned long long)lineno, json_string_value(id));
+	else if (json_is_integer(id))
+		snprintf(dst, n, "line %llu: item %lld: ", (unsigned long long)lineno, (long long)json_integer_value(id));
+	else
+		snprintf(dst, n, "line %llu: item without \"id\": ", (unsigned long long)lineno);
+}
+
 /* Decides how one line goes out. pl->nimg == 0 means "as is": no images,
- * only URLs, or not something we understand (the daemon will judge it). */
-static int plan_line(struct line_plan *pl, const char *line, size_t len, const char *basedir,
+ * only URLs (data: URLs checked), or not something we understand (the daemon
+ * will judge it). */
+static int plan_line(struct line_plan *pl, const char *line, size_t len, const char *realbase,
 		     uint64_t max_file, uint64_t lineno, char *err, size_t errlen)
 {
 	json_t *root = NULL, *imgs;
@@ -160,7 +341,7 @@ static int plan_line(struct line_plan *pl, const char *line, size_t len, const c
 	size_t i;
 	json_t *v;
 	int rc = 0, k = 0;
-	char mark[32];
+	char mark[32], where[160];
 
 	memset(pl, 0, sizeof(*pl));
 	if (!memmem(line, len, "\"images\"", 8))
@@ -174,15 +355,24 @@ static int plan_line(struct line_plan *pl, const char *line, size_t len, const c
 	json_array_foreach(imgs, i, v) {
 		if (!json_is_string(v))
 			goto out; /* the daemon rejects it with its own message */
-		if (!is_url(json_string_value(v)))
+	}
+	item_where(where, sizeof(where), lineno, root);
+	json_array_foreach(imgs, i, v) {
+		const char *s = json_string_value(v);
+
+		if (strncmp(s, "data:", 5) == 0) {
+			rc = data_url_check(s, max_file, where, err, errlen);
+			if (rc)
+				goto out;
+		}
+		if (!is_url(s))
 			k++;
 	}
 	if (k == 0)
 		goto out;
 	if (k > IMAGES_MAX_PER_LINE) {
 		rc = -E2BIG;
-		snprintf(err, errlen, "line %llu: %d image paths, more than %d", (unsigned long long)lineno, k,
-			 IMAGES_MAX_PER_LINE);
+		snprintf(err, errlen, "%s%d image paths, more than %d", where, k, IMAGES_MAX_PER_LINE);
 		goto out;
 	}
 	if (memmem(line, len, IMG_MARK, strlen(IMG_MARK))) {
@@ -197,7 +387,7 @@ static int plan_line(struct line_plan *pl, const char *line, size_t len, const c
 
 		if (is_url(s))
 			continue;
-		rc = img_check(&pl->img[k], basedir, s, max_file, lineno, err, errlen);
+		rc = img_check(&pl->img[k], realbase, s, max_file, where, err, errlen);
 		pl->nimg = k + 1; /* so plan_free frees the path */
 		if (rc)
 			goto out;
@@ -247,16 +437,19 @@ static uint64_t plan_length(const struct line_plan *pl)
 	return n;
 }
 
-/* Streams one image file as a data: URL. */
-static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx, uint64_t lineno, char *err,
+/* Streams one image file as a data: URL. The file read is the one checked
+ * (same device and inode, no symlink, same size, same type by its bytes). */
+static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx, const char *where, char *err,
 		     size_t errlen)
 {
 	enum { CHUNK = 3 * 16384 };
 	unsigned char *in = NULL;
 	char *out = NULL;
 	uint64_t total = 0;
+	struct stat st;
 	int fd = -1, rc;
 	size_t have = 0;
+	bool first = true;
 
 	in = malloc(CHUNK);
 	out = malloc(images_base64_len(CHUNK) + 1);
@@ -265,10 +458,16 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	fd = open(ref->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	fd = open(ref->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		rc = -errno;
-		img_err(err, errlen, lineno, ref->path, strerror(errno));
+		img_err(err, errlen, where, ref->path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_dev != ref->dev || st.st_ino != ref->ino ||
+	    (uint64_t)st.st_size != ref->size) {
+		rc = -EIO;
+		img_err(err, errlen, where, ref->path, "the file changed during the import");
 		goto out;
 	}
 	rc = write(ctx, "data:", 5);
@@ -283,7 +482,7 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 			continue;
 		if (got < 0) {
 			rc = -errno;
-			img_err(err, errlen, lineno, ref->path, strerror(errno));
+			img_err(err, errlen, where, ref->path, strerror(errno));
 			break;
 		}
 		have += (size_t)got;
@@ -291,8 +490,15 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 		if (total > ref->size)
 			break;
 		if (have == CHUNK || (got == 0 && have > 0)) {
-			size_t n = images_base64(in, have, out);
+			size_t n;
 
+			if (first && images_magic_mime(in, have) != ref->mime) {
+				rc = -EIO;
+				img_err(err, errlen, where, ref->path, "the file changed during the import");
+				break;
+			}
+			first = false;
+			n = images_base64(in, have, out);
 			rc = write(ctx, out, n);
 			have = 0;
 		}
@@ -301,7 +507,7 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 	}
 	if (!rc && total != ref->size) {
 		rc = -EIO;
-		img_err(err, errlen, lineno, ref->path, "the file changed during the import");
+		img_err(err, errlen, where, ref->path, "the file changed during the import");
 	}
 out:
 	if (fd >= 0)
@@ -316,11 +522,13 @@ static int plan_write(const struct line_plan *pl, images_write_fn write, void *c
 {
 	size_t at = 0;
 	int rc = 0;
+	char where[64];
 
+	snprintf(where, sizeof(where), "line %llu: ", (unsigned long long)lineno);
 	for (int k = 0; k < pl->nimg && !rc; k++) {
 		rc = write(ctx, pl->text + at, pl->img[k].off - at);
 		if (!rc)
-			rc = img_write(&pl->img[k], write, ctx, lineno, err, errlen);
+			rc = img_write(&pl->img[k], write, ctx, where, err, errlen);
 		at = pl->img[k].off + pl->img[k].len;
 	}
 	if (!rc)
@@ -367,17 +575,40 @@ static int reader_next(struct line_reader *lr, bool *nl)
 	}
 }
 
-int images_stream(FILE *in, const char *basedir, uint64_t max_file, images_write_fn write, void *ctx,
-		  struct images_stats *st, char *err, size_t errlen)
+/* Notes a refused item: {"line":N,"reason":"..."} as the daemon reports its
+ * rejected lines; the reason without the "line N: " the listing adds. */
+static int reject_add(json_t *rejected, uint64_t lineno, const char *why)
+{
+	char pfx[40];
+	size_t n = (size_t)snprintf(pfx, sizeof(pfx), "line %llu: ", (unsigned long long)lineno);
+
+	if (strncmp(why, pfx, n) == 0)
+		why += n;
+	json_t *row = json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "reason", why);
+
+	return json_array_append_new(rejected, row) ? -ENOMEM : 0;
+}
+
+int images_stream(FILE *in, const char *basedir, uint64_t max_file, bool skip_invalid, json_t *rejected,
+		  images_write_fn write, void *ctx, struct images_stats *st, char *err, size_t errlen)
 {
 	struct line_reader *lr = NULL;
 	struct line_plan pl;
+	char *realbase = NULL;
 	int rc = 0;
 
 	memset(&pl, 0, sizeof(pl));
 	memset(st, 0, sizeof(*st));
+	realbase = realpath(basedir && basedir[0] ? basedir : ".", NULL);
+	if (!realbase) {
+		rc = -errno;
+		snprintf(err, errlen, "the dataset's folder \"%.300s\": %s", basedir && basedir[0] ? basedir : ".",
+			 strerror(errno));
+		return rc;
+	}
 	lr = calloc(1, sizeof(*lr));
 	if (!lr) {
+		free(realbase);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -396,10 +627,16 @@ int images_stream(FILE *in, const char *basedir, uint64_t max_file, images_write
 			break;
 		}
 		st->lines++;
-		rc = plan_line(&pl, lr->line.base, lr->line.len, basedir, max_file, st->lines, err, errlen);
-		if (rc)
+		rc = plan_line(&pl, lr->line.base, lr->line.len, realbase, max_file, st->lines, err, errlen);
+		if (rc && rc != -ENOMEM && skip_invalid) {
+			/* The item goes as a blank line: nothing of it is sent, and
+			 * the daemon's line numbers stay the file's. */
+			st->rejected++;
+			rc = rejected ? reject_add(rejected, st->lines, err) : 0;
+			err[0] = '\0';
+		} else if (rc) {
 			break;
-		if (pl.nimg) {
+		} else if (pl.nimg) {
 			st->bytes += plan_length(&pl);
 			st->images += (uint64_t)pl.nimg;
 			if (write)
@@ -421,6 +658,7 @@ int images_stream(FILE *in, const char *basedir, uint64_t max_file, images_write
 	plan_free(&pl);
 	buf_free(&lr->line);
 	free(lr);
+	free(realbase);
 	return rc;
 }
 
@@ -430,17 +668,31 @@ char *images_data_url(const char *path, uint64_t max_size, char *err, size_t err
 {
 	struct img_ref ref;
 	struct buf out;
-	char *url = NULL;
+	char *url = NULL, *dir = NULL, *realbase = NULL;
+	const char *slash = strrchr(path, '/');
 	int rc;
 
 	memset(&ref, 0, sizeof(ref));
 	buf_init(&out, images_base64_len((size_t)max_size) + 64);
-	rc = img_check(&ref, NULL, path, max_size, 0, err, errlen);
+	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	realbase = realpath(dir, NULL);
+	if (!realbase) {
+		img_err(err, errlen, "", path, strerror(errno));
+		goto out;
+	}
+	rc = img_check(&ref, realbase, slash ? slash + 1 : path, max_size, "", err, errlen);
 	if (!rc)
-		rc = img_write(&ref, buf_writer, &out, 0, err, errlen);
+		rc = img_write(&ref, buf_writer, &out, "", err, errlen);
 	if (!rc)
 		url = buf_take(&out);
+out:
 	free(ref.path);
+	free(dir);
+	free(realbase);
 	buf_free(&out);
 	return url;
 }

@@ -5,12 +5,22 @@
  * and replaced by a data: URL, so the daemon never opens a path. Lines are
  * rewritten as they stream; an image is base64-encoded in chunks, never held
  * whole in memory. Every other line goes out byte for byte, so the daemon's
- * line numbers match the file's. */
+ * line numbers match the file's.
+ *
+ * What may be sent (docs/formats.md): a path must be relative, resolve
+ * (symlinks followed) to a regular file inside the dataset file's folder,
+ * have an image extension, hold at most max_file bytes and be a PNG, JPEG,
+ * GIF, WebP or BMP by its first bytes, which also give the data: URL's type.
+ * A data: URL in the dataset must be base64 of such an image, of the type it
+ * declares. Anything else refuses the item, naming line, item id and path. */
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define IMAGES_MAX_FILE (16u * 1024 * 1024) /* per image file, before base64 */
+#define IMAGES_MAGIC_MAX 32                  /* first bytes read to tell the type */
 #define IMAGES_MAX_PER_LINE 32
 #define IMAGES_MAX_LINE (64u * 1024 * 1024) /* one dataset line */
 
@@ -21,11 +31,17 @@ struct images_stats {
 	uint64_t bytes;     /* bytes produced (the request's Content-Length) */
 	uint64_t lines;
 	uint64_t images;    /* paths replaced by data: URLs */
+	uint64_t rejected;  /* items refused (skip_invalid) */
 };
 
 /* Returns the MIME type for an image path by its extension (png, jpg, jpeg,
- * gif, webp; any case), or NULL when it is not a supported image. */
+ * gif, webp, bmp; any case), or NULL when it is not a supported image. */
 const char *images_mime(const char *path);
+
+/* Returns the MIME type of an image by its first n bytes of p (PNG, JPEG,
+ * GIF, WebP, BMP), or NULL when they are none of these. Static strings; the
+ * same pointer for the same type. */
+const char *images_magic_mime(const unsigned char *p, size_t n);
 
 /* Length of the base64 encoding of n bytes (with padding, no NUL). */
 size_t images_base64_len(size_t n);
@@ -33,19 +49,23 @@ size_t images_base64_len(size_t n);
  * images_base64_len(n) + 1 bytes; NUL-terminates. Returns the length. */
 size_t images_base64(const unsigned char *in, size_t n, char *out);
 
-/* Builds a whole "data:MIME;base64,..." URL for the file at path, in
- * memory. Returns a malloc'ed string (caller frees) or NULL with err set
- * (unreadable, not an image, over max_size bytes). For small files/tests. */
+/* Builds a whole "data:MIME;base64,..." URL for the file at path (checked
+ * as an image path relative to its own folder), in memory. Returns a
+ * malloc'ed string (caller frees) or NULL with err set (unreadable, not an
+ * image, over max_size bytes). For small files/tests. */
 char *images_data_url(const char *path, uint64_t max_size, char *err, size_t errlen);
 
 /* Reads a native JSONL dataset from in (borrowed) and produces the rewritten
  * body through write; with write NULL only counts (a dry run that still
- * checks every image: exists, regular file, supported type, size cap).
- * basedir is the directory of the dataset file (image paths are relative to
- * it). Returns 0 and fills st, or a negative errno with err naming the line
- * and the path ("line 3: image \"x.png\": No such file or directory"), or
- * write's error. */
-int images_stream(FILE *in, const char *basedir, uint64_t max_file, images_write_fn write, void *ctx,
-		  struct images_stats *st, char *err, size_t errlen);
+ * checks every image by the rules above). basedir is the directory of the
+ * dataset file (image paths are relative to it). Returns 0 and fills st, or
+ * a negative errno with err naming the line, the item and the path
+ * ("line 3: item \"q-1\": image \"x.png\": No such file or directory"), or
+ * write's error. With skip_invalid, an item whose images are refused goes
+ * out as a blank line instead (nothing of it is sent) and, when rejected
+ * (borrowed) is an array, {"line":N,"reason":"..."} is appended to it, as
+ * the daemon reports the lines it rejects. */
+int images_stream(FILE *in, const char *basedir, uint64_t max_file, bool skip_invalid, json_t *rejected,
+		  images_write_fn write, void *ctx, struct images_stats *st, char *err, size_t errlen);
 
 #endif

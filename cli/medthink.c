@@ -389,6 +389,7 @@ struct import_src {
 	const char *path;
 	char *basedir;
 	bool rewrite;          /* native: inline images */
+	bool skip;             /* --skip-invalid: refused items go as blank lines */
 	uint64_t length;       /* Content-Length */
 	char err[512];
 };
@@ -409,8 +410,8 @@ static int import_body(void *ctx, int fd)
 	s->limit = src->length;
 	rewind(src->f);
 	if (src->rewrite) {
-		rc = images_stream(src->f, src->basedir, IMAGES_MAX_FILE, sender_write, s, &st, src->err,
-				   sizeof(src->err));
+		rc = images_stream(src->f, src->basedir, IMAGES_MAX_FILE, src->skip, NULL, sender_write, s, &st,
+				   src->err, sizeof(src->err));
 	} else {
 		char chunk[16384];
 		size_t got = 1;
@@ -458,6 +459,44 @@ static int default_name(struct buf *out, const char *path)
 	return buf_append(out, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
+static int reject_cmp(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "line"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "line"));
+
+	return (x > y) - (x < y);
+}
+
+/* Orders a "rejected" array by line. */
+static void rejects_sort(json_t *rej)
+{
+	size_t n = json_array_size(rej);
+	json_t **v = n ? calloc(n, sizeof(*v)) : NULL;
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(rej, i));
+	qsort(v, n, sizeof(*v), reject_cmp);
+	json_array_clear(rej);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rej, v[i]);
+	free(v);
+}
+
+/* The items the CLI refused, when the daemon's answer is a failure. */
+static void import_rejects_print(const char *file, json_t *rej)
+{
+	size_t i;
+	json_t *v;
+
+	fflush(stdout);
+	json_array_foreach(rej, i, v)
+		fprintf(stderr, "medthink: import: %s: line %lld: %s\n", file,
+			(long long)json_integer_value(json_object_get(v, "line")),
+			json_string_value(json_object_get(v, "reason")));
+}
+
 static int cmd_import(struct ctx *c)
 {
 	struct args *a = c->args;
@@ -471,7 +510,7 @@ static int cmd_import(struct ctx *c)
 	struct buf target, dname;
 	struct reply r;
 	struct stat sb;
-	json_t *res = NULL, *rej;
+	json_t *res = NULL, *rej, *local_rej = NULL;
 	char err[256];
 	bool connected, known = !format;
 	int rc, ret = 1;
@@ -510,13 +549,21 @@ static int cmd_import(struct ctx *c)
 			fail(c, "out of memory");
 			goto out;
 		}
-		/* Dry run: checks every image and counts the body's bytes. */
-		rc = images_stream(src.f, src.basedir, IMAGES_MAX_FILE, NULL, NULL, &st, src.err, sizeof(src.err));
+		/* Dry run: checks every image and counts the body's bytes; a
+		 * refused image refuses the import before anything is sent. */
+		src.skip = skip;
+		local_rej = json_array();
+		if (!local_rej) {
+			fail(c, "out of memory");
+			goto out;
+		}
+		rc = images_stream(src.f, src.basedir, IMAGES_MAX_FILE, skip, local_rej, NULL, NULL, &st, src.err,
+				   sizeof(src.err));
 		if (rc) {
 			fail(c, "%s: %s", file, src.err);
 			goto out;
 		}
-		src.rewrite = st.images > 0;
+		src.rewrite = st.images > 0 || st.rejected > 0;
 		if (src.rewrite)
 			src.length = st.bytes;
 	}
@@ -557,6 +604,7 @@ static int cmd_import(struct ctx *c)
 		goto out;
 	}
 	if (r.status >= 300) {
+		import_rejects_print(file, local_rej);
 		ret = http_failure(c, r.status, r.body.base, r.body.len);
 		goto out;
 	}
@@ -566,6 +614,15 @@ static int cmd_import(struct ctx *c)
 		goto out;
 	}
 	rej = json_object_get(res, "rejected");
+	if (json_array_size(local_rej) > 0) {
+		/* The items the CLI refused are listed with the daemon's, by line. */
+		if (!json_is_array(rej)) {
+			rej = json_array();
+			json_object_set_new(res, "rejected", rej);
+		}
+		json_array_extend(rej, local_rej);
+		rejects_sort(rej);
+	}
 	if (json_is_array(rej) && json_array_size(rej) > 0) {
 		size_t i;
 		json_t *v;
@@ -587,6 +644,7 @@ static int cmd_import(struct ctx *c)
 	ret = 0;
 out:
 	json_decref(res);
+	json_decref(local_rej);
 	if (src.f)
 		fclose(src.f);
 	free(src.basedir);

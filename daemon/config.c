@@ -95,6 +95,7 @@ static const struct key endpoint_keys[] = {
 static const struct key train_keys[] = {
 	{ "command", M_TRAIN, M_TRAIN, KT_CMD, TRAIN_OFF(command), 0, 0 },
 	{ "timeout_s", M_TRAIN, 0, KT_INT, TRAIN_OFF(timeout_s), 0, 2592000 },
+	{ "kill_grace_s", M_TRAIN, 0, KT_INT, TRAIN_OFF(kill_grace_s), 1, 3600 },
 	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
 };
 
@@ -694,6 +695,7 @@ static int section_open(struct parse *p, const char *label)
 	} else if (kind == SECT_TRAIN) {
 		p->cfg->train.present = true;
 		p->cfg->train.line = s->line;
+		p->cfg->train.kill_grace_s = CONFIG_TRAIN_KILL_GRACE_S;
 	}
 	p->n_sects++;
 	p->cur = s;
@@ -1350,6 +1352,7 @@ int config_dump(const struct config *cfg, FILE *f)
 		fprintf(f, "\n[train]\ncommand = ");
 		dump_argv(f, cfg->train.command);
 		fprintf(f, "\ntimeout_s = %lld\n", (long long)cfg->train.timeout_s);
+		fprintf(f, "kill_grace_s = %lld\n", (long long)cfg->train.kill_grace_s);
 	} else {
 		fprintf(f, "\n; no [train] section: pipeline jobs default to train = manual\n");
 	}

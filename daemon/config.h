@@ -24,7 +24,8 @@
 #define CONFIG_MAX_NAME 64         /* endpoint NAME in [teacher.NAME] */
 #define CONFIG_MAX_ARGS 256        /* words in a command template */
 #define CONFIG_MAX_API_KEY 8192    /* bytes of an API key read from the environment */
-#define CONFIG_SOCKET_PATH_MAX 107 /* sun_path is 108 bytes with the NUL */
+#define CONFIG_SOCKET_PATH_MAX 107
+#define CONFIG_TRAIN_KILL_GRACE_S 10 /* [train] kill_grace_s default */ /* sun_path is 108 bytes with the NUL */
 
 enum config_endpoint_kind { CONFIG_TEACHER, CONFIG_STUDENT };
 
@@ -68,6 +69,7 @@ struct config_train {
 	bool present;         /* a [train] section was given */
 	char **command;       /* argv template (NULL-terminated); NULL when !present */
 	int64_t timeout_s;    /* 0 = no limit */
+	int64_t kill_grace_s; /* SIGTERM to the hook's group, SIGKILL this much later */
 	int line;
 };
 

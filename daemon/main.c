@@ -39,6 +39,8 @@ struct daemon {
 	struct runner *runner;
 	struct api *api;
 	struct supervisor *sup; /* student engines with a `command`, or NULL */
+	const char **secret_env; /* every endpoint's api_key_env, borrowed from cfg */
+	size_t n_secret_env;
 	uv_prepare_t commit;   /* group commit once per loop iteration */
 	uv_timer_t retry;      /* a busy store: commit again shortly */
 	uv_signal_t sigint, sigterm;
@@ -372,6 +374,26 @@ static int restart_student(void *ud, const char *endpoint, const char *model_pat
 	return supervisor_restart(d->sup, endpoint, model_path, ready, cbud);
 }
 
+/* Lists every endpoint's api_key_env: no child process (engine, train hook)
+ * sees them, but for a student engine its own (supervisor_env_keep). */
+static int secret_env_list(struct daemon *d)
+{
+	size_t n = d->cfg->n_teachers + d->cfg->n_students;
+
+	d->secret_env = calloc(n ? n : 1, sizeof(*d->secret_env));
+	if (!d->secret_env)
+		return -ENOMEM;
+	for (size_t pass = 0; pass < 2; pass++) {
+		const struct config_endpoint *list = pass ? d->cfg->students : d->cfg->teachers;
+		size_t cnt = pass ? d->cfg->n_students : d->cfg->n_teachers;
+
+		for (size_t i = 0; i < cnt; i++)
+			if (list[i].api_key_env)
+				d->secret_env[d->n_secret_env++] = list[i].api_key_env;
+	}
+	return 0;
+}
+
 /* Starts the student engines that have a `command` (SPEC section 3). */
 static int start_engines(struct daemon *d)
 {
@@ -379,11 +401,9 @@ static int start_engines(struct daemon *d)
 
 	if (rc)
 		return rc;
-	/* An engine has no business seeing the teachers' API keys. */
-	for (size_t i = 0; i < d->cfg->n_teachers; i++) {
-		if (d->cfg->teachers[i].api_key_env == NULL)
-			continue;
-		rc = supervisor_env_hide(d->sup, d->cfg->teachers[i].api_key_env);
+	/* An engine has no business seeing another endpoint's API key. */
+	for (size_t i = 0; i < d->n_secret_env; i++) {
+		rc = supervisor_env_hide(d->sup, d->secret_env[i]);
 		if (rc)
 			return rc;
 	}
@@ -396,6 +416,9 @@ static int start_engines(struct daemon *d)
 		snprintf(name, sizeof(name), "student.%s", ce->name);
 		snprintf(url, sizeof(url), "%s/models", ce->base_url);
 		rc = supervisor_add(d->sup, name, ce->command, ce->model_path, url);
+		/* Its own key is the one it checks on each request. */
+		if (!rc && ce->api_key_env)
+			rc = supervisor_env_keep(d->sup, name, ce->api_key_env);
 		if (rc)
 			return rc;
 	}
@@ -534,6 +557,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = register_endpoints(&d, &eps, &neps);
+	if (!rc)
+		rc = secret_env_list(&d);
 	if (rc)
 		goto out;
 	rc_cfg.state_dir = d.cfg->daemon.state_dir;
@@ -542,6 +567,9 @@ int main(int argc, char **argv)
 	rc_cfg.nendpoints = neps;
 	rc_cfg.train_argv = d.cfg->train.present ? d.cfg->train.command : NULL;
 	rc_cfg.train_timeout_s = (int)d.cfg->train.timeout_s;
+	rc_cfg.train_kill_grace_s = (int)d.cfg->train.kill_grace_s;
+	rc_cfg.child_env_hide = d.secret_env;
+	rc_cfg.n_child_env_hide = d.n_secret_env;
 	rc_cfg.restart_student = restart_student;
 	rc_cfg.restart_ud = &d;
 	rc = runner_new(&d.loop, d.st, d.cl, &rc_cfg, &d.runner);
@@ -610,6 +638,7 @@ out:
 	for (size_t i = 0; i < neps; i++)
 		free((char *)eps[i].name);
 	free(eps);
+	free(d.secret_env);
 	store_close(d.st);
 	/* Last: the store is closed before another daemon may open it. */
 	pidlock_release(lock_fd);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
+#include "common/childenv.h"
 #include "common/log.h"
 #include "daemon/config.h"
 
@@ -52,6 +53,7 @@ struct sup_ep {
 	char **tmpl;
 	char *model_path;
 	char *url;               /* for the log */
+	char *env_keep;          /* the one hidden variable this engine sees, or NULL */
 	struct sockaddr_storage addr;
 	char *request;           /* the whole health GET */
 	size_t request_len;
@@ -280,6 +282,7 @@ static void sup_maybe_done(struct supervisor *sup)
 		config_argv_free(ep->tmpl);
 		free(ep->model_path);
 		free(ep->url);
+		free(ep->env_keep);
 		free(ep->request);
 		free(ep);
 	}
@@ -461,34 +464,6 @@ static void proc_exit(uv_process_t *p, int64_t status, int sig)
 	}
 }
 
-/* Builds the environment without the hidden variables; NULL = inherit.
- * Returns 0 or -ENOMEM. The strings are borrowed from environ. */
-static int env_build(struct supervisor *sup, char ***out)
-{
-	size_t n = 0, k = 0;
-	char **env;
-
-	*out = NULL;
-	if (sup->n_env_hide == 0 || environ == NULL)
-		return 0;
-	while (environ[n] != NULL)
-		n++;
-	env = calloc(n + 1, sizeof(*env));
-	if (env == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		bool hide = false;
-		for (size_t h = 0; h < sup->n_env_hide && !hide; h++) {
-			size_t l = strlen(sup->env_hide[h]);
-			hide = strncmp(environ[i], sup->env_hide[h], l) == 0 && environ[i][l] == '=';
-		}
-		if (!hide)
-			env[k++] = environ[i];
-	}
-	*out = env;
-	return 0;
-}
-
 static void ep_log_started(struct sup_ep *ep, char **argv)
 {
 	struct buf line;
@@ -519,7 +494,7 @@ static int ep_spawn(struct sup_ep *ep)
 	rc = expand(ep->name, ep->tmpl, ep->model_path, &argv);
 	if (rc != 0)
 		goto out;
-	rc = env_build(sup, &env);
+	rc = childenv_build(environ, (const char *const *)sup->env_hide, sup->n_env_hide, ep->env_keep, &env);
 	if (rc != 0)
 		goto out;
 	proc = calloc(1, sizeof(*proc));
@@ -929,6 +904,23 @@ int supervisor_env_hide(struct supervisor *sup, const char *var)
 	}
 	list[sup->n_env_hide++] = copy;
 	sup->env_hide = list;
+	return 0;
+}
+
+int supervisor_env_keep(struct supervisor *sup, const char *name, const char *var)
+{
+	struct sup_ep *ep = ep_find(sup, name);
+	char *copy;
+
+	if (ep == NULL)
+		return -ENOENT;
+	if (var[0] == '\0' || strchr(var, '=') != NULL)
+		return -EINVAL;
+	copy = strdup(var);
+	if (copy == NULL)
+		return -ENOMEM;
+	free(ep->env_keep);
+	ep->env_keep = copy;
 	return 0;
 }
 

@@ -57,9 +57,18 @@ int supervisor_new(uv_loop_t *loop, struct supervisor **out);
 int supervisor_set_opts(struct supervisor *sup, const struct supervisor_opts *o);
 
 /* Hides an environment variable (name copied) from every engine started
- * afterwards, e.g. the api_key_env variables of the teachers, which an engine
- * has no business seeing. Returns 0, -EINVAL (empty or contains '='), -ENOMEM. */
+ * afterwards: the daemon hides the api_key_env variable of every endpoint.
+ * The common provider key names (common/childenv.h) are always hidden; the
+ * environment is filtered by childenv_build, the same filter as the train
+ * hook's. Returns 0, -EINVAL (empty or contains '='), -ENOMEM. */
 int supervisor_env_hide(struct supervisor *sup, const char *var);
+
+/* Lets engine name (registered) see var (copied) although it is hidden: a
+ * student's own api_key_env, the key its engine checks on each request
+ * (vLLM reads VLLM_API_KEY, llama-server LLAMA_API_KEY). One per engine; a
+ * second call replaces the first. Returns 0, -ENOENT (unknown name),
+ * -EINVAL (empty or contains '='), -ENOMEM. */
+int supervisor_env_keep(struct supervisor *sup, const char *name, const char *var);
 
 /* Registers an engine, not started yet. name (e.g. "student.local") prefixes
  * its log lines; argv_template is a NULL-terminated template as in struct

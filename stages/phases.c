@@ -155,8 +155,8 @@ static void job_hook_done(void *ud, int status, const char *why)
 	j->training = false;
 	trainhook_free(j->hook);
 	j->hook = NULL;
-	if (r->closing)
-		return;
+	if (r->closing || job_state_finished(j->state))
+		return; /* a cancelled job's hook was stopped: it stays cancelled */
 	if (status != 0) {
 		job_set_state(j, JOB_PAUSED, why);
 		return;
@@ -193,6 +193,9 @@ static void job_train_gate(struct job *j, const char *set)
 		.dataset = j->dataset, .set = set,
 		.state_dir = j->r->cfg.state_dir, .argv = j->r->cfg.train_argv,
 		.timeout_s = j->r->cfg.train_timeout_s,
+		.kill_grace_s = j->r->cfg.train_kill_grace_s,
+		.env_hide = j->r->cfg.child_env_hide,
+		.n_env_hide = j->r->cfg.n_child_env_hide,
 	};
 	const struct runner_endpoint *ep;
 

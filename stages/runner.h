@@ -42,6 +42,11 @@ struct runner_config {
 	size_t nendpoints;
 	char *const *train_argv; /* NULL-terminated template, or NULL: no hook */
 	int train_timeout_s;
+	int train_kill_grace_s;  /* SIGKILL to the hook's group this long after SIGTERM; 0: 10 */
+	/* Environment names the hook must not see (every endpoint's api_key_env;
+	 * common/childenv.h adds the provider names). Borrowed; outlive the runner. */
+	const char *const *child_env_hide;
+	size_t n_child_env_hide;
 	int max_window;          /* most items in flight per job; 0: 2048 */
 	/* Restarts a student's inference engine on a new model after a train
 	 * hook (the daemon's supervisor); NULL when no student has a command.

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/childenv.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "stages/export.h"
@@ -18,12 +20,23 @@
 
 #define HOOK_LINE_MAX 2000     /* longest output line kept in the log */
 #define HOOK_LINES_MAX 5000    /* output lines kept per run */
+#define HOOK_GRACE_DEFAULT_S 10
+#define HOOK_DRAIN_MS 500      /* after the exit, how long the pipes may stay open */
+
+extern char **environ;
 
 struct trainhook {
 	uv_process_t proc;
 	uv_pipe_t out, err;
-	uv_timer_t timer;
-	int open;
+	uv_timer_t timer;      /* the timeout */
+	uv_timer_t grace;      /* SIGKILL after the grace; after the exit, the drain */
+	int open;              /* handles not yet closed */
+	bool pipe_open[2];     /* out, err not yet uv_close'd */
+	bool exited;
+	bool term_sent;
+	bool grace_closed;
+	pid_t pid;
+	uint64_t grace_ms;
 	struct store *st;
 	int64_t job;
 	struct buf line[2];
@@ -145,39 +158,100 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	b->len = b->base ? suggested : 0;
 }
 
+/* After the exit and both pipes, the grace timer goes too. */
+static void grace_maybe_close(struct trainhook *t)
+{
+	if (!t->exited || t->pipe_open[0] || t->pipe_open[1] || t->grace_closed)
+		return;
+	t->grace_closed = true;
+	uv_close((uv_handle_t *)&t->grace, hook_closed);
+}
+
+static void pipe_close(struct trainhook *t, int i)
+{
+	struct buf *line = &t->line[i];
+
+	if (!t->pipe_open[i])
+		return;
+	t->pipe_open[i] = false;
+	if (line->len)
+		log_output(t, line->base);
+	buf_reset(line);
+	uv_close((uv_handle_t *)(i ? &t->err : &t->out), hook_closed);
+	grace_maybe_close(t);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct trainhook *t = s->data;
-	struct buf *line = &t->line[(uv_pipe_t *)s == &t->err];
+	int i = (uv_pipe_t *)s == &t->err;
+	struct buf *line = &t->line[i];
 
-	for (ssize_t i = 0; i < n; i++) {
-		if (b->base[i] == '\n') {
+	for (ssize_t k = 0; k < n; k++) {
+		if (b->base[k] == '\n') {
 			log_output(t, line->base ? line->base : "");
 			buf_reset(line);
-		} else if (buf_append(line, &b->base[i], 1) == -ENOBUFS) {
+		} else if (buf_append(line, &b->base[k], 1) == -ENOBUFS) {
 			log_output(t, line->base);
 			buf_reset(line);
 		}
 	}
 	free(b->base);
-	if (n < 0) {
-		if (line->len)
-			log_output(t, line->base);
-		buf_reset(line);
-		if (!uv_is_closing((uv_handle_t *)s))
-			uv_close((uv_handle_t *)s, hook_closed);
+	if (n < 0)
+		pipe_close(t, i);
+}
+
+/* The hook leads its own process group (UV_PROCESS_DETACHED = setsid):
+ * a signal to the group reaches whatever it started. */
+static void hook_signal(struct trainhook *t, int sig)
+{
+	if (kill(-t->pid, sig) != 0 && !t->exited)
+		uv_process_kill(&t->proc, sig);
+}
+
+static void on_grace(uv_timer_t *tm)
+{
+	struct trainhook *t = tm->data;
+
+	if (!t->exited) {
+		log_warn("job_%" PRId64 ": train hook pid %d did not exit within %.1f s of SIGTERM; "
+			 "sending SIGKILL to its process group",
+			 t->job, (int)t->pid, (double)t->grace_ms / 1000.0);
+		hook_signal(t, SIGKILL);
+		return;
 	}
+	/* Drain over: something still holds the pipes open. */
+	pipe_close(t, 0);
+	pipe_close(t, 1);
+}
+
+static void hook_term(struct trainhook *t)
+{
+	if (t->exited || t->term_sent)
+		return;
+	t->term_sent = true;
+	hook_signal(t, SIGTERM);
+	uv_timer_start(&t->grace, on_grace, t->grace_ms, 0);
 }
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
 	struct trainhook *t = p->data;
 
+	t->exited = true;
 	t->exit_status = status;
 	t->term_signal = sig;
+	/* Whatever is left of its group must not outlive it; the group id
+	 * cannot be reused while a member lives. */
+	kill(-t->pid, SIGKILL);
 	uv_timer_stop(&t->timer);
 	uv_close((uv_handle_t *)&t->timer, hook_closed);
 	uv_close((uv_handle_t *)p, hook_closed);
+	uv_timer_stop(&t->grace);
+	if (t->pipe_open[0] || t->pipe_open[1])
+		uv_timer_start(&t->grace, on_grace, HOOK_DRAIN_MS, 0);
+	else
+		grace_maybe_close(t);
 }
 
 static void on_timeout(uv_timer_t *tm)
@@ -185,7 +259,7 @@ static void on_timeout(uv_timer_t *tm)
 	struct trainhook *t = tm->data;
 
 	t->timed_out = 1;
-	uv_process_kill(&t->proc, SIGTERM);
+	hook_term(t);
 }
 
 int trainhook_start(const struct trainhook_params *p,
@@ -196,6 +270,7 @@ int trainhook_start(const struct trainhook_params *p,
 	char dir[1024], set_path[1100], out_dir[1100];
 	uv_process_options_t o = { 0 };
 	uv_stdio_container_t stdio[3];
+	char **env = NULL;
 	size_t argc = 0;
 	int rc;
 
@@ -234,8 +309,14 @@ int trainhook_start(const struct trainhook_params *p,
 		for (size_t i = 0; i < argc; i++)
 			t->argv[i] = subst(p->argv[i], vars, 4);
 	}
+	rc = childenv_build(environ, p->env_hide, p->n_env_hide, NULL, &env);
+	if (rc) {
+		trainhook_free(t);
+		return rc;
+	}
 	t->st = p->store;
 	t->job = p->job;
+	t->grace_ms = (uint64_t)(p->kill_grace_s > 0 ? p->kill_grace_s : HOOK_GRACE_DEFAULT_S) * 1000;
 	t->done = done;
 	t->ud = ud;
 	buf_init(&t->line[0], HOOK_LINE_MAX);
@@ -243,7 +324,9 @@ int trainhook_start(const struct trainhook_params *p,
 	uv_pipe_init(p->loop, &t->out, 0);
 	uv_pipe_init(p->loop, &t->err, 0);
 	uv_timer_init(p->loop, &t->timer);
-	t->out.data = t->err.data = t->timer.data = t->proc.data = t;
+	uv_timer_init(p->loop, &t->grace);
+	t->out.data = t->err.data = t->timer.data = t->grace.data = t->proc.data = t;
+	t->pipe_open[0] = t->pipe_open[1] = true;
 	stdio[0].flags = UV_IGNORE;
 	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
 	stdio[1].data.stream = (uv_stream_t *)&t->out;
@@ -253,20 +336,25 @@ int trainhook_start(const struct trainhook_params *p,
 	o.args = t->argv;
 	o.stdio = stdio;
 	o.stdio_count = 3;
+	o.env = env;
 	o.exit_cb = on_exit_cb;
+	o.flags = UV_PROCESS_DETACHED; /* own session and group: stops reach its children */
 	rc = uv_spawn(p->loop, &t->proc, &o);
+	free(env);
 	if (rc) {
 		snprintf(err, errlen, "train hook: cannot start %s: %s", t->argv[0], uv_strerror(rc));
 		/* Nothing runs: close what was opened; t frees itself once closed. */
 		t->done = NULL;
-		t->open = 4;
+		t->open = 5;
 		uv_close((uv_handle_t *)&t->out, hook_closed);
 		uv_close((uv_handle_t *)&t->err, hook_closed);
 		uv_close((uv_handle_t *)&t->timer, hook_closed);
+		uv_close((uv_handle_t *)&t->grace, hook_closed);
 		uv_close((uv_handle_t *)&t->proc, hook_closed);
 		return rc;
 	}
-	t->open = 4;
+	t->pid = t->proc.pid;
+	t->open = 5;
 	uv_read_start((uv_stream_t *)&t->out, on_alloc, on_read);
 	uv_read_start((uv_stream_t *)&t->err, on_alloc, on_read);
 	if (p->timeout_s > 0)
@@ -279,8 +367,8 @@ int trainhook_start(const struct trainhook_params *p,
 
 void trainhook_kill(struct trainhook *h)
 {
-	if (h && !uv_is_closing((uv_handle_t *)&h->proc))
-		uv_process_kill(&h->proc, SIGTERM);
+	if (h)
+		hook_term(h);
 }
 
 void trainhook_free(struct trainhook *h)

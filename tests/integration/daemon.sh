@@ -70,6 +70,30 @@ expect_match "--skip-invalid reports line 5" "$(cat "$T/skip.err")" "5"
 printf '{"question":"q","answer":"a\377"}\n' >"$T/utf8.jsonl"
 out=$("$BIN/medthink" import "$T/utf8.jsonl" 2>&1)
 expect_match "invalid UTF-8 named with its line" "$out" "line 1.*UTF-8"
+# --- images: a symlink out of the dataset's folder is refused before upload
+mkdir -p "$T/imgds" "$T/private"
+printf 'OPENAI_API_KEY=sk-live-secret\n' >"$T/private/secret.txt"
+ln -s "$T/private/secret.txt" "$T/imgds/leak.png"
+printf '\211PNG\r\n\032\n0000' >"$T/imgds/ok.png"
+cat >"$T/imgds/d.jsonl" <<'J'
+{"id":"i1","question":"q1","answer":"a","images":["ok.png"]}
+{"id":"i2","question":"q2","answer":"a","images":["leak.png"]}
+J
+before=$(api http://x/v1/datasets | jq_py 'len(d["datasets"])')
+out=$("$BIN/medthink" import "$T/imgds/d.jsonl" --name leak 2>&1); rc=$?
+expect_eq "image out of the folder: exit 1" "$rc" "1"
+expect_match "image out of the folder: names file, line, item and path" "$out" \
+  "d\.jsonl: line 2: item \"i2\": image \"leak\.png\": resolves to .*secret\.txt, outside the dataset's folder"
+after=$(api http://x/v1/datasets | jq_py 'len(d["datasets"])')
+expect_eq "image out of the folder: nothing stored" "$after" "$before"
+n=$(sqlite3 "$T/var/medthink.db" "select count(*) from items where body like '%sk-live-secret%' or body like '%$(printf 'OPENAI_API_KEY=sk-live-secret\n' | base64 | cut -c1-16)%'")
+expect_eq "image out of the folder: the secret is in no item" "$n" "0"
+ds_img=$("$BIN/medthink" import "$T/imgds/d.jsonl" --name leak-skip --skip-invalid 2>"$T/imgskip.err")
+n=$(api "http://x/v1/datasets/$ds_img" | jq_py 'd["items"]')
+expect_eq "image out of the folder, --skip-invalid: the good item stored" "$n" "1"
+expect_match "image out of the folder, --skip-invalid: reported as a rejected line" "$(cat "$T/imgskip.err")" \
+  "d\.jsonl: line 2: item \"i2\": image \"leak\.png\": resolves to"
+expect_match "image out of the folder, --skip-invalid: counted" "$(cat "$T/imgskip.err")" "1 items stored, 1 lines rejected"
 code=$(api_code POST "/v1/datasets?format=nope" --data-binary @"$T/bad.jsonl")
 expect_eq "unknown format: 400" "$code" "400"
 

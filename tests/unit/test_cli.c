@@ -483,7 +483,8 @@ static void test_mime(void **state)
 	assert_string_equal(images_mime("x.jpeg"), "image/jpeg");
 	assert_string_equal(images_mime("x.gif"), "image/gif");
 	assert_string_equal(images_mime("x.webp"), "image/webp");
-	assert_null(images_mime("x.bmp"));
+	assert_string_equal(images_mime("x.bmp"), "image/bmp");
+	assert_null(images_mime("x.tiff"));
 	assert_null(images_mime("x"));
 	assert_null(images_mime("dir.png/x"));
 	assert_null(images_mime("x."));
@@ -521,6 +522,25 @@ static void tmp_remove(const struct tmpdir *t)
 
 static int buf_sink(void *ctx, const void *p, size_t n) { return buf_append(ctx, p, n); }
 
+/* Small files that are images by their first bytes. */
+static const char PNG[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+#define PNG_LEN (sizeof(PNG) - 1)
+static const char JPEG[] = "\xff\xd8\xff\xe0\0\x10JFIF";
+#define JPEG_LEN (sizeof(JPEG) - 1)
+static const char GIF[] = "GIF89a\x01\0\x01\0";
+#define GIF_LEN (sizeof(GIF) - 1)
+
+/* "data:MIME;base64,..." of n bytes of p, in a static buffer. */
+static const char *data_url_of(const char *mime, const void *p, size_t n)
+{
+	static char out[512];
+	int k = snprintf(out, sizeof(out), "data:%s;base64,", mime);
+
+	assert_true(images_base64_len(n) + (size_t)k < sizeof(out));
+	images_base64(p, n, out + k);
+	return out;
+}
+
 static void test_data_url(void **state)
 {
 	struct tmpdir t;
@@ -529,12 +549,12 @@ static void test_data_url(void **state)
 	(void)state;
 
 	tmp_make(&t);
-	tmp_write(&t, "i.png", "foobar", 6);
-	tmp_write(&t, "i.txt", "foobar", 6);
+	tmp_write(&t, "i.png", PNG, PNG_LEN);
+	tmp_write(&t, "i.txt", PNG, PNG_LEN);
 	snprintf(path, sizeof(path), "%s/i.png", t.path);
 	url = images_data_url(path, 1024, err, sizeof(err));
 	assert_non_null(url);
-	assert_string_equal(url, "data:image/png;base64,Zm9vYmFy");
+	assert_string_equal(url, data_url_of("image/png", PNG, PNG_LEN));
 	free(url);
 	assert_null(images_data_url(path, 5, err, sizeof(err)));
 	assert_non_null(strstr(err, "over the 5 byte limit"));
@@ -542,6 +562,24 @@ static void test_data_url(void **state)
 	assert_null(images_data_url(path, 1024, err, sizeof(err)));
 	assert_non_null(strstr(err, "unsupported type"));
 	tmp_remove(&t);
+}
+
+static void test_magic(void **state)
+{
+	unsigned char bmp[18] = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0};
+	(void)state;
+
+	assert_string_equal(images_magic_mime((const unsigned char *)PNG, PNG_LEN), "image/png");
+	assert_string_equal(images_magic_mime((const unsigned char *)JPEG, JPEG_LEN), "image/jpeg");
+	assert_string_equal(images_magic_mime((const unsigned char *)GIF, GIF_LEN), "image/gif");
+	assert_string_equal(images_magic_mime((const unsigned char *)"RIFF\x10\0\0\0WEBPVP8 ", 16), "image/webp");
+	assert_string_equal(images_magic_mime(bmp, sizeof(bmp)), "image/bmp");
+	bmp[14] = 41; /* not a DIB header size */
+	assert_null(images_magic_mime(bmp, sizeof(bmp)));
+	assert_null(images_magic_mime((const unsigned char *)PNG, 7)); /* cut short */
+	assert_null(images_magic_mime((const unsigned char *)"RIFF\x10\0\0\0WAVEfmt ", 16));
+	assert_null(images_magic_mime((const unsigned char *)"root:x:0:0:root", 15));
+	assert_null(images_magic_mime((const unsigned char *)"", 0));
 }
 
 /* Streams text through images_stream with images in dir; returns rc. */
@@ -553,10 +591,10 @@ static int stream_text(const char *text, const char *dir, uint64_t max, struct b
 	int rc;
 
 	assert_non_null(f);
-	rc = images_stream(f, dir, max, NULL, NULL, &dry, err, errlen);
+	rc = images_stream(f, dir, max, false, NULL, NULL, NULL, &dry, err, errlen);
 	if (rc == 0) {
 		rewind(f);
-		rc = images_stream(f, dir, max, buf_sink, out, st, err, errlen);
+		rc = images_stream(f, dir, max, false, NULL, buf_sink, out, st, err, errlen);
 		/* the dry run announces exactly what the real run sends */
 		assert_int_equal(rc, 0);
 		assert_int_equal(dry.bytes, st->bytes);
@@ -568,35 +606,38 @@ static int stream_text(const char *text, const char *dir, uint64_t max, struct b
 
 static void test_images_stream(void **state)
 {
-	static const char text[] =
-		"{\"id\":\"1\",\"question\":\"Q\",\"answer\":\"A\",\"images\":[\"a.png\",\"data:image/png;base64,AA==\"]}\n"
-		"{\"id\":\"2\",  \"question\":\"no images here\" , \"answer\":\"B\"}\n"
-		"not json but says \"images\"\n"
-		"\n"
-		"{\"question\":\"q\\u00e9\",\"answer\":\"x\",\"images\":[\"sub/b.gif\",\"a.png\"],\"meta\":{\"n\":1}}";
 	struct tmpdir t;
 	struct buf out;
 	struct images_stats st;
-	char err[512], want[1024];
+	char err[512], want[4096], text[1024], jpeg[512], png[512], gif[512];
 	const char *nl;
 	(void)state;
 
+	snprintf(jpeg, sizeof(jpeg), "%s", data_url_of("image/jpeg", JPEG, JPEG_LEN));
+	snprintf(png, sizeof(png), "%s", data_url_of("image/png", PNG, PNG_LEN));
+	snprintf(gif, sizeof(gif), "%s", data_url_of("image/gif", GIF, GIF_LEN));
+	snprintf(text, sizeof(text),
+		 "{\"id\":\"1\",\"question\":\"Q\",\"answer\":\"A\",\"images\":[\"a.png\",\"%s\"]}\n"
+		 "{\"id\":\"2\",  \"question\":\"no images here\" , \"answer\":\"B\"}\n"
+		 "not json but says \"images\"\n"
+		 "\n"
+		 "{\"question\":\"q\\u00e9\",\"answer\":\"x\",\"images\":[\"sub/b.gif\",\"a.png\"],\"meta\":{\"n\":1}}",
+		 jpeg);
 	tmp_make(&t);
-	tmp_write(&t, "a.png", "foo", 3);
+	tmp_write(&t, "a.png", PNG, PNG_LEN);
 	assert_int_equal(mkdir(strcat(strcpy(want, t.path), "/sub"), 0700), 0);
-	tmp_write(&t, "sub/b.gif", "fooba", 5);
+	tmp_write(&t, "sub/b.gif", GIF, GIF_LEN);
 	buf_init(&out, 1 << 20);
 	assert_int_equal(stream_text(text, t.path, 1024, &out, &st, err, sizeof(err)), 0);
 	assert_int_equal(st.lines, 5);
 	assert_int_equal(st.images, 3);
 	snprintf(want, sizeof(want),
-		 "{\"id\":\"1\",\"question\":\"Q\",\"answer\":\"A\",\"images\":[\"data:image/png;base64,Zm9v\","
-		 "\"data:image/png;base64,AA==\"]}\n"
+		 "{\"id\":\"1\",\"question\":\"Q\",\"answer\":\"A\",\"images\":[\"%s\",\"%s\"]}\n"
 		 "{\"id\":\"2\",  \"question\":\"no images here\" , \"answer\":\"B\"}\n"
 		 "not json but says \"images\"\n"
 		 "\n"
-		 "{\"question\":\"q\xc3\xa9\",\"answer\":\"x\",\"images\":[\"data:image/gif;base64,Zm9vYmE=\","
-		 "\"data:image/png;base64,Zm9v\"],\"meta\":{\"n\":1}}");
+		 "{\"question\":\"q\xc3\xa9\",\"answer\":\"x\",\"images\":[\"%s\",\"%s\"],\"meta\":{\"n\":1}}",
+		 png, jpeg, gif, png);
 	assert_string_equal(out.base, want);
 	/* the line count is kept, so the daemon's line numbers are the file's */
 	nl = out.base;
@@ -610,33 +651,49 @@ static void test_images_stream(void **state)
 	tmp_remove(&t);
 }
 
+/* One line with images [IMG] through images_stream in dir: returns rc. */
+static int stream_one(const char *dir, const char *img, uint64_t max, char *err, size_t errlen)
+{
+	char text[1024];
+	struct buf out;
+	struct images_stats st;
+	int rc;
+
+	snprintf(text, sizeof(text), "{\"id\":\"q-7\",\"question\":\"q\",\"answer\":\"A\",\"images\":[\"%s\"]}\n", img);
+	buf_init(&out, 1 << 20);
+	rc = stream_text(text, dir, max, &out, &st, err, errlen);
+	buf_free(&out);
+	return rc;
+}
+
 static void test_images_errors(void **state)
 {
 	struct tmpdir t;
 	struct buf out;
 	struct images_stats st;
-	char err[512], want[512];
+	char err[512];
 	(void)state;
 
 	tmp_make(&t);
-	tmp_write(&t, "big.webp", "0123456789", 10);
+	tmp_write(&t, "big.webp", "RIFF\x10\0\0\0WEBPVP8 ", 16);
 	buf_init(&out, 1 << 20);
 
 	assert_int_equal(stream_text("{\"a\":1}\n{\"question\":\"q\",\"images\":[\"gone.png\"]}\n", t.path, 1024, &out,
 				     &st, err, sizeof(err)),
 			 -ENOENT);
-	snprintf(want, sizeof(want), "line 2: image \"%s/gone.png\": No such file or directory", t.path);
-	assert_string_equal(err, want);
+	assert_string_equal(err, "line 2: item without \"id\": image \"gone.png\": No such file or directory");
 
 	assert_int_equal(stream_text("{\"images\":[\"big.webp\"]}\n", t.path, 9, &out, &st, err, sizeof(err)),
 			 -EFBIG);
-	assert_non_null(strstr(err, "line 1: image"));
-	assert_non_null(strstr(err, "big.webp\": 10 bytes, over the 9 byte limit"));
+	assert_non_null(strstr(err, "line 1: item without \"id\": image"));
+	assert_non_null(strstr(err, "big.webp\": 16 bytes, over the 9 byte limit"));
 
 	assert_int_equal(stream_text("{\"images\":[\"x.tiff\"]}", t.path, 1024, &out, &st, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "line 1: image \"x.tiff\": unsupported type"));
+	assert_non_null(strstr(err, "line 1: item without \"id\": image \"x.tiff\": unsupported type"));
 
-	assert_int_equal(stream_text("{\"images\":[\"sub\"]}", t.path, 1024, &out, &st, err, sizeof(err)), -EINVAL);
+	assert_int_equal(mkdir(strcat(strcpy(err, t.path), "/sub.png"), 0700), 0);
+	assert_int_equal(stream_text("{\"images\":[\"sub.png\"]}", t.path, 1024, &out, &st, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a regular file"));
 
 	/* a marker-like byte sequence in the data is refused, not misplaced */
 	assert_int_equal(stream_text("{\"q\":\"\x7fmtimg:0\x7f\",\"images\":[\"big.webp\"]}", t.path, 1024, &out,
@@ -650,6 +707,181 @@ static void test_images_errors(void **state)
 			 0);
 	assert_string_equal(out.base, "{\"images\":\"x.png\"}\n{\"images\":[1]}\n");
 	assert_int_equal(st.images, 0);
+	buf_free(&out);
+	tmp_remove(&t);
+}
+
+/* The path rules (issue 9): a dataset cannot make the CLI send a file from
+ * outside its folder, nor a file that is not an image. */
+static void test_images_paths(void **state)
+{
+	struct tmpdir t, outside;
+	char err[512], path[256], target[256], big[4096];
+	(void)state;
+
+	tmp_make(&t);
+	tmp_make(&outside);
+	tmp_write(&outside, "secret.png", PNG, PNG_LEN); /* even an image: it is not the dataset's */
+	tmp_write(&outside, "secret.txt", "API_KEY=sk-1\n", 13);
+	tmp_write(&t, "ok.png", PNG, PNG_LEN);
+	tmp_write(&t, "photo.jpg", JPEG, JPEG_LEN);
+	tmp_write(&t, "text.png", "just some text, not an image\n", 29);
+	memcpy(big, PNG, PNG_LEN);
+	memset(big + PNG_LEN, 'x', sizeof(big) - PNG_LEN);
+	tmp_write(&t, "big.png", big, sizeof(big));
+	snprintf(path, sizeof(path), "%s/sub", t.path);
+	assert_int_equal(mkdir(path, 0700), 0);
+
+	/* valid PNG and JPEG */
+	assert_int_equal(stream_one(t.path, "ok.png", 1024, err, sizeof(err)), 0);
+	assert_int_equal(stream_one(t.path, "photo.jpg", 1024, err, sizeof(err)), 0);
+	assert_int_equal(stream_one(t.path, "sub/../ok.png", 1024, err, sizeof(err)), 0);
+
+	/* an absolute path, even to a file inside the folder */
+	snprintf(path, sizeof(path), "%s/ok.png", t.path);
+	assert_int_equal(stream_one(t.path, path, 1024, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "line 1: item \"q-7\": image \""));
+	assert_non_null(strstr(err, "an absolute path"));
+
+	/* a ../ escape */
+	snprintf(path, sizeof(path), "../%s/secret.png", strrchr(outside.path, '/') + 1);
+	assert_int_equal(stream_one(t.path, path, 1024, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "line 1: item \"q-7\": image \"../"));
+	assert_non_null(strstr(err, "outside the dataset's folder"));
+
+	/* a symlink pointing outside the folder, to an image or a secret */
+	snprintf(target, sizeof(target), "%s/secret.png", outside.path);
+	snprintf(path, sizeof(path), "%s/leak.png", t.path);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(stream_one(t.path, "leak.png", 1024, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "line 1: item \"q-7\": image \"leak.png\": resolves to "));
+	assert_non_null(strstr(err, "outside the dataset's folder"));
+	snprintf(target, sizeof(target), "%s/secret.txt", outside.path);
+	snprintf(path, sizeof(path), "%s/sub/leak2.png", t.path);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(stream_one(t.path, "sub/leak2.png", 1024, err, sizeof(err)), -EPERM);
+	/* a symlinked folder out of the tree */
+	snprintf(path, sizeof(path), "%s/out", t.path);
+	assert_int_equal(symlink(outside.path, path), 0);
+	assert_int_equal(stream_one(t.path, "out/secret.png", 1024, err, sizeof(err)), -EPERM);
+
+	/* a symlink inside the folder to a valid image is fine */
+	snprintf(path, sizeof(path), "%s/sub/alias.png", t.path);
+	assert_int_equal(symlink("../ok.png", path), 0);
+	assert_int_equal(stream_one(t.path, "sub/alias.png", 1024, err, sizeof(err)), 0);
+
+	/* a text file named x.png */
+	assert_int_equal(stream_one(t.path, "text.png", 1024, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "line 1: item \"q-7\": image \"text.png\": not a PNG, JPEG, GIF, WebP or BMP image "
+				 "(by its first bytes)");
+
+	/* an oversized file */
+	assert_int_equal(stream_one(t.path, "big.png", 1024, err, sizeof(err)), -EFBIG);
+	assert_string_equal(err, "line 1: item \"q-7\": image \"big.png\": 4096 bytes, over the 1024 byte limit");
+
+	/* empty, and a dangling symlink */
+	assert_int_equal(stream_one(t.path, "", 1024, err, sizeof(err)), -EINVAL);
+	snprintf(path, sizeof(path), "%s/dangling.png", t.path);
+	assert_int_equal(symlink("nowhere.png", path), 0);
+	assert_int_equal(stream_one(t.path, "dangling.png", 1024, err, sizeof(err)), -ENOENT);
+	tmp_remove(&t);
+	tmp_remove(&outside);
+}
+
+/* The MIME type of the data: URL comes from the bytes, not the name. */
+static void test_images_mime_by_magic(void **state)
+{
+	struct tmpdir t;
+	char text[256], want[1024];
+	struct buf out;
+	struct images_stats st;
+	char err[512];
+	(void)state;
+
+	tmp_make(&t);
+	tmp_write(&t, "really-a-jpeg.png", JPEG, JPEG_LEN);
+	snprintf(text, sizeof(text), "{\"id\":\"m\",\"images\":[\"really-a-jpeg.png\"]}");
+	buf_init(&out, 1 << 20);
+	assert_int_equal(stream_text(text, t.path, 1024, &out, &st, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "{\"id\":\"m\",\"images\":[\"%s\"]}", data_url_of("image/jpeg", JPEG, JPEG_LEN));
+	assert_string_equal(out.base, want);
+	buf_free(&out);
+	tmp_remove(&t);
+}
+
+/* data: URLs in the dataset are checked by their decoded bytes. */
+static void test_images_data_urls(void **state)
+{
+	char err[512], url[600];
+	(void)state;
+
+	assert_int_equal(stream_one("/tmp", data_url_of("image/png", PNG, PNG_LEN), 1024, err, sizeof(err)), 0);
+	assert_int_equal(stream_one("/tmp", data_url_of("image/jpg", JPEG, JPEG_LEN), 1024, err, sizeof(err)), 0);
+	/* text dressed as a PNG */
+	assert_int_equal(stream_one("/tmp", data_url_of("image/png", "API_KEY=sk-12345", 16), 1024, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "line 1: item \"q-7\": image \"data:image/png;base64,"));
+	assert_non_null(strstr(err, "not a PNG, JPEG, GIF, WebP or BMP image"));
+	/* a declared type the bytes do not have */
+	assert_int_equal(stream_one("/tmp", data_url_of("image/png", JPEG, JPEG_LEN), 1024, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "declares image/png but the data is image/jpeg"));
+	/* over the cap */
+	assert_int_equal(stream_one("/tmp", data_url_of("image/png", PNG, PNG_LEN), 8, err, sizeof(err)), -EFBIG);
+	assert_non_null(strstr(err, "over the 8 byte limit"));
+	/* not base64 */
+	assert_int_equal(stream_one("/tmp", "data:image/png,plain", 1024, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "must be data:image/TYPE;base64,DATA"));
+	snprintf(url, sizeof(url), "%s", data_url_of("image/png", PNG, PNG_LEN));
+	url[30] = '*';
+	assert_int_equal(stream_one("/tmp", url, 1024, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "invalid base64"));
+	assert_int_equal(stream_one("/tmp", "data:image/png;base64,iVBORw0", 1024, err, sizeof(err)), -EINVAL);
+	/* http(s) URLs go as they are */
+	assert_int_equal(stream_one("/tmp", "https://example.org/x.png", 1024, err, sizeof(err)), 0);
+}
+
+/* --skip-invalid: a refused item goes as a blank line and is reported like
+ * the daemon's rejected lines; the other lines go on. */
+static void test_images_skip_invalid(void **state)
+{
+	struct tmpdir t;
+	char text[512], want[1024], err[512];
+	struct buf out;
+	struct images_stats st, dry;
+	json_t *rej = json_array();
+	FILE *f;
+	(void)state;
+
+	tmp_make(&t);
+	tmp_write(&t, "ok.png", PNG, PNG_LEN);
+	tmp_write(&t, "text.png", "hello", 5);
+	snprintf(text, sizeof(text),
+		 "{\"id\":\"a\",\"images\":[\"ok.png\"]}\n"
+		 "{\"id\":\"b\",\"images\":[\"/etc/passwd.png\"]}\n"
+		 "{\"id\":\"c\",\"images\":[\"text.png\"]}\n"
+		 "{\"id\":\"d\"}\n");
+	f = fmemopen(text, strlen(text), "r");
+	assert_non_null(f);
+	buf_init(&out, 1 << 20);
+	assert_int_equal(images_stream(f, t.path, 1024, true, rej, NULL, NULL, &dry, err, sizeof(err)), 0);
+	rewind(f);
+	assert_int_equal(images_stream(f, t.path, 1024, true, NULL, buf_sink, &out, &st, err, sizeof(err)), 0);
+	fclose(f);
+	assert_int_equal(dry.bytes, st.bytes);
+	assert_int_equal(st.bytes, out.len);
+	assert_int_equal(st.rejected, 2);
+	assert_int_equal(st.images, 1);
+	snprintf(want, sizeof(want), "{\"id\":\"a\",\"images\":[\"%s\"]}\n\n\n{\"id\":\"d\"}\n",
+		 data_url_of("image/png", PNG, PNG_LEN));
+	assert_string_equal(out.base, want);
+	assert_int_equal(json_array_size(rej), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rej, 0), "line")), 2);
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(rej, 0), "reason")),
+			       "item \"b\": image \"/etc/passwd.png\": an absolute path"));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(rej, 1), "line")), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rej, 1), "reason")),
+			    "item \"c\": image \"text.png\": not a PNG, JPEG, GIF, WebP or BMP image (by its first bytes)");
+	json_decref(rej);
 	buf_free(&out);
 	tmp_remove(&t);
 }
@@ -826,6 +1058,11 @@ int main(void)
 		cmocka_unit_test(test_data_url),
 		cmocka_unit_test(test_images_stream),
 		cmocka_unit_test(test_images_errors),
+		cmocka_unit_test(test_images_paths),
+		cmocka_unit_test(test_images_mime_by_magic),
+		cmocka_unit_test(test_images_data_urls),
+		cmocka_unit_test(test_images_skip_invalid),
+		cmocka_unit_test(test_magic),
 		cmocka_unit_test(test_render_bar),
 		cmocka_unit_test(test_render_duration),
 		cmocka_unit_test(test_render_job),

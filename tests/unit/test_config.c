@@ -231,6 +231,7 @@ static void test_all_keys(void **state)
 	assert_null(s->command[8]);
 	assert_true(cfg->train.present);
 	assert_int_equal(cfg->train.timeout_s, 3600);
+	assert_int_equal(cfg->train.kill_grace_s, CONFIG_TRAIN_KILL_GRACE_S); /* default */
 	assert_string_equal(cfg->train.command[4], "{model_path}");
 	assert_null(config_student_find(cfg, "t"));
 	assert_null(config_teacher_find(cfg, "s"));

@@ -422,21 +422,21 @@ static void test_start_timeout(void **state)
 	char url[160], *log;
 
 	supervisor_opts_default(&o);
-	o.start_timeout_ms = 2000;
+	o.start_timeout_ms = 6000; /* python may take seconds to start on a loaded machine */
 	o.start_poll_ms = 50;
-	o.backoff_min_ms = 5000;
+	o.backoff_min_ms = 10000;
 	assert_int_equal(supervisor_set_opts(f->sup, &o), 0);
 	snprintf(url, sizeof(url), "http://localhost:%s/v1/nothing", f->port);
 	assert_int_equal(supervisor_add(f->sup, "student.local", f->tmpl, "/m", url), 0);
 	cap_begin(f);
 	assert_int_equal(supervisor_restart(f->sup, "student.local", NULL, on_ready, f), 0); /* starts it */
-	assert_true(run_until(f, got_ready, 5000));
+	assert_true(run_until(f, got_ready, 15000));
 	run_for(f, 300);
 	cap_end(f);
 	assert_int_equal(f->ready_status, UV_ETIMEDOUT);
 	assert_false(healthy(f));
 	log = slurp(f->logfile);
-	assert_non_null(strstr(log, "not healthy within 2 s of start (last check: HTTP 404"));
+	assert_non_null(strstr(log, "not healthy within 6 s of start (last check: HTTP 404"));
 	free(log);
 }
 
@@ -553,6 +553,108 @@ static void test_group_killed(void **state)
 	assert_true(pid_gone(child));
 }
 
+/* Polls until file holds a line, or ms pass. */
+static bool file_ready(struct fx *f, const char *path, uint64_t ms)
+{
+	uint64_t waited = 0;
+
+	for (;;) {
+		char *s = slurp(path);
+		bool ok = strchr(s, '\n') != NULL;
+
+		free(s);
+		if (ok || waited >= ms)
+			return ok;
+		run_for(f, 50);
+		waited += 50;
+	}
+}
+
+/* An engine sees no endpoint's key and no common provider key, only its
+ * own: the filter is common/childenv.h, the same as the train hook's. */
+static void test_env_filtered(void **state)
+{
+	struct fx *f = *state;
+	char script[1024], *env;
+	char *tmpl[] = { "sh", "-c", script, NULL };
+
+	setenv("MT_SUP_TEACHER_KEY", "sk-teacher", 1);
+	setenv("MT_SUP_OTHER_STUDENT_KEY", "sk-other", 1);
+	setenv("MT_SUP_OWN_KEY", "sk-own", 1);
+	setenv("OPENAI_API_KEY", "sk-unconfigured", 1);
+	setenv("ANTHROPIC_API_KEY", "sk-unconfigured", 1);
+	setenv("MT_SUP_PLAIN", "kept", 1);
+	snprintf(script, sizeof(script), "env > '%s.tmp' && mv '%s.tmp' '%s'; exec sleep 30", f->argfile,
+		 f->argfile, f->argfile);
+	assert_int_equal(supervisor_env_hide(f->sup, "MT_SUP_TEACHER_KEY"), 0);
+	assert_int_equal(supervisor_env_hide(f->sup, "MT_SUP_OTHER_STUDENT_KEY"), 0);
+	assert_int_equal(supervisor_env_hide(f->sup, "MT_SUP_OWN_KEY"), 0);
+	assert_int_equal(supervisor_env_hide(f->sup, "BAD=NAME"), -EINVAL);
+	assert_int_equal(supervisor_add(f->sup, "student.local", tmpl, NULL, f->url), 0);
+	assert_int_equal(supervisor_env_keep(f->sup, "student.local", "MT_SUP_OWN_KEY"), 0);
+	assert_int_equal(supervisor_env_keep(f->sup, "student.none", "MT_SUP_OWN_KEY"), -ENOENT);
+	assert_int_equal(supervisor_env_keep(f->sup, "student.local", ""), -EINVAL);
+	cap_begin(f);
+	assert_int_equal(supervisor_start_all(f->sup), 0);
+	assert_true(file_ready(f, f->argfile, 10000));
+	cap_end(f);
+	env = slurp(f->argfile);
+	assert_null(strstr(env, "MT_SUP_TEACHER_KEY="));
+	assert_null(strstr(env, "MT_SUP_OTHER_STUDENT_KEY="));
+	assert_null(strstr(env, "OPENAI_API_KEY="));
+	assert_null(strstr(env, "ANTHROPIC_API_KEY="));
+	assert_non_null(strstr(env, "MT_SUP_OWN_KEY=sk-own\n"));
+	assert_non_null(strstr(env, "MT_SUP_PLAIN=kept\n"));
+	free(env);
+	unsetenv("MT_SUP_TEACHER_KEY");
+	unsetenv("MT_SUP_OTHER_STUDENT_KEY");
+	unsetenv("MT_SUP_OWN_KEY");
+	unsetenv("OPENAI_API_KEY");
+	unsetenv("ANTHROPIC_API_KEY");
+	unsetenv("MT_SUP_PLAIN");
+}
+
+/* An engine that ignores SIGTERM, and the child it started (which ignores
+ * it too: ignored signals are inherited), are SIGKILLed as a group after
+ * stop_grace_ms when the supervisor closes; the close waits for that. */
+static void test_close_kills_stubborn_group(void **state)
+{
+	struct fx *f = *state;
+	char script[1024], pidfile[160], *s;
+	char *tmpl[] = { "sh", "-c", script, NULL };
+	pid_t leader, child;
+
+	snprintf(pidfile, sizeof(pidfile), "%s.leader", f->argfile);
+	snprintf(script, sizeof(script),
+		 "trap '' TERM; sleep 1000 & echo $! > '%s'; echo $$ > '%s.tmp' && mv '%s.tmp' '%s'; wait",
+		 f->argfile, pidfile, pidfile, pidfile);
+	assert_int_equal(supervisor_add(f->sup, "student.local", tmpl, NULL, f->url), 0);
+	cap_begin(f);
+	assert_int_equal(supervisor_start_all(f->sup), 0);
+	assert_true(file_ready(f, pidfile, 10000));
+	s = slurp(pidfile);
+	leader = (pid_t)atoi(s);
+	free(s);
+	s = slurp(f->argfile);
+	child = (pid_t)atoi(s);
+	free(s);
+	assert_true(leader > 0 && child > 0);
+	supervisor_close(f->sup, on_closed, f);
+	f->sup = NULL;
+	run_for(f, 100);
+	/* SIGTERM is ignored: both still run within the grace (500 ms) */
+	assert_false(f->closed);
+	assert_false(pid_gone(leader));
+	assert_false(pid_gone(child));
+	assert_true(run_until(f, closed, 10000));
+	cap_end(f);
+	assert_true(pid_gone(leader));
+	assert_true(pid_gone(child));
+	s = slurp(f->logfile);
+	assert_non_null(strstr(s, "did not exit within 0.5 s of SIGTERM; sending SIGKILL"));
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +669,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_lines_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_filtered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_kills_stubborn_group, setup, teardown),
 	};
 
 	uv_loop_t l;

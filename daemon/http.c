@@ -1077,6 +1077,10 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 	struct conn *c = p->data;
 	struct http_req *req = c->req;
 
+	/* Trailer fields after a chunked body are dropped: the handler already
+	 * holds pointers into req->raw, which must not grow any more. */
+	if (req->method)
+		return 0;
 	if (req->last != CB_FIELD) {
 		if (req->nhdr >= c->srv->cfg.max_headers) {
 			char msg[128];
@@ -1102,8 +1106,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	struct conn *c = p->data;
 	struct http_req *req = c->req;
 
-	if (req->last == CB_URL)
-		return 0; /* cannot happen */
+	if (req->last == CB_URL || req->method)
+		return 0; /* cannot happen; a trailer (see on_header_field) */
 	if (req->last == CB_FIELD) {
 		if (buf_append(&req->raw, "", 1))
 			return header_overflow(c);

@@ -16,6 +16,13 @@ B       := build-asan
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 BIN     := build-asan/bin
+else ifeq ($(FUZZ),1)
+# `make fuzz` builds the fuzz targets with clang + libFuzzer into build-fuzz/.
+B       := build-fuzz
+CC      := clang
+CFLAGS  += -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BIN     := build-fuzz/bin
 else
 B       := build
 BIN     := bin
@@ -33,7 +40,7 @@ TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 SIM_SRC  := $(wildcard tests/sim/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 
-.PHONY: all deps test check-asan check-valgrind bench demo clean help tests
+.PHONY: all deps test check-asan check-valgrind bench demo clean help tests fuzz fuzz-build
 all: $(BIN)/medthinkd $(BIN)/medthink $(BIN)/medthink-sim
 
 help:
@@ -44,6 +51,7 @@ help:
 	@echo "make check-valgrind  a whole pipeline job with the daemon under valgrind"
 	@echo "make demo       run the whole pipeline against the simulator; results in ./out"
 	@echo "make bench      run the benchmarks; writes docs/PERFORMANCE.md"
+	@echo "make fuzz       run every fuzz target FUZZ_SECONDS (60) each (clang, libFuzzer)"
 
 define layer_rule
 $(B)/lib$(1).a: $(call lib_obj,$(1))
@@ -78,6 +86,25 @@ $(B)/tests/$(1): $(B)/tests/unit/$(1).o $(foreach l,$(call test_layers,tests/uni
 endef
 $(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(basename $(notdir $(t))))))
 
+# Fuzz targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md), layers named on the
+# first line as for a unit test. The normal build links each with the plain
+# replay driver (make test runs it over the corpus); FUZZ=1 with libFuzzer.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+ifeq ($(FUZZ),1)
+FUZZ_MAIN :=
+FUZZ_LINK := -fsanitize=fuzzer
+else
+FUZZ_MAIN := $(B)/tests/fuzz/driver.o
+FUZZ_LINK :=
+endif
+define fuzz_rule
+$(B)/fuzz/$(1): $(B)/tests/fuzz/fuzz_$(1).o $(FUZZ_MAIN) $(foreach l,$(call test_layers,tests/fuzz/fuzz_$(1).c),$(B)/lib$(l).a)
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS) $(FUZZ_LINK) -o $$@ $$< $(FUZZ_MAIN) $(foreach l,$(call test_layers,tests/fuzz/fuzz_$(1).c),$(B)/lib$(l).a) $(LDLIBS)
+endef
+$(foreach t,$(FUZZ_SRC),$(eval $(call fuzz_rule,$(patsubst fuzz_%,%,$(basename $(notdir $(t)))))))
+
 # Benchmark helpers (bench/*.c, one program each), built by `make bench`.
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
@@ -85,7 +112,8 @@ $(B)/bench/%: bench/%.c $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LINKLIBS) $(LDLIBS)
 
-tests: all $(TESTS)
+tests: all $(TESTS) $(FUZZ_BINS)
+fuzz-build: $(FUZZ_BINS)
 
 # Each target that needs the libraries installs them first when one is missing.
 deps:
@@ -115,7 +143,16 @@ bench:
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh
 
-clean:
-	rm -rf build build-asan bin
+# Each fuzz target for FUZZ_SECONDS on a copy of its corpus; fails on a crash
+# (the input is saved to tests/fuzz/regress/TARGET/). FUZZ_TARGETS=pattern.
+FUZZ_SECONDS ?= 60
+export FUZZ_SECONDS
+fuzz:
+	@sh tests/deps.sh --fuzz
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	@B=build-fuzz sh tests/fuzz/run.sh
 
--include $(shell find build build-asan -name '*.d' 2>/dev/null)
+clean:
+	rm -rf build build-asan build-fuzz bin
+
+-include $(shell find build build-asan build-fuzz -name '*.d' 2>/dev/null)

@@ -799,14 +799,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
 
+/* Would the connection take more input now? */
+static bool conn_wants_input(const struct conn *c)
+{
+	return !c->closing && !c->stop && !c->shutting_down && !conn_body_paused(c) &&
+	       c->inbuf.len < INBUF_HIGH;
+}
+
 static void conn_update_reading(struct conn *c)
 {
 	bool want;
 
 	if (c->lingering)
 		return; /* reads until EOF or the linger deadline */
-	want = !c->closing && !c->stop && !c->shutting_down && !conn_body_paused(c) &&
-		    c->inbuf.len < INBUF_HIGH;
+	want = conn_wants_input(c);
 
 	if (want && !c->reading) {
 		if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
@@ -1219,6 +1225,10 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 	struct conn *c = p->data;
 	struct http_req *req = c->req;
 
+	/* Trailer fields after a chunked body are dropped: the handler already
+	 * holds pointers into req->raw, which must not grow any more. */
+	if (req->method)
+		return 0;
 	if (req->last != CB_FIELD) {
 		if (req->nhdr >= c->srv->cfg.max_headers) {
 			char msg[128];
@@ -1244,8 +1254,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	struct conn *c = p->data;
 	struct http_req *req = c->req;
 
-	if (req->last == CB_URL)
-		return 0; /* cannot happen */
+	if (req->last == CB_URL || req->method)
+		return 0; /* cannot happen; a trailer (see on_header_field) */
 	if (req->last == CB_FIELD) {
 		if (buf_append(&req->raw, "", 1))
 			return header_overflow(c);
@@ -1436,31 +1446,27 @@ struct http_server *http_server_new(const struct http_handler *handler,
 void http_server_set_allowed_uid(struct http_server *s, uid_t uid) { s->allowed_uid = uid; }
 unsigned http_server_connection_count(const struct http_server *s) { return s->nconns; }
 
-static void on_connection(uv_stream_t *l, int status)
+/* A new connection on s, its handles initialized (the stream not yet
+ * connected) and linked into s; NULL on failure (logged). */
+static struct conn *conn_new(struct http_server *s, bool is_unix)
 {
-	struct http_server *s = l->data;
-	struct conn *c;
+	struct conn *c = calloc(1, sizeof(*c));
 	int rc;
 
-	if (status < 0) {
-		log_warn("http: accept failed: %s", uv_strerror(status));
-		return;
-	}
-	c = calloc(1, sizeof(*c));
 	if (!c) {
 		log_error("http: out of memory accepting a connection");
-		return;
+		return NULL;
 	}
 	c->srv = s;
 	buf_init(&c->inbuf, INBUF_MAX);
-	if (s->is_unix)
+	if (is_unix)
 		rc = uv_pipe_init(s->loop, &c->h.pipe, 0);
 	else
 		rc = uv_tcp_init(s->loop, &c->h.tcp);
 	if (rc < 0) {
 		log_error("http: cannot init a connection: %s", uv_strerror(rc));
 		free(c);
-		return;
+		return NULL;
 	}
 	uv_timer_init(s->loop, &c->timer);
 	c->h.handle.data = c;
@@ -1472,6 +1478,48 @@ static void on_connection(uv_stream_t *l, int status)
 	s->conns = c;
 	s->nconns++;
 	s->handles_open++;
+	return c;
+}
+
+/* Starts serving an accepted connection: past max_connections it gets a
+ * 503; otherwise its first request head is due request_timeout_ms from now. */
+static void conn_begin(struct conn *c)
+{
+	struct http_server *s = c->srv;
+
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->last_activity = uv_now(s->loop);
+	if (s->nconns - s->nlinger > s->cfg.max_connections) {
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+			 "the daemon has %u connections open (max_connections); retry later",
+			 s->nconns - s->nlinger - 1);
+		if (!s->refusal_logged || c->last_activity >= s->refusal_logged + 1000) {
+			log_warn("http: refusing connections with 503: %s", msg);
+			s->refusal_logged = c->last_activity;
+		}
+		conn_reject(c, 503, "too_many_connections", msg, "Retry-After: 1\r\n");
+		return;
+	}
+	c->head_deadline = c->last_activity + s->cfg.request_timeout_ms;
+	conn_arm_timer(c);
+	conn_update_reading(c);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+	struct http_server *s = l->data;
+	struct conn *c;
+	int rc;
+
+	if (status < 0) {
+		log_warn("http: accept failed: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(s, s->is_unix);
+	if (!c)
+		return;
 
 	rc = uv_accept(l, &c->h.stream);
 	if (rc < 0) {
@@ -1498,25 +1546,44 @@ static void on_connection(uv_stream_t *l, int status)
 	} else {
 		uv_tcp_nodelay(&c->h.tcp, 1);
 	}
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
-	c->last_activity = uv_now(s->loop);
-	if (s->nconns - s->nlinger > s->cfg.max_connections) {
-		char msg[160];
-		snprintf(msg, sizeof(msg),
-			 "the daemon has %u connections open (max_connections); retry later",
-			 s->nconns - s->nlinger - 1);
-		if (!s->refusal_logged || c->last_activity >= s->refusal_logged + 1000) {
-			log_warn("http: refusing connections with 503: %s", msg);
-			s->refusal_logged = c->last_activity;
-		}
-		conn_reject(c, 503, "too_many_connections", msg, "Retry-After: 1\r\n");
-		return;
+	conn_begin(c);
+}
+
+int http_server_adopt_fd(struct http_server *s, uv_loop_t *loop, int fd)
+{
+	struct conn *c;
+	int rc;
+
+	if (s->listening || s->closing || (s->loop && s->loop != loop))
+		return -EBUSY;
+	s->loop = loop;
+	c = conn_new(s, true);
+	if (!c)
+		return -ENOMEM;
+	rc = uv_pipe_open(&c->h.pipe, fd);
+	if (rc < 0) {
+		close(fd);
+		conn_close(c);
+		return rc;
 	}
-	/* The first request head is due request_timeout_ms after the connection. */
-	c->head_deadline = c->last_activity + s->cfg.request_timeout_ms;
-	conn_arm_timer(c);
-	conn_update_reading(c);
+	conn_begin(c);
+	return 0;
+}
+
+int http_server_feed(struct http_server *s, const char *data, size_t len)
+{
+	struct conn *c = s->conns;
+	uv_buf_t b;
+
+	if (!c || c->closing || c->stop || c->shutting_down)
+		return -ENOTCONN;
+	if (len == 0 || len > READ_BUF_SIZE)
+		return -EINVAL;
+	if (!conn_wants_input(c))
+		return -EAGAIN;
+	b = uv_buf_init((char *)data, (unsigned)len);
+	on_read(&c->h.stream, (ssize_t)len, &b);
+	return 0;
 }
 
 static void on_listener_closed(uv_handle_t *h)

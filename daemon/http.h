@@ -132,6 +132,23 @@ void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud);
  * close callback called). NULL is a no-op. */
 void http_server_free(struct http_server *s);
 
+/* ---- Test seam (tests/fuzz/fuzz_http.c): a connection without a listener ---- */
+
+/* Serves one more connection on fd (taken, closed on failure too): a
+ * connected socket, or the write end of a pipe whose read end the caller
+ * drains to see the responses. It behaves exactly as an accepted Unix
+ * connection, minus the peer uid check. s must not listen; loop must be the
+ * same for every call. Returns 0, -EBUSY, -ENOMEM or a UV_E* code. */
+int http_server_adopt_fd(struct http_server *s, uv_loop_t *loop, int fd);
+
+/* Hands len bytes (1..64 KiB, borrowed) to the newest connection as one read
+ * from its stream would. Returns 0; -EAGAIN when the connection would not
+ * read now (its handler holds a request, input is backed up, the body is
+ * paused): run the loop and try again; -ENOTCONN when it is gone or takes no
+ * more input (closing, or done after Connection: close or an error);
+ * -EINVAL for len 0 or over 64 KiB. Loop thread only. */
+int http_server_feed(struct http_server *s, const char *data, size_t len);
+
 /* ---- Requests: accessors (valid while the handler owns the request) ---- */
 
 /* "GET", "POST", ... */

@@ -37,22 +37,34 @@ static int get_string(json_t *spec, const char *key, char *out, size_t outlen, b
 	return 0;
 }
 
-/* "NAME" or "teacher.NAME" -> "teacher.NAME". */
+/* "NAME" or "teacher.NAME" -> "teacher.NAME". The result must parse again
+ * (jobspec_to_json stores it and a restart re-reads it), so both spellings
+ * are limited by what fits in out. */
 static int endpoint_name(json_t *spec, const char *key, char *out, size_t outlen, bool required,
 			 struct mt_err *err)
 {
-	char name[80];
-	int rc = get_string(spec, key, name, sizeof(name), required, err);
+	char name[sizeof(((struct jobspec *)0)->teacher)];
+	int rc = get_string(spec, key, name, outlen < sizeof(name) ? outlen : sizeof(name), required, err);
 	size_t klen = strlen(key);
 
 	if (rc || !name[0]) {
 		out[0] = '\0';
 		return rc;
 	}
-	if (strncmp(name, key, klen) == 0 && name[klen] == '.')
+	if (strncmp(name, key, klen) == 0 && name[klen] == '.') {
 		snprintf(out, outlen, "%s", name);
-	else
-		snprintf(out, outlen, "%s.%s", key, name);
+	} else {
+		size_t nlen = strlen(name);
+
+		if (klen + 1 + nlen >= outlen) {
+			out[0] = '\0';
+			return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s is longer than %zu bytes",
+					  key, outlen - 2 - klen);
+		}
+		memcpy(out, key, klen);
+		out[klen] = '.';
+		memcpy(out + klen + 1, name, nlen + 1);
+	}
 	return 0;
 }
 

@@ -1,9 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages medthink builds and tests with. Idempotent.
 # --if-missing: do nothing when every package is already installed.
+# --fuzz: the same for what `make fuzz` needs besides (clang and the libFuzzer
+# runtime; only `make fuzz` asks for them, so `make test` stays lean).
 set -e
 PKGS="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libhttp-parser-dev libinih-dev libcmocka-dev sqlite3 curl python3 python3-aiohttp valgrind"
+if [ "$1" = "--fuzz" ]; then
+  PKGS="clang libclang-rt-14-dev"
+  set -- --if-missing
+fi
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

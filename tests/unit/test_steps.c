@@ -282,6 +282,29 @@ static void test_jobspec(void **state)
 	assert_int_equal(jobspec_parse(norm, &js, &e), 0);
 	assert_string_equal(js.teacher, "teacher.gpt");
 	json_decref(norm);
+	/* Regression (found by the fuzzer, tests/fuzz/regress/jobspec/): a name
+	 * that fits only without its "teacher." prefix was accepted, and the
+	 * stored normalized spec was then refused when the job was reloaded. */
+	{
+		char text[512], name[100];
+
+		memset(name, 'n', sizeof(name));
+		name[87] = '\0'; /* the longest: "teacher." + 87 + NUL = 96 */
+		snprintf(text, sizeof(text),
+			 "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"%s\"}", name);
+		spec = json_loads(text, 0, NULL);
+		assert_int_equal(jobspec_parse(spec, &js, &e), 0);
+		json_decref(spec);
+		norm = jobspec_to_json(&js);
+		assert_int_equal(jobspec_parse(norm, &js, &e), 0);
+		assert_int_equal(strlen(js.teacher), 95);
+		json_decref(norm);
+		name[87] = 'n';
+		name[88] = '\0';
+		snprintf(text, sizeof(text),
+			 "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"%s\"}", name);
+		spec_err(text, "teacher", "teacher is longer than 87 bytes");
+	}
 
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"colour\":1}", "colour",
 		 "unknown key \"colour\" in the job spec");

@@ -12,10 +12,10 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "daemon/http.h"
-#include "stages/export.h"
+#include "formats/export.h"
+#include "formats/import.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
-#include "store/import.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
 
@@ -340,7 +340,8 @@ struct stream {
 	bool follow;
 	/* export */
 	int64_t dataset;
-	int set, format;
+	int set;
+	const struct export_format *format;
 	bool ids;
 	int64_t cursor;
 	uv_idle_t idle; /* export: produce the next page from the loop */
@@ -566,9 +567,10 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	const char *set = http_req_query(req, "set");
 	const char *format = http_req_query(req, "format");
 	const char *ids = http_req_query(req, "ids");
+	const struct export_format *fmt;
+	char names[256];
 	json_t *row;
 	struct stream *s;
-	int fmt;
 
 	if (!set || (strcmp(set, "1") != 0 && strcmp(set, "2") != 0)) {
 		respond_err(req, 400, "bad_set", "set", "set must be 1 or 2");
@@ -576,10 +578,11 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	}
 	if (!format)
 		format = "openai";
-	fmt = export_format_parse(format);
-	if (fmt < 0) {
-		respond_err(req, 400, "bad_format", "format",
-			    "format must be openai, sharegpt, alpaca or grpo, not \"%s\"", format);
+	fmt = export_format_find(format);
+	if (!fmt) {
+		export_format_names(names, sizeof(names), ", ", " or ");
+		respond_err(req, 400, "bad_format", "format", "format must be %s, not \"%s\"", names,
+			    format);
 		return;
 	}
 	row = store_job_get(a->st, job);

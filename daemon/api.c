@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/http.h"
 #include "formats/export.h"
+#include "formats/formats.h"
 #include "formats/import.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
@@ -829,6 +830,13 @@ static void api_on_request(void *ud, struct http_req *req)
 		}
 		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
 						      a->cfg.version));
+		return;
+	}
+	if (n == 2 && strcmp(parts[1], "formats") == 0) {
+		if (!is_method(req, "GET"))
+			respond_err(req, 405, "method_not_allowed", NULL, "use GET /v1/formats");
+		else
+			respond_json_take(req, 200, formats_catalog());
 		return;
 	}
 	if (strcmp(parts[1], "datasets") == 0) {

@@ -60,8 +60,8 @@ out:
 
 const struct export_format export_format_grpo = {
 	.name = "grpo",
-	.description = "GRPO prompts for RL: the user turn asking for <think> and <answer>, and "
-	               "the gold answer",
+	.description = "GRPO prompts for RL: a user turn asking for <think>/<answer>, the gold "
+	               "answer",
 	.needs_output = false,
 	.build = grpo_build,
 };

@@ -303,8 +303,7 @@ static void csv_state_free(void *state)
 
 const struct import_format import_format_csv = {
 	.name = "csv",
-	.description = "CSV (RFC 4180) with a header row naming question, answer and optional "
-	               "columns (id, options A..Z, explanation, topic, context, image)",
+	.description = "CSV with a header row naming question, answer and optional columns",
 	.kind = IMPORT_CSV,
 	.question_key = "question",
 	.answer_key = "answer",

@@ -81,8 +81,8 @@ bad:
 
 const struct import_format import_format_native = {
 	.name = "native",
-	.description = "JSON Lines in medthink's item layout: question, options, answer, "
-	               "explanation, topic, images, meta",
+	.description = "medthink's own JSON Lines: question, answer, options, explanation, "
+	               "topic, images, meta",
 	.kind = IMPORT_JSON_LINES,
 	.question_key = "question",
 	.answer_key = "answer",

@@ -72,8 +72,7 @@ out:
 
 const struct import_format import_format_pubmedqa = {
 	.name = "pubmedqa",
-	.description = "PubMedQA: one JSON object keyed by PMID (QUESTION, CONTEXTS, "
-	               "final_decision yes/no/maybe, LONG_ANSWER)",
+	.description = "PubMedQA: one JSON object keyed by PMID, answers yes/no/maybe",
 	.kind = IMPORT_DOCUMENT,
 	.question_key = "QUESTION",
 	.answer_key = "final_decision",

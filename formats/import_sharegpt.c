@@ -148,8 +148,8 @@ out:
 
 const struct import_format import_format_sharegpt = {
 	.name = "sharegpt",
-	.description = "ShareGPT conversations as in the MedThink data: a JSON array whose "
-	               "assistant turn starts with the answer, then the explanation",
+	.description = "MedThink ShareGPT: a JSON array of conversations, the answer first "
+	               "in the reply",
 	.kind = IMPORT_DOCUMENT,
 	.question_key = "question",
 	.answer_key = "answer",

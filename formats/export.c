@@ -80,9 +80,7 @@ char *export_user_text(json_t *item)
 		buf_free(&b);
 		return NULL;
 	}
-	if (!b.base)
-		return strdup("");
-	return buf_take(&b);
+	return b.base ? buf_take(&b) : strdup("");
 }
 
 int export_record(const struct export_format *fmt, json_t *item, const char *output,

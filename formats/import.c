@@ -225,21 +225,14 @@ void import_emit(struct import_parser *p, json_t *cand, long line)
 	bool is_derived = false;
 	int rc;
 
-	if (!q) {
-		import_report(p, line, "missing \"%s\"", p->fmt->question_key);
-		goto out;
-	}
-	if (import_str_blank(q)) {
-		import_report(p, line, "\"%s\" is empty", p->fmt->question_key);
-		goto out;
-	}
-	if (!a) {
-		import_report(p, line, "missing \"%s\"", p->fmt->answer_key);
-		goto out;
-	}
-	if (import_str_blank(a)) {
-		import_report(p, line, "\"%s\" is empty", p->fmt->answer_key);
-		goto out;
+	for (int i = 0; i < 2; i++) {
+		json_t *v = i ? a : q;
+		const char *key = i ? p->fmt->answer_key : p->fmt->question_key;
+
+		if (!v || import_str_blank(v)) {
+			import_report(p, line, v ? "\"%s\" is empty" : "missing \"%s\"", key);
+			goto out;
+		}
 	}
 	if (opts) {
 		const char *k;

@@ -34,7 +34,5 @@ char *item_options_text(json_t *options, size_t max)
 			return NULL;
 		}
 	}
-	if (!b.base)
-		return strdup("");
-	return buf_take(&b);
+	return b.base ? buf_take(&b) : strdup("");
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "formats/export.h"
+#include "formats/formats.h"
 
 #define SYS "You are a medical expert. Answer the medical question: reason step by step from the " \
             "key findings and the relevant medical knowledge, then state the final answer."
@@ -196,14 +197,23 @@ static void test_format_parse(void **state)
 	for (size_t i = 0; export_format_at(i); i++)
 		assert_true(export_format_at(i)->description[0] != '\0');
 	assert_string_equal(export_format_list(), "openai|sharegpt|alpaca|grpo");
-	{
-		char names[64];
+}
 
-		export_format_names(names, sizeof(names), ", ", " or ");
-		assert_string_equal(names, "openai, sharegpt, alpaca or grpo");
-		export_format_names(names, 12, ", ", " or ");
-		assert_string_equal(names, "openai, ...");
-	}
+static void test_names_join(void **state)
+{
+	static const char *const names[] = {"openai", "sharegpt", "alpaca", "grpo"};
+	char out[64];
+
+	(void)state;
+	formats_names_join(out, sizeof(out), names, 4, ", ", " or ");
+	assert_string_equal(out, "openai, sharegpt, alpaca or grpo");
+	formats_names_join(out, sizeof(out), names, 1, ", ", " or ");
+	assert_string_equal(out, "openai");
+	formats_names_join(out, 12, names, 4, ", ", " or ");
+	assert_string_equal(out, "openai, ...");
+	/* every row is named in the list the API's messages use */
+	export_format_names(out, sizeof(out), "|", "|");
+	assert_string_equal(out, export_format_list());
 }
 
 int main(void)
@@ -215,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_context_and_special),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_format_parse),
+		cmocka_unit_test(test_names_join),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

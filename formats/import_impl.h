@@ -3,9 +3,9 @@
 /* What the layout files (formats/import_<name>.c) share with the parser
  * core (formats/import.c): the record a csv row is handed, the reporting
  * and emitting calls, and the small checks every layout makes. For
- * formats/ only. Everything here runs on the parser's thread; a call made
- * after the parser stopped (a callback's non-zero return, ENOMEM) is a
- * no-op where it would report or emit. */
+ * formats/ only. Everything here runs on the parser's thread. The core
+ * stops calling a row once the parser stopped (a callback's non-zero
+ * return, ENOMEM); import_report is a no-op from then on. */
 
 #include <jansson.h>
 #include <stdbool.h>

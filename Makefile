@@ -28,12 +28,12 @@ B       := build
 BIN     := bin
 endif
 
-LAYERS  := common store teacher_clients stages daemon
+LAYERS  := common formats store teacher_clients stages daemon
 lib_src  = $(filter-out daemon/main.c,$(wildcard $(1)/*.c))
 lib_obj  = $(patsubst %.c,$(B)/%.o,$(call lib_src,$(1)))
 LIBS     = $(foreach l,$(LAYERS),$(B)/lib$(l).a)
 # Link order: upper layers first.
-LINKLIBS = $(B)/libdaemon.a $(B)/libstages.a $(B)/libteacher_clients.a $(B)/libstore.a $(B)/libcommon.a
+LINKLIBS = $(B)/libdaemon.a $(B)/libstages.a $(B)/libteacher_clients.a $(B)/libstore.a $(B)/libformats.a $(B)/libcommon.a
 
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
@@ -78,7 +78,11 @@ $(BIN)/medthink-sim: $(patsubst %.c,$(B)/%.o,$(SIM_SRC)) $(LIBS)
 
 # A test's first line may name the layers it links, upper first, as
 # /* layers: store common */ so it builds while other layers are mid-change.
-test_layers = $(or $(shell sed -n '1s|^/\* layers: \(.*\) \*/|\1|p' $(1)),daemon stages teacher_clients store common)
+# formats (pure code over common) is linked under any layer above common
+# that a test names, so a layer that starts using a format table keeps its
+# tests linking.
+with_formats = $(if $(filter formats,$(1)),$(1),$(if $(filter-out common,$(1)),$(patsubst common,formats common,$(1)),$(1)))
+test_layers = $(call with_formats,$(or $(shell sed -n '1s|^/\* layers: \(.*\) \*/|\1|p' $(1)),daemon stages teacher_clients store common))
 define test_rule
 $(B)/tests/$(1): $(B)/tests/unit/$(1).o $(foreach l,$(call test_layers,tests/unit/$(1).c),$(B)/lib$(l).a)
 	@mkdir -p $$(@D)

@@ -172,7 +172,9 @@ static int unreachable(struct ctx *c, int rc, const char *err)
 }
 
 /* Reports a non-2xx reply: the daemon's error object as
- * "CMD: FIELD: MESSAGE (STATUS)", or the start of the body. */
+ * "CMD: FIELD: MESSAGE (STATUS)", or the start of the body. The daemon
+ * validates format names (the CLI keeps no list of them): its bad_format
+ * is a usage error, exit 2 with the usage line. */
 static int http_failure(struct ctx *c, int status, const char *body, size_t len)
 {
 	json_t *root = json_loadb(body ? body : "", len, 0, NULL);
@@ -195,6 +197,11 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
 		while ((size_t)n < len && n < 200 && body[n] != '\n' && body[n] != '\r')
 			n++;
 		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", n, body ? body : "");
+	}
+	if (status == 400 && code && strcmp(code, "bad_format") == 0) {
+		fprintf(stderr, "usage: medthink %s\n", c->cmd->usage);
+		json_decref(root);
+		return EXIT_USAGE;
 	}
 	json_decref(root);
 	return 1;
@@ -336,6 +343,46 @@ static int cmd_health(struct ctx *c)
 	return 0;
 }
 
+/* ---- formats ---- */
+
+/* Prints one list of GET /v1/formats as "  NAME  DESCRIPTION" lines. */
+static void formats_print(json_t *list, const char *title)
+{
+	int w = 0;
+	size_t i;
+	json_t *f;
+
+	json_array_foreach(list, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+
+		if (name && (int)strlen(name) > w)
+			w = (int)strlen(name);
+	}
+	printf("%s\n", title);
+	json_array_foreach(list, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *desc = json_string_value(json_object_get(f, "description"));
+
+		printf("  %-*s  %s\n", w, name ? name : "?", desc ? desc : "");
+	}
+}
+
+static int cmd_formats(struct ctx *c)
+{
+	json_t *r = NULL;
+
+	if (api_get(c, "/v1/formats", &r))
+		return 1;
+	if (c->json) {
+		print_json(r, false);
+	} else {
+		formats_print(json_object_get(r, "import"), "import formats (medthink import --format F):");
+		formats_print(json_object_get(r, "export"), "\nexport formats (medthink export --format F):");
+	}
+	json_decref(r);
+	return 0;
+}
+
 /* ---- import ---- */
 
 static const struct args_opt import_opts[] = {
@@ -344,8 +391,6 @@ static const struct args_opt import_opts[] = {
 	{"skip-invalid", 0, false},
 	{NULL, 0, false},
 };
-
-static const char *const formats[] = {"native", "medqa", "medmcqa", "pubmedqa", "sharegpt", "csv", NULL};
 
 /* Buffers the request body on its way to the socket and makes sure it never
  * exceeds the Content-Length announced. */
@@ -512,18 +557,15 @@ static int cmd_import(struct ctx *c)
 	struct stat sb;
 	json_t *res = NULL, *rej, *local_rej = NULL;
 	char err[256];
-	bool connected, known = !format;
+	bool connected;
 	int rc, ret = 1;
 
 	memset(&src, 0, sizeof(src));
 	buf_init(&target, 8192);
 	buf_init(&dname, 4096);
 	reply_init(&r);
-	for (int i = 0; format && formats[i]; i++)
-		known = known || strcmp(format, formats[i]) == 0;
-	if (!known) {
-		ret = usage_error(c->cmd, "unknown format \"%s\" (native, medqa, medmcqa, pubmedqa, sharegpt, csv)",
-				  format);
+	if (format && !format[0]) {
+		ret = usage_error(c->cmd, "--format must not be empty");
 		goto out;
 	}
 	if (name && !name[0]) {
@@ -1047,11 +1089,9 @@ static int cmd_export(struct ctx *c)
 	const char *format = args_get(a, export_opts, "format");
 	const char *file = args_get(a, export_opts, "output");
 	bool no_ids = args_get(a, export_opts, "no-ids") != NULL;
-	static const char *const efmts[] = {"openai", "sharegpt", "alpaca", "grpo", NULL};
 	struct export_out o;
 	struct buf target;
-	bool fmt_ok = false;
-	int fd = -1, ret = 1;
+	int fd = -1, rc, ret = 1;
 
 	memset(&o, 0, sizeof(o));
 	buf_init(&target, 4096);
@@ -1063,10 +1103,8 @@ static int cmd_export(struct ctx *c)
 		ret = usage_error(c->cmd, "--set must be 1 or 2, not \"%s\"", set);
 		goto out;
 	}
-	for (int i = 0; efmts[i]; i++)
-		fmt_ok = fmt_ok || strcmp(format, efmts[i]) == 0;
-	if (!fmt_ok) {
-		ret = usage_error(c->cmd, "--format must be openai, sharegpt, alpaca or grpo, not \"%s\"", format);
+	if (!format[0]) {
+		ret = usage_error(c->cmd, "--format must not be empty");
 		goto out;
 	}
 	if (file && !file[0]) {
@@ -1074,7 +1112,8 @@ static int cmd_export(struct ctx *c)
 		goto out;
 	}
 	if (job_path(&target, a->pos[0], "/export?set=") || buf_puts(&target, set) ||
-	    buf_printf(&target, "&format=%s%s", format, no_ids ? "&ids=0" : "")) {
+	    buf_puts(&target, "&format=") || http_query_escape(&target, format) ||
+	    buf_puts(&target, no_ids ? "&ids=0" : "")) {
 		fail(c, "job id too long");
 		goto out;
 	}
@@ -1104,8 +1143,11 @@ static int cmd_export(struct ctx *c)
 	} else {
 		o.f = stdout;
 	}
-	if (api_stream(c, target.base, export_data, &o, &o.err))
+	rc = api_stream(c, target.base, export_data, &o, &o.err);
+	if (rc) {
+		ret = rc; /* 2 when the daemon refused the format */
 		goto out;
+	}
 	if (o.bytes && o.last != '\n')
 		o.records++;
 	if (file) {
@@ -1236,9 +1278,10 @@ static int cmd_help(struct ctx *c);
 static const struct cmd commands[] = {
 	{"import", cmd_import, import_opts, 1, 1, "import FILE [--name NAME] [--format F] [--skip-invalid]",
 	 "Streams a dataset file to the daemon and prints the new dataset id.\n"
-	 "F is native (default), medqa, medmcqa, pubmedqa, sharegpt or csv. --name defaults to the\n"
-	 "file name without extension. Image paths in a native file are read relative to it and\n"
-	 "sent as data: URLs. --skip-invalid stores the good lines and lists the bad ones on stderr."},
+	 "F is the dataset's layout, native by default; see `medthink formats` for the others.\n"
+	 "--name defaults to the file name without extension. Image paths in a native file are\n"
+	 "read relative to it and sent as data: URLs. --skip-invalid stores the good lines and\n"
+	 "lists the bad ones on stderr."},
 	{"submit", cmd_submit, NULL, 1, 1, "submit JOB.json",
 	 "Sends a job spec (SPEC 6) to the daemon and prints the new job id."},
 	{"status", cmd_status, status_opts, 0, 1, "status [JOB] [--watch]",
@@ -1253,11 +1296,15 @@ static const struct cmd commands[] = {
 	 "Resumes a paused job (e.g. after a manual retrain). --budget-usd raises the budget of a "
 	 "job that stopped at it."},
 	{"export", cmd_export, export_opts, 1, 1,
-	 "export JOB --set 1|2 --format openai|sharegpt|alpaca|grpo [-o FILE] [--no-ids]",
+	 "export JOB --set 1|2 --format F [-o FILE] [--no-ids]",
 	 "Streams SFT set 1 or 2 of a job as JSONL to stdout, or to FILE (written to a temporary\n"
-	 "file and renamed when complete). --no-ids leaves out the per-record \"id\" field."},
+	 "file and renamed when complete); F is the record layout, see `medthink formats`.\n"
+	 "--no-ids leaves out the per-record \"id\" field."},
 	{"logs", cmd_logs, logs_opts, 1, 1, "logs JOB [--follow]",
 	 "Prints the job's events; --follow keeps streaming until the job ends."},
+	{"formats", cmd_formats, NULL, 0, 0, "formats",
+	 "Lists the import and export formats the daemon knows, with a line on each (--json: the\n"
+	 "daemon's JSON). The daemon checks --format against these."},
 	{"health", cmd_health, NULL, 0, 0, "health", "Checks that the daemon answers."},
 	{"help", cmd_help, NULL, 0, 1, "help [COMMAND]", "Shows the commands, or one command's help."},
 };

@@ -13,10 +13,11 @@
 #include "daemon/api_routes.h"
 #include "daemon/http.h"
 #include "daemon/upload.h"
-#include "stages/export.h"
+#include "formats/export.h"
+#include "formats/formats.h"
+#include "formats/import.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
-#include "store/import.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
 
@@ -179,7 +180,8 @@ struct stream {
 	bool finish_pending;   /* the job ended: end once the log is out */
 	/* export */
 	int64_t dataset;
-	int set, format;
+	int set;
+	const struct export_format *format;
 	bool ids;
 	int64_t cursor;
 	uv_idle_t idle; /* export: produce the next page from the loop */
@@ -459,9 +461,10 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	const char *set = http_req_query(req, "set");
 	const char *format = http_req_query(req, "format");
 	const char *ids = http_req_query(req, "ids");
+	const struct export_format *fmt;
+	char names[256];
 	json_t *row;
 	struct stream *s;
-	int fmt;
 
 	if (!set || (strcmp(set, "1") != 0 && strcmp(set, "2") != 0)) {
 		respond_err(req, 400, "bad_set", "set", "set must be 1 or 2");
@@ -469,10 +472,11 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	}
 	if (!format)
 		format = "openai";
-	fmt = export_format_parse(format);
-	if (fmt < 0) {
-		respond_err(req, 400, "bad_format", "format",
-			    "format must be openai, sharegpt, alpaca or grpo, not \"%s\"", format);
+	fmt = export_format_find(format);
+	if (!fmt) {
+		export_format_names(names, sizeof(names), ", ", " or ");
+		respond_err(req, 400, "bad_format", "format", "format must be %s, not \"%s\"", names,
+			    format);
 		return;
 	}
 	row = store_job_get(a->st, job);
@@ -715,6 +719,13 @@ static void route_dataset_list(struct api *a, struct http_req *req, const struct
 	respond_json_take(req, 200, json_pack("{s:o}", "datasets", store_dataset_list(a->st)));
 }
 
+static void route_formats(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	(void)a;
+	(void)m;
+	respond_json_take(req, 200, formats_catalog());
+}
+
 static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	(void)m;
@@ -730,6 +741,7 @@ static void route_health(struct api *a, struct http_req *req, const struct api_r
 
 const struct api_route api_routes[] = {
 	{ "GET", "/v1/health", route_health, API_BODY_NONE, 0 },
+	{ "GET", "/v1/formats", route_formats, API_BODY_NONE, 0 },
 	{ "GET", "/v1/datasets", route_dataset_list, API_BODY_NONE, 0 },
 	{ "POST", "/v1/datasets", route_dataset_upload, API_BODY_STREAMED, 0 },
 	{ "GET", "/v1/datasets/{id}", route_dataset_get, API_BODY_NONE, 0 },

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "store/import.h"
+#include "formats/import.h"
 
 #define UPLOAD_BATCH_DEFAULT 1000    /* items per insert transaction */
 #define UPLOAD_REJECTED_DEFAULT 1000 /* rejected lines kept and reported */

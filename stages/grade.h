@@ -68,7 +68,7 @@ int grade_extract_choice(const char *reply, json_t *options, struct grade_result
  * Thread-safe. */
 int grade_open(const char *reply, const char *gold, struct grade_result *out);
 
-/* Grades reply for a normalized item (borrowed; see store/import.h): with
+/* Grades reply for a normalized item (borrowed; see formats/import.h): with
  * "options", extracts the key and compares it with "answer" (GRADE_CORRECT,
  * GRADE_WRONG, GRADE_NONE, GRADE_AMBIGUOUS); without, grade_open.
  * Returns 0, -EINVAL (item without question/answer strings, bad options),

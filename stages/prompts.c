@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/buf.h"
+#include "formats/item.h"
 
 const char *const prompts_required[] = { "screen", "explain", "answer", "judge", "correct", NULL };
 
@@ -570,29 +571,7 @@ out:
 
 char *prompts_options_text(json_t *options)
 {
-	struct buf b;
-	const char *key;
-	json_t *v;
-	int rc = 0;
-
-	if (!json_is_object(options))
-		return NULL;
-	buf_init(&b, PROMPTS_RENDER_MAX);
-	json_object_foreach(options, key, v) {
-		const char *txt = json_string_value(v);
-
-		if (b.len)
-			rc = buf_puts(&b, "\n");
-		if (!rc)
-			rc = buf_printf(&b, "%s. %s", key, txt ? txt : "");
-		if (rc) {
-			buf_free(&b);
-			return NULL;
-		}
-	}
-	if (!b.base)
-		return strdup("");
-	return buf_take(&b);
+	return item_options_text(options, PROMPTS_RENDER_MAX);
 }
 
 /* The item's context: a string, or an array of strings joined by blank

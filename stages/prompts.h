@@ -60,7 +60,7 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 
 /* The "A. text" lines of an options object (keys in stored order, joined by
  * '\n', no trailing newline), as a new string; NULL for a non-object or on
- * ENOMEM. Shared with export so prompts and exports agree. */
+ * ENOMEM. The same text as the exports' (formats/item.h). */
 char *prompts_options_text(json_t *options);
 
 #endif

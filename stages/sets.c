@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "stages/export.h"
+#include "formats/export.h"
 #include "stages/steps.h"
 #include "store/store.h"
 #include "store/work.h"
@@ -19,7 +19,7 @@ struct page {
 	struct store *st;
 	int64_t dataset;
 	const char *kind;
-	int format;
+	const struct export_format *format;
 	bool ids;
 	int64_t *cursor;
 	int n;
@@ -42,7 +42,7 @@ static int page_one(void *ud, int64_t seq, json_t *content)
 	output = step_sft_output(p->kind, content, item);
 	if (!output)
 		goto out;
-	rc = export_record((enum export_format)p->format, item, output, &o, &line);
+	rc = export_record(p->format, item, output, &o, &line);
 	if (rc) {
 		log_warn("export: item %lld: cannot format record (%d)", (long long)seq, rc);
 		rc = 0;
@@ -56,7 +56,8 @@ out:
 	return rc;
 }
 
-int sets_export_page(struct store *st, int64_t job, int64_t dataset, int set, int format, bool ids,
+int sets_export_page(struct store *st, int64_t job, int64_t dataset, int set,
+		     const struct export_format *format, bool ids,
 		     int64_t *cursor, int limit, int (*emit)(void *ud, const char *line, size_t len),
 		     void *ud)
 {

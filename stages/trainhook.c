@@ -14,7 +14,7 @@
 #include "common/childenv.h"
 #include "common/fsutil.h"
 #include "common/log.h"
-#include "stages/export.h"
+#include "formats/export.h"
 #include "stages/sets.h"
 #include "store/store.h"
 
@@ -68,7 +68,7 @@ static int write_set(const struct trainhook_params *p, const char *path)
 	if (!f)
 		return -errno;
 	do {
-		n = sets_export_page(p->store, p->job, p->dataset, atoi(p->set), EXPORT_OPENAI, true,
+		n = sets_export_page(p->store, p->job, p->dataset, atoi(p->set), &export_format_openai, true,
 				     &cursor, 1000, write_line, f);
 	} while (n > 0);
 	if (n < 0)

@@ -84,7 +84,7 @@ size_t store_batch_pending(const struct store *st);
  * finished ("ready") or aborted (deleted with its items). Only ready
  * datasets are listed or found. */
 int store_dataset_create(struct store *st, const char *name, const char *format, int64_t *id);
-/* Inserts n items (normalized item objects, see store/import.h) with seq
+/* Inserts n items (normalized item objects, see formats/import.h) with seq
  * numbers first_seq.. in one transaction. A duplicate "id" within the dataset
  * fails the whole call with -EEXIST and sets *dup_index to the offending
  * index in items (dup_index may be NULL). */

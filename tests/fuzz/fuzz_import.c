@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "common/utf8.h"
-#include "store/import.h"
+#include "formats/import.h"
 #include "tests/fuzz/fuzz.h"
 
 static const char *const formats[] = {"native", "medqa", "medmcqa", "pubmedqa", "sharegpt", "csv"};

@@ -66,8 +66,15 @@ check "missing argument: names JOB" err_has "missing JOB"
 check "too many arguments: exit 2" run 2 cancel job_1 job_2
 check "export without --set: exit 2" run 2 export job_1 --format openai
 check "export --set 3: exit 2" run 2 export job_1 --set 3 --format openai
-check "export --format xml: exit 2" run 2 export job_1 --set 1 --format xml
-check "import --format bogus: exit 2" run 2 import x.jsonl --format bogus
+# Format names are checked by the daemon from its tables (the CLI keeps no
+# list): an unknown one is exit 2 with a daemon (tests/integration/formats.sh);
+# without one the CLI cannot know, and says the daemon is unreachable. An
+# empty name is still refused here.
+check "export --format '': exit 2" run 2 export job_1 --set 1 --format ''
+check "import --format '': exit 2" run 2 import x.jsonl --format ''
+check "export --format xml, no daemon: exit 1 (the daemon checks names)" run 1 export job_1 --set 1 --format xml
+check "export --format xml, no daemon: says unreachable" err_has "cannot reach medthinkd"
+check "formats, no daemon: exit 1" run 1 formats
 check "option missing its value: exit 2" run 2 export job_1 --set
 check "status --watch without JOB: exit 2" run 2 status --watch
 check "help for an unknown command: exit 2" run 2 help nosuch
@@ -78,6 +85,9 @@ check "--help: lists the commands" sh -c "grep -q 'medthink import FILE' '$tmp/o
 check "help: exit 0" run 0 help
 check "help export: exit 0" run 0 help export
 check "help export: usage" out_has "usage: medthink export JOB --set 1|2"
+check "help export: points to medthink formats" out_has "see \`medthink formats\`"
+check "help import: exit 0" run 0 help import
+check "help import: points to medthink formats" out_has "see \`medthink formats\`"
 check "status --help: exit 0" run 0 status --help
 check "status --help: usage" out_has "usage: medthink status [JOB] [--watch]"
 check "--version: exit 0" run 0 --version

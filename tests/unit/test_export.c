@@ -1,4 +1,4 @@
-/* layers: stages common */
+/* layers: formats common */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,8 @@
 
 #include <jansson.h>
 
-#include "stages/export.h"
+#include "formats/export.h"
+#include "formats/formats.h"
 
 #define SYS "You are a medical expert. Answer the medical question: reason step by step from the " \
             "key findings and the relevant medical knowledge, then state the final answer."
@@ -29,16 +30,16 @@ static json_t *open_cn(void)
 	                 "腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是", "answer", "肠鸣音活跃");
 }
 
-static void expect_line(enum export_format f, json_t *item, const char *output,
+static void expect_line(const struct export_format *f, json_t *item, const char *output,
                         const struct export_opts *o, const char *want)
 {
 	char *line = NULL;
 	int rc = export_record(f, item, output, o, &line);
 
 	if (rc)
-		fail_msg("%s: rc %d", export_format_name(f), rc);
+		fail_msg("%s: rc %d", f->name, rc);
 	if (strcmp(line, want) != 0)
-		fail_msg("%s:\n got  %s want %s", export_format_name(f), line, want);
+		fail_msg("%s:\n got  %s want %s", f->name, line, want);
 	free(line);
 }
 
@@ -51,18 +52,18 @@ static void test_mc_formats(void **state)
 	const char *out = "Melena with epigastric pain points to an upper GI source.\nFinal answer: A";
 
 	(void)state;
-	expect_line(EXPORT_OPENAI, item, out, NULL,
+	expect_line(&export_format_openai, item, out, NULL,
 	            "{\"messages\":[{\"role\":\"system\",\"content\":\"" SYS "\"},"
 	            "{\"role\":\"user\",\"content\":\"" MC_USER "\"},"
 	            "{\"role\":\"assistant\",\"content\":\"" MC_OUT "\"}],\"id\":\"gi-0001\"}\n");
-	expect_line(EXPORT_SHAREGPT, item, out, NULL,
+	expect_line(&export_format_sharegpt, item, out, NULL,
 	            "{\"conversations\":[{\"from\":\"human\",\"value\":\"" MC_USER "\"},"
 	            "{\"from\":\"gpt\",\"value\":\"" MC_OUT "\"}],\"system\":\"" SYS "\","
 	            "\"id\":\"gi-0001\"}\n");
-	expect_line(EXPORT_ALPACA, item, out, NULL,
+	expect_line(&export_format_alpaca, item, out, NULL,
 	            "{\"instruction\":\"" MC_USER "\",\"input\":\"\",\"output\":\"" MC_OUT "\","
 	            "\"system\":\"" SYS "\",\"id\":\"gi-0001\"}\n");
-	expect_line(EXPORT_GRPO, item, NULL, NULL,
+	expect_line(&export_format_grpo, item, NULL, NULL,
 	            "{\"prompt\":[{\"role\":\"user\",\"content\":\"" MC_USER "\\n\\nYour task:\\n"
 	            "1. Think through the question step by step, and enclose your reasoning process "
 	            "in <think>...</think> tags.\\n2. Then provide the key of the single correct option "
@@ -77,20 +78,20 @@ static void test_open_unicode(void **state)
 	const char *out = "答案：肠鸣音活跃\n\n肠鸣音活跃提示肠道功能良好。";
 
 	(void)state;
-	expect_line(EXPORT_OPENAI, item, out, NULL,
+	expect_line(&export_format_openai, item, out, NULL,
 	            "{\"messages\":[{\"role\":\"system\",\"content\":\"" SYS "\"},"
 	            "{\"role\":\"user\",\"content\":\"腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是\"},"
 	            "{\"role\":\"assistant\",\"content\":\"答案：肠鸣音活跃\\n\\n肠鸣音活跃提示肠道功能良好。\"}],"
 	            "\"id\":\"identity_0\"}\n");
-	expect_line(EXPORT_SHAREGPT, item, out, NULL,
+	expect_line(&export_format_sharegpt, item, out, NULL,
 	            "{\"conversations\":[{\"from\":\"human\",\"value\":\"腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是\"},"
 	            "{\"from\":\"gpt\",\"value\":\"答案：肠鸣音活跃\\n\\n肠鸣音活跃提示肠道功能良好。\"}],"
 	            "\"system\":\"" SYS "\",\"id\":\"identity_0\"}\n");
-	expect_line(EXPORT_ALPACA, item, out, NULL,
+	expect_line(&export_format_alpaca, item, out, NULL,
 	            "{\"instruction\":\"腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是\",\"input\":\"\","
 	            "\"output\":\"答案：肠鸣音活跃\\n\\n肠鸣音活跃提示肠道功能良好。\",\"system\":\"" SYS "\","
 	            "\"id\":\"identity_0\"}\n");
-	expect_line(EXPORT_GRPO, item, out, NULL,
+	expect_line(&export_format_grpo, item, out, NULL,
 	            "{\"prompt\":[{\"role\":\"user\",\"content\":\"腹部闭合性损伤时，不支持腹腔内脏损伤诊断的是"
 	            "\\n\\nYour task:\\n1. Think through the question step by step, and enclose your "
 	            "reasoning process in <think>...</think> tags.\\n2. Then give your final answer, in a "
@@ -106,17 +107,17 @@ static void test_no_ids(void **state)
 	char *line = NULL;
 
 	(void)state;
-	expect_line(EXPORT_ALPACA, item, "Final answer: A", &o,
+	expect_line(&export_format_alpaca, item, "Final answer: A", &o,
 	            "{\"instruction\":\"" MC_USER "\",\"input\":\"\",\"output\":\"Final answer: A\","
 	            "\"system\":\"Be brief.\"}\n");
-	expect_line(EXPORT_GRPO, noid, NULL, &o,
+	expect_line(&export_format_grpo, noid, NULL, &o,
 	            "{\"prompt\":[{\"role\":\"user\",\"content\":\"Q?\\n\\nYour task:\\n1. Think through "
 	            "the question step by step, and enclose your reasoning process in "
 	            "<think>...</think> tags.\\n2. Then give your final answer, in a few words, inside "
 	            "<answer>...</answer> tags.\\n3. No extra information or text outside of these "
 	            "tags.\"}],\"answer\":\"x\"}\n");
 	/* with ids on, an item without an id is refused */
-	assert_int_equal(export_record(EXPORT_OPENAI, noid, "x", NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_openai, noid, "x", NULL, &line), -EINVAL);
 	assert_null(line);
 	json_decref(item);
 	json_decref(noid);
@@ -131,12 +132,12 @@ static void test_context_and_special(void **state)
 	json_t *back;
 
 	(void)state;
-	expect_line(EXPORT_SHAREGPT, item, "Final answer: yes", NULL,
+	expect_line(&export_format_sharegpt, item, "Final answer: yes", NULL,
 	            "{\"conversations\":[{\"from\":\"human\",\"value\":\"Context:\\nPCD is \\\"regulated\\\"."
 	            "\\n\\nQuestion:\\nDo mitochondria play a role?\\n\\nyes. yes\\nno. no\\nmaybe. maybe\"},"
 	            "{\"from\":\"gpt\",\"value\":\"Final answer: yes\"}],\"system\":\"" SYS "\","
 	            "\"id\":\"21645374\"}\n");
-	assert_int_equal(export_record(EXPORT_GRPO, item, NULL, NULL, &line), 0);
+	assert_int_equal(export_record(&export_format_grpo, item, NULL, NULL, &line), 0);
 	assert_non_null(strstr(line, "(yes, no, maybe)"));
 	assert_non_null(strstr(line, "\"answer\":\"yes\""));
 	/* one line, valid JSON */
@@ -155,24 +156,24 @@ static void test_errors(void **state)
 	char *big;
 
 	(void)state;
-	assert_int_equal(export_record(EXPORT_OPENAI, item, NULL, NULL, &line), -EINVAL);
-	assert_int_equal(export_record(EXPORT_OPENAI, item, "", NULL, &line), -EINVAL);
-	assert_int_equal(export_record((enum export_format)9, item, "x", NULL, &line), -EINVAL);
-	assert_int_equal(export_record(EXPORT_OPENAI, NULL, "x", NULL, &line), -EINVAL);
-	assert_int_equal(export_record(EXPORT_OPENAI, item, "bad \xff utf8", NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_openai, item, NULL, NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_openai, item, "", NULL, &line), -EINVAL);
+	assert_int_equal(export_record(NULL, item, "x", NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_openai, NULL, "x", NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_openai, item, "bad \xff utf8", NULL, &line), -EINVAL);
 	assert_null(line);
 	bad = json_deep_copy(item);
 	json_object_set_new(bad, "answer", json_string("Z"));
-	assert_int_equal(export_record(EXPORT_GRPO, bad, NULL, NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_grpo, bad, NULL, NULL, &line), -EINVAL);
 	json_object_del(bad, "question");
 	json_object_set_new(bad, "answer", json_string("A"));
-	assert_int_equal(export_record(EXPORT_GRPO, bad, NULL, NULL, &line), -EINVAL);
+	assert_int_equal(export_record(&export_format_grpo, bad, NULL, NULL, &line), -EINVAL);
 	json_decref(bad);
 	big = malloc(EXPORT_RECORD_MAX + 2);
 	assert_non_null(big);
 	memset(big, 'x', EXPORT_RECORD_MAX + 1);
 	big[EXPORT_RECORD_MAX + 1] = '\0';
-	assert_int_equal(export_record(EXPORT_OPENAI, item, big, NULL, &line), -E2BIG);
+	assert_int_equal(export_record(&export_format_openai, item, big, NULL, &line), -E2BIG);
 	assert_null(line);
 	free(big);
 	json_decref(item);
@@ -181,16 +182,38 @@ static void test_errors(void **state)
 static void test_format_parse(void **state)
 {
 	(void)state;
-	assert_int_equal(export_format_parse("openai"), EXPORT_OPENAI);
-	assert_int_equal(export_format_parse("sharegpt"), EXPORT_SHAREGPT);
-	assert_int_equal(export_format_parse("alpaca"), EXPORT_ALPACA);
-	assert_int_equal(export_format_parse("grpo"), EXPORT_GRPO);
-	assert_int_equal(export_format_parse("OpenAI"), -EINVAL);
-	assert_int_equal(export_format_parse(""), -EINVAL);
-	assert_int_equal(export_format_parse(NULL), -EINVAL);
-	assert_string_equal(export_format_name(EXPORT_GRPO), "grpo");
-	assert_string_equal(export_format_name((enum export_format)7), "?");
+	assert_ptr_equal(export_format_find("openai"), &export_format_openai);
+	assert_ptr_equal(export_format_find("sharegpt"), &export_format_sharegpt);
+	assert_ptr_equal(export_format_find("alpaca"), &export_format_alpaca);
+	assert_ptr_equal(export_format_find("grpo"), &export_format_grpo);
+	assert_null(export_format_find("OpenAI"));
+	assert_null(export_format_find(""));
+	assert_null(export_format_find(NULL));
+	assert_string_equal(export_format_grpo.name, "grpo");
+	/* the table, in listing order; no row past its end */
+	assert_ptr_equal(export_format_at(0), &export_format_openai);
+	assert_ptr_equal(export_format_at(3), &export_format_grpo);
+	assert_null(export_format_at(7));
+	for (size_t i = 0; export_format_at(i); i++)
+		assert_true(export_format_at(i)->description[0] != '\0');
 	assert_string_equal(export_format_list(), "openai|sharegpt|alpaca|grpo");
+}
+
+static void test_names_join(void **state)
+{
+	static const char *const names[] = {"openai", "sharegpt", "alpaca", "grpo"};
+	char out[64];
+
+	(void)state;
+	formats_names_join(out, sizeof(out), names, 4, ", ", " or ");
+	assert_string_equal(out, "openai, sharegpt, alpaca or grpo");
+	formats_names_join(out, sizeof(out), names, 1, ", ", " or ");
+	assert_string_equal(out, "openai");
+	formats_names_join(out, 12, names, 4, ", ", " or ");
+	assert_string_equal(out, "openai, ...");
+	/* every row is named in the list the API's messages use */
+	export_format_names(out, sizeof(out), "|", "|");
+	assert_string_equal(out, export_format_list());
 }
 
 int main(void)
@@ -202,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_context_and_special),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_format_parse),
+		cmocka_unit_test(test_names_join),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

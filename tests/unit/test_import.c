@@ -1,4 +1,4 @@
-/* layers: store common */
+/* layers: formats common */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "store/import.h"
+#include "formats/import.h"
 
 /* What a parser handed out: items as compact JSON lines "LINE: {...}" and
  * errors as "LINE: reason" lines, so a test compares one string. */
@@ -123,6 +123,14 @@ static void test_unknown_format(void **state)
 	assert_null(import_parser_new(NULL, NULL, &cb, NULL, 0));
 	assert_true(import_format_known("medmcqa"));
 	assert_false(import_format_known("MedQA"));
+	assert_ptr_equal(import_format_find("pubmedqa"), &import_format_pubmedqa);
+	assert_null(import_format_find(NULL));
+	assert_ptr_equal(import_format_at(0), &import_format_native);
+	assert_ptr_equal(import_format_at(5), &import_format_csv);
+	assert_null(import_format_at(6));
+	for (size_t i = 0; import_format_at(i); i++)
+		assert_true(import_format_at(i)->description[0] != '\0');
+	assert_string_equal(import_format_list(), "native, medqa, medmcqa, pubmedqa, sharegpt, csv");
 	import_parser_free(NULL);
 }
 

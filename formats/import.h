@@ -15,11 +15,14 @@
  * none it is derived from the content (import_item_id). docs/formats.md
  * describes every layout and its mapping.
  *
- * Formats (import_format_list): native, medqa, medmcqa (JSON Lines, parsed
- * line by line as bytes arrive); csv (RFC 4180, parsed record by record);
- * pubmedqa, sharegpt (one JSON document, buffered up to max_doc_bytes and
- * parsed by import_parser_finish). A UTF-8 byte order mark at the start of
- * the input is skipped for every format.
+ * Formats are rows of a table (struct import_format below, one file each:
+ * formats/import_<name>.c; the table is in formats/import.c). A row's kind
+ * says how its bytes are framed: JSON Lines (parsed line by line as bytes
+ * arrive: native, medqa, medmcqa), csv (RFC 4180, record by record), or one
+ * JSON document (buffered up to max_doc_bytes and parsed by
+ * import_parser_finish: pubmedqa, sharegpt). A UTF-8 byte order mark at the
+ * start of the input is skipped for every format. `medthink formats` and
+ * GET /v1/formats list the rows.
  *
  * Errors in the input never make a call fail: each bad record is reported
  * through on_error and the parser goes on with the next one, so a caller
@@ -66,10 +69,53 @@ struct import_cb {
 };
 
 struct import_parser;
+struct import_csv_record; /* formats/import_impl.h */
 
-/* "native, medqa, medmcqa, pubmedqa, sharegpt, csv" (static string). */
+enum import_kind {
+	IMPORT_JSON_LINES, /* one JSON object a line, parsed as each line completes */
+	IMPORT_CSV,        /* RFC 4180 records, parsed as each record completes */
+	IMPORT_DOCUMENT,   /* one JSON document, parsed by import_parser_finish */
+};
+
+/* One input layout. A new importer is one file holding its row and its
+ * parse function, and one line in the table in formats/import.c. The parse
+ * functions build a candidate item and hand it to import_emit, or report
+ * the record (formats/import_impl.h). */
+struct import_format {
+	const char *name;        /* ?format= and --format, exact and lower case */
+	const char *description; /* one line, for GET /v1/formats */
+	enum import_kind kind;
+	/* The source names of the question and the answer, for the reasons
+	 * "missing \"KEY\"" and "\"KEY\" is empty". */
+	const char *question_key, *answer_key;
+	/* IMPORT_DOCUMENT: what the document must be, for "expected WHAT,
+	 * found ..." ("a JSON array of conversations"). */
+	const char *doc_what;
+	/* IMPORT_DOCUMENT: NULL when the records are an array's elements; else
+	 * they are an object's members and this names their keys in reasons
+	 * ("PMID": "record 3 (PMID 123): ..."). */
+	const char *doc_key;
+	/* IMPORT_JSON_LINES and IMPORT_DOCUMENT: one record, an object
+	 * (borrowed), at line (JSON Lines) or record index (documents); key is
+	 * its member name in a keyed document, else NULL. */
+	void (*parse_json)(struct import_parser *p, const char *key, json_t *rec, long line);
+	/* IMPORT_CSV: one record (borrowed). */
+	void (*parse_csv)(struct import_parser *p, const struct import_csv_record *rec);
+	/* Frees the state a row kept in import_parser_state; NULL: none kept. */
+	void (*state_free)(void *state);
+};
+
+extern const struct import_format import_format_native, import_format_medqa,
+	import_format_medmcqa, import_format_pubmedqa, import_format_sharegpt, import_format_csv;
+
+/* The row named name (exact, lower case), or NULL (name NULL included). */
+const struct import_format *import_format_find(const char *name);
+/* The i-th row of the table, in listing order; NULL past the end. */
+const struct import_format *import_format_at(size_t i);
+/* The names joined by ", ": "native, medqa, ..., csv" (static string,
+ * built once from the table; any thread). */
 const char *import_format_list(void);
-/* True when name is one of the formats above (exact, lower case). */
+/* True when name names a row (import_format_find != NULL). */
 bool import_format_known(const char *name);
 
 /* Creates a parser for format. opts may be NULL (defaults); cb is copied,

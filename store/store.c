@@ -1494,31 +1494,13 @@ json_t *store_job_list(struct store *st)
 	return store_rows_json(st, store_stmt(st, sql), job_row, "listing jobs");
 }
 
+static json_t *id_row(sqlite3_stmt *s) { return json_integer(sqlite3_column_int64(s, 0)); }
+
 json_t *store_job_unfinished(struct store *st)
 {
 	static const char sql[] =
 		"SELECT id FROM jobs WHERE state IN ('queued', 'running', 'paused') ORDER BY id";
-	sqlite3_stmt *s = store_stmt(st, sql);
-	json_t *arr = json_array();
-	int rc;
-
-	if (!s || !arr)
-		goto fail;
-	for (;;) {
-		rc = store_step_row(st, s, "listing unfinished jobs");
-		if (rc != 1)
-			break;
-		if (json_array_append_new(arr, json_integer(sqlite3_column_int64(s, 0))) < 0) {
-			sqlite3_reset(s);
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	return arr;
-fail:
-	json_decref(arr);
-	return NULL;
+	return store_rows_json(st, store_stmt(st, sql), id_row, "listing unfinished jobs");
 }
 
 /* ---- Job events ------------------------------------------------------------ */

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "stages/grade.h"
 #include "stages/prompts.h"
+#include "stages/textcheck.h"
 
 static const struct step_def steps[STEP__N];
 
@@ -140,12 +142,15 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 	if (rc)
 		goto out;
 	if (ctx->attempt > 0 && ctx->last_problem) {
-		char note[600];
+		char note[600], problem[400];
 
+		/* the reason may quote model text: cut on a character boundary
+		 * and cleaned, or jansson refuses the message */
+		utf8_copy(problem, sizeof(problem), ctx->last_problem, "...");
 		snprintf(note, sizeof(note),
 			 "Note: this is attempt %d. The previous reply was not usable: %s. "
 			 "Answer again, following the instructions exactly.",
-			 ctx->attempt + 1, ctx->last_problem);
+			 ctx->attempt + 1, problem);
 		rc = append_to_last_message(req->messages, note);
 		if (rc) {
 			snprintf(err, errlen, "cannot add the re-ask note to template %s",
@@ -196,6 +201,56 @@ static void outcome_set(struct step_outcome *out, enum step_result r, const char
 	va_start(ap, fmt);
 	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
 	va_end(ap);
+	/* vsnprintf cuts by bytes: back to a character boundary, and no
+	 * invalid byte of a model's text reaches the store, logs or prompts */
+	out->reason[utf8_prefix(out->reason, strlen(out->reason), sizeof(out->reason) - 1)] = '\0';
+	utf8_sanitize(out->reason);
+}
+
+/* An excerpt of model text for a reason: at most 60 bytes, cut on a
+ * character boundary. */
+static const char *snip(const char *s, char *dst, size_t dstlen)
+{
+	utf8_copy(dst, dstlen, s ? s : "", "...");
+	return dst;
+}
+
+/* Screens teacher text (stages/textcheck.h) before it can enter a set.
+ * Returns true when the text failed: out is then a re-ask, or on the last
+ * attempt a drop, with the reason. quotable: text the reply may quote
+ * beside the item (the student's reply), or NULL. */
+static bool screen_text(const struct step_def *d, const struct step_ctx *ctx, const char *what,
+			const char *text, const char *quotable, unsigned checks,
+			struct step_outcome *out)
+{
+	struct textcheck_input in = { .text = text, .item = ctx->item, .quotable = quotable,
+				      .length_cut = ctx->length_cut, .max_tokens = d->max_tokens,
+				      .checks = checks };
+	struct textcheck_result r;
+	json_t *vars = json_object(), *msgs = NULL;
+	char err[128];
+	int rc;
+
+	if (!text)
+		return false;
+	/* the rendered prompt, for the echo check (it cannot fail here: the
+	 * request was built from it) */
+	if (quotable)
+		json_object_set_new(vars, "student_reply", json_string(quotable));
+	if (prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &msgs, err,
+			   sizeof(err)) == 0)
+		in.prompt = msgs;
+	rc = textcheck_run(&in, &r);
+	json_decref(msgs);
+	json_decref(vars);
+	if (rc <= 0)
+		return false; /* clean (or out of memory: the other checks still run) */
+	if (ctx->attempt + 1 < STEP_MAX_ATTEMPTS)
+		outcome_set(out, STEP_RETRY, "screening %s: %s", what, r.reason);
+	else
+		outcome_set(out, STEP_DROPPED, "screening %s: %s (after %d attempts)", what, r.reason,
+			    ctx->attempt + 1);
+	return true;
 }
 
 /* A reply that cannot be used is re-asked, and on the last attempt the item
@@ -261,6 +316,14 @@ static void reply_screen(const struct step_def *d, const struct step_ctx *ctx, c
 		outcome_bad_reply(out, ctx, "screening reply: \"reason\" is missing or empty");
 		return;
 	}
+	/* its free text is stored and shown: screened, but not for language or
+	 * topic (a terse English reason about a Chinese item is fine) */
+	if (screen_text(d, ctx, "reason", reason, NULL,
+			TEXTCHECK_BIT(TEXTCHECK_TRUNCATED) | TEXTCHECK_BIT(TEXTCHECK_TOO_LONG) |
+				TEXTCHECK_BIT(TEXTCHECK_REPETITION) | TEXTCHECK_BIT(TEXTCHECK_ECHO) |
+				TEXTCHECK_BIT(TEXTCHECK_NEW_TASK),
+			out))
+		return;
 	out->artifact = json_pack("{s:b, s:s, s:i, s:i}", "keep", k, "reason", reason,
 				  "quality", json_int_in(json_object_get(json, "quality"), 1, 5, 3),
 				  "difficulty",
@@ -330,6 +393,8 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 		outcome_bad_reply(out, ctx, "empty explanation");
 		return;
 	}
+	if (screen_text(d, ctx, "explanation", content, NULL, TEXTCHECK_ALL, out))
+		return;
 	if (item_is_mc(ctx->item) && gold &&
 	    final_line_key(content, json_object_get(ctx->item, "options"), &key) &&
 	    strcmp(key, gold) == 0) {
@@ -347,12 +412,12 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 	 * would teach the student the wrong thing. */
 	if (g.verdict == GRADE_WRONG || g.verdict == GRADE_AMBIGUOUS ||
 	    (g.verdict == GRADE_NONE && item_is_mc(ctx->item))) {
-		char why[200];
+		char why[200], a[64], b[64];
 
 		if (g.verdict == GRADE_WRONG)
 			snprintf(why, sizeof(why),
-				 "explanation concludes %.60s, which contradicts the gold answer %s",
-				 g.answer, gold ? gold : "?");
+				 "explanation concludes %s, which contradicts the gold answer %s",
+				 snip(g.answer, a, sizeof(a)), snip(gold ? gold : "?", b, sizeof(b)));
 		else
 			snprintf(why, sizeof(why), "explanation does not state a final answer (%s)",
 				 grade_verdict_name(g.verdict));
@@ -463,8 +528,9 @@ static void reply_correct(const struct step_def *d, const struct step_ctx *ctx, 
 {
 	const char *fields[] = { "missing_knowledge", "critique", "reasoning", "final_answer" };
 	const char *final, *reasoning, *gold = gold_of(ctx->item);
+	const char *student = json_string_value(json_object_get(ctx->prior, "reply"));
 	struct grade_result g;
-	char why[200];
+	char why[200], a[64], b[64];
 
 	(void)content;
 	if (!json_is_object(json)) {
@@ -483,18 +549,31 @@ static void reply_correct(const struct step_def *d, const struct step_ctx *ctx, 
 	}
 	final = json_string_value(json_object_get(json, "final_answer"));
 	reasoning = json_string_value(json_object_get(json, "reasoning"));
+	/* the chain is SFT text: screened whole; the critique and the missing
+	 * knowledge may quote the student, so not for topic */
+	if (screen_text(d, ctx, "reasoning", reasoning, student, TEXTCHECK_ALL, out))
+		return;
+	for (size_t i = 0; i < 2; i++)
+		if (screen_text(d, ctx, fields[i], json_string_value(json_object_get(json, fields[i])),
+				student,
+				TEXTCHECK_BIT(TEXTCHECK_REPETITION) | TEXTCHECK_BIT(TEXTCHECK_ECHO) |
+					TEXTCHECK_BIT(TEXTCHECK_NEW_TASK) |
+					TEXTCHECK_BIT(TEXTCHECK_LANGUAGE),
+				out))
+			return;
 	/* The chain must end in the gold answer: checked with the same
 	 * extractor that grades the student, on the final answer and on the
 	 * reasoning (which must not conclude something else). */
 	if (grade_item(ctx->item, final, &g) != 0 || g.verdict != GRADE_CORRECT) {
-		snprintf(why, sizeof(why), "corrective chain ends in %.60s, not the gold answer %s",
-			 g.answer[0] ? g.answer : "no answer", gold ? gold : "?");
+		snprintf(why, sizeof(why), "corrective chain ends in %s, not the gold answer %s",
+			 snip(g.answer[0] ? g.answer : "no answer", a, sizeof(a)),
+			 snip(gold ? gold : "?", b, sizeof(b)));
 		outcome_bad_reply(out, ctx, why);
 		return;
 	}
 	if (grade_item(ctx->item, reasoning, &g) == 0 && g.verdict == GRADE_WRONG) {
-		snprintf(why, sizeof(why), "corrective reasoning concludes %.60s, not the gold answer %s",
-			 g.answer, gold ? gold : "?");
+		snprintf(why, sizeof(why), "corrective reasoning concludes %s, not the gold answer %s",
+			 snip(g.answer, a, sizeof(a)), snip(gold ? gold : "?", b, sizeof(b)));
 		outcome_bad_reply(out, ctx, why);
 		return;
 	}

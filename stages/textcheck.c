@@ -496,7 +496,13 @@ static int check_echo(struct tc *t)
 			return 1;
 		}
 	}
-	item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]), true);
+	{
+		size_t nf = item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]) - 1, true);
+
+		f[nf] = t->in->quotable;
+		if (f[nf])
+			f[nf + 1] = NULL;
+	}
 	json_array_foreach(t->in->prompt, i, m)
 	{
 		json_t *c = json_object_get(m, "content"), *part;

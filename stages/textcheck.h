@@ -100,6 +100,8 @@ struct textcheck_input {
 	json_t *item;         /* normalized item: language and topic reference,
 	                         and the text the reply may quote */
 	json_t *prompt;       /* the rendered messages, or NULL: no echo check */
+	const char *quotable; /* more text the reply may quote (the student's
+	                         reply a correction discusses), or NULL */
 	bool length_cut;      /* the reply stopped at max_tokens */
 	int64_t max_tokens;   /* the request's limit; 0: no length check */
 	unsigned checks;      /* TEXTCHECK_BIT()s of the checks to run */

@@ -573,6 +573,13 @@ static int check_ack(struct tc *t)
 	return 0;
 }
 
+static bool in_explanation(json_t *item, const char *ph)
+{
+	const char *x = json_string_value(json_object_get(item, "explanation"));
+
+	return x && strstr(x, ph);
+}
+
 static int check_new_task(struct tc *t)
 {
 	const char *f[40];
@@ -595,7 +602,9 @@ static int check_new_task(struct tc *t)
 
 			in_prompt |= c && strstr(c, ph);
 		}
-		if (in_prompt)
+		/* the template asks it; but the item's reference explanation is
+		 * rendered into the prompt too, and is teacher text like this */
+		if (in_prompt && !in_explanation(t->in->item, ph))
 			continue;
 		ls = at;
 		while (ls > t->s && ls[-1] != '\n')

@@ -598,8 +598,8 @@ static void conv_medmcqa(struct import_parser *p, json_t *obj, long line)
 		cop = tolower((unsigned char)json_string_value(v)[0]) - 'a' + 1;
 	if (!cop) {
 		dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		report(p, line, "\"cop\" must be 1, 2, 3 or 4 (opa..opd), found %.40s",
-		       dump ? dump : "?");
+		report(p, line, "\"cop\" must be 1, 2, 3 or 4 (opa..opd), found %.*s",
+		       (int)utf8_prefix(dump ? dump : "?", strlen(dump ? dump : "?"), 40), dump ? dump : "?");
 		goto out;
 	}
 	{

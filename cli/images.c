@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 
 /* Stands in for a path while the line is re-serialised; DEL bytes are
  * written raw by jansson, so the marker is found again verbatim. */
@@ -129,7 +130,7 @@ static void img_err(char *err, size_t errlen, const char *where, const char *pat
 {
 	size_t n = strlen(path);
 
-	snprintf(err, errlen, "%simage \"%.*s%s\": %s", where, n > 64 && !strncmp(path, "data:", 5) ? 40 : 300,
+	snprintf(err, errlen, "%simage \"%.*s%s\": %s", where, (int)utf8_prefix(path, n, n > 64 && !strncmp(path, "data:", 5) ? 40 : 300),
 		 path, (n > 64 && !strncmp(path, "data:", 5)) || n > 300 ? "..." : "", what);
 }
 
@@ -182,8 +183,8 @@ static int img_check(struct img_ref *ref, const char *realbase, const char *give
 	if (!(blen == 1 && realbase[0] == '/') &&
 	    (strncmp(real, realbase, blen) != 0 || real[blen] != '/')) {
 		rc = -EPERM;
-		snprintf(what, sizeof(what), "resolves to %.300s, outside the dataset's folder %.300s", real,
-			 realbase);
+		snprintf(what, sizeof(what), "resolves to %.*s, outside the dataset's folder %.*s", (int)utf8_prefix(real, strlen(real), 300), real,
+			 (int)utf8_prefix(realbase, strlen(realbase), 300), realbase);
 		img_err(err, errlen, where, given, what);
 		goto out;
 	}
@@ -310,7 +311,7 @@ static int data_url_check(const char *url, uint64_t max_file, const char *where,
 		return -EINVAL;
 	}
 	if (strcasecmp(declared, mime) != 0 && !(strcasecmp(declared, "image/jpg") == 0 && !strcmp(mime, "image/jpeg"))) {
-		snprintf(what, sizeof(what), "declares %.60s but the data is %s", declared, mime);
+		snprintf(what, sizeof(what), "declares %.*s but the data is %s", (int)utf8_prefix(declared, strlen(declared), 60), declared, mime);
 		img_err(err, errlen, where, url, what);
 		return -EINVAL;
 	}
@@ -323,7 +324,7 @@ static void item_where(char *dst, size_t n, uint64_t lineno, json_t *root)
 	json_t *id = json_object_get(root, "id");
 
 	if (json_is_string(id))
-		snprintf(dst, n, "line %llu: item \"%.100s\": ", (unsigned long long)lineno, json_string_value(id));
+		snprintf(dst, n, "line %llu: item \"%.*s\": ", (unsigned long long)lineno, (int)utf8_prefix(json_string_value(id), strlen(json_string_value(id)), 100), json_string_value(id));
 	else if (json_is_integer(id))
 		snprintf(dst, n, "line %llu: item %lld: ", (unsigned long long)lineno, (long long)json_integer_value(id));
 	else
@@ -602,7 +603,7 @@ int images_stream(FILE *in, const char *basedir, uint64_t max_file, bool skip_in
 	realbase = realpath(basedir && basedir[0] ? basedir : ".", NULL);
 	if (!realbase) {
 		rc = -errno;
-		snprintf(err, errlen, "the dataset's folder \"%.300s\": %s", basedir && basedir[0] ? basedir : ".",
+		snprintf(err, errlen, "the dataset's folder \"%.*s\": %s", (int)utf8_prefix(basedir && basedir[0] ? basedir : ".", strlen(basedir && basedir[0] ? basedir : "."), 300), basedir && basedir[0] ? basedir : ".",
 			 strerror(errno));
 		return rc;
 	}

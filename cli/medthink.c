@@ -23,6 +23,7 @@
 #include "cli/render.h"
 #include "cli/sse.h"
 #include "common/buf.h"
+#include "common/utf8.h"
 
 #ifndef MEDTHINK_VERSION
 #define MEDTHINK_VERSION "0.1.0"
@@ -196,7 +197,7 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
 
 		while ((size_t)n < len && n < 200 && body[n] != '\n' && body[n] != '\r')
 			n++;
-		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", n, body ? body : "");
+		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", body ? (int)utf8_prefix(body, len, (size_t)n) : 0, body ? body : "");
 	}
 	if (status == 400 && code && strcmp(code, "bad_format") == 0) {
 		fprintf(stderr, "usage: medthink %s\n", c->cmd->usage);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 
 /* How the file is read: we hand inih one line at a time through our own
  * reader. That gives us the line number of every key (Debian's inih is built
@@ -393,7 +394,7 @@ static int check_ph(void *u, const char *name, size_t n)
 			return 0;
 		}
 	}
-	snprintf(c->bad, sizeof(c->bad), "%.*s", (int)(n > 64 ? 64 : n), name);
+	snprintf(c->bad, sizeof(c->bad), "%.*s", (int)utf8_prefix(name, n, 64), name);
 	return -ENOENT;
 }
 
@@ -529,7 +530,7 @@ static int expand_ph(void *u, const char *name, size_t n)
 		    memcmp(e->vars[i].name, name, n) == 0)
 			return buf_puts(&e->b, e->vars[i].value);
 	}
-	snprintf(e->missing, sizeof(e->missing), "%.*s", (int)(n > 64 ? 64 : n), name);
+	snprintf(e->missing, sizeof(e->missing), "%.*s", (int)utf8_prefix(name, n, 64), name);
 	return -ENOENT;
 }
 
@@ -665,7 +666,7 @@ static int section_open(struct parse *p, const char *label)
 	s = &p->sects[p->n_sects];
 	memset(s, 0, sizeof(*s));
 	s->line = p->line;
-	snprintf(s->label, sizeof(s->label), "%.*s", CONFIG_MAX_NAME + 12, label);
+	snprintf(s->label, sizeof(s->label), "%.*s", (int)utf8_prefix(label, strlen(label), CONFIG_MAX_NAME + 12), label);
 	if (strcmp(label, "daemon") == 0) {
 		kind = SECT_DAEMON;
 	} else if (strcmp(label, "train") == 0) {

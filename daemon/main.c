@@ -18,6 +18,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/pidlock.h"
+#include "common/utf8.h"
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/supervisor.h"
@@ -194,8 +195,8 @@ static void check_after_cb(uv_work_t *w, int status)
 		return;
 	}
 	log_error("%s", d->check_err);
-	snprintf(reason, sizeof(reason), "database damaged: %.200s; see docs/operations.md",
-		 d->check_first);
+	snprintf(reason, sizeof(reason), "database damaged: %.*s; see docs/operations.md",
+		 (int)utf8_prefix(d->check_first, strlen(d->check_first), 200), d->check_first);
 	if (d->api)
 		api_set_degraded(d->api, reason);
 	if (!d->stopping) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "formats/import_impl.h"
 
 static void medmcqa_parse(struct import_parser *p, const char *rec_key, json_t *obj, long line)
@@ -43,8 +44,10 @@ static void medmcqa_parse(struct import_parser *p, const char *rec_key, json_t *
 		cop = tolower((unsigned char)json_string_value(v)[0]) - 'a' + 1;
 	if (!cop) {
 		dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		import_report(p, line, "\"cop\" must be 1, 2, 3 or 4 (opa..opd), found %.40s",
-		       dump ? dump : "?");
+		const char *found = dump ? dump : "?";
+
+		import_report(p, line, "\"cop\" must be 1, 2, 3 or 4 (opa..opd), found %.*s",
+			      (int)utf8_prefix(found, strlen(found), 40), found);
 		goto out;
 	}
 	{

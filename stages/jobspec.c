@@ -1,3 +1,4 @@
+#include "common/utf8.h"
 #include "stages/jobspec.h"
 
 #include <errno.h>
@@ -120,7 +121,7 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	if (rc)
 		return rc;
 	if (!js->name[0])
-		snprintf(js->name, sizeof(js->name), "%.100s-%.15s", js->dataset, kd->name);
+		snprintf(js->name, sizeof(js->name), "%.*s-%.15s", (int)utf8_prefix(js->dataset, strlen(js->dataset), 100), js->dataset, kd->name);
 	/* The student answers in stage two and eval; the teacher screens,
 	 * explains, judges and corrects (the kind's row says which it needs). */
 	rc = endpoint_name(spec, "teacher", js->teacher, sizeof(js->teacher), kd->needs_teacher, err);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "formats/item.h"
 
 const char *const prompts_required[] = { "screen", "explain", "answer", "judge", "correct", NULL };
@@ -37,6 +38,9 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* messages quote templates and items: cut on a character boundary */
+	err[utf8_prefix(err, strlen(err), errlen - 1)] = '\0';
+	utf8_sanitize(err);
 }
 
 static int in_list(const char *s, size_t n, const char *const *list)
@@ -288,7 +292,8 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (!nl || nl > 64) {
-		seterr(err, errlen, "template name \"%.64s\": must be 1-64 characters", name);
+		seterr(err, errlen, "template name \"%.*s\": must be 1-64 characters",
+		       (int)utf8_prefix(name, strlen(name), 64), name);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < nl; i++) {
@@ -686,8 +691,8 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 			goto out;
 		}
 		if (!json_is_string(json_object_get(options, gold))) {
-			seterr(err, errlen, "template %s: item answer \"%.40s\" is not one of its options",
-			       name, gold);
+			seterr(err, errlen, "template %s: item answer \"%.*s\" is not one of its options",
+			       name, (int)utf8_prefix(gold, strlen(gold), 40), gold);
 			rc = -EINVAL;
 			goto out;
 		}

@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "stages/prompts.h"
 #include "stages/runner_int.h"
 #include "stages/trainhook.h"
@@ -282,7 +283,7 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct task *t = ud;
 	struct job *j = t->job;
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
-				.attempt = t->attempt };
+				.attempt = t->attempt, .length_cut = res->length_cut };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -360,7 +361,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.last_problem = last_problem;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
-		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.240s", err);
+		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);
 		t->out.result = STEP_FAILED;
 		task_store_outcome(t);
 		return;

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 #include "stages/grade.h"
 #include "stages/prompts.h"
+#include "stages/textcheck.h"
 
 static const struct step_def steps[STEP__N];
 
@@ -140,12 +142,15 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 	if (rc)
 		goto out;
 	if (ctx->attempt > 0 && ctx->last_problem) {
-		char note[600];
+		char note[600], problem[400];
 
+		/* the reason may quote model text: cut on a character boundary
+		 * and cleaned, or jansson refuses the message */
+		utf8_copy(problem, sizeof(problem), ctx->last_problem, "...");
 		snprintf(note, sizeof(note),
 			 "Note: this is attempt %d. The previous reply was not usable: %s. "
 			 "Answer again, following the instructions exactly.",
-			 ctx->attempt + 1, ctx->last_problem);
+			 ctx->attempt + 1, problem);
 		rc = append_to_last_message(req->messages, note);
 		if (rc) {
 			snprintf(err, errlen, "cannot add the re-ask note to template %s",
@@ -196,6 +201,56 @@ static void outcome_set(struct step_outcome *out, enum step_result r, const char
 	va_start(ap, fmt);
 	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
 	va_end(ap);
+	/* vsnprintf cuts by bytes: back to a character boundary, and no
+	 * invalid byte of a model's text reaches the store, logs or prompts */
+	out->reason[utf8_prefix(out->reason, strlen(out->reason), sizeof(out->reason) - 1)] = '\0';
+	utf8_sanitize(out->reason);
+}
+
+/* An excerpt of model text for a reason: at most 60 bytes, cut on a
+ * character boundary. */
+static const char *snip(const char *s, char *dst, size_t dstlen)
+{
+	utf8_copy(dst, dstlen, s ? s : "", "...");
+	return dst;
+}
+
+/* Screens teacher text (stages/textcheck.h) before it can enter a set.
+ * Returns true when the text failed: out is then a re-ask, or on the last
+ * attempt a drop, with the reason. quotable: text the reply may quote
+ * beside the item (the student's reply), or NULL. */
+static bool screen_text(const struct step_def *d, const struct step_ctx *ctx, const char *what,
+			const char *text, const char *quotable, unsigned checks,
+			struct step_outcome *out)
+{
+	struct textcheck_input in = { .text = text, .item = ctx->item, .quotable = quotable,
+				      .length_cut = ctx->length_cut, .max_tokens = d->max_tokens,
+				      .checks = checks };
+	struct textcheck_result r;
+	json_t *vars = json_object(), *msgs = NULL;
+	char err[128];
+	int rc;
+
+	if (!text)
+		return false;
+	/* the rendered prompt, for the echo check (it cannot fail here: the
+	 * request was built from it) */
+	if (quotable)
+		json_object_set_new(vars, "student_reply", json_string(quotable));
+	if (prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &msgs, err,
+			   sizeof(err)) == 0)
+		in.prompt = msgs;
+	rc = textcheck_run(&in, &r);
+	json_decref(msgs);
+	json_decref(vars);
+	if (rc <= 0)
+		return false; /* clean (or out of memory: the other checks still run) */
+	if (ctx->attempt + 1 < STEP_MAX_ATTEMPTS)
+		outcome_set(out, STEP_RETRY, "screening %s: %s", what, r.reason);
+	else
+		outcome_set(out, STEP_DROPPED, "screening %s: %s (after %d attempts)", what, r.reason,
+			    ctx->attempt + 1);
+	return true;
 }
 
 /* A reply that cannot be used is re-asked, and on the last attempt the item
@@ -217,6 +272,190 @@ static const char *gold_of(json_t *item)
 static bool item_is_mc(json_t *item)
 {
 	return json_is_object(json_object_get(item, "options"));
+}
+
+/* ---- multi-part gold answers -------------------------------------------- */
+
+/* Most parts of a gold answer the chain check splits out. */
+#define GOLD_PARTS_MAX 12
+
+static bool gold_space(const char *p)
+{
+	return *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || strncmp(p, "\u3000", 3) == 0;
+}
+
+/* A sub-question number at p: "2．", "2.", "2、" (one or two digits, >= 2,
+ * at the start of the text or after a space or a clause end). Returns its
+ * length, or 0. */
+static size_t gold_number_at(const char *text, const char *p)
+{
+	const char *q = p;
+	int n = 0;
+
+	if (p > text && !gold_space(p - 1) && !(p - text >= 3 && (strncmp(p - 3, "；", 3) == 0 ||
+								    strncmp(p - 3, "。", 3) == 0)) &&
+	    p[-1] != ';')
+		return 0;
+	while (*q >= '0' && *q <= '9' && q - p < 2)
+		n = n * 10 + (*q++ - '0');
+	if (q == p || (*q >= '0' && *q <= '9') || n < 2)
+		return 0;
+	if (strncmp(q, "．", 3) == 0 || strncmp(q, "、", 3) == 0)
+		return (size_t)(q - p) + 3;
+	if (*q == '.' && !(q[1] >= '0' && q[1] <= '9'))
+		return (size_t)(q - p) + 1;
+	return 0;
+}
+
+/* The text after the last "答案：" / "答案:" / "Answer:" in s[0..n), or s. */
+static const char *gold_after_marker(const char *s, size_t *n)
+{
+	static const char *const marks[] = { "答案：", "答案:", "Answer:", "answer:" };
+	const char *end = s + *n, *best = NULL;
+
+	for (const char *p = s; p < end; p++)
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+			if ((size_t)(end - p) >= strlen(marks[i]) &&
+			    memcmp(p, marks[i], strlen(marks[i])) == 0)
+				best = p + strlen(marks[i]);
+	if (!best)
+		return s;
+	*n = (size_t)(end - best);
+	return best;
+}
+
+/* Splits a gold answer with several parts (numbered sub-answers "1. X
+ * 2. Y", a sub-question's own "答案：" inside the gold) into its parts,
+ * each a new normalized string (grade_normalize) in parts[]. Returns the
+ * number of parts (>= 2), or 0 for a gold of one part (or on ENOMEM). */
+static size_t gold_split(const char *gold, char **parts)
+{
+	const char *cut[GOLD_PARTS_MAX + 1];
+	size_t ncut = 0, np = 0;
+	bool marked = false;
+
+	if (!gold)
+		return 0;
+	cut[ncut++] = gold;
+	for (const char *p = gold; *p && ncut < GOLD_PARTS_MAX; p++) {
+		size_t l = gold_number_at(gold, p);
+
+		if (l)
+			cut[ncut++] = p;
+	}
+	marked = strstr(gold, "答案：") || strstr(gold, "答案:");
+	if (ncut < 2 && !marked)
+		return 0;
+	for (size_t i = 0; i < ncut; i++) {
+		const char *a = cut[i], *e = i + 1 < ncut ? cut[i + 1] : gold + strlen(gold);
+		size_t n, l;
+		char *tmp;
+
+		/* "1．" before the first part, "2．" before the others */
+		if (i == 0 && *a == '1' && (strncmp(a + 1, "．", 3) == 0 || strncmp(a + 1, "、", 3) == 0))
+			a += 4;
+		else if (i == 0 && *a == '1' && a[1] == '.')
+			a += 2;
+		else if (i > 0 && (l = gold_number_at(gold, a)) != 0)
+			a += l;
+		n = (size_t)(e - a);
+		if (i == 0 && ncut == 1) {
+			/* no numbers: "X 答案：Y" gives X and Y */
+			const char *m = strstr(a, "答案：") ? strstr(a, "答案：") : strstr(a, "答案:");
+
+			tmp = strndup(a, (size_t)(m - a));
+			parts[np] = tmp ? grade_normalize(tmp) : NULL;
+			free(tmp);
+			if (!parts[np])
+				goto fail;
+			if (*parts[np])
+				np++;
+			else
+				free(parts[np]);
+			a = m;
+			n = (size_t)(e - a);
+		}
+		a = gold_after_marker(a, &n);
+		tmp = strndup(a, n);
+		parts[np] = tmp ? grade_normalize(tmp) : NULL;
+		free(tmp);
+		if (!parts[np])
+			goto fail;
+		if (*parts[np])
+			np++;
+		else
+			free(parts[np]);
+	}
+	if (np >= 2)
+		return np;
+fail:
+	for (size_t i = 0; i < np; i++)
+		free(parts[i]);
+	return 0;
+}
+
+static size_t cp_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+/* True when the gold of item has several parts and text covers every one
+ * of them (each normalized part, of at least 2 CJK characters or 3 Latin
+ * ones, is contained in the normalized text). */
+static bool gold_parts_covered(json_t *item, const char *text)
+{
+	char *parts[GOLD_PARTS_MAX + 1], *nt;
+	size_t np;
+	bool ok;
+
+	if (item_is_mc(item) || !text)
+		return false;
+	np = gold_split(gold_of(item), parts);
+	if (np == 0)
+		return false;
+	nt = grade_normalize(text);
+	ok = nt != NULL;
+	for (size_t i = 0; i < np; i++) {
+		size_t need = cp_len(parts[i]) < strlen(parts[i]) ? 2 : 3; /* CJK : Latin */
+
+		if (ok && (cp_len(parts[i]) < need || !strstr(nt, parts[i])))
+			ok = false;
+		free(parts[i]);
+	}
+	free(nt);
+	return ok;
+}
+
+/* The conclusion of a reply: from its last final-answer marker to the end,
+ * else its last GOLD_TAIL_BYTES bytes (on a character boundary). */
+#define GOLD_TAIL_BYTES 600
+
+static const char *conclusion_of(const char *text)
+{
+	static const char *const marks[] = { "Final answer", "final answer", "最终答案", "答案",
+					     "Answer:" };
+	const char *best = NULL;
+	size_t n;
+
+	if (!text)
+		return NULL;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		for (const char *p = strstr(text, marks[i]); p; p = strstr(p + 1, marks[i]))
+			if (!best || p > best)
+				best = p;
+	if (best)
+		return best;
+	n = strlen(text);
+	if (n <= GOLD_TAIL_BYTES)
+		return text;
+	text += n - GOLD_TAIL_BYTES;
+	while (((unsigned char)*text & 0xC0) == 0x80)
+		text++;
+	return text;
 }
 
 static int json_int_in(json_t *v, int lo, int hi, int dflt)
@@ -261,6 +500,14 @@ static void reply_screen(const struct step_def *d, const struct step_ctx *ctx, c
 		outcome_bad_reply(out, ctx, "screening reply: \"reason\" is missing or empty");
 		return;
 	}
+	/* its free text is stored and shown: screened, but not for language or
+	 * topic (a terse English reason about a Chinese item is fine) */
+	if (screen_text(d, ctx, "reason", reason, NULL,
+			TEXTCHECK_BIT(TEXTCHECK_TRUNCATED) | TEXTCHECK_BIT(TEXTCHECK_TOO_LONG) |
+				TEXTCHECK_BIT(TEXTCHECK_REPETITION) | TEXTCHECK_BIT(TEXTCHECK_ECHO) |
+				TEXTCHECK_BIT(TEXTCHECK_NEW_TASK),
+			out))
+		return;
 	out->artifact = json_pack("{s:b, s:s, s:i, s:i}", "keep", k, "reason", reason,
 				  "quality", json_int_in(json_object_get(json, "quality"), 1, 5, 3),
 				  "difficulty",
@@ -330,6 +577,8 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 		outcome_bad_reply(out, ctx, "empty explanation");
 		return;
 	}
+	if (screen_text(d, ctx, "explanation", content, NULL, TEXTCHECK_ALL, out))
+		return;
 	if (item_is_mc(ctx->item) && gold &&
 	    final_line_key(content, json_object_get(ctx->item, "options"), &key) &&
 	    strcmp(key, gold) == 0) {
@@ -347,12 +596,12 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 	 * would teach the student the wrong thing. */
 	if (g.verdict == GRADE_WRONG || g.verdict == GRADE_AMBIGUOUS ||
 	    (g.verdict == GRADE_NONE && item_is_mc(ctx->item))) {
-		char why[200];
+		char why[200], a[64], b[64];
 
 		if (g.verdict == GRADE_WRONG)
 			snprintf(why, sizeof(why),
-				 "explanation concludes %.60s, which contradicts the gold answer %s",
-				 g.answer, gold ? gold : "?");
+				 "explanation concludes %s, which contradicts the gold answer %s",
+				 snip(g.answer, a, sizeof(a)), snip(gold ? gold : "?", b, sizeof(b)));
 		else
 			snprintf(why, sizeof(why), "explanation does not state a final answer (%s)",
 				 grade_verdict_name(g.verdict));
@@ -365,7 +614,9 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 		return;
 	}
 	out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer",
-				  gold ? gold : "", "verified", g.verdict == GRADE_CORRECT);
+				  gold ? gold : "", "verified",
+				  g.verdict == GRADE_CORRECT ||
+					  gold_parts_covered(ctx->item, conclusion_of(content)));
 	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
 }
@@ -384,6 +635,11 @@ static void reply_student(const struct step_def *d, const struct step_ctx *ctx, 
 	if (grade_item(ctx->item, content, &g) != 0) {
 		outcome_bad_reply(out, ctx, "student reply cannot be graded");
 		return;
+	}
+	/* an open answer to a gold of several parts that names every part */
+	if (g.verdict == GRADE_NEEDS_JUDGE && gold_parts_covered(ctx->item, conclusion_of(content))) {
+		g.verdict = GRADE_CORRECT;
+		g.rule = "multipart";
 	}
 	switch (g.verdict) {
 	case GRADE_CORRECT:
@@ -463,8 +719,9 @@ static void reply_correct(const struct step_def *d, const struct step_ctx *ctx, 
 {
 	const char *fields[] = { "missing_knowledge", "critique", "reasoning", "final_answer" };
 	const char *final, *reasoning, *gold = gold_of(ctx->item);
+	const char *student = json_string_value(json_object_get(ctx->prior, "reply"));
 	struct grade_result g;
-	char why[200];
+	char why[200], a[64], b[64];
 
 	(void)content;
 	if (!json_is_object(json)) {
@@ -483,18 +740,35 @@ static void reply_correct(const struct step_def *d, const struct step_ctx *ctx, 
 	}
 	final = json_string_value(json_object_get(json, "final_answer"));
 	reasoning = json_string_value(json_object_get(json, "reasoning"));
+	/* the chain is SFT text: screened whole; the critique and the missing
+	 * knowledge may quote the student, so not for topic */
+	if (screen_text(d, ctx, "reasoning", reasoning, student, TEXTCHECK_ALL, out))
+		return;
+	for (size_t i = 0; i < 2; i++)
+		if (screen_text(d, ctx, fields[i], json_string_value(json_object_get(json, fields[i])),
+				student,
+				TEXTCHECK_BIT(TEXTCHECK_REPETITION) | TEXTCHECK_BIT(TEXTCHECK_ECHO) |
+					TEXTCHECK_BIT(TEXTCHECK_NEW_TASK) |
+					TEXTCHECK_BIT(TEXTCHECK_LANGUAGE),
+				out))
+			return;
 	/* The chain must end in the gold answer: checked with the same
 	 * extractor that grades the student, on the final answer and on the
 	 * reasoning (which must not conclude something else). */
-	if (grade_item(ctx->item, final, &g) != 0 || g.verdict != GRADE_CORRECT) {
-		snprintf(why, sizeof(why), "corrective chain ends in %.60s, not the gold answer %s",
-			 g.answer[0] ? g.answer : "no answer", gold ? gold : "?");
+	/* a gold of several parts: the chain ends in it when its final answer,
+	 * or else the conclusion of its reasoning, names every part */
+	if ((grade_item(ctx->item, final, &g) != 0 || g.verdict != GRADE_CORRECT) &&
+	    !gold_parts_covered(ctx->item, final) &&
+	    !gold_parts_covered(ctx->item, conclusion_of(reasoning))) {
+		snprintf(why, sizeof(why), "corrective chain ends in %s, not the gold answer %s",
+			 snip(g.answer[0] ? g.answer : "no answer", a, sizeof(a)),
+			 snip(gold ? gold : "?", b, sizeof(b)));
 		outcome_bad_reply(out, ctx, why);
 		return;
 	}
 	if (grade_item(ctx->item, reasoning, &g) == 0 && g.verdict == GRADE_WRONG) {
-		snprintf(why, sizeof(why), "corrective reasoning concludes %.60s, not the gold answer %s",
-			 g.answer, gold ? gold : "?");
+		snprintf(why, sizeof(why), "corrective reasoning concludes %s, not the gold answer %s",
+			 snip(g.answer, a, sizeof(a)), snip(gold ? gold : "?", b, sizeof(b)));
 		outcome_bad_reply(out, ctx, why);
 		return;
 	}

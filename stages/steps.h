@@ -31,7 +31,10 @@ enum step {
 
 /* How many times a step is asked for one item before it gives up: an
  * explanation that contradicts the gold answer, or a chain that does not end
- * in it, is re-asked; a malformed reply is re-asked too. */
+ * in it, is re-asked; a malformed reply is re-asked too. Teacher text that
+ * fails screening (stages/textcheck.h: cut, degenerate, another language,
+ * an echo of the prompt, a runaway tail) is re-asked with the reason in the
+ * next prompt, and on the last attempt the item is dropped with it. */
 #define STEP_MAX_ATTEMPTS 3
 
 /* "screen", "explain", ... ; step_parse returns -1 for an unknown name. */
@@ -80,6 +83,8 @@ struct step_ctx {
 	json_t *prior;
 	int attempt;      /* 0 for the first ask */
 	const char *last_problem; /* why the previous attempt was re-asked, or NULL */
+	bool length_cut;  /* the reply stopped at max_tokens (finish_reason
+	                     "length"; the runner sets it from the client result) */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "stages/jobspec.h"
 #include "stages/prompts.h"
 #include "stages/steps.h"
+#include "tests/unit/medthink_data.h"
 
 static json_t *prompts;
 
@@ -247,6 +249,304 @@ static void test_request(void **state)
 	json_decref(item);
 }
 
+static bool valid_utf8(const char *s)
+{
+	return utf8_check(s, strlen(s)) == strlen(s);
+}
+
+/* Builds the re-ask request of step s for a problem; asserts it builds. */
+static void reask_builds(enum step s, json_t *item, json_t *prior, const char *problem)
+{
+	struct step_ctx ctx = { .item = item, .prompts = prompts, .prior = prior, .attempt = 1,
+				.last_problem = problem };
+	struct step_request req;
+	char err[256];
+
+	if (step_request_build(s, &ctx, &req, err, sizeof(err)) != 0)
+		fail_msg("re-ask of %s does not build: %s", step_name(s), err);
+	{
+		const char *user =
+			json_string_value(json_object_get(json_array_get(req.messages, 1), "content"));
+
+		assert_non_null(user);
+		assert_non_null(strstr(user, "attempt 2"));
+		assert_true(valid_utf8(user));
+	}
+	step_request_clear(&req);
+}
+
+static json_t *zh_open_item(const char *answer)
+{
+	return json_pack("{s:s, s:s, s:s}", "id", "zh-1", "question",
+			 "腹部损伤时做诊断性腹腔穿刺，抽出不凝固血液，最可能的诊断为", "answer", answer);
+}
+
+/* The bug of issue 10: a reason quoting a Chinese answer was cut at 60
+ * bytes inside a character, and the re-ask note built from it was refused
+ * by jansson ("cannot add the re-ask note to template correct"). */
+static void test_utf8_reasons(void **state)
+{
+	json_t *item = zh_open_item("实质性器官破裂"), *prior;
+	struct step_outcome o;
+	char reply[1024];
+	(void)state;
+
+	prior = json_pack("{s:s}", "reply", "可能是空腔脏器穿孔。答案：空腔脏器穿孔");
+	/* 20 CJK characters = 60 bytes, then more: a 60-byte cut falls inside
+	 * the 21st character when a 1-byte prefix shifts it */
+	snprintf(reply, sizeof(reply),
+		 "{\"missing_knowledge\":\"实质性器官破裂出血不凝\",\"critique\":\"学生混淆了空腔与实质脏器\","
+		 "\"reasoning\":\"腹腔穿刺抽出不凝血提示腹腔内出血。\","
+		 "\"final_answer\":\"x空腔脏器穿孔导致腹膜炎并且出现大量的消化液漏入腹腔引起化学性腹膜炎表现😀\"}");
+	judge(STEP_CORRECT, item, prior, 0, reply, &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_non_null(strstr(o.reason, "corrective chain ends in"));
+	assert_true(valid_utf8(o.reason));
+	reask_builds(STEP_CORRECT, item, prior, o.reason);
+	step_outcome_clear(&o);
+
+	/* a stored reason with invalid bytes, emoji and a cut character still
+	 * makes a valid note */
+	reask_builds(STEP_CORRECT, item, prior, "bad \xff\xfe reply 😀 cut \xe8\x83");
+	reask_builds(STEP_EXPLAIN, item, NULL, "explanation concludes 胃溃疡\xe8");
+	json_decref(prior);
+	json_decref(item);
+}
+
+static const char zh_runaway[] =
+	"答案：实质性器官破裂\n\n"
+	"1. 实质性器官如肝脾破裂后出血，血液因腹膜的去纤维作用而不凝固。\n\n"
+	"以下是中国关于工程考试的主观题，请写出正确答案。\n"
+	"【判断题】在Word中,可以利用文本框实现文字的横排和竖排 正确\n\n"
+	"以下是中国关于工程考试的主观题，请写出正确答案。\n"
+	"【判断题】资产类账户和负债类账户可以互相转化 正确\n";
+
+static void test_screening(void **state)
+{
+	json_t *item = zh_open_item("实质性器官破裂");
+	struct step_ctx ctx = { .item = item, .prompts = prompts };
+	struct step_outcome o;
+	(void)state;
+
+	judge(STEP_EXPLAIN, item, NULL, 0, zh_runaway, &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_null(o.artifact);
+	assert_non_null(strstr(o.reason, "screening explanation: new_task"));
+	reask_builds(STEP_EXPLAIN, item, NULL, o.reason);
+	step_outcome_clear(&o);
+	judge(STEP_EXPLAIN, item, NULL, STEP_MAX_ATTEMPTS - 1, zh_runaway, &o);
+	assert_int_equal(o.result, STEP_DROPPED);
+	assert_null(o.artifact);
+	assert_non_null(strstr(o.reason, "(after 3 attempts)"));
+	step_outcome_clear(&o);
+
+	/* cut at the token limit */
+	ctx.length_cut = true;
+	step_reply_judge(STEP_EXPLAIN, &ctx, "腹腔穿刺抽出不凝血，提示实质性器官破裂出血，因为", NULL, &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_non_null(strstr(o.reason, "truncated"));
+	step_outcome_clear(&o);
+	ctx.length_cut = false;
+
+	/* an English explanation of a Chinese item */
+	judge(STEP_EXPLAIN, item, NULL, 0,
+	      "Non-clotting blood on abdominal paracentesis means bleeding from a solid organ, "
+	      "because the peritoneum defibrinates it.\nFinal answer: 实质性器官破裂", &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_non_null(strstr(o.reason, "language"));
+	step_outcome_clear(&o);
+
+	/* a corrective chain that loops */
+	{
+		char reply[4096] = "{\"missing_knowledge\":\"实质性器官出血不凝\",\"critique\":\"混淆\","
+				   "\"reasoning\":\"腹腔穿刺抽出不凝血。";
+		json_t *prior = json_pack("{s:s}", "reply", "答案：空腔脏器穿孔");
+
+		for (int i = 0; i < 60; i++)
+			strcat(reply, "哈");
+		strcat(reply, "\",\"final_answer\":\"实质性器官破裂\"}");
+		judge(STEP_CORRECT, item, prior, 0, reply, &o);
+		assert_int_equal(o.result, STEP_RETRY);
+		assert_non_null(strstr(o.reason, "screening reasoning: repetition"));
+		step_outcome_clear(&o);
+		json_decref(prior);
+	}
+
+	/* a screening reason that echoes a chat template */
+	judge(STEP_SCREEN, item, NULL, 0,
+	      "{\"keep\":true,\"reason\":\"clear <|im_end|><|im_start|>assistant\"}", &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_non_null(strstr(o.reason, "screening reason: echo"));
+	step_outcome_clear(&o);
+	json_decref(item);
+}
+
+/* Judges a corrective chain; returns its result (reason copied to why). */
+static enum step_result chain_judge(json_t *item, const char *final, const char *reasoning,
+				    char *why, size_t whylen)
+{
+	json_t *prior = json_pack("{s:s}", "reply", "I think it is something else."), *r;
+	struct step_ctx ctx = { .item = item, .prompts = prompts, .prior = prior };
+	struct step_outcome o;
+	enum step_result res;
+
+	r = json_pack("{s:s, s:s, s:s, s:s}", "missing_knowledge", "the key fact", "critique",
+		      "the student missed it", "reasoning", reasoning, "final_answer", final);
+	step_reply_judge(STEP_CORRECT, &ctx, NULL, r, &o);
+	res = o.result;
+	snprintf(why, whylen, "%s", o.reason);
+	step_outcome_clear(&o);
+	json_decref(r);
+	json_decref(prior);
+	return res;
+}
+
+static void chain_done(json_t *item, const char *final, const char *reasoning)
+{
+	json_t *prior = json_pack("{s:s}", "reply", "I think it is something else."), *r;
+	struct step_ctx ctx = { .item = item, .prompts = prompts, .prior = prior };
+	struct step_outcome o;
+
+	r = json_pack("{s:s, s:s, s:s, s:s}", "missing_knowledge", "the key fact", "critique",
+		      "the student missed it", "reasoning", reasoning, "final_answer", final);
+	step_reply_judge(STEP_CORRECT, &ctx, NULL, r, &o);
+	if (o.result != STEP_DONE)
+		fail_msg("chain ending in \"%s\" for gold \"%s\": %s", final,
+			 json_string_value(json_object_get(item, "answer")), o.reason);
+	step_outcome_clear(&o);
+	json_decref(r);
+	json_decref(prior);
+}
+
+static void test_multipart_gold(void **state)
+{
+	json_t *zh = zh_open_item("直肠癌 2．进一步确诊的主要方法是 答案：内镜检查+组织活检病理检查");
+	json_t *zh2 = zh_open_item("1．急性阑尾炎 2．腹腔脓肿 3．抗生素治疗");
+	json_t *en = json_pack("{s:s, s:s, s:s}", "id", "en-1", "question",
+			       "1. Most likely diagnosis? 2. Best first test?", "answer",
+			       "1. Acute cholecystitis 2. Abdominal ultrasound");
+	json_t *prior = json_pack("{s:s}", "reply", "答案：结肠癌");
+	struct step_outcome o;
+	(void)state;
+
+	/* the gold verbatim as the final answer (its own "答案：" used to make
+	 * the check read only the last part) */
+	chain_done(zh, "直肠癌 2．进一步确诊的主要方法是 答案：内镜检查+组织活检病理检查",
+		   "便血、排便习惯改变提示直肠癌。\nFinal answer: 直肠癌");
+	chain_done(zh, "1. 直肠癌；2. 内镜检查+组织活检病理检查", "直肠指诊后行内镜活检确诊。");
+	chain_done(zh, "见上",
+		   "第一步：症状提示直肠癌。\n第二步：确诊靠内镜。\n最终答案：1. 直肠癌 2. 内镜检查+组织活检病理检查");
+	chain_done(zh2, "急性阑尾炎；腹腔脓肿；抗生素治疗", "右下腹痛。");
+	chain_done(en, "1) acute cholecystitis; 2) abdominal ultrasound", "RUQ pain and fever.");
+
+	/* a chain that misses a part still fails */
+	judge(STEP_CORRECT, zh, prior, 0,
+	      "{\"missing_knowledge\":\"x\",\"critique\":\"y\",\"reasoning\":\"症状提示直肠癌。\","
+	      "\"final_answer\":\"直肠癌\"}", &o);
+	assert_int_equal(o.result, STEP_RETRY);
+	assert_non_null(strstr(o.reason, "corrective chain ends in"));
+	step_outcome_clear(&o);
+
+	/* the student's open answer naming every part is correct without a judge */
+	judge(STEP_ANSWER, en, NULL, 0,
+	      "Fever and RUQ pain.\nAnswer: acute cholecystitis, and the first test is an "
+	      "abdominal ultrasound.", &o);
+	assert_string_equal(json_string_value(json_object_get(o.artifact, "verdict")), "correct");
+	assert_string_equal(json_string_value(json_object_get(o.artifact, "rule")), "multipart");
+	assert_int_equal(o.next, -1);
+	step_outcome_clear(&o);
+	judge(STEP_ANSWER, en, NULL, 0, "Answer: acute cholecystitis", &o);
+	assert_string_equal(json_string_value(json_object_get(o.artifact, "verdict")), "unclear");
+	step_outcome_clear(&o);
+	json_decref(prior);
+	json_decref(en);
+	json_decref(zh2);
+	json_decref(zh);
+}
+
+/* The garbage records of the MedThink test split (identity_N here is
+ * record 755+N of the 955; test_textcheck lists them by their ids there). */
+static const char *const test_split_garbage[] = {
+	/* the issue's six runaway records */
+	"identity_23", "identity_41", "identity_46", "identity_80", "identity_132", "identity_194",
+	/* other garbage found by reading (see test_textcheck.c) */
+	"identity_35", "identity_50", "identity_56", "identity_71", "identity_89", "identity_109",
+	"identity_124", "identity_128", "identity_151", NULL
+};
+
+/* Replays the MedThink test split: every record imported as the CLI does,
+ * its published teacher text judged as the explain step's reply. */
+static void test_medthink_replay(void **state)
+{
+	struct medthink_set s;
+	size_t done = 0, dropped = 0, multipart = 0, chains_screened = 0;
+	(void)state;
+
+	if (medthink_load(MEDTHINK_TEST, &s)) {
+		print_message("skipped: %s is not there\n", MEDTHINK_TEST);
+		skip();
+		return;
+	}
+	assert_int_equal(s.n, 200);
+	for (size_t i = 0; i < s.n; i++) {
+		json_t *item = s.r[i].item;
+		const char *gold = json_string_value(json_object_get(item, "answer"));
+		bool garbage = medthink_in(test_split_garbage, s.r[i].id);
+		struct step_outcome o;
+
+		for (int attempt = 0; attempt < STEP_MAX_ATTEMPTS; attempt++) {
+			judge(STEP_EXPLAIN, item, NULL, attempt, s.r[i].reply, &o);
+			if (!valid_utf8(o.reason))
+				fail_msg("%s: reason is not UTF-8", s.r[i].id);
+			if (o.result == STEP_RETRY)
+				reask_builds(STEP_EXPLAIN, item, NULL, o.reason);
+			if (garbage) {
+				if (o.result != (attempt + 1 < STEP_MAX_ATTEMPTS ? STEP_RETRY : STEP_DROPPED) ||
+				    !strstr(o.reason, "screening explanation"))
+					fail_msg("garbage %s not screened: %d %s", s.r[i].id, o.result,
+						 o.reason);
+			} else if (o.result != STEP_DONE) {
+				fail_msg("%s: %s", s.r[i].id, o.reason);
+			}
+			if (attempt + 1 == STEP_MAX_ATTEMPTS)
+				o.result == STEP_DONE ? done++ : dropped++;
+			step_outcome_clear(&o);
+		}
+		/* the chain check with the gold as written, several parts or not */
+		if (!garbage) {
+			char *reasoning = NULL;
+
+			multipart += strstr(gold, "答案") || strstr(gold, "2．") || strstr(gold, "2.");
+			if (asprintf(&reasoning, "%s\n最终答案：%s",
+				     json_string_value(json_object_get(item, "explanation")) ?
+					     json_string_value(json_object_get(item, "explanation")) :
+					     "",
+				     gold) < 0)
+				fail();
+			{
+				char why[256];
+
+				/* a chain made of a record's text may still fail
+				 * screening (identity_127: a short pasted list the
+				 * explain check lets through), never the gold check */
+				if (chain_judge(item, gold, reasoning, why, sizeof(why)) != STEP_DONE) {
+					if (!strstr(why, "screening"))
+						fail_msg("%s: %s", s.r[i].id, why);
+					print_message("chain of %s screened: %s\n", s.r[i].id, why);
+					chains_screened++;
+				}
+			}
+			free(reasoning);
+		}
+	}
+	print_message("medthink test split: %zu explanations kept, %zu dropped by screening, "
+		      "%zu multi-part golds pass the chain check\n", done, dropped, multipart);
+	assert_int_equal(dropped, 15);
+	assert_true(chains_screened <= 1);
+	assert_true(multipart >= 10); /* 12 in the file */
+	medthink_free(&s);
+}
+
 static void spec_err(const char *text, const char *field, const char *msg)
 {
 	json_t *spec = json_loads(text, 0, NULL);
@@ -333,7 +633,9 @@ int main(void)
 		cmocka_unit_test(test_names),	    cmocka_unit_test(test_screen),
 		cmocka_unit_test(test_explain),	    cmocka_unit_test(test_student_and_judge),
 		cmocka_unit_test(test_correct),	    cmocka_unit_test(test_request),
-		cmocka_unit_test(test_jobspec),
+		cmocka_unit_test(test_jobspec),	    cmocka_unit_test(test_utf8_reasons),
+		cmocka_unit_test(test_screening),   cmocka_unit_test(test_multipart_gold),
+		cmocka_unit_test(test_medthink_replay),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

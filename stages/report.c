@@ -27,6 +27,7 @@ void job_rate_note(struct job *j)
 struct eval_acc {
 	struct job *j;
 	json_t *topics;
+	json_t *rules; /* the rule (or "judge") that decided each answer -> count */
 	int64_t total, correct, wrong, ungraded, judged;
 };
 
@@ -65,6 +66,15 @@ static int eval_one(void *ud, int64_t seq, json_t *content)
 	}
 	if (by && strcmp(by, "judge") == 0)
 		a->judged++;
+	{
+		const char *rule = json_string_value(json_object_get(content, "rule"));
+		const char *k = by && strcmp(by, "judge") == 0 ? "judge"
+				: rule && *rule			? rule
+								: "(none)";
+
+		json_object_set_new(a->rules, k,
+				    json_integer(json_integer_value(json_object_get(a->rules, k)) + 1));
+	}
 	json_decref(item);
 	return 0;
 }
@@ -73,7 +83,7 @@ static int eval_one(void *ud, int64_t seq, json_t *content)
  * count in total but neither right nor wrong; accuracy is over the graded. */
 void job_eval_report(struct job *j)
 {
-	struct eval_acc a = { .j = j, .topics = json_object() };
+	struct eval_acc a = { .j = j, .topics = json_object(), .rules = json_object() };
 	const char *key;
 	json_t *tp;
 	int64_t failed = j->st[STEP_EVAL].failed + j->st[STEP_EVAL_JUDGE].failed;
@@ -91,13 +101,14 @@ void job_eval_report(struct job *j)
 	json_decref(j->eval);
 	/* accuracy counts an ungraded answer as not correct (as a benchmark
 	 * would); accuracy_graded leaves them out. */
-	j->eval = json_pack("{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "accuracy",
+	j->eval = json_pack("{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "accuracy",
 			    a.total > 0 ? (double)a.correct / (double)a.total : 0.0, "accuracy_graded",
 			    a.total - a.ungraded > 0 ? (double)a.correct / (double)(a.total - a.ungraded)
 						     : 0.0,
 			    "total", (json_int_t)a.total, "correct", (json_int_t)a.correct, "wrong",
 			    (json_int_t)a.wrong, "ungraded", (json_int_t)a.ungraded, "judged",
-			    (json_int_t)a.judged, "failed", (json_int_t)failed, "by_topic", a.topics);
+			    (json_int_t)a.judged, "failed", (json_int_t)failed, "by_topic", a.topics,
+			    "by_rule", a.rules);
 	job_log(j, "eval", "eval: accuracy %.1f%% (%" PRId64 " of %" PRId64 " correct; %" PRId64
 			   " ungraded, %" PRId64 " graded by the judge)",
 		100.0 * json_real_value(json_object_get(j->eval, "accuracy")), a.correct, a.total,

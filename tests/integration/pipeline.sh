@@ -45,6 +45,8 @@ assert n("explain","done") > 0, "explanations"
 assert n("answer","done") == n("screen","done") - 0 or True
 assert all(v["pending"] == 0 and v["in_flight"] == 0 for v in c.values()), "nothing pending"
 assert 0 <= ev["accuracy"] <= 1 and ev["by_topic"], "eval report"
+assert sum(ev["by_rule"].values()) == ev["total"], ("every answer counted by its rule", ev)
+assert ev["by_rule"].get("judge", 0) == ev["judged"], ("judged answers under judge", ev)
 assert st["tokens"]["in"] > 0 and st["cost_usd"] > 0, "tokens and cost"
 print("ok")
 PY

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -34,6 +35,10 @@ struct row {
 	const char *gold;   /* gold key */
 	int ref_correct;    /* the reference says the answer is right */
 	const char *ref_key; /* the reference's own extraction, or NULL */
+	/* A reference error found mechanically (few-shot: the reply's
+	 * "Answer: <text>" is exactly one option's text), the right key; or
+	 * NULL. */
+	const char *fixed_key;
 };
 
 struct source;
@@ -44,6 +49,7 @@ struct source {
 	const char *name;  /* file name in DIR */
 	int jsonl;         /* one object a line; else one JSON array */
 	row_read_fn read;
+	int answer_text;   /* replies say "Answer: <option text>": fix the reference */
 	const char *reference; /* what the reference is, for the header */
 };
 
@@ -57,10 +63,79 @@ static int read_vlievin(const struct source *s, json_t *j, struct row *r)
 	r->options = json_object_get(j, "options");
 	r->gold = json_string_value(json_object_get(j, "gold"));
 	r->ref_key = NULL;
+	r->fixed_key = NULL;
 	if (!r->reply || !r->gold || !json_is_boolean(flag))
 		return -EINVAL;
 	r->ref_correct = json_is_true(flag);
 	return 0;
+}
+
+/* Lower-cased ASCII letters and digits, every other run one space, into
+ * out (cap bytes). Deliberately simpler than grade_normalize: the check it
+ * serves must not share the extractor's code. */
+static void ref_norm(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	int gap = 0;
+
+	for (size_t i = 0; i < n && o + 2 < cap; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 32;
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+			if (gap && o)
+				out[o++] = ' ';
+			gap = 0;
+			out[o++] = (char)c;
+		} else {
+			gap = 1;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* The option whose text is exactly the value of the reply's last line that
+ * opens with "Answer:" (markdown stars and spaces before it skipped), or
+ * NULL when there is none or it names no option or several. */
+static const char *answer_text_key(const char *reply, json_t *options)
+{
+	char want[1024], have[1024];
+	const char *v = NULL, *e, *key, *found = NULL;
+	json_t *val;
+	int n = 0;
+
+	for (const char *ls = reply; ls; ls = strchr(ls, '\n')) {
+		const char *p = ls;
+
+		while (*p == '\n' || *p == ' ' || *p == '*')
+			p++;
+		if (strncasecmp(p, "answer:", 7) == 0)
+			v = p + 7;
+		ls = *ls == '\n' ? ls + 1 : strchr(ls, '\n');
+		if (!ls)
+			break;
+	}
+	if (!v)
+		return NULL;
+	e = strchr(v, '\n');
+	if (!e)
+		e = v + strlen(v);
+	ref_norm(v, (size_t)(e - v), want, sizeof want);
+	if (!want[0])
+		return NULL;
+	json_object_foreach(options, key, val) {
+		const char *t = json_string_value(val);
+
+		if (!t)
+			continue;
+		ref_norm(t, strlen(t), have, sizeof have);
+		if (strcmp(have, want) == 0) {
+			found = key;
+			n++;
+		}
+	}
+	return n == 1 ? found : NULL;
 }
 
 /* medagents-benchmark: predicted_answer (their extraction) against
@@ -75,15 +150,21 @@ static int read_medagents(const struct source *s, json_t *j, struct row *r)
 	if (!r->reply || !r->gold)
 		return -EINVAL;
 	r->ref_correct = r->ref_key && strcmp(r->ref_key, r->gold) == 0;
+	r->fixed_key = NULL;
+	if (s->answer_text && json_is_object(r->options)) {
+		r->fixed_key = answer_text_key(r->reply, r->options);
+		if (r->fixed_key && r->ref_key && strcmp(r->fixed_key, r->ref_key) == 0)
+			r->fixed_key = NULL; /* the reference was right */
+	}
 	return 0;
 }
 
 static const struct source sources[] = {
-	{ "vlievin_usmle.jsonl", 1, read_vlievin, "correct_flag" },
-	{ "vlievin_medmcqa.jsonl", 1, read_vlievin, "correct_flag" },
-	{ "vlievin_pubmedqa.jsonl", 1, read_vlievin, "correct_flag" },
-	{ "medagents_cot.json", 0, read_medagents, "predicted_answer == answer_idx" },
-	{ "medagents_few_shot.json", 0, read_medagents, "predicted_answer == answer_idx" },
+	{ "vlievin_usmle.jsonl", 1, read_vlievin, 0, "correct_flag" },
+	{ "vlievin_medmcqa.jsonl", 1, read_vlievin, 0, "correct_flag" },
+	{ "vlievin_pubmedqa.jsonl", 1, read_vlievin, 0, "correct_flag" },
+	{ "medagents_cot.json", 0, read_medagents, 0, "predicted_answer == answer_idx" },
+	{ "medagents_few_shot.json", 0, read_medagents, 1, "predicted_answer == answer_idx" },
 };
 
 /* A reference grade read by hand and found wrong: file, row (0-based), the
@@ -143,7 +224,7 @@ struct rulecount {
 };
 
 struct stats {
-	long rows, skipped, decided, agree, judged, referr_ours, referr_listed_unused;
+	long rows, skipped, decided, agree, judged, referr_ours, referr_listed_unused, referr_mech;
 	long ref_correct, ours_correct;
 	struct rulecount rules[RULES_MAX];
 	size_t nrules;
@@ -279,6 +360,9 @@ static int run_source(const struct source *s, const struct opts *o, struct stats
 			st->agree++;
 			if (re)
 				st->referr_listed_unused++;
+		} else if (r.fixed_key && (strcmp(r.fixed_key, r.gold) == 0) == ours_correct) {
+			st->referr_ours++;
+			st->referr_mech++;
 		} else if (re && strcmp(re->truth, ours_correct ? "correct" : "wrong") == 0) {
 			st->referr_ours++;
 		} else if (o->show) {
@@ -362,8 +446,9 @@ int main(int argc, char **argv)
 			printf("    rules:");
 			for (size_t k = 0; k < st.nrules; k++)
 				printf(" %s=%ld", st.rules[k].rule, st.rules[k].n);
-			printf("\n    reference says right %ld, ours right %ld\n", st.ref_correct,
-			       st.ours_correct);
+			printf("\n    reference says right %ld, ours right %ld; reference errors: %ld found "
+			       "mechanically, %ld listed\n", st.ref_correct, st.ours_correct, st.referr_mech,
+			       st.referr_ours - st.referr_mech);
 		}
 		trows += st.rows;
 		tsecs += st.secs;

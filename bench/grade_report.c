@@ -400,6 +400,7 @@ int main(int argc, char **argv)
 	long trows = 0;
 	double tsecs = 0, t0 = now();
 	int bad = 0;
+	char notes[1024] = "";
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
@@ -439,8 +440,12 @@ int main(int argc, char **argv)
 		       st.rows, pct(st.agree, st.decided), st.agree, st.decided, pct(st.judged, st.rows),
 		       st.judged, pct(agree_all, st.rows), pct(agree_all + st.referr_ours, st.rows),
 		       st.referr_ours);
-		if (st.skipped)
-			printf("|   (%s: %ld rows skipped: no reply or gold) |||||\n", s->name, st.skipped);
+		if (st.skipped) {
+			size_t l = strlen(notes);
+
+			snprintf(notes + l, sizeof notes - l, "%s: %ld rows without a gold key skipped\n",
+			         s->name, st.skipped);
+		}
 		if (o.rules) {
 			qsort(st.rules, st.nrules, sizeof st.rules[0], rule_cmp);
 			printf("    rules:");
@@ -453,7 +458,7 @@ int main(int argc, char **argv)
 		trows += st.rows;
 		tsecs += st.secs;
 	}
-	printf("\n%ld answers; extraction %.3f s (%.1f us/answer); total %.3f s\n", trows, tsecs,
-	       trows ? tsecs * 1e6 / (double)trows : 0.0, now() - t0);
+	printf("\n%s%ld answers; extraction %.3f s (%.1f us/answer); total %.3f s\n", notes, trows,
+	       tsecs, trows ? tsecs * 1e6 / (double)trows : 0.0, now() - t0);
 	return bad ? 2 : 0;
 }

@@ -954,7 +954,9 @@ static struct val value_at(const struct ctx *x, const char *p, const char *end, 
 		}
 		if (c < eol)
 			k = text_match(x, p, (size_t)(c - p), TM_VALUE, &rule);
-		if (k < 0)
+		/* a label over a paragraph ("Best option: Given that ...") names
+		 * no option by a text somewhere in it */
+		if (k < 0 && eol - p <= 200)
 			k = text_match(x, p, (size_t)(eol - p), TM_VALUE, &rule);
 		/* "riboflavin (B)" where riboflavin is C */
 		if (k >= 0 && x->opt[k].letter) {

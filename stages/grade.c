@@ -758,8 +758,7 @@ static const char *skip_blank(const char *p, const char *end)
  * word that starts a justification ("but", "because"). */
 static const char *clause_end(const char *p, const char *eol, int commas)
 {
-	static const char *const stops[] = { " but", " because", " since", " as", " which", " due",
-		                             " given", " although", " though", " while", NULL };
+	static const char *const stops[] = { " but", " because", NULL };
 	const char *c = p;
 
 	for (; c < eol; c++) {
@@ -946,13 +945,16 @@ static struct val value_at(const struct ctx *x, const char *p, const char *end, 
 	{
 		const char *c = clause_end(p, eol, 1), *se = clause_end(p, eol, 0);
 
-		k = -1;
-		if (se > c && text_match(x, p, (size_t)(se - p), TM_VALUE, &rule) == -2) {
+		k = text_match(x, p, (size_t)(se - p), TM_VALUE, &rule);
+		if (k == -2 && se > c) {
 			v.status = V_AMBIG;
 			v.why = "answer_list";
 			return v;
 		}
-		if (c < eol)
+		/* the whole sentence is one option's text */
+		if (k >= 0 && strcmp(rule, "text_exact") != 0)
+			k = -1;
+		if (k < 0 && c < eol)
 			k = text_match(x, p, (size_t)(c - p), TM_VALUE, &rule);
 		/* a label over a paragraph ("Best option: Given that ...") names
 		 * no option by a text somewhere in it */

@@ -2226,6 +2226,8 @@ int grade_extract_choice_opts(const char *reply, json_t *options, const struct g
 		result_plain(out, GRADE_NONE, "unfinished_think");
 		goto out;
 	}
+	x.t = text;
+	x.n = len;
 	mask_option_lists(&x, text, len);
 	/* after a reasoning block, the answer lives in what follows it */
 	think = NULL;

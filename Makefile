@@ -40,7 +40,7 @@ TESTS    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRC))
 SIM_SRC  := $(wildcard tests/sim/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 
-.PHONY: all deps test check-asan check-valgrind bench demo clean help tests fuzz fuzz-build
+.PHONY: all deps test check-asan check-valgrind bench demo clean help tests fuzz fuzz-build grade-report
 all: $(BIN)/medthinkd $(BIN)/medthink $(BIN)/medthink-sim
 
 help:
@@ -51,6 +51,7 @@ help:
 	@echo "make check-valgrind  a whole pipeline job with the daemon under valgrind"
 	@echo "make demo       run the whole pipeline against the simulator; results in ./out"
 	@echo "make bench      run the benchmarks; writes docs/PERFORMANCE.md"
+	@echo "make grade-report  the answer extractor against real graded answers (docs/grading.md)"
 	@echo "make fuzz       run every fuzz target FUZZ_SECONDS (60) each (clang, libFuzzer)"
 
 define layer_rule
@@ -141,6 +142,11 @@ demo:
 	@sh tests/deps.sh --if-missing
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh
+
+# The answer extractor on the real graded answers in ../shared/data/answers
+# (docs/grading.md). GRADE_REPORT_ARGS=--show lists every disagreement.
+grade-report: $(B)/bench/grade_report
+	@$(B)/bench/grade_report $(GRADE_REPORT_ARGS)
 
 bench:
 	@sh tests/deps.sh --if-missing

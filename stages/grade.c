@@ -234,6 +234,7 @@ struct opt {
 	int letter;  /* key is one ASCII letter */
 	char *norm;  /* option text, normalized with spaces */
 	int keytext; /* the text is the key itself (yes/no/maybe) */
+	char acro[8]; /* initials of a text of 2..6 words ("scc"), or "" */
 };
 
 struct ctx {
@@ -249,9 +250,13 @@ struct best {
 	int have;
 	int tier;
 	size_t pos;
-	int key; /* option index, or -1 for an ambiguous statement */
+	int key; /* option index, -1 for an ambiguous statement, KEY_NONE_OF */
 	const char *rule;
+	uint32_t hedged;   /* keys named only in hypothetical statements */
+	uint32_t rejected; /* keys rejected by "the answer is not X" */
 };
+
+#define KEY_NONE_OF (-2) /* "the answer is none of the above" */
 
 static void best_consider(struct best *b, int tier, size_t pos, int key, const char *rule)
 {
@@ -546,6 +551,39 @@ static int tok_shared(const struct ctx *x, size_t skip, const char *p, size_t l)
 
 static int negated_line(const char *s, size_t n);
 
+/* The option whose initials a capitalised word in s spells ("SCC" for
+ * "squamous cell carcinoma"): the first such word decides. -1 if none. */
+static int abbrev_match(const struct ctx *x, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		char w[8];
+		int found = -1, count = 0;
+
+		if (!c_upper((unsigned char)s[i]) || (i > 0 && c_alnum((unsigned char)s[i - 1])))
+			continue;
+		while (j < n && c_upper((unsigned char)s[j]))
+			j++;
+		if (j - i < 2 || j - i > 6 || (j < n && c_alnum((unsigned char)s[j]))) {
+			i = j;
+			continue;
+		}
+		for (size_t m = 0; m < j - i; m++)
+			w[m] = (char)c_lower((unsigned char)s[i + m]);
+		w[j - i] = '\0';
+		for (size_t k = 0; k < x->nopt; k++) {
+			if (x->opt[k].acro[0] && strcmp(x->opt[k].acro, w) == 0) {
+				found = (int)k;
+				count++;
+			}
+		}
+		if (count == 1)
+			return found;
+		i = j;
+	}
+	return -1;
+}
+
 enum { TM_VALUE, TM_LINE };
 
 /* Which option's text s names. Returns the index, -1 (none) or -2
@@ -603,6 +641,10 @@ static int text_match(const struct ctx *x, const char *s, size_t n, int mode, co
 	if (nhit > 1) {
 		*rule = "text_several";
 		ret = -2;
+		goto out;
+	}
+	if (mode == TM_VALUE && (ret = abbrev_match(x, s, n)) >= 0) {
+		*rule = "text_abbrev";
 		goto out;
 	}
 	if (mode == TM_VALUE && strlen(hay) >= 6) {
@@ -695,12 +737,14 @@ out:
 
 /* ---- Values after a decisive phrase ------------------------------------ */
 
-enum { V_NONE, V_KEY, V_AMBIG };
+enum { V_NONE, V_KEY, V_AMBIG, V_NONE_OF, V_NOT };
 
 struct val {
 	int status;
 	int key;
 	int by_text;
+	const char *why; /* rule of an ambiguous or none value, or NULL */
+	uint32_t rej;    /* V_NOT: the keys rejected */
 };
 
 static const char *skip_blank(const char *p, const char *end)
@@ -710,11 +754,101 @@ static const char *skip_blank(const char *p, const char *end)
 	return p;
 }
 
+/* The end of the clause that starts at p: a ',' ';' or sentence end, or a
+ * word that starts a justification ("but", "because"). */
+static const char *clause_end(const char *p, const char *eol, int commas)
+{
+	static const char *const stops[] = { " but", " because", NULL };
+	const char *c = p;
+
+	for (; c < eol; c++) {
+		if ((commas && *c == ',') || *c == ';' || (*c == '.' && (c + 1 == eol || c[1] == ' ')))
+			break;
+		if (*c == ' ') {
+			size_t i;
+
+			for (i = 0; stops[i]; i++)
+				if (word_at(c, eol, stops[i]))
+					break;
+			if (stops[i])
+				break;
+		}
+	}
+	return c;
+}
+
+/* After a key, the option text the reply gives with it ("B) Riboflavin"):
+ * 1 when that text names another option and not the key's own. */
+static int key_text_conflict(const struct ctx *x, int k, const char *q, const char *end)
+{
+	const char *eol, *ce, *rule = NULL;
+	char *hay;
+	int j, own;
+
+	if (q >= end || !(*q == ')' || *q == ']' || *q == ':' || *q == ' ' || *q == '-'))
+		return 0;
+	while (q < end && (*q == ')' || *q == ']' || *q == ':' || *q == ' ' || *q == '-'))
+		q++;
+	eol = memchr(q, '\n', (size_t)(end - q));
+	if (!eol)
+		eol = end;
+	if (eol - q > 300)
+		eol = q + 300;
+	/* the sentence, not the clause: option texts hold commas */
+	ce = clause_end(q, eol, 0);
+	if (ce - q < 3 || !c_alpha((unsigned char)*q))
+		return 0;
+	j = text_match(x, q, (size_t)(ce - q), TM_VALUE, &rule);
+	if (j < 0 || j == k || (strcmp(rule, "text_exact") != 0 && strcmp(rule, "text_contains") != 0))
+		return 0;
+	hay = norm_text(q, (size_t)(ce - q), 1);
+	own = !hay || (x->opt[k].norm[0] && contains_tok(hay, x->opt[k].norm));
+	free(hay);
+	return !own;
+}
+
+/* The key in "(C)" within [p, e), or -1. */
+static int paren_key(const struct ctx *x, const char *p, const char *e)
+{
+	for (; p + 2 < e; p++) {
+		size_t l = 0;
+		int k;
+
+		if (*p != '(')
+			continue;
+		k = key_at(x, p + 1, e, K_VALUE, &l);
+		if (k >= 0 && p + 1 + l < e && p[1 + l] == ')')
+			return k;
+	}
+	return -1;
+}
+
+/* "none of the above", "none of these", "neither": the reply says no
+ * option is right (unless an option says so itself). */
+static size_t none_of_at(const struct ctx *x, const char *p, const char *end)
+{
+	static const char *const none[] = { "none of the above", "none of these", "none of them",
+		                            "none of the options", "none of the listed",
+		                            "none of the choices", "none of the given", "neither",
+		                            "none", NULL };
+	size_t l = 0;
+
+	for (size_t i = 0; none[i] && !l; i++)
+		l = word_at(p, end, none[i]);
+	if (!l)
+		return 0;
+	for (size_t i = 0; i < x->nopt; i++)
+		if (strncmp(x->opt[i].norm, "none", 4) == 0 || strncmp(x->opt[i].norm, "neither", 7) == 0)
+			return 0;
+	return l;
+}
+
 /* Reads the answer starting at p (bounded by end): a key, "(C)", "C or D",
- * or an option's text up to the end of the line. */
+ * "not C", "none of the above", or an option's text up to the end of the
+ * line. */
 static struct val value_at(const struct ctx *x, const char *p, const char *end, int allow_text)
 {
-	struct val v = { V_NONE, -1, 0 };
+	struct val v = { V_NONE, -1, 0, NULL, 0 };
 	const char *q, *eol;
 	size_t len = 0;
 	int k, k2;
@@ -723,9 +857,46 @@ static struct val value_at(const struct ctx *x, const char *p, const char *end, 
 	p = skip_blank(p, end);
 	while (p < end && (*p == '(' || *p == '[' || *p == '{' || *p == '"' || *p == '\'' || *p == '<'))
 		p++;
+	if (none_of_at(x, p, end)) {
+		v.status = V_NONE_OF;
+		v.why = "none_of_the_above";
+		return v;
+	}
+	/* "not D", "not A and not B": rejections, no answer */
+	if ((len = word_at(p, end, "not")) != 0) {
+		q = p + len;
+		for (int n = 0; n < GRADE_OPTIONS_MAX; n++) {
+			size_t l = 0;
+
+			while (q < end && (*q == ' ' || *q == ',' || *q == '(' || *q == ')'))
+				q++;
+			if ((l = word_at(q, end, "and")) || (l = word_at(q, end, "or")) ||
+			    (l = word_at(q, end, "nor")))
+				q = skip_blank(q + l, end);
+			if ((l = word_at(q, end, "not")) != 0)
+				q = skip_blank(q + l, end);
+			if ((l = word_at(q, end, "option")) != 0)
+				q = skip_blank(q + l, end);
+			while (q < end && *q == '(')
+				q++;
+			k = key_at(x, q, end, K_STRICT_UPPER, &l);
+			if (k < 0 || !x->opt[k].letter)
+				break;
+			v.rej |= (uint32_t)1 << k;
+			q += l;
+		}
+		if (v.rej)
+			v.status = V_NOT;
+		return v;
+	}
 	k = key_at(x, p, end, K_VALUE, &len);
 	if (k >= 0) {
 		q = p + len;
+		if (allow_text && x->opt[k].letter && key_text_conflict(x, k, q, end)) {
+			v.status = V_AMBIG;
+			v.why = "letter_text_conflict";
+			return v;
+		}
 		while (q < end && (*q == ')' || *q == ']' || *q == '}' || *q == '"' || *q == '\'' ||
 		                   *q == ' '))
 			q++;
@@ -767,17 +938,38 @@ static struct val value_at(const struct ctx *x, const char *p, const char *end, 
 		eol = p + 400;
 	if (eol <= p)
 		return v;
-	/* the first clause ("doxycycline (D), but azithromycin (B)...") first,
-	 * then the whole line (option texts may hold commas) */
+	/* a list of several options' texts ("thiamine, niacin, or riboflavin")
+	 * is no single answer; then the first clause ("doxycycline (D), but
+	 * azithromycin (B)..."), then the whole line (option texts may hold
+	 * commas) */
 	{
-		const char *c = p;
+		const char *c = clause_end(p, eol, 1), *se = clause_end(p, eol, 0);
 
-		while (c < eol && *c != ',' && *c != ';' && !(*c == '.' && (c + 1 == eol || c[1] == ' ')) &&
-		       !word_at(c, eol, " but") && !word_at(c, eol, " because"))
-			c++;
-		k = c < eol ? text_match(x, p, (size_t)(c - p), TM_VALUE, &rule) : -1;
-		if (k < 0)
+		k = text_match(x, p, (size_t)(se - p), TM_VALUE, &rule);
+		if (k == -2 && se > c) {
+			v.status = V_AMBIG;
+			v.why = "answer_list";
+			return v;
+		}
+		/* the whole sentence is one option's text */
+		if (k >= 0 && strcmp(rule, "text_exact") != 0)
+			k = -1;
+		if (k < 0 && c < eol)
+			k = text_match(x, p, (size_t)(c - p), TM_VALUE, &rule);
+		/* a label over a paragraph ("Best option: Given that ...") names
+		 * no option by a text somewhere in it */
+		if (k < 0 && eol - p <= 200)
 			k = text_match(x, p, (size_t)(eol - p), TM_VALUE, &rule);
+		/* "riboflavin (B)" where riboflavin is C */
+		if (k >= 0 && x->opt[k].letter) {
+			int pk = paren_key(x, p, c < eol ? c + 1 : eol);
+
+			if (pk >= 0 && pk != k) {
+				v.status = V_AMBIG;
+				v.why = "letter_text_conflict";
+				return v;
+			}
+		}
 	}
 	if (k >= 0) {
 		v.status = V_KEY;
@@ -837,7 +1029,7 @@ static int hedged(const struct ctx *x, size_t pos)
 	};
 	static const char *const resets[] = {
 		"but", "however", "therefore", "so", "thus", "hence", "actually", "ultimately",
-		"overall", "clearly", "after", "now", "wait", "instead", NULL
+		"overall", "clearly", "after", "now", "wait", "instead", "given", "considering", NULL
 	};
 	size_t s = pos;
 	const char *p, *e;
@@ -890,7 +1082,22 @@ static void take_val(struct best *b, int tier, size_t pos, struct val v, const c
 	if (v.status == V_KEY)
 		best_consider(b, tier, pos, v.key, v.by_text ? text_rule : rule);
 	else if (v.status == V_AMBIG)
-		best_consider(b, tier, pos, -1, rule);
+		best_consider(b, tier, pos, -1, v.why ? v.why : rule);
+	else if (v.status == V_NONE_OF)
+		best_consider(b, tier, pos, KEY_NONE_OF, v.why);
+	else if (v.status == V_NOT)
+		b->rejected |= v.rej;
+}
+
+/* A hypothetical statement ("if it were pigmented, the answer would be C")
+ * decides nothing, but two of them naming different keys are a sign of
+ * indecision. */
+static void note_hedged(const struct ctx *x, struct best *b, const char *vs, const char *end)
+{
+	struct val v = value_at(x, vs, end, 0);
+
+	if (v.status == V_KEY)
+		b->hedged |= (uint32_t)1 << v.key;
 }
 
 /* <answer>X</answer>, "answer": "X", \boxed{X} */
@@ -1067,6 +1274,8 @@ static void scan_phrases(const struct ctx *x, struct best *b)
 					take_val(b, fin ? TIER_FINAL : TIER_EXPLICIT, pos, v,
 					         fin ? "final_answer" : "answer_phrase",
 					         fin ? "final_answer_text" : "answer_phrase_text");
+				} else if (q) {
+					note_hedged(x, b, skip_connect(q, end), end);
 				}
 				p += l - 1;
 				continue;
@@ -1082,6 +1291,8 @@ static void scan_phrases(const struct ctx *x, struct best *b)
 					struct val v = value_at(x, vs, end, 0);
 
 					take_val(b, TIER_EXPLICIT, pos, v, "choose_phrase", "choose_phrase");
+				} else {
+					note_hedged(x, b, skip_connect(p + l, end), end);
 				}
 				p += l - 1;
 			}
@@ -1162,6 +1373,10 @@ static void scan_suffix(const struct ctx *x, struct best *b)
 		{ " seems to be the best", 0 }, { " seems correct", 0 }, { " seems to be correct", 0 },
 		{ " would be the correct", 0 }, { " would be the best", 0 }, { " remains the best", 0 },
 		{ " is the one", 0 }, { " fits best", 0 }, { " is best", 0 },
+		/* the resolution of two hedged options: "D is more likely" */
+		{ " is more likely", 0 }, { " is more appropriate", 0 }, { " fits better", 0 },
+		{ " is a better", 0 }, { " is the better", 0 }, { " is favored", 0 },
+		{ " is favoured", 0 }, { " is preferred", 0 }, { " is more consistent", 0 },
 		{ " correct", 1 }, { ": correct", 1 }, { " - correct", 1 }, { "| correct", 1 },
 		{ "|correct", 1 }, { " (correct)", 0 }, { ": true", 1 }, { " - true", 1 }, { "| true", 1 },
 		{ ": yes", 1 }, { " - yes", 1 }, { "| yes", 1 }, { ": right", 1 }, { " - right", 1 },
@@ -1385,7 +1600,7 @@ static int key_pair(const struct ctx *x, const char *p, size_t kl, const char **
 	return k2;
 }
 
-static int scan_mentions(const struct ctx *x, int *key, int *any)
+static int scan_mentions(const struct ctx *x, int *key, int *any, uint32_t *rejected)
 {
 	const char *t = x->t, *end = x->t + x->n;
 	struct mentions m;
@@ -1416,7 +1631,7 @@ static int scan_mentions(const struct ctx *x, int *key, int *any)
 				p += l - 1;
 			} else if (p == t || p[-1] == '\n' || (p[-1] == ' ' && (p - 1 == t || p[-2] == '\n'))) {
 				k = key_at(x, p, end, K_STRICT_UPPER, &kl);
-				if (k >= 0 && !(p + kl < end && (p[kl] == '.' || p[kl] == ')')))
+				if (k >= 0 && !(p + kl < end && (p[kl] == '.' || p[kl] == ')' || p[kl] == ':')))
 					k = -1;
 				ks = p;
 			}
@@ -1458,6 +1673,10 @@ static int scan_mentions(const struct ctx *x, int *key, int *any)
 	if (m.last >= 0)
 		*key = m.last;
 	*any = m.nall;
+	*rejected = 0;
+	for (size_t i = 0; i < x->nopt; i++)
+		if (m.all_seen[i] && !m.pos_seen[i])
+			*rejected |= (uint32_t)1 << i;
 	return m.npos;
 }
 
@@ -1527,25 +1746,165 @@ static void result_plain(struct grade_result *out, enum grade_verdict v, const c
 	out->answer[0] = '\0';
 }
 
+/* A key restated loosely after a correction: "it's B", "makes it B",
+ * "B instead", "go with B". Returns the key of the last one in [p, end)
+ * or -1. */
+static int scan_weak(const struct ctx *x, const char *p, const char *end, size_t *pos)
+{
+	static const char *const lead[] = { "it's", "it is", "its", "it should be", "should be",
+		                            "makes it", "make it", "go with", "switch to",
+		                            "change to", "change my answer to", "choose", "pick",
+		                            "it must be", "must be", "it would be", NULL };
+	static const char *const skip[] = { "actually", "really", "definitely", "option",
+		                            "choice", "the", "answer", NULL };
+	int key = -1;
+
+	for (; p < end; p++) {
+		size_t l = 0, kl = 0;
+		const char *q;
+		int k;
+
+		if (!c_alpha((unsigned char)*p) || !left_boundary(x, p))
+			continue;
+		for (size_t i = 0; lead[i] && !l; i++)
+			l = word_at(p, end, lead[i]);
+		if (!l) {
+			/* "B instead" */
+			k = key_at(x, p, end, K_STRICT_UPPER, &kl);
+			if (k >= 0 && word_at(skip_blank(p + kl, end), end, "instead")) {
+				key = k;
+				*pos = (size_t)(p - x->t);
+			}
+			continue;
+		}
+		q = skip_blank(p + l, end);
+		for (int n = 0; n < 4; n++) {
+			size_t sl = 0;
+
+			for (size_t i = 0; skip[i] && !sl; i++)
+				sl = word_at(q, end, skip[i]);
+			if (!sl)
+				break;
+			q = skip_blank(q + sl, end);
+		}
+		while (q < end && (*q == '(' || *q == '"'))
+			q++;
+		k = key_at(x, q, end, K_STRICT_UPPER, &kl);
+		if (k < 0) {
+			/* a word key's text: "it's actually no" */
+			const char *e = q;
+
+			while (e < end && c_alpha((unsigned char)*e))
+				e++;
+			for (size_t i = 0; i < x->nopt && e > q; i++)
+				if (!strchr(x->opt[i].norm, ' ') && strlen(x->opt[i].norm) == (size_t)(e - q) &&
+				    lit_at(q, e, x->opt[i].norm) == (size_t)(e - q))
+					k = (int)i;
+		}
+		if (k >= 0) {
+			key = k;
+			*pos = (size_t)(p - x->t);
+		}
+		p += l - 1;
+	}
+	return key;
+}
+
+/* After the statement at pos, a correction ("The answer is C. Wait,
+ * actually ... it's B"): the key the correction settles on, or -1. */
+static int self_correction(const struct ctx *x, size_t pos)
+{
+	static const char *const marks[] = { "wait", "actually", "on second thought",
+		                             "on reflection", "correction", "i made a mistake",
+		                             "i was wrong", "my mistake", "let me reconsider",
+		                             "reconsidering", "scratch that", "i misspoke",
+		                             "let me correct", "hmm", NULL };
+	const char *end = x->t + x->n, *p = x->t + pos;
+	struct ctx y;
+	struct best b2;
+	size_t wpos = 0;
+	int k;
+
+	/* from the end of the statement's sentence */
+	while (p < end && *p != '\n' && !((*p == '.' || *p == '!' || *p == '?') &&
+	                                  (p + 1 == end || c_space((unsigned char)p[1]))))
+		p++;
+	for (; p < end; p++) {
+		size_t l = 0;
+
+		if (!c_alpha((unsigned char)*p) || !left_boundary(x, p))
+			continue;
+		for (size_t i = 0; marks[i] && !l; i++)
+			l = word_at(p, end, marks[i]);
+		if (l)
+			break;
+	}
+	if (p >= end)
+		return -1;
+	y = *x;
+	y.t = p;
+	y.n = (size_t)(end - p);
+	memset(&b2, 0, sizeof b2);
+	b2.key = -1;
+	scan_struct(&y, &b2);
+	scan_phrases(&y, &b2);
+	scan_suffix(&y, &b2);
+	k = scan_weak(&y, y.t, end, &wpos);
+	if (b2.have && b2.key >= 0 && (k < 0 || b2.pos >= wpos))
+		return b2.key;
+	return k;
+}
+
+static int popcount32(uint32_t v)
+{
+	int n = 0;
+
+	for (; v; v &= v - 1)
+		n++;
+	return n;
+}
+
 /* The extraction proper over x->t (one region: the whole reply, or what
  * follows </think>). Returns 1 when it decided, 0 for nothing found. */
-static int extract(struct ctx *x, struct grade_result *out)
+static int extract(struct ctx *x, struct grade_result *out, int fallbacks)
 {
-	struct best b = { 0, 0, 0, -1, NULL };
+	struct best b;
 	const char *ls, *le, *end = x->t + x->n;
 	const char *rule = NULL;
-	int k = -1, any = 0, n, ambiguous = 0;
+	int k = -1, any = 0, n, ambiguous = 0, nm, km = -1;
+	uint32_t rejected = 0;
 
+	memset(&b, 0, sizeof b);
+	b.key = -1;
 	scan_struct(x, &b);
 	scan_phrases(x, &b);
 	scan_suffix(x, &b);
 	scan_lines(x, &b);
 	if (b.have) {
-		if (b.key < 0)
+		int c = b.key != KEY_NONE_OF ? self_correction(x, b.pos) : -1;
+
+		if (c >= 0 && c != b.key)
+			result_key(x, out, c, "self_correction");
+		else if (b.key == KEY_NONE_OF)
+			result_plain(out, GRADE_NONE, b.rule);
+		else if (b.key < 0)
 			result_plain(out, GRADE_AMBIGUOUS, b.rule);
 		else
 			result_key(x, out, b.key, b.rule);
 		return 1;
+	}
+	if (!fallbacks)
+		return 0;
+	/* elimination: every option but one rejected ("A is unlikely", "C is
+	 * ruled out", "the answer is not D") */
+	nm = scan_mentions(x, &km, &any, &rejected);
+	rejected |= b.rejected;
+	if (x->nopt >= 3 && popcount32(rejected) == (int)x->nopt - 1) {
+		for (size_t i = 0; i < x->nopt; i++)
+			if (!(rejected & ((uint32_t)1 << i))) {
+				result_key(x, out, (int)i, "elimination");
+				return 1;
+			}
 	}
 	/* the end of the reply: a key in the last clause ("..., so C.",
 	 * "Therefore, yes."), else an option's text in the last sentence, the
@@ -1572,11 +1931,16 @@ static int extract(struct ctx *x, struct grade_result *out)
 			while (ss > x->t && !strchr("\n.!?;", ss[-1]))
 				ss--;
 			n = scan_short(x, s, e, 1, &k);
-			if (n == 1 && scan_short(x, ss, e, 1, &k2) == 1) {
+			if (n == 1 && scan_short(x, ss, e, 1, &k2) == 1 && !hedged(x, (size_t)(e - x->t))) {
 				result_key(x, out, k, "last_sentence");
 				return 1;
 			}
 		}
+	}
+	/* two hypothetical answers and no resolution */
+	if (popcount32(b.hedged) >= 2) {
+		result_plain(out, GRADE_AMBIGUOUS, "hedged_options");
+		return 1;
 	}
 	{
 		const char *segs[4][2];
@@ -1589,9 +1953,9 @@ static int extract(struct ctx *x, struct grade_result *out)
 		const char *cs = le;
 
 		/* the last clause, the last sentence, the last line, a short reply */
-		while (cs > ls && !(strchr(",;", cs[-1]) && cs[0] == ' '))
+		while (cs > ls && cs > ss && !(strchr(",;", cs[-1]) && cs[0] == ' '))
 			cs--;
-		if (cs > ls && le - cs >= 8)
+		if (cs > ls && cs > ss && le - cs >= 8)
 			segs[nseg][0] = cs, segs[nseg++][1] = le;
 		if (ss > ls)
 			segs[nseg][0] = ss, segs[nseg++][1] = le;
@@ -1656,7 +2020,8 @@ static int extract(struct ctx *x, struct grade_result *out)
 			return 1;
 		}
 	}
-	n = scan_mentions(x, &k, &any);
+	n = nm;
+	k = km;
 	if (n == 1 && !ambiguous) {
 		result_key(x, out, k, "mention");
 		return 1;
@@ -1711,17 +2076,135 @@ static int ctx_options(struct ctx *x, json_t *options)
 			o->keytext = strcmp(kn, o->norm) == 0;
 			free(kn);
 		}
+		{
+			/* initials of a text of 2..6 words */
+			size_t na = 0, words = 0;
+			const char *w = o->norm;
+
+			while (*w) {
+				while (*w == ' ')
+					w++;
+				if (!*w)
+					break;
+				words++;
+				if (na < sizeof o->acro - 1 && c_alnum((unsigned char)*w))
+					o->acro[na++] = *w;
+				while (*w && *w != ' ')
+					w++;
+			}
+			o->acro[words >= 2 && words <= 6 && na == words ? na : 0] = '\0';
+		}
 	}
 	return 0;
 }
 
-int grade_extract_choice(const char *reply, json_t *options, struct grade_result *out)
+/* An option marker at p: "(C)", "C)", "C.", "C:" followed by a space, for
+ * a letter key. Returns the key and sets *after past the marker, or -1. */
+static int list_marker(const struct ctx *x, const char *p, const char *end, const char **after)
+{
+	const char *q = p;
+	size_t l = 0;
+	int k, paren = 0;
+
+	if (q < end && (*q == '(' || *q == '[')) {
+		q++;
+		paren = 1;
+	}
+	k = key_at(x, q, end, K_STRICT_UPPER, &l);
+	if (k < 0 || !x->opt[k].letter)
+		return -1;
+	q += l;
+	if (q >= end || !(*q == ')' || *q == ']' || (!paren && (*q == '.' || *q == ':'))))
+		return -1;
+	q++;
+	if (q >= end || *q != ' ')
+		return -1;
+	*after = q + 1;
+	return k;
+}
+
+/* Blanks out option lists the reply echoes ("A) yes\nB) no\nC) maybe",
+ * "(A) yes (B) no (C) maybe", "A) yes / B) no"): two or more items in a
+ * row, each a marker and exactly that option's text, name no answer. */
+static void mask_option_lists(const struct ctx *x, char *t, size_t n)
+{
+	const char *end = t + n;
+	char *p = t;
+
+	while (p < end) {
+		char *start = NULL, *last = NULL, *q = p;
+		uint32_t seen = 0;
+		int items = 0;
+
+		/* a marker must open a line or follow a space, '/' or ',' */
+		if (!(p == t || p[-1] == '\n' || p[-1] == ' ' || p[-1] == '/' || p[-1] == ',' ||
+		      p[-1] == '-')) {
+			p++;
+			continue;
+		}
+		for (;;) {
+			const char *after = NULL, *te, *eol;
+			int k = list_marker(x, q, end, &after);
+			char *nt;
+			int same;
+
+			if (k < 0 || (seen & ((uint32_t)1 << k)))
+				break;
+			eol = memchr(after, '\n', (size_t)(end - after));
+			if (!eol)
+				eol = end;
+			/* the item's text runs to the next marker or the line's end */
+			for (te = after; te < eol; te++) {
+				const char *a2;
+
+				if ((te[-1] == ' ' || te[-1] == '/') && list_marker(x, te, eol, &a2) >= 0)
+					break;
+			}
+			nt = norm_text(after, (size_t)(te - after), 1);
+			same = nt && x->opt[k].norm[0] && strcmp(nt, x->opt[k].norm) == 0;
+			free(nt);
+			if (!same)
+				break;
+			if (!start)
+				start = q;
+			last = (char *)te;
+			seen |= (uint32_t)1 << k;
+			items++;
+			q = (char *)te;
+			while (q < end && (c_space((unsigned char)*q) || *q == '/' || *q == ',' ||
+			                   *q == '-' || *q == '|'))
+				q++;
+		}
+		if (items >= 2) {
+			memset(start, ' ', (size_t)(last - start));
+			p = last;
+		} else {
+			p++;
+		}
+	}
+}
+
+/* The reply was cut in its reasoning: a "<think>" after the last
+ * "</think>". */
+static int think_open(const char *text)
+{
+	const char *o = NULL, *c = NULL;
+
+	for (const char *p = strstr(text, "<think>"); p; p = strstr(p + 1, "<think>"))
+		o = p;
+	for (const char *p = strstr(text, "</think>"); p; p = strstr(p + 1, "</think>"))
+		c = p;
+	return o && (!c || c < o);
+}
+
+int grade_extract_choice_opts(const char *reply, json_t *options, const struct grade_opts *opts,
+                              struct grade_result *out)
 {
 	struct ctx x;
 	char *text = NULL;
 	size_t n, len = 0;
 	const char *think;
-	int rc;
+	int rc, cut = opts && opts->truncated;
 
 	memset(&x, 0, sizeof x);
 	if (!reply || !options || !out)
@@ -1738,6 +2221,14 @@ int grade_extract_choice(const char *reply, json_t *options, struct grade_result
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* cut off while still thinking: whatever it was weighing is no answer */
+	if (think_open(text)) {
+		result_plain(out, GRADE_NONE, "unfinished_think");
+		goto out;
+	}
+	x.t = text;
+	x.n = len;
+	mask_option_lists(&x, text, len);
 	/* after a reasoning block, the answer lives in what follows it */
 	think = NULL;
 	for (const char *p = strstr(text, "</think>"); p; p = strstr(p + 1, "</think>"))
@@ -1745,17 +2236,28 @@ int grade_extract_choice(const char *reply, json_t *options, struct grade_result
 	if (think) {
 		x.t = think + 8;
 		x.n = len - (size_t)(x.t - text);
-		if (extract(&x, out))
+		if (extract(&x, out, !cut))
 			goto out;
+		if (cut) {
+			result_plain(out, GRADE_NONE, "truncated");
+			goto out;
+		}
 	}
 	x.t = text;
 	x.n = len;
-	if (!extract(&x, out))
-		result_plain(out, GRADE_NONE, "no_answer");
+	/* a reply cut by the token limit: only a statement counts, never what
+	 * the fallbacks would read into the text being written at the cut */
+	if (!extract(&x, out, !cut))
+		result_plain(out, GRADE_NONE, cut ? "truncated" : "no_answer");
 out:
 	ctx_free(&x);
 	free(text);
 	return rc;
+}
+
+int grade_extract_choice(const char *reply, json_t *options, struct grade_result *out)
+{
+	return grade_extract_choice_opts(reply, options, NULL, out);
 }
 
 /* ---- Open-ended -------------------------------------------------------- */
@@ -1847,7 +2349,7 @@ static int negated_line(const char *s, size_t n)
 	return 0;
 }
 
-int grade_open(const char *reply, const char *gold, struct grade_result *out)
+static int open_grade(const char *reply, const char *gold, int cut, struct grade_result *out)
 {
 	char *text = NULL, *ng = NULL, *na = NULL, *nl = NULL;
 	const char *ans, *ls, *le;
@@ -1877,10 +2379,18 @@ int grade_open(const char *reply, const char *gold, struct grade_result *out)
 			ans = th + 8;
 	}
 	len -= (size_t)(ans - text);
+	if (think_open(text)) {
+		result_plain(out, GRADE_NONE, "unfinished_think");
+		goto out;
+	}
 	{
 		const char *m = open_marker(ans, len, &alen);
 
 		marker = m != NULL;
+		if (!m && cut) {
+			result_plain(out, GRADE_NONE, "truncated");
+			goto out;
+		}
 		if (m)
 			ans = m;
 		else
@@ -1947,7 +2457,13 @@ out:
 	return rc;
 }
 
-int grade_item(json_t *item, const char *reply, struct grade_result *out)
+int grade_open(const char *reply, const char *gold, struct grade_result *out)
+{
+	return open_grade(reply, gold, 0, out);
+}
+
+int grade_item_opts(json_t *item, const char *reply, const struct grade_opts *opts,
+                    struct grade_result *out)
 {
 	json_t *options;
 	const char *gold;
@@ -1960,13 +2476,18 @@ int grade_item(json_t *item, const char *reply, struct grade_result *out)
 		return -EINVAL;
 	options = json_object_get(item, "options");
 	if (!options || json_is_null(options))
-		return grade_open(reply, gold, out);
-	rc = grade_extract_choice(reply, options, out);
+		return open_grade(reply, gold, opts && opts->truncated, out);
+	rc = grade_extract_choice_opts(reply, options, opts, out);
 	if (rc)
 		return rc;
 	if (out->verdict == GRADE_FOUND)
 		out->verdict = strcmp(out->answer, gold) == 0 ? GRADE_CORRECT : GRADE_WRONG;
 	return 0;
+}
+
+int grade_item(json_t *item, const char *reply, struct grade_result *out)
+{
+	return grade_item_opts(item, reply, NULL, out);
 }
 
 const char *grade_verdict_name(enum grade_verdict v)

@@ -136,6 +136,90 @@ static void test_paraphrase(void **state)
 	json_decref(o);
 }
 
+/* The error classes of issue 10, one wording each; the corpus has more. */
+static void test_issue10_rules(void **state)
+{
+	json_t *o = opts_abcd();
+	json_t *t = json_pack("{s:s,s:s,s:s,s:s}", "A", "Basal cell carcinoma", "B",
+	                      "Squamous cell carcinoma", "C", "Melanoma", "D", "Actinic keratosis");
+	json_t *p = json_pack("{s:s,s:s,s:s}", "A", "yes", "B", "no", "C", "maybe");
+
+	(void)state;
+	expect_choice(o, "<think>Metformin is first line, but option B", GRADE_NONE, "",
+	              "unfinished_think");
+	expect_choice(o, "<think>a</think><think>The answer is C? Or", GRADE_NONE, "",
+	              "unfinished_think");
+	expect_choice(p, "Is it effective?\n\nA) yes\nB) no\nC) maybe", GRADE_NONE, "", "no_answer");
+	expect_choice(o, "The answer is C. Wait, actually, it's B.", GRADE_FOUND, "B",
+	              "self_correction");
+	expect_choice(o, "The answer is glipizide (B).", GRADE_AMBIGUOUS, "", "letter_text_conflict");
+	expect_choice(o, "The correct answer is B) Glipizide.", GRADE_AMBIGUOUS, "",
+	              "letter_text_conflict");
+	expect_choice(o, "The answer is metformin, glipizide or pioglitazone.", GRADE_AMBIGUOUS, "",
+	              "answer_list");
+	expect_choice(o, "So the answer is none of the above.", GRADE_NONE, "", "none_of_the_above");
+	expect_choice(o, "If renal function is poor, the answer would be (C). If not, the answer "
+	                 "would be (A).",
+	              GRADE_AMBIGUOUS, "", "hedged_options");
+	expect_choice(t, "Let's eliminate.\nA: unlikely, it grows slowly.\nC: ruled out, not "
+	                 "pigmented.\nD: does not ulcerate.",
+	              GRADE_FOUND, "B", "elimination");
+	expect_choice(t, "The answer is SCC.", GRADE_FOUND, "B", "answer_phrase_text");
+	expect_choice(o, "It could be A or D. Given the kidneys, D is more likely.", GRADE_FOUND, "D",
+	              "key_is_correct");
+	json_decref(o);
+	json_decref(t);
+	json_decref(p);
+}
+
+/* A reply cut by the token limit: statements count, fallbacks do not. */
+static void test_truncated(void **state)
+{
+	json_t *o = opts_abcd();
+	json_t *item = json_pack("{s:s,s:s}", "question", "Q", "answer", "acute pancreatitis");
+	struct grade_opts cut = { .truncated = 1 };
+	struct grade_result r;
+	const char *mid = "Renal function matters here. Metformin is contraindicated below an eGFR "
+	                  "of 30, so option B seems";
+
+	(void)state;
+	/* without the flag the fallbacks read the option under discussion */
+	assert_int_equal(grade_extract_choice(mid, o, &r), 0);
+	assert_int_equal(r.verdict, GRADE_FOUND);
+	assert_int_equal(grade_extract_choice_opts(mid, o, &cut, &r), 0);
+	assert_int_equal(r.verdict, GRADE_NONE);
+	assert_string_equal(r.rule, "truncated");
+	assert_int_equal(grade_extract_choice_opts("Final answer: C\n\nBecause glipizide is", o, &cut,
+	                                           &r),
+	                 0);
+	assert_int_equal(r.verdict, GRADE_FOUND);
+	assert_string_equal(r.answer, "C");
+	assert_int_equal(grade_extract_choice_opts("<think>answer is A</think>\nThe patient has", o,
+	                                           &cut, &r),
+	                 0);
+	assert_int_equal(r.verdict, GRADE_NONE);
+	assert_string_equal(r.rule, "truncated");
+	assert_int_equal(grade_extract_choice_opts("<think>x</think>\nThe answer is D. The", o, &cut,
+	                                           &r),
+	                 0);
+	assert_string_equal(r.answer, "D");
+	/* NULL opts is a complete reply */
+	assert_int_equal(grade_extract_choice_opts("The answer is A.", o, NULL, &r), 0);
+	assert_string_equal(r.answer, "A");
+	/* open-ended */
+	assert_int_equal(grade_item_opts(item, "The pain radiates to the back and lipase is", &cut, &r),
+	                 0);
+	assert_int_equal(r.verdict, GRADE_NONE);
+	assert_string_equal(r.rule, "truncated");
+	assert_int_equal(grade_item_opts(item, "Final answer: acute pancreatitis\n\nThe", &cut, &r), 0);
+	assert_int_equal(r.verdict, GRADE_CORRECT);
+	assert_int_equal(grade_item(item, "<think>maybe acute pancreatitis", &r), 0);
+	assert_int_equal(r.verdict, GRADE_NONE);
+	assert_string_equal(r.rule, "unfinished_think");
+	json_decref(o);
+	json_decref(item);
+}
+
 static void test_extract_errors(void **state)
 {
 	struct grade_result r;
@@ -252,6 +336,8 @@ int main(void)
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_last_statement),
 		cmocka_unit_test(test_paraphrase),
+		cmocka_unit_test(test_issue10_rules),
+		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_extract_errors),
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_item),

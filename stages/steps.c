@@ -168,6 +168,11 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 	req->schema = d->schema ? d->schema() : NULL;
 	req->schema_name = d->schema_name;
 	req->max_tokens = d->max_tokens;
+	/* A student answer cut by the token limit is asked again with room to
+	 * finish (STEP_CUT_TOKENS_FACTOR times the step's limit). */
+	if (d->student && ctx->attempt > 0 && ctx->last_problem &&
+	    strncmp(ctx->last_problem, STEP_CUT_REASON, strlen(STEP_CUT_REASON)) == 0)
+		req->max_tokens = d->max_tokens * STEP_CUT_TOKENS_FACTOR;
 	rc = 0;
 out:
 	json_decref(vars);
@@ -632,8 +637,27 @@ static void reply_student(const struct step_def *d, const struct step_ctx *ctx, 
 	(void)json;
 	if (!content)
 		content = "";
-	if (grade_item(ctx->item, content, &g) != 0) {
+	if (grade_item_opts(ctx->item, content, &(struct grade_opts){ .truncated = ctx->length_cut },
+			    &g) != 0) {
 		outcome_bad_reply(out, ctx, "student reply cannot be graded");
+		return;
+	}
+	/* Unfinished reasoning has no answer: ask again with a larger token
+	 * limit; on the last attempt record it ungraded (no judge: there is
+	 * nothing to judge). */
+	if (ctx->length_cut && g.verdict == GRADE_NONE) {
+		if (ctx->attempt + 1 < STEP_MAX_ATTEMPTS) {
+			outcome_set(out, STEP_RETRY, "%s; asked again with %dx max_tokens",
+				    STEP_CUT_REASON, STEP_CUT_TOKENS_FACTOR);
+			return;
+		}
+		out->ungraded = true;
+		out->artifact = json_pack("{s:s, s:s, s:s, s:s, s:s}", "reply", content, "answer", "",
+					  "rule", g.rule ? g.rule : "truncated", "verdict", "ungraded",
+					  "graded_by", "rules");
+		out->artifact_kind = d->writes;
+		outcome_set(out, STEP_DONE, "%s", "");
+		out->next = -1;
 		return;
 	}
 	/* an open answer to a gold of several parts that names every part */

@@ -37,6 +37,12 @@ enum step {
  * next prompt, and on the last attempt the item is dropped with it. */
 #define STEP_MAX_ATTEMPTS 3
 
+/* A student reply cut by the token limit (finish_reason "length") with no
+ * explicit answer is re-asked with this many times the step's max_tokens;
+ * still cut on the last attempt, it is recorded ungraded. */
+#define STEP_CUT_TOKENS_FACTOR 4
+#define STEP_CUT_REASON "the reply was cut by the token limit (finish_reason length)"
+
 /* "screen", "explain", ... ; step_parse returns -1 for an unknown name. */
 const char *step_name(enum step s);
 int step_parse(const char *name);

@@ -49,6 +49,63 @@ static void judge(enum step s, json_t *item, json_t *prior, int attempt, const c
 	json_decref(j);
 }
 
+/* A student reply cut by the token limit with no answer yet is re-asked with
+ * a larger limit, then recorded ungraded (no judge); an explicit answer
+ * before the cut still counts. */
+static void test_student_cut(void **state)
+{
+	json_t *item = mc_item();
+	struct step_outcome o;
+	struct step_request req = { 0 };
+	char err[256];
+	const char *cut = "<think>Dysphagia to both solids and liquids from the start suggests a motility "
+			  "disorder. Option A, esophageal cancer, usually";
+	(void)state;
+
+	for (int attempt = 0; attempt < STEP_MAX_ATTEMPTS; attempt++) {
+		struct step_ctx ctx = { .item = item, .prompts = prompts, .attempt = attempt,
+					.length_cut = true };
+
+		step_reply_judge(STEP_ANSWER, &ctx, cut, NULL, &o);
+		if (attempt + 1 < STEP_MAX_ATTEMPTS) {
+			assert_int_equal(o.result, STEP_RETRY);
+			assert_non_null(strstr(o.reason, STEP_CUT_REASON));
+		} else {
+			assert_int_equal(o.result, STEP_DONE);
+			assert_true(o.ungraded);
+			assert_int_equal(o.next, -1);
+			assert_string_equal(json_string_value(json_object_get(o.artifact, "verdict")),
+					    "ungraded");
+		}
+		step_outcome_clear(&o);
+	}
+	/* the re-ask has room to finish */
+	{
+		struct step_ctx ctx = { .item = item, .prompts = prompts, .attempt = 1,
+					.last_problem = STEP_CUT_REASON "; asked again" };
+		struct step_ctx first = { .item = item, .prompts = prompts };
+		int64_t base;
+
+		assert_int_equal(step_request_build(STEP_ANSWER, &first, &req, err, sizeof(err)), 0);
+		base = req.max_tokens;
+		step_request_clear(&req);
+		assert_int_equal(step_request_build(STEP_ANSWER, &ctx, &req, err, sizeof(err)), 0);
+		assert_int_equal(req.max_tokens, base * STEP_CUT_TOKENS_FACTOR);
+		step_request_clear(&req);
+	}
+	/* an explicit answer before the cut is graded */
+	{
+		struct step_ctx ctx = { .item = item, .prompts = prompts, .length_cut = true };
+
+		step_reply_judge(STEP_ANSWER, &ctx, "The answer is B. Achalasia is a motility disorder that",
+				 NULL, &o);
+		assert_int_equal(o.result, STEP_DONE);
+		assert_string_equal(json_string_value(json_object_get(o.artifact, "verdict")), "correct");
+		step_outcome_clear(&o);
+	}
+	json_decref(item);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -635,7 +692,7 @@ int main(void)
 		cmocka_unit_test(test_correct),	    cmocka_unit_test(test_request),
 		cmocka_unit_test(test_jobspec),	    cmocka_unit_test(test_utf8_reasons),
 		cmocka_unit_test(test_screening),   cmocka_unit_test(test_multipart_gold),
-		cmocka_unit_test(test_medthink_replay),
+		cmocka_unit_test(test_medthink_replay), cmocka_unit_test(test_student_cut),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

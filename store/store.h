@@ -43,8 +43,15 @@ sqlite3 *store_db(struct store *st);
  * Reset it when done so no read stays open. NULL on error (logged). For
  * store/ modules only. */
 sqlite3_stmt *store_stmt(struct store *st, const char *sql);
-/* Maps an SQLite result code to a negative errno and logs the message. */
+/* Maps an SQLite result code to a negative errno and logs the message.
+ * SQLITE_FULL (database or disk is full) is -ENOSPC. */
 int store_err(struct store *st, int sqlite_rc, const char *what);
+/* The path the store was opened on (never NULL). */
+const char *store_path(const struct store *st);
+/* SQLite's message for the last failure store_err saw ("database or disk is
+ * full"), or "unknown error"; for messages only. Borrowed until the next
+ * store call. */
+const char *store_last_error(const struct store *st);
 
 /* Explicit transactions, nestable: the outermost is BEGIN IMMEDIATE (so
  * -EBUSY comes at begin, not mid-way), inner ones are savepoints. A failed
@@ -67,7 +74,8 @@ void store_clock_set(double (*now)(void));
  * apply runs inside the transaction, in its own savepoint: if it fails, only
  * its own writes are rolled back. done then runs after the COMMIT with
  * apply's status (0 committed; negative otherwise), or with -EIO for all of
- * them if the COMMIT itself fails. done may queue more writes. */
+ * them if the COMMIT itself fails (-ENOSPC when the disk is full). done may
+ * queue more writes. */
 typedef int (*store_apply_fn)(struct store *st, void *ud);
 typedef void (*store_done_fn)(void *ud, int status);
 /* Most writes the queue holds; store_batch_add fails with -ENOBUFS past it. */

@@ -50,8 +50,8 @@ sim_field() { sim_stats "$SIM_PORT_T" | jq_py "d.get('$1',0)"; }
 status_field() { api "http://x/v1/jobs/$job" | jq_py "$1" 2>/dev/null; }
 # wait_for SECONDS CMD...: until CMD succeeds (a hang guard, not a pace)
 wait_for() {
-  lim=$(( $1 * 10 )); shift; i=0
-  until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -gt $lim ] && return 1; sleep 0.1; done
+  end=$(( $(date +%s) + $1 )); shift
+  until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.1; done
 }
 gate_used() { [ "$(sim_field gate_left)" = 0 ] && [ "$(sim_field gated_now)" -gt 0 ]; }
 wait_for 120 gate_used || nok "the first 30 replies went out" "$(sim_stats "$SIM_PORT_T")"

@@ -10,8 +10,8 @@
 
 # wait_for SECONDS CMD...: until CMD succeeds (a hang guard, not a pace)
 wait_for() {
-  lim=$(( $1 * 10 )); shift; i=0
-  until "$@" >/dev/null 2>&1; do i=$((i + 1)); [ $i -gt $lim ] && return 1; sleep 0.1; done
+  end=$(( $(date +%s) + $1 )); shift
+  until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.1; done
 }
 status_field() { api "http://x/v1/jobs/$job" | jq_py "$1" 2>/dev/null; }
 paused_down() { status_field 'd.get("state")+" "+str(d.get("reason"))' | grep -q '^paused endpoint teacher.sim is down'; }

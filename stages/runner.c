@@ -506,7 +506,7 @@ static void task_done(void *ud, int status)
 		/* Nothing was committed. The outcome stays in memory (the task in
 		 * flight) and is retried with backoff: re-queuing the task would
 		 * send its call again. */
-		if (!r->held && !r->hw_head)
+		if (r->store_fails == 0)
 			log_error("job_%" PRId64 ": storing %s of item %" PRId64 " failed: %s; holding it", j->id,
 				  step_name(t->step), t->seq, strerror(-status));
 		t->hnext = r->held;
@@ -645,6 +645,7 @@ static void runner_on_hold(uv_timer_t *h)
 {
 	struct runner *r = h->data;
 	struct task *list = r->held, *t;
+	bool stored = false;
 
 	if (r->closing)
 		return;
@@ -669,8 +670,9 @@ static void runner_on_hold(uv_timer_t *h)
 				job_emit(j, w->type, w->data); /* /events reads it now */
 		}
 		held_write_free(w);
+		stored = true;
 	}
-	if (!r->hw_head)
+	if (stored && !r->hw_head)
 		runner_store_ok(r);
 	r->held = NULL;
 	while (list) {

@@ -117,7 +117,13 @@ $(B)/bench/%: bench/%.c $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LINKLIBS) $(LDLIBS)
 
-tests: all $(TESTS) $(FUZZ_BINS)
+# A write-fault injector for the fault tests (LD_PRELOAD; tests/faults/).
+FAULT_SO := $(B)/tests/libenospc.so
+$(FAULT_SO): tests/faults/enospc.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
+tests: all $(TESTS) $(FUZZ_BINS) $(FAULT_SO)
 fuzz-build: $(FUZZ_BINS)
 
 # Each target that needs the libraries installs them first when one is missing.

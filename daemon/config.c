@@ -85,6 +85,7 @@ static const struct key endpoint_keys[] = {
 	{ "tpm", M_EP, 0, KT_INT, EP_OFF(tpm), 0, 10000000000LL },
 	{ "timeout_s", M_EP, 0, KT_INT, EP_OFF(timeout_s), 1, 86400 },
 	{ "max_retries", M_EP, 0, KT_INT, EP_OFF(max_retries), 0, 100 },
+	{ "down_after_s", M_EP, 0, KT_INT, EP_OFF(down_after_s), 1, 86400 },
 	{ "price_in_per_mtok", M_EP, 0, KT_PRICE, EP_OFF(price_in_per_mtok), 0, 0 },
 	{ "price_out_per_mtok", M_EP, 0, KT_PRICE, EP_OFF(price_out_per_mtok), 0, 0 },
 	{ "json_schema", M_EP, 0, KT_BOOL, EP_OFF(json_schema), 0, 0 },
@@ -651,6 +652,7 @@ static int endpoint_add(struct parse *p, struct sect *s, const char *name)
 	ep->max_concurrency = s->kind == SECT_TEACHER ? 64 : 8;
 	ep->timeout_s = 120;
 	ep->max_retries = 6;
+	ep->down_after_s = 120;
 	ep->line = s->line;
 	return 0;
 }
@@ -1316,6 +1318,7 @@ static void dump_endpoint(FILE *f, const struct config_endpoint *ep)
 	fprintf(f, "tpm = %lld\n", (long long)ep->tpm);
 	fprintf(f, "timeout_s = %lld\n", (long long)ep->timeout_s);
 	fprintf(f, "max_retries = %lld\n", (long long)ep->max_retries);
+	fprintf(f, "down_after_s = %lld\n", (long long)ep->down_after_s);
 	fprintf(f, "price_in_per_mtok = %.15g\n", ep->price_in_per_mtok);
 	fprintf(f, "price_out_per_mtok = %.15g\n", ep->price_out_per_mtok);
 	fprintf(f, "json_schema = %s\n", ep->json_schema ? "true" : "false");

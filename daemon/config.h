@@ -43,6 +43,7 @@ struct config_endpoint {
 	int64_t tpm;          /* tokens per minute, 0 = unlimited */
 	int64_t timeout_s;
 	int64_t max_retries;
+	int64_t down_after_s; /* every call failed this long: the endpoint is down */
 	double price_in_per_mtok;  /* USD per million tokens */
 	double price_out_per_mtok;
 	bool json_schema;     /* the endpoint accepts response_format json_schema */

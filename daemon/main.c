@@ -346,6 +346,7 @@ static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out
 			ec.price_in_per_mtok = ce->price_in_per_mtok;
 			ec.price_out_per_mtok = ce->price_out_per_mtok;
 			ec.json_schema = ce->json_schema;
+			ec.down_after_s = (double)ce->down_after_s;
 			rc = client_endpoint_add(d->cl, &ec);
 			if (rc) {
 				log_error("cannot register endpoint [%s]: %s", full, strerror(-rc));

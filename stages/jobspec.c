@@ -10,7 +10,7 @@
 
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
-	"selection", "train", "budget_usd", "max_items",
+	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
 };
 
 /* Strategies the spec names but this version does not have yet: refused
@@ -198,6 +198,15 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 			return mt_err_set(err, -EINVAL, "invalid_spec", "max_items", "max_items must be a positive integer or null");
 		js->max_items = json_integer_value(v);
 	}
+	v = json_object_get(spec, "on_endpoint_down");
+	if (v && !json_is_null(v)) {
+		const char *m = json_string_value(v);
+
+		if (!m || (strcmp(m, "pause") != 0 && strcmp(m, "fail") != 0))
+			return mt_err_set(err, -EINVAL, "invalid_spec", "on_endpoint_down",
+					  "on_endpoint_down must be pause or fail");
+		js->fail_on_down = strcmp(m, "fail") == 0;
+	}
 	return 0;
 }
 
@@ -216,6 +225,7 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	json_object_set_new(o, "budget_usd", js->budget_usd > 0 ? json_real(js->budget_usd) : json_null());
 	json_object_set_new(o, "max_items",
 			    js->max_items > 0 ? json_integer(js->max_items) : json_null());
+	json_object_set_new(o, "on_endpoint_down", json_string(js->fail_on_down ? "fail" : "pause"));
 	return o;
 }
 

@@ -25,6 +25,7 @@ struct jobspec {
 	bool train_given;
 	double budget_usd;    /* 0: no budget */
 	int64_t max_items;    /* 0: all */
+	bool fail_on_down;    /* on_endpoint_down "fail" (default "pause") */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

@@ -9,6 +9,7 @@
 #include "store/store.h"
 #include "store/totals.h"
 #include "store/work.h"
+#include "teacher_clients/client.h"
 
 void job_rate_note(struct job *j)
 {
@@ -178,6 +179,33 @@ void runner_on_tick(uv_timer_t *h)
 	runner_pump_soon(r);
 }
 
+/* "endpoints": the health of the job's endpoints, while one of them is not
+ * well (its breaker open or half-open, or down). */
+static void job_endpoints_json(const struct job *j, json_t *row)
+{
+	const char *names[2] = { j->js.teacher, j->js.student };
+	struct client_stats st[2];
+	bool ok[2] = { false, false }, show = false;
+	json_t *o;
+
+	for (int i = 0; i < 2; i++) {
+		ok[i] = names[i][0] && client_stats_get(j->r->cl, names[i], &st[i]) == 0;
+		show |= ok[i] && (st[i].down || st[i].breaker != 0);
+	}
+	if (!show)
+		return;
+	o = json_object();
+	for (int i = 0; i < 2; i++) {
+		if (!ok[i])
+			continue;
+		json_object_set_new(o, names[i],
+				    json_pack("{s:s, s:s}", "state",
+					      st[i].down ? "down" : st[i].breaker ? "open" : "ok", "last_error",
+					      st[i].last_error ? st[i].last_error : ""));
+	}
+	json_object_set_new(row, "endpoints", o);
+}
+
 json_t *runner_job_status(struct runner *r, int64_t id)
 {
 	struct job *j = job_find(r, id);
@@ -213,8 +241,16 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		json_decref(full);
 		return row;
 	}
+	/* The job's state as it stands: the stored row lags while the store
+	 * refuses writes (its state is stored once it takes them again). */
+	json_object_set_new(row, "state", json_string(job_state_name(j->state)));
+	if (j->reason[0])
+		json_object_set_new(row, "reason", json_string(j->reason));
+	else
+		json_object_del(row, "reason");
 	counts = job_counts_json(j);
 	json_object_set_new(row, "counts", counts);
+	job_endpoints_json(j, row);
 	json_object_set_new(row, "phase", json_string(phase_name(job_phase(j))));
 	json_object_set_new(row, "tokens", json_pack("{s:I, s:I}", "in", (json_int_t)j->tok_in, "out",
 						     (json_int_t)j->tok_out));

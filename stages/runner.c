@@ -41,9 +41,23 @@ struct task {
 	int64_t call_id;
 	char fail_reason[300];
 	bool canceled;
+	struct task *hnext; /* held: its outcome waits for the store */
+};
+
+/* A job state or event the store refused, kept in order until it takes it. */
+struct held_write {
+	struct held_write *next;
+	int64_t job;
+	char *state;   /* a state change (with reason), or NULL: an event */
+	char *reason;
+	char *type;    /* the event's type */
+	json_t *data;  /* the event's data */
 };
 
 static void job_pump(struct job *j);
+static void runner_store_failed(struct runner *r, int err);
+static void runner_store_ok(struct runner *r);
+static void runner_on_hold(uv_timer_t *h);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -72,6 +86,65 @@ static void bit_set(struct job *j, enum step s, int64_t seq, bool on)
 		j->bits[s][seq >> 3] &= (uint8_t)~(1u << (seq & 7));
 }
 
+/* ---- writes the store refused ------------------------------------------ */
+
+static void held_write_free(struct held_write *w)
+{
+	if (!w)
+		return;
+	free(w->state);
+	free(w->reason);
+	free(w->type);
+	json_decref(w->data);
+	free(w);
+}
+
+static int held_write_apply(struct runner *r, const struct held_write *w)
+{
+	if (w->state)
+		return store_job_set_state(r->st, w->job, w->state, w->reason);
+	return store_event_add(r->st, w->job, w->type, w->data, NULL);
+}
+
+static void hold_arm(struct runner *r)
+{
+	if (!uv_is_active((uv_handle_t *)&r->hold) && !r->closing)
+		uv_timer_start(&r->hold, runner_on_hold, (uint64_t)(r->hold_delay_s * 1000.0), 0);
+}
+
+/* Stores a job state (state set) or event (type and data); when the store
+ * refuses it, or earlier ones still wait, it is kept in order and retried. */
+static void runner_write(struct runner *r, int64_t job, const char *state, const char *reason,
+			 const char *type, json_t *data)
+{
+	struct held_write *w;
+	int rc = -EAGAIN;
+
+	if (!r->hw_head) {
+		rc = state ? store_job_set_state(r->st, job, state, reason)
+			   : store_event_add(r->st, job, type, data, NULL);
+		if (rc == 0)
+			return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w || (state && !(w->state = strdup(state))) || (reason && !(w->reason = strdup(reason))) ||
+	    (type && !(w->type = strdup(type)))) {
+		log_error("job_%" PRId64 ": out of memory keeping a write the store refused", job);
+		held_write_free(w);
+		return;
+	}
+	w->job = job;
+	w->data = json_incref(data);
+	if (r->hw_tail)
+		r->hw_tail->next = w;
+	else
+		r->hw_head = w;
+	r->hw_tail = w;
+	if (rc != -EAGAIN)
+		runner_store_failed(r, rc);
+	hold_arm(r);
+}
+
 void job_emit(struct job *j, const char *type, json_t *data)
 {
 	if (j->r->listener)
@@ -94,8 +167,7 @@ void job_logv(struct job *j, const char *type, const char *fmt, va_list ap)
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	data = json_pack("{s:s}", "message", msg);
-	if (store_event_add(j->r->st, j->id, type, data, NULL) != 0)
-		log_warn("job_%" PRId64 ": cannot store event: %s", j->id, msg);
+	runner_write(j->r, j->id, NULL, NULL, type, data);
 	job_emit(j, type, data);
 	json_decref(data);
 	log_info("job_%" PRId64 ": %s", j->id, msg);
@@ -296,10 +368,7 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	j->calls++;
 	if (res->cached)
 		j->cached++;
-	else
-		j->spent += res->cost_usd;
-	j->tok_in += res->tokens_in;
-	j->tok_out += res->tokens_out;
+	/* Spend and tokens were counted when the reply came (runner_on_spent). */
 	t->call_id = res->call_id;
 	if (res->err) {
 		/* The client already retried what was worth retrying. */
@@ -434,17 +503,28 @@ static void task_done(void *ud, int status)
 	int attempt = t->attempt;
 	char problem[256];
 
-	task_release(t);
-	if (status != 0) {
-		/* Nothing was committed: the task is still pending in the store and
-		 * will be picked up again by a later scan. */
-		log_error("job_%" PRId64 ": storing %s of item %" PRId64 " failed: %s", j->id,
-			  step_name(t->step), t->seq, strerror(-status));
-		ss->cursor = -1;
-		task_free(t);
-		runner_pump_soon(r);
+	if (status != 0 && status != -ECANCELED && !r->closing) {
+		/* Nothing was committed. The outcome stays in memory (the task in
+		 * flight) and is retried with backoff: re-queuing the task would
+		 * send its call again. */
+		if (r->store_fails == 0)
+			log_error("job_%" PRId64 ": storing %s of item %" PRId64 " failed: %s; holding it", j->id,
+				  step_name(t->step), t->seq, strerror(-status));
+		t->hnext = r->held;
+		r->held = t;
+		runner_store_failed(r, status);
+		hold_arm(r);
 		return;
 	}
+	task_release(t);
+	if (status != 0) {
+		/* The store is closing: the task is still pending in the store and
+		 * is taken up again after a restart. */
+		ss->cursor = -1;
+		task_free(t);
+		return;
+	}
+	runner_store_ok(r);
 	switch (res) {
 	case STEP_DONE:
 		ss->pending--;
@@ -492,15 +572,178 @@ static void task_done(void *ud, int status)
 
 static void task_store_outcome(struct task *t)
 {
-	int rc = store_batch_add(t->job->r->st, task_apply, task_done, t);
+	struct runner *r = t->job->r;
+	int rc = store_batch_add(r->st, task_apply, task_done, t);
 
-	if (rc) {
-		log_error("job_%" PRId64 ": cannot queue a store write: %s", t->job->id,
-			  strerror(-rc));
+	if (rc == -ECANCELED || (rc && r->closing)) {
 		task_release(t);
 		task_free(t);
+	} else if (rc) {
+		log_error("job_%" PRId64 ": cannot queue a store write: %s; holding it", t->job->id,
+			  strerror(-rc));
+		t->hnext = r->held;
+		r->held = t;
+		hold_arm(r);
 	}
 }
+
+/* ---- store failures ------------------------------------------------------ */
+
+/* The store took a write: a failing episode is over (the paused jobs go on
+ * when resumed). */
+static void runner_store_ok(struct runner *r)
+{
+	r->store_fails = 0;
+	r->hold_delay_s = HOLD_FIRST_S;
+	if (r->store_trouble && !r->held && !r->hw_head) {
+		r->store_trouble = false;
+		log_info("store: %s takes writes again; every held write is stored", store_path(r->st));
+	}
+}
+
+/* The store refuses writes: after STORE_FAILS_MAX failed rounds (or when
+ * the client says so) every running job pauses with the store's error, so
+ * no new call is sent while nothing can be kept. */
+static void runner_store_trouble(struct runner *r, int err)
+{
+	char why[300], msg[120];
+	int n = 0;
+
+	if (r->pausing)
+		return;
+	r->pausing = true;
+	/* A copy: the pauses below may fail and overwrite the store's message. */
+	snprintf(msg, sizeof(msg), "%s", store_last_error(r->st));
+	if (strcmp(msg, "unknown error") == 0)
+		snprintf(msg, sizeof(msg), "%s", err == -ENOSPC ? "database or disk is full" : strerror(-err));
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (j->state != JOB_RUNNING && j->state != JOB_QUEUED)
+			continue;
+		snprintf(why, sizeof(why), "store: cannot write %.120s: %.80s; free space, then `medthink resume job_%" PRId64 "`",
+			 store_path(r->st), msg, j->id);
+		job_set_state(j, JOB_PAUSED, why);
+		n++;
+	}
+	if (!r->store_trouble || n)
+		log_error("store: cannot write %s: %s; %d job(s) paused; held writes are retried until it "
+			  "takes them",
+			  store_path(r->st), msg, n);
+	r->store_trouble = true;
+	r->pausing = false;
+}
+
+/* A write failed; failures count once per retry round. */
+static void runner_store_failed(struct runner *r, int err)
+{
+	if (r->hold_fail_round == r->hold_round)
+		return;
+	r->hold_fail_round = r->hold_round;
+	if (++r->store_fails >= STORE_FAILS_MAX)
+		runner_store_trouble(r, err);
+}
+
+static void runner_on_hold(uv_timer_t *h)
+{
+	struct runner *r = h->data;
+	struct task *list = r->held, *t;
+	bool stored = false;
+
+	if (r->closing)
+		return;
+	r->hold_round++;
+	r->hold_delay_s = fmin(r->hold_delay_s * 2, HOLD_MAX_S);
+	/* States and events first, in order; stop at the first refusal. */
+	while (r->hw_head) {
+		struct held_write *w = r->hw_head;
+		int rc = held_write_apply(r, w);
+
+		if (rc) {
+			runner_store_failed(r, rc);
+			break;
+		}
+		r->hw_head = w->next;
+		if (!r->hw_head)
+			r->hw_tail = NULL;
+		if (!w->state) {
+			struct job *j = job_find(r, w->job);
+
+			if (j)
+				job_emit(j, w->type, w->data); /* /events reads it now */
+		}
+		held_write_free(w);
+		stored = true;
+	}
+	if (stored && !r->hw_head)
+		runner_store_ok(r);
+	r->held = NULL;
+	while (list) {
+		t = list;
+		list = t->hnext;
+		t->hnext = NULL;
+		if (store_batch_add(r->st, task_apply, task_done, t) != 0) {
+			t->hnext = r->held;
+			r->held = t;
+		}
+	}
+	if (r->held || r->hw_head)
+		hold_arm(r);
+}
+
+/* ---- what the client tells ---------------------------------------------- */
+
+static void runner_on_spent(void *ud, int64_t job, const char *endpoint, int64_t tin, int64_t tout,
+			    double cost)
+{
+	struct job *j = job_find(ud, job);
+
+	(void)endpoint;
+	if (!j)
+		return;
+	j->spent += cost;
+	j->tok_in += tin;
+	j->tok_out += tout;
+	j->progress_dirty = true;
+}
+
+static void runner_on_store(void *ud, bool failing, int err)
+{
+	struct runner *r = ud;
+
+	if (failing)
+		runner_store_trouble(r, err);
+}
+
+/* Pauses (or fails, by the job's on_endpoint_down) every running job that
+ * uses endpoint. */
+static void runner_on_endpoint_down(void *ud, const char *endpoint, double secs, const char *last)
+{
+	struct runner *r = ud;
+	char why[300];
+
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (j->state != JOB_RUNNING && j->state != JOB_QUEUED)
+			continue;
+		if (strcmp(j->js.teacher, endpoint) != 0 && strcmp(j->js.student, endpoint) != 0)
+			continue;
+		if (j->js.fail_on_down) {
+			snprintf(why, sizeof(why), "endpoint %s is down: every call failed for %.0f s; last error: %.160s",
+				 endpoint, secs, last);
+			job_set_state(j, JOB_FAILED, why);
+		} else {
+			snprintf(why, sizeof(why),
+				 "endpoint %s is down: every call failed for %.0f s; last error: %.140s; fix it, then "
+				 "`medthink resume job_%" PRId64 "`",
+				 endpoint, secs, last, j->id);
+			job_set_state(j, JOB_PAUSED, why);
+		}
+	}
+}
+
+static const struct client_listener runner_client_listener = {
+	.spent = runner_on_spent,
+	.store = runner_on_store,
+	.endpoint_down = runner_on_endpoint_down,
+};
 
 /* ---- state changes ------------------------------------------------------- */
 
@@ -509,12 +752,11 @@ void job_set_state(struct job *j, enum job_state s, const char *reason)
 	const char *state = job_state_name(s);
 	json_t *data;
 
-	if (store_job_set_state(j->r->st, j->id, state, reason) != 0)
-		log_error("job_%" PRId64 ": cannot store state %s", j->id, state);
+	runner_write(j->r, j->id, state, reason, NULL, NULL);
 	j->state = s;
 	snprintf(j->reason, sizeof(j->reason), "%s", reason ? reason : "");
 	data = json_pack("{s:s, s:s}", "state", state, "reason", reason ? reason : "");
-	store_event_add(j->r->st, j->id, "state", data, NULL);
+	runner_write(j->r, j->id, NULL, NULL, "state", data);
 	job_emit(j, "state", data);
 	json_decref(data);
 	log_info("job_%" PRId64 ": %s%s%s", j->id, state, reason ? ": " : "", reason ? reason : "");
@@ -769,9 +1011,14 @@ int runner_new(uv_loop_t *loop, struct store *st, struct client *cl,
 	r->cfg = *cfg;
 	uv_timer_init(loop, &r->pump);
 	uv_timer_init(loop, &r->tick);
+	uv_timer_init(loop, &r->hold);
 	r->pump.data = r;
 	r->tick.data = r;
-	r->open_handles = 2;
+	r->hold.data = r;
+	r->open_handles = 3;
+	r->hold_delay_s = HOLD_FIRST_S;
+	r->hold_fail_round = -1;
+	client_set_listener(cl, &runner_client_listener, r);
 	*out = r;
 	return 0;
 }
@@ -910,6 +1157,12 @@ static int action_resume(struct job *j, struct mt_err *err)
 	job_set_state(j, JOB_RUNNING, NULL);
 	for (int s = 0; s < STEP__N; s++)
 		j->st[s].cursor = -1;
+	/* A down endpoint gets its probe now; still down, it pauses the job
+	 * again after down_after_s. */
+	if (j->js.teacher[0])
+		client_endpoint_rearm(j->r->cl, j->js.teacher);
+	if (j->js.student[0])
+		client_endpoint_rearm(j->r->cl, j->js.student);
 	if (retrain) {
 		job_log(j, "phase", "resumed after retraining");
 		job_phase_next(j);
@@ -1018,6 +1271,7 @@ void runner_close(struct runner *r, void (*cb)(void *ud), void *ud)
 		trainhook_kill(j->hook);
 	uv_close((uv_handle_t *)&r->pump, runner_handle_closed);
 	uv_close((uv_handle_t *)&r->tick, runner_handle_closed);
+	uv_close((uv_handle_t *)&r->hold, runner_handle_closed);
 }
 
 void runner_free(struct runner *r)
@@ -1029,6 +1283,18 @@ void runner_free(struct runner *r)
 	for (j = r->jobs; j; j = next) {
 		next = j->next;
 		job_free(j);
+	}
+	while (r->held) {
+		struct task *t = r->held;
+
+		r->held = t->hnext;
+		task_free(t);
+	}
+	while (r->hw_head) {
+		struct held_write *w = r->hw_head;
+
+		r->hw_head = w->next;
+		held_write_free(w);
 	}
 	free(r);
 }

@@ -28,6 +28,14 @@
 #define REASON_RETRAIN "awaiting retrain"
 
 struct trainhook;
+struct task;
+struct held_write;
+
+/* Failed commit rounds before the jobs pause with the store's error, and
+ * the backoff between rounds (runner.c). */
+#define STORE_FAILS_MAX 3
+#define HOLD_FIRST_S 0.05
+#define HOLD_MAX_S 5.0
 
 struct step_stat {
 	int64_t pending; /* in the store as pending, including those in flight */
@@ -76,6 +84,16 @@ struct runner {
 	bool pump_armed;
 	bool closing;
 	int open_handles;
+	/* Writes the store refused, kept and retried with backoff: item
+	 * outcomes (never re-queued: their calls would be sent again) and job
+	 * states and events (in order). */
+	struct task *held;
+	struct held_write *hw_head, *hw_tail;
+	uv_timer_t hold;
+	double hold_delay_s;
+	int hold_round, hold_fail_round, store_fails;
+	bool store_trouble; /* the jobs were paused for the store */
+	bool pausing;       /* inside runner_store_trouble (its writes fail too) */
 	void (*listener)(void *, int64_t, const char *, json_t *);
 	void *listener_ud;
 	void (*close_cb)(void *);

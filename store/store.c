@@ -152,6 +152,8 @@ struct store {
 	struct batch_queue spare; /* the other half of the double buffer */
 	char *body;              /* json_dumpb scratch for store_items_insert */
 	size_t bodycap;
+	char *path;              /* as opened, for messages */
+	char last_err[200];      /* SQLite's message of the last failed write */
 };
 
 static double (*clock_fn)(void);
@@ -224,7 +226,17 @@ int store_err(struct store *st, int sqlite_rc, const char *what)
 		return -ENOMEM;
 	}
 	log_error("store: %s: %s (sqlite code %d)", what, msg, sqlite_rc);
-	return -EIO;
+	if (st)
+		snprintf(st->last_err, sizeof(st->last_err), "%s", msg);
+	/* A full disk is not damage: callers hold their writes and retry. */
+	return (sqlite_rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+const char *store_path(const struct store *st) { return st && st->path ? st->path : ""; }
+
+const char *store_last_error(const struct store *st)
+{
+	return st && st->last_err[0] ? st->last_err : "unknown error";
 }
 
 static size_t slot_hash(const char *sql, size_t cap)
@@ -668,6 +680,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
+	st->path = strdup(path);
+	if (!st->path) {
+		snprintf(err, errlen, "store %s: out of memory", path);
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = sqlite3_open_v2(path, &st->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -725,6 +743,7 @@ void store_close(struct store *st)
 	free(st->queue.v);
 	free(st->spare.v);
 	free(st->body);
+	free(st->path);
 	free(st);
 }
 
@@ -856,7 +875,7 @@ int store_batch_flush(struct store *st)
 	exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
 	for (size_t i = 0; i < run.n; i++) {
 		if (rc < 0)
-			run.v[i].status = -EIO;
+			run.v[i].status = rc == -ENOSPC ? rc : -EIO;
 		else if (run.v[i].status == 0)
 			committed++;
 	}

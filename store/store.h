@@ -41,6 +41,13 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Finalizes every statement and closes the database. NULL is a no-op. */
 void store_close(struct store *st);
 
+/* The path the store was opened on (never NULL). */
+const char *store_path(const struct store *st);
+/* SQLite's message for the last failure store_err saw ("database or disk is
+ * full"), or "unknown error"; for messages only. Borrowed until the next
+ * store call. */
+const char *store_last_error(const struct store *st);
+
 /* Explicit transactions, nestable: the outermost is BEGIN IMMEDIATE (so
  * -EBUSY comes at begin, not mid-way), inner ones are savepoints. A failed
  * COMMIT rolls the transaction back. -EINVAL on commit/rollback without a
@@ -62,7 +69,8 @@ void store_clock_set(double (*now)(void));
  * apply runs inside the transaction, in its own savepoint: if it fails, only
  * its own writes are rolled back. done then runs after the COMMIT with
  * apply's status (0 committed; negative otherwise), or with -EIO for all of
- * them if the COMMIT itself fails. done may queue more writes. */
+ * them if the COMMIT itself fails (-ENOSPC when the disk is full). done may
+ * queue more writes. */
 typedef int (*store_apply_fn)(struct store *st, void *ud);
 typedef void (*store_done_fn)(void *ud, int status);
 /* Most writes the queue holds; store_batch_add fails with -ENOBUFS past it. */

@@ -24,8 +24,9 @@ sqlite3 *store_db(struct store *st);
 sqlite3_stmt *store_stmt(struct store *st, const char *sql);
 
 /* Maps an SQLite result code to 0 (OK, ROW, DONE) or a negative errno:
- * -EEXIST unique key, -ENOENT foreign key, -EBUSY locked, -ENOMEM, -EIO
- * anything else (logged with what and SQLite's message). */
+ * -EEXIST unique key, -ENOENT foreign key, -EBUSY locked, -ENOMEM, -ENOSPC
+ * database or disk full, -EIO anything else (logged with what and SQLite's
+ * message; store_last_error() keeps that message). */
 int store_err(struct store *st, int sqlite_rc, const char *what);
 
 /* Binds parameters 1.. of s by a type string, one letter per parameter:

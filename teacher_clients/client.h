@@ -9,7 +9,9 @@
  *        JSON extracted when asked (one repair request if that fails) ->
  *        retries with backoff for the retryable failures -> the call row is
  *        written through the store's group commit -> after the COMMIT the
- *        callback runs.
+ *        callback runs. A reply whose row cannot be committed is held in
+ *        memory and its row retried with backoff (never sent again; a call
+ *        with the same hash meanwhile waits for it).
  *
  * The wire format (paths, bodies, auth headers, reply and error parsing,
  * rate-limit headers) is the endpoint's provider row (provider.h); the
@@ -58,6 +60,9 @@ struct client_endpoint_cfg {
 	double backoff_base_s, backoff_max_s;
 	int breaker_failures;
 	double breaker_cooldown_s;
+	/* An endpoint whose every attempt has failed for this long (no success
+	 * in between) is reported down to the listener; 0: 120 s. */
+	double down_after_s;
 };
 
 /* Client-wide settings; NULL in client_new means all defaults. */
@@ -141,7 +146,35 @@ struct client_stats {
 	double cost_usd;
 	double latency_ms_sum; /* over answered calls */
 	uint64_t latency_count;
+	bool down;             /* every attempt failed for down_after_s */
+	const char *last_error; /* the last failed attempt's message while failing
+	                           ("" when the last attempt succeeded); borrowed */
+	uint64_t held;         /* replies received but not yet stored (held in memory) */
 };
+
+/* What the client tells its owner (the runner), on the loop thread. Any
+ * member may be NULL. */
+struct client_listener {
+	/* A reply was received and billed: its tokens and cost count now, before
+	 * its call row is committed (the result's counts repeat them). */
+	void (*spent)(void *ud, int64_t job_id, const char *endpoint, int64_t tokens_in,
+		      int64_t tokens_out, double cost_usd);
+	/* The store refused call rows CLIENT_STORE_FAILS times in a row (failing
+	 * true, err the last error: -ENOSPC, -EIO...), or took one again
+	 * (failing false). While failing no new request is sent; received
+	 * replies are held in memory and their rows retried with backoff. */
+	void (*store)(void *ud, bool failing, int err);
+	/* endpoint has failed every attempt for failing_s >= down_after_s;
+	 * last_error names the cause. Repeated every down_after_s while it stays
+	 * down and has calls waiting. */
+	void (*endpoint_down)(void *ud, const char *endpoint, double failing_s, const char *last_error);
+};
+
+/* Failed commits (retry rounds) of a held reply before the listener hears
+ * that the store is failing; the backoff between rounds. */
+#define CLIENT_STORE_FAILS 3
+#define CLIENT_HOLD_FIRST_S 0.05
+#define CLIENT_HOLD_MAX_S 5.0
 
 /* Creates a client on loop; st may be NULL (no cache, nothing stored: for
  * tests and tools). Both are borrowed and must outlive the client.
@@ -170,8 +203,18 @@ int client_complete(struct client *c, const char *endpoint, const struct client_
 		    const char *prompt, client_cb cb, void *ud);
 /* Fails every call of job_id that is queued and not on the wire (also those
  * waiting to retry) with -ECANCELED; their callbacks run on the next loop
- * turn. Calls on the wire finish normally. Returns how many were cancelled. */
+ * turn. Calls on the wire finish normally when they succeed; when they fail
+ * they are not retried but end with -ECANCELED too. A received reply held
+ * for its store commit is never cancelled. Returns how many were cancelled. */
 int client_cancel_job(struct client *c, int64_t job_id);
+
+/* Sets the listener (one; l is borrowed and must outlive the client; NULL
+ * removes it). */
+void client_set_listener(struct client *c, const struct client_listener *l, void *ud);
+/* Re-arms a down endpoint: forgets its failures so it is judged afresh (the
+ * next down report comes after down_after_s more of failures) and lets an
+ * open breaker send its probe now. 0, or -ENOENT. */
+int client_endpoint_rearm(struct client *c, const char *endpoint);
 
 /* Number of endpoints, and the stats of endpoint i (0-based, in the order
  * added) or by name. Return 0, or -ENOENT. */
@@ -183,7 +226,8 @@ const char *client_err_class_name(enum client_err_class k);
 
 /* Closes the client: queued calls fail with -ECANCELED, calls on the wire
  * are aborted (-ECANCELED), calls waiting for their store commit still get
- * it (the daemon keeps flushing, or store_close cancels them). When every
+ * it (the daemon keeps flushing, or store_close cancels them; replies held
+ * for a failing store end with -EIO "store"). When every
  * callback has run and every handle is closed, closed(ud) runs (may be NULL)
  * and the client is freed. c may be NULL. */
 void client_close(struct client *c, void (*closed)(void *ud), void *ud);

@@ -796,6 +796,157 @@ static void test_client_endpoint_cap(void **state)
 	env_close(&e);
 }
 
+/* ---- held replies and down endpoints ---- */
+
+struct lis {
+	int spent, store_on, store_off, down;
+	double cost;
+	char down_ep[64], last_error[320];
+};
+
+static void lis_spent(void *ud, int64_t job, const char *ep, int64_t tin, int64_t tout, double cost)
+{
+	struct lis *l = ud;
+
+	(void)job;
+	(void)ep;
+	(void)tin;
+	(void)tout;
+	l->spent++;
+	l->cost += cost;
+}
+
+static void lis_store(void *ud, bool failing, int err)
+{
+	struct lis *l = ud;
+
+	(void)err;
+	if (failing)
+		l->store_on++;
+	else
+		l->store_off++;
+}
+
+static void lis_down(void *ud, const char *ep, double secs, const char *last)
+{
+	struct lis *l = ud;
+
+	(void)secs;
+	l->down++;
+	snprintf(l->down_ep, sizeof(l->down_ep), "%s", ep);
+	snprintf(l->last_error, sizeof(l->last_error), "%s", last);
+}
+
+static const struct client_listener lis_row = { lis_spent, lis_store, lis_down };
+
+/* A reply whose call row cannot be committed is held, retried, never sent
+ * again; the same request meanwhile waits for it; the spend counts at once. */
+static void test_client_store_hold(void **state)
+{
+	struct env e;
+	struct client_endpoint_cfg cfg = { .price_in_per_mtok = 2.5, .price_out_per_mtok = 10 };
+	struct res a = { 0 }, b = { 0 };
+	struct lis l = { 0 };
+	struct client_stats s;
+
+	(void)state;
+	sim_config(NULL);
+	env_open(&e, true);
+	add_ep(&e, "teacher.sim", &cfg);
+	client_set_listener(e.c, &lis_row, &l);
+	/* Every call row fails (as on a full disk) until the trigger goes. */
+	assert_int_equal(sqlite3_exec(store_db(e.st),
+				      "CREATE TEMP TRIGGER full BEFORE INSERT ON calls "
+				      "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	chat(&e, "teacher.sim", "explain", 1, false, 9, &a);
+	wait_for(&e, &l.store_on, 1);
+	assert_int_equal(a.done, 0);
+	assert_int_equal(l.spent, 1); /* billed when received */
+	assert_true(l.cost > 0);
+	assert_int_equal(client_stats_get(e.c, "teacher.sim", &s), 0);
+	assert_int_equal(s.held, 1);
+	/* the same request again: waits for the held reply, not sent */
+	chat(&e, "teacher.sim", "explain", 1, false, 9, &b);
+	/* a few more failed rounds */
+	{
+		int rounds = l.store_on;
+		uint64_t t0 = uv_hrtime();
+		while ((uv_hrtime() - t0) < 400000000ull)
+			uv_run(&e.loop, UV_RUN_ONCE);
+		assert_int_equal(l.store_on, rounds);
+	}
+	assert_int_equal(a.done, 0);
+	assert_int_equal(b.done, 0);
+	assert_int_equal(sim_stat("requests_total"), 1);
+	assert_int_equal(sqlite3_exec(store_db(e.st), "DROP TRIGGER full", NULL, NULL, NULL), SQLITE_OK);
+	wait_for(&e, &a.done, 1);
+	wait_for(&e, &b.done, 1);
+	assert_int_equal(a.err, 0);
+	assert_false(a.cached);
+	assert_true(a.call_id > 0);
+	assert_true(fabs(a.cost - l.cost) < 1e-12);
+	assert_int_equal(b.err, 0);
+	assert_true(b.cached);
+	assert_int_equal(b.call_id, a.call_id);
+	assert_string_equal(b.content, a.content);
+	assert_int_equal(l.store_off, 1);
+	assert_int_equal(l.spent, 1);
+	assert_int_equal(sim_stat("requests_total"), 1);
+	assert_int_equal(client_stats_get(e.c, "teacher.sim", &s), 0);
+	assert_int_equal(s.held, 0);
+	json_decref(a.json);
+	json_decref(b.json);
+	env_close(&e);
+}
+
+/* Every attempt failing for down_after_s: the listener hears it once per
+ * down_after_s with the last error; a cancelled job's calls end; rearm
+ * clears it. */
+static void test_client_endpoint_down(void **state)
+{
+	struct env e;
+	struct client_endpoint_cfg cfg = { .down_after_s = 0.3, .max_retries = 50 };
+	struct res a = { 0 };
+	struct lis l = { 0 };
+	struct client_stats s;
+
+	(void)state;
+	sim_config("{\"fail-500\":1}");
+	env_open(&e, false);
+	add_ep(&e, "teacher.sim", &cfg);
+	client_set_listener(e.c, &lis_row, &l);
+	chat(&e, "teacher.sim", "explain", 3, false, 4, &a);
+	wait_for(&e, &l.down, 1);
+	assert_int_equal(a.done, 0);
+	assert_string_equal(l.down_ep, "teacher.sim");
+	assert_non_null(strstr(l.last_error, "HTTP 500"));
+	assert_null(strstr(l.last_error, "teacher.sim: ")); /* the cause, not the name again */
+	assert_int_equal(client_stats_get(e.c, "teacher.sim", &s), 0);
+	assert_true(s.down);
+	assert_non_null(strstr(s.last_error, "HTTP 500"));
+	/* still down and asked for: heard again after another down_after_s */
+	wait_for(&e, &l.down, 2);
+	client_cancel_job(e.c, 4);
+	wait_for(&e, &a.done, 1);
+	assert_int_equal(a.err, -ECANCELED);
+	assert_int_equal(client_endpoint_rearm(e.c, "teacher.sim"), 0);
+	assert_int_equal(client_endpoint_rearm(e.c, "teacher.nope"), -ENOENT);
+	assert_int_equal(client_stats_get(e.c, "teacher.sim", &s), 0);
+	assert_false(s.down);
+	/* back up: a success clears the failures */
+	sim_config(NULL);
+	a.done = 0;
+	chat(&e, "teacher.sim", "explain", 4, false, 4, &a);
+	wait_for(&e, &a.done, 1);
+	assert_int_equal(a.err, 0);
+	assert_int_equal(client_stats_get(e.c, "teacher.sim", &s), 0);
+	assert_false(s.down);
+	assert_string_equal(s.last_error, "");
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -806,6 +957,8 @@ int main(void)
 		cmocka_unit_test(test_client_cancel_and_close), cmocka_unit_test(test_client_complete),
 		cmocka_unit_test(test_client_hash_stable),
 		cmocka_unit_test(test_client_endpoint_cap),
+		cmocka_unit_test(test_client_store_hold),
+		cmocka_unit_test(test_client_endpoint_down),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

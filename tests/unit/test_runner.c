@@ -20,6 +20,7 @@
 #include "stages/select.h"
 #include "stages/steps.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "store/work.h"
 #include "teacher_clients/client.h"
 
@@ -561,6 +562,55 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The store refuses the outcomes (a full disk): they are held and retried,
+ * never re-queued (no call is sent again); after a few failed rounds the job
+ * pauses with the store's error; once the store takes writes the held
+ * outcomes commit and resume finishes the job. */
+static void test_store_failure_pauses(void **state)
+{
+	struct env e;
+	struct mt_err err = { 0 };
+	int64_t id;
+	json_t *s;
+	uint64_t t0;
+	(void)state;
+
+	env_open(&e, plain, 4);
+	assert_int_equal(sqlite3_exec(store_db(e.st),
+				      "CREATE TEMP TRIGGER full BEFORE INSERT ON artifacts "
+				      "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"eval_fraction\":0,"
+			"\"selection\":{\"strategy\":\"none\"}}");
+	run_until(&e, id, "paused");
+	s = status(&e, id);
+	assert_non_null(strstr(str(s, "reason"), "store: cannot write "));
+	assert_non_null(strstr(str(s, "reason"), "medthink resume job_"));
+	assert_int_equal(count(s, "explain", "in_flight"), 4); /* held, not re-queued */
+	json_decref(s);
+	/* more retry rounds: nothing is sent again */
+	for (t0 = uv_hrtime(); uv_hrtime() - t0 < 300000000ull;)
+		uv_run(&e.loop, UV_RUN_ONCE);
+	assert_int_equal(e.fake.requests[T_EXPLAIN], 4);
+	assert_int_equal(sqlite3_exec(store_db(e.st), "DROP TRIGGER full", NULL, NULL, NULL), SQLITE_OK);
+	for (int turns = 0;; turns++) {
+		s = status(&e, id);
+		if (count(s, "explain", "done") == 4)
+			break;
+		json_decref(s);
+		if (turns > 200000)
+			fail_msg("the held outcomes never committed");
+		uv_run(&e.loop, UV_RUN_ONCE);
+	}
+	assert_string_equal(str(s, "state"), "paused");
+	json_decref(s);
+	assert_int_equal(runner_job_action(e.r, id, "resume", &err), 0);
+	run_until(&e, id, "done");
+	assert_int_equal(e.fake.requests[T_EXPLAIN], 4);
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_pipeline_train_none),
 		cmocka_unit_test(test_pipeline_train_manual),
 		cmocka_unit_test(test_action_conflicts),
+		cmocka_unit_test(test_store_failure_pauses),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

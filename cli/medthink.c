@@ -699,10 +699,57 @@ out:
 
 /* ---- submit ---- */
 
+static const struct args_opt submit_opts[] = {
+	{"dry-run", 'n', false},
+	{NULL, 0, false},
+};
+
+/* The estimate of POST /v1/jobs?dry_run=1 as a table. */
+static void estimate_print(json_t *e)
+{
+	json_t *items = json_object_get(e, "items"), *tot = json_object_get(e, "total");
+	json_t *as = json_object_get(e, "assumptions"), *st;
+	size_t i;
+
+	printf("dry run of %s (%s) on %s: nothing was created\n",
+	       json_string_value(json_object_get(e, "name")),
+	       json_string_value(json_object_get(e, "kind")),
+	       json_string_value(json_object_get(e, "dataset")));
+	printf("items     %lld in the dataset: %lld train (%lld used), %lld eval\n",
+	       (long long)json_integer_value(json_object_get(items, "dataset")),
+	       (long long)json_integer_value(json_object_get(items, "train")),
+	       (long long)json_integer_value(json_object_get(items, "train_used")),
+	       (long long)json_integer_value(json_object_get(items, "eval")));
+	printf("%-11s %-18s %8s %14s %18s %12s\n", "step", "endpoint", "calls", "prompt tok",
+	       "completion tok max", "cost max");
+	json_array_foreach(json_object_get(e, "steps"), i, st)
+		printf("%-11s %-18s %8lld %14lld %18lld %12s$%.4f\n",
+		       json_string_value(json_object_get(st, "step")),
+		       json_string_value(json_object_get(st, "endpoint")),
+		       (long long)json_integer_value(json_object_get(st, "calls")),
+		       (long long)json_integer_value(json_object_get(st, "prompt_tokens")),
+		       (long long)json_integer_value(json_object_get(st, "completion_tokens_max")), "",
+		       json_number_value(json_object_get(st, "cost_usd_max")));
+	printf("%-11s %-18s %8lld %14lld %18lld %12s$%.4f\n", "total", "",
+	       (long long)json_integer_value(json_object_get(tot, "calls")),
+	       (long long)json_integer_value(json_object_get(tot, "prompt_tokens")),
+	       (long long)json_integer_value(json_object_get(tot, "completion_tokens_max")), "",
+	       json_number_value(json_object_get(tot, "cost_usd_max")));
+	printf("assumed   kept share %.2f (%s), judge share %.2f, wrong share %.2f\n",
+	       json_number_value(json_object_get(as, "kept_share")),
+	       json_string_value(json_object_get(as, "kept_share_from")),
+	       json_number_value(json_object_get(as, "judge_share")),
+	       json_number_value(json_object_get(as, "wrong_share")));
+	printf("bounds    completion tokens and cost are upper bounds (every call at its step's "
+	       "max_tokens); re-asks and cached replies are not counted\n");
+}
+
 static int cmd_submit(struct ctx *c)
 {
 	const char *file = c->args->pos[0];
-	struct http_req req = {.method = "POST", .target = "/v1/jobs", .content_type = "application/json"};
+	bool dry = args_get(c->args, submit_opts, "dry-run") != NULL;
+	struct http_req req = {.method = "POST", .target = dry ? "/v1/jobs?dry_run=1" : "/v1/jobs",
+			       .content_type = "application/json"};
 	struct buf spec;
 	json_t *parsed = NULL, *res = NULL;
 	json_error_t jerr;
@@ -740,6 +787,8 @@ static int cmd_submit(struct ctx *c)
 		goto out;
 	if (c->json)
 		print_json(res, false);
+	else if (dry)
+		estimate_print(res);
 	else
 		printf("%s\n", id_of(res));
 	ret = 0;
@@ -1283,8 +1332,10 @@ static const struct cmd commands[] = {
 	 "--name defaults to the file name without extension. Image paths in a native file are\n"
 	 "read relative to it and sent as data: URLs. --skip-invalid stores the good lines and\n"
 	 "lists the bad ones on stderr."},
-	{"submit", cmd_submit, NULL, 1, 1, "submit JOB.json",
-	 "Sends a job spec (SPEC 6) to the daemon and prints the new job id."},
+	{"submit", cmd_submit, submit_opts, 1, 1, "submit JOB.json [--dry-run]",
+	 "Sends a job spec (SPEC 6) to the daemon and prints the new job id. --dry-run\n"
+	 "validates it and prints the estimate (items, calls per step, tokens, cost);\n"
+	 "it creates nothing."},
 	{"status", cmd_status, status_opts, 0, 1, "status [JOB] [--watch]",
 	 "Shows one job (counts per step, rate, ETA, tokens, cost, state, eval accuracy) or, with\n"
 	 "no JOB, one line per job. --watch redraws progress bars every 0.5 s until the job is\n"

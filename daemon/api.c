@@ -606,12 +606,24 @@ static void route_job_submit(struct api *a, struct http_req *req, const struct a
 	json_error_t jerr;
 	json_t *spec = json_loadb(m->body, m->body_len, 0, &jerr), *st;
 	struct mt_err err = { 0 };
+	const char *dry;
 	int64_t id;
 	int rc;
 
 	if (!spec) {
 		respond_err(req, 400, "malformed_json", "body", "job spec is not valid JSON: %s (line %d, column %d)",
 			    jerr.text, jerr.line, jerr.column);
+		return;
+	}
+	dry = http_req_query(req, "dry_run");
+	if (dry && (strcmp(dry, "1") == 0 || strcmp(dry, "true") == 0)) {
+		/* validated as a submit is, then estimated; nothing is created */
+		rc = runner_job_estimate(a->runner, spec, &st, &err);
+		json_decref(spec);
+		if (rc != 0)
+			respond_mt_err(req, rc, &err, NULL);
+		else
+			respond_json_take(req, 200, st);
 		return;
 	}
 	rc = runner_job_submit(a->runner, spec, &id, &err);

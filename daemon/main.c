@@ -355,6 +355,8 @@ static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out
 			eps[k].name = strdup(full);
 			eps[k].max_concurrency = (int)ce->max_concurrency;
 			eps[k].model_path = ce->model_path;
+			eps[k].price_in_per_mtok = ce->price_in_per_mtok;
+			eps[k].price_out_per_mtok = ce->price_out_per_mtok;
 			k++;
 		}
 	}

@@ -192,21 +192,26 @@ void job_save_runtime(struct job *j)
  * the same after a restart, on a re-import, and in a job that reproduces
  * another: FNV-1a 64 over "seed:id", mixed (FNV's high bits barely move
  * for ids that differ in their last characters). */
-static bool item_is_eval(const struct job *j, const char *ext_id)
+bool runner_split_is_eval(const struct jobspec *js, const char *ext_id)
 {
 	char seedbuf[32];
 	uint64_t h;
 
-	if (j->js.eval_fraction <= 0)
+	if (js->eval_fraction <= 0)
 		return false;
-	if (j->js.eval_fraction >= 1)
+	if (js->eval_fraction >= 1)
 		return true;
-	snprintf(seedbuf, sizeof(seedbuf), "%" PRId64 ":", j->js.seed);
+	snprintf(seedbuf, sizeof(seedbuf), "%" PRId64 ":", js->seed);
 	/* The start value is a digit short of FNV's offset basis; it stays, so
 	 * that splits of stored jobs never change. */
 	h = fnv1a64(UINT64_C(1469598103934665603), seedbuf, strlen(seedbuf));
 	h = hash_mix64(fnv1a64(h, ext_id, strlen(ext_id)));
-	return (double)(h >> 11) / 9007199254740992.0 < j->js.eval_fraction;
+	return (double)(h >> 11) / 9007199254740992.0 < js->eval_fraction;
+}
+
+static bool item_is_eval(const struct job *j, const char *ext_id)
+{
+	return runner_split_is_eval(&j->js, ext_id);
 }
 
 struct seed_ctx {
@@ -1057,45 +1062,46 @@ int runner_start(struct runner *r)
 	return n;
 }
 
+int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_t *ds,
+		      json_t **prompts, struct mt_err *err)
+{
+	char perr[256];
+	int rc;
+
+	rc = jobspec_parse(spec, js, err);
+	if (rc)
+		return rc;
+	if (store_dataset_resolve(r->st, js->dataset, ds) != 0)
+		return mt_err_set(err, -EINVAL, "unknown_dataset", "dataset",
+				  "no dataset with id or name \"%s\"", js->dataset);
+	if (js->teacher[0] && !runner_endpoint_find(r, js->teacher))
+		return mt_err_set(err, -EINVAL, "unknown_teacher", "teacher",
+				  "no [%s] section in the daemon's configuration", js->teacher);
+	if (js->student[0] && !runner_endpoint_find(r, js->student))
+		return mt_err_set(err, -EINVAL, "unknown_student", "student",
+				  "no [%s] section in the daemon's configuration", js->student);
+	if (js->train == TRAIN_HOOK && !r->cfg.train_argv)
+		return mt_err_set(err, -EINVAL, "no_train_hook", "train",
+				  "train is \"hook\" but the configuration has no [train] command");
+	if (!js->train_given)
+		js->train = r->cfg.train_argv ? TRAIN_HOOK : TRAIN_MANUAL;
+	if (prompts_load_dir(r->cfg.prompts_dir, prompts, perr, sizeof(perr)) != 0)
+		return mt_err_set(err, -EIO, "prompts", NULL, "cannot load the prompt templates: %s",
+				  perr);
+	return 0;
+}
+
 int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err)
 {
 	struct jobspec js = { 0 };
 	json_t *norm = NULL, *prompts = NULL;
 	struct job *j = NULL;
 	int64_t ds;
-	char perr[256];
 	int rc;
 
-	rc = jobspec_parse(spec, &js, err);
+	rc = runner_spec_check(r, spec, &js, &ds, &prompts, err);
 	if (rc)
 		goto out;
-	rc = -EINVAL;
-	if (store_dataset_resolve(r->st, js.dataset, &ds) != 0) {
-		rc = mt_err_set(err, -EINVAL, "unknown_dataset", "dataset", "no dataset with id or name \"%s\"",
-		     js.dataset);
-		goto out;
-	}
-	if (js.teacher[0] && !runner_endpoint_find(r, js.teacher)) {
-		rc = mt_err_set(err, -EINVAL, "unknown_teacher", "teacher",
-				"no [%s] section in the daemon's configuration", js.teacher);
-		goto out;
-	}
-	if (js.student[0] && !runner_endpoint_find(r, js.student)) {
-		rc = mt_err_set(err, -EINVAL, "unknown_student", "student",
-				"no [%s] section in the daemon's configuration", js.student);
-		goto out;
-	}
-	if (js.train == TRAIN_HOOK && !r->cfg.train_argv) {
-		rc = mt_err_set(err, -EINVAL, "no_train_hook", "train",
-		     "train is \"hook\" but the configuration has no [train] command");
-		goto out;
-	}
-	if (!js.train_given)
-		js.train = r->cfg.train_argv ? TRAIN_HOOK : TRAIN_MANUAL;
-	if (prompts_load_dir(r->cfg.prompts_dir, &prompts, perr, sizeof(perr)) != 0) {
-		rc = mt_err_set(err, -EIO, "prompts", NULL, "cannot load the prompt templates: %s", perr);
-		goto out;
-	}
 	norm = jobspec_to_json(&js);
 	{
 		char dsid[32];

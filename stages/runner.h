@@ -33,6 +33,8 @@ struct runner_endpoint {
 	const char *name;
 	int max_concurrency;
 	const char *model_path; /* students: {model_path} of the train hook */
+	double price_in_per_mtok;  /* USD per million tokens: the dry-run estimate */
+	double price_out_per_mtok;
 };
 
 struct runner_config {
@@ -73,6 +75,13 @@ int runner_start(struct runner *r);
  * when spec is not an object); an unknown dataset is -EINVAL on field
  * "dataset"; -EIO when the job cannot be stored. */
 int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err);
+
+/* What submitting spec (borrowed) would do, creating nothing: the spec is
+ * validated exactly as runner_job_submit does (same errors), then *out (new
+ * reference) holds the estimate: items of the split, calls per step, prompt
+ * and completion tokens and cost (docs/api.md, POST /v1/jobs?dry_run=1).
+ * Reads the store (the dataset's items) on the loop thread. */
+int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_err *err);
 
 /* action: "cancel", "pause" or "resume". -ENOENT unknown job or action,
  * -EALREADY when the state does not allow it, with err filled. */

@@ -117,6 +117,14 @@ void job_save_runtime(struct job *j);
 /* Stores the new state with reason (NULL: none), logs and emits it; a
  * paused or finished job's calls are cancelled. */
 void job_set_state(struct job *j, enum job_state state, const char *reason);
+/* True when the item with id ext_id is in js's eval split (a pure function
+ * of the seed and the id). */
+bool runner_split_is_eval(const struct jobspec *js, const char *ext_id);
+/* Validates spec as a submit does: parses it into js, resolves the dataset
+ * (*ds), checks the endpoints and the train mode, loads the prompt templates
+ * (*prompts, new reference on success). 0 or a negative errno with err set. */
+int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_t *ds,
+		      json_t **prompts, struct mt_err *err);
 /* Arms the pump for the next loop turn (coalesced). */
 void runner_pump_soon(struct runner *r);
 

@@ -159,8 +159,8 @@ static void add_endpoint(struct env *e, const char *name, enum client_kind kind,
 }
 
 static const struct runner_endpoint endpoints[] = {
-	{ "teacher.t", 4, NULL },
-	{ "student.s", 4, NULL },
+	{ "teacher.t", 4, NULL, 0, 0 },
+	{ "student.s", 4, NULL, 0, 0 },
 };
 
 /* A store with one dataset of the given questions (gold B of A-D). */

@@ -123,6 +123,11 @@ struct client_result {
 typedef void (*client_cb)(void *ud, const struct client_result *r);
 
 /* Per-endpoint counters for /metrics. */
+/* Upper bounds, in seconds, of the latency histogram's buckets (ascending;
+ * the +Inf bucket is latency_count). */
+#define CLIENT_LATENCY_BUCKETS 12
+extern const double client_latency_le_s[CLIENT_LATENCY_BUCKETS];
+
 struct client_stats {
 	const char *name;      /* borrowed from the client */
 	enum client_kind kind;
@@ -141,6 +146,9 @@ struct client_stats {
 	double cost_usd;
 	double latency_ms_sum; /* over answered calls */
 	uint64_t latency_count;
+	/* answered calls by latency: [b] counts those in (le[b-1], le[b]]
+	 * (not cumulative); slower than the last bound only in latency_count */
+	uint64_t latency_bucket[CLIENT_LATENCY_BUCKETS];
 };
 
 /* Creates a client on loop; st may be NULL (no cache, nothing stored: for

@@ -54,8 +54,18 @@ help:
 	@echo "make grade-report  the answer extractor against real graded answers (docs/grading.md)"
 	@echo "make fuzz       run every fuzz target FUZZ_SECONDS (60) each (clang, libFuzzer)"
 
+# The built-in prompt templates: conf/prompts/NAME.txt (the source of truth)
+# compiled into libstages, so medthinkd runs with no prompts_dir.
+PROMPT_TXT   := $(sort $(wildcard conf/prompts/*.txt))
+extra_stages := $(B)/gen/prompts_builtin.o
+$(B)/gen/prompts_builtin.c: $(PROMPT_TXT) stages/prompts_builtin.sh
+	@mkdir -p $(@D)
+	sh stages/prompts_builtin.sh $@ $(PROMPT_TXT)
+$(B)/gen/prompts_builtin.o: $(B)/gen/prompts_builtin.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 define layer_rule
-$(B)/lib$(1).a: $(call lib_obj,$(1))
+$(B)/lib$(1).a: $(call lib_obj,$(1)) $(extra_$(1))
 	@mkdir -p $$(@D)
 	rm -f $$@ && ar rcs $$@ $$^
 endef

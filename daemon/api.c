@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,14 +516,63 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 
 /* ---- routes ----------------------------------------------------------------- */
 
-/* Per-endpoint client counters in Prometheus text. */
+/* Per-endpoint client counters in Prometheus text. The text format wants
+ * each family's samples together under its HELP and TYPE, so every family
+ * loops over the endpoints on its own (promtool check metrics: the
+ * tests/promlint.py checker). One value per endpoint: one row here. */
+enum metric_val { MV_U64, MV_INT, MV_DBL };
+
+struct client_metric {
+	const char *name, *type, *help;
+	size_t off; /* into struct client_stats */
+	enum metric_val kind;
+};
+
+#define CS_OFF(f) offsetof(struct client_stats, f)
+static const struct client_metric client_metric_rows[] = {
+	{ "medthink_model_requests_total", "counter",
+	  "HTTP requests sent to models (retries and repairs included).", CS_OFF(requests), MV_U64 },
+	{ "medthink_model_retries_total", "counter", "Retried requests.", CS_OFF(retries), MV_U64 },
+	{ "medthink_model_429_total", "counter", "Replies with HTTP status 429 (rate limited).",
+	  CS_OFF(http_429), MV_U64 },
+	{ "medthink_model_in_flight", "gauge", "Requests on the wire.", CS_OFF(in_flight), MV_INT },
+	{ "medthink_model_queued", "gauge",
+	  "Calls waiting for a slot (concurrency window, rpm, tpm or breaker).", CS_OFF(queued), MV_INT },
+	{ "medthink_model_window", "gauge", "Current concurrency cap (adaptive window).",
+	  CS_OFF(window), MV_INT },
+	{ "medthink_model_breaker_open", "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.",
+	  CS_OFF(breaker), MV_INT },
+	{ "medthink_model_cost_usd_total", "counter", "Spend in USD at the configured prices.",
+	  CS_OFF(cost_usd), MV_DBL },
+};
+
+static void metric_head(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void client_latency_metrics(const struct client_stats *cs, struct buf *b)
+{
+	uint64_t cum = 0;
+
+	for (int k = 0; k < CLIENT_LATENCY_BUCKETS; k++) {
+		cum += cs->latency_bucket[k];
+		buf_printf(b, "medthink_model_latency_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+			   cs->name, client_latency_le_s[k], cum);
+	}
+	buf_printf(b, "medthink_model_latency_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
+		      "medthink_model_latency_seconds_sum{endpoint=\"%s\"} %.6f\n"
+		      "medthink_model_latency_seconds_count{endpoint=\"%s\"} %" PRIu64 "\n",
+		   cs->name, cs->latency_count, cs->name, cs->latency_ms_sum / 1000.0, cs->name,
+		   cs->latency_count);
+}
+
 static void client_metrics(struct client *cl, struct buf *b)
 {
 	struct client_stats cs;
 	size_t n = client_endpoint_count(cl);
 
-	buf_puts(b, "# HELP medthink_model_calls_total Model calls by endpoint and outcome.\n"
-		    "# TYPE medthink_model_calls_total counter\n");
+	metric_head(b, "medthink_model_calls_total", "counter", "Model calls by endpoint and outcome.");
 	for (size_t i = 0; i < n; i++) {
 		if (client_stats_at(cl, i, &cs) != 0)
 			continue;
@@ -533,36 +583,38 @@ static void client_metrics(struct client *cl, struct buf *b)
 			buf_printf(b, "medthink_model_calls_total{endpoint=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
 				   cs.name, client_err_class_name((enum client_err_class)k), cs.errors[k]);
 	}
-	buf_puts(b, "# HELP medthink_model_requests_total HTTP requests sent to models (retries and repairs included).\n"
-		    "# TYPE medthink_model_requests_total counter\n");
-	for (size_t i = 0; i < n; i++)
-		if (client_stats_at(cl, i, &cs) == 0)
-			buf_printf(b, "medthink_model_requests_total{endpoint=\"%s\"} %" PRIu64 "\n", cs.name, cs.requests);
-	buf_puts(b, "# HELP medthink_model_retries_total Retried requests.\n# TYPE medthink_model_retries_total counter\n");
-	for (size_t i = 0; i < n; i++)
-		if (client_stats_at(cl, i, &cs) == 0)
-			buf_printf(b, "medthink_model_retries_total{endpoint=\"%s\"} %" PRIu64 "\n"
-				      "medthink_model_429_total{endpoint=\"%s\"} %" PRIu64 "\n",
-				   cs.name, cs.retries, cs.name, cs.http_429);
-	buf_puts(b, "# HELP medthink_model_in_flight Requests on the wire.\n# TYPE medthink_model_in_flight gauge\n");
-	for (size_t i = 0; i < n; i++)
-		if (client_stats_at(cl, i, &cs) == 0)
-			buf_printf(b, "medthink_model_in_flight{endpoint=\"%s\"} %d\n"
-				      "medthink_model_queued{endpoint=\"%s\"} %d\n"
-				      "medthink_model_window{endpoint=\"%s\"} %d\n"
-				      "medthink_model_breaker_open{endpoint=\"%s\"} %d\n",
-				   cs.name, cs.in_flight, cs.name, cs.queued, cs.name, cs.window, cs.name,
-				   cs.breaker);
-	buf_puts(b, "# HELP medthink_model_tokens_total Tokens by endpoint and direction.\n# TYPE medthink_model_tokens_total counter\n");
+	for (size_t r = 0; r < sizeof(client_metric_rows) / sizeof(client_metric_rows[0]); r++) {
+		const struct client_metric *m = &client_metric_rows[r];
+
+		metric_head(b, m->name, m->type, m->help);
+		for (size_t i = 0; i < n; i++) {
+			const char *v;
+
+			if (client_stats_at(cl, i, &cs) != 0)
+				continue;
+			v = (const char *)&cs + m->off;
+			if (m->kind == MV_U64)
+				buf_printf(b, "%s{endpoint=\"%s\"} %" PRIu64 "\n", m->name, cs.name,
+					   *(const uint64_t *)(const void *)v);
+			else if (m->kind == MV_INT)
+				buf_printf(b, "%s{endpoint=\"%s\"} %d\n", m->name, cs.name,
+					   *(const int *)(const void *)v);
+			else
+				buf_printf(b, "%s{endpoint=\"%s\"} %.6f\n", m->name, cs.name,
+					   *(const double *)(const void *)v);
+		}
+	}
+	metric_head(b, "medthink_model_tokens_total", "counter", "Tokens by endpoint and direction.");
 	for (size_t i = 0; i < n; i++)
 		if (client_stats_at(cl, i, &cs) == 0)
 			buf_printf(b, "medthink_model_tokens_total{endpoint=\"%s\",dir=\"in\"} %" PRId64 "\n"
-				      "medthink_model_tokens_total{endpoint=\"%s\",dir=\"out\"} %" PRId64 "\n"
-				      "medthink_model_cost_usd_total{endpoint=\"%s\"} %.6f\n"
-				      "medthink_model_latency_ms_sum{endpoint=\"%s\"} %.3f\n"
-				      "medthink_model_latency_ms_count{endpoint=\"%s\"} %" PRIu64 "\n",
-				   cs.name, cs.tokens_in, cs.name, cs.tokens_out, cs.name, cs.cost_usd, cs.name,
-				   cs.latency_ms_sum, cs.name, cs.latency_count);
+				      "medthink_model_tokens_total{endpoint=\"%s\",dir=\"out\"} %" PRId64 "\n",
+				   cs.name, cs.tokens_in, cs.name, cs.tokens_out);
+	metric_head(b, "medthink_model_latency_seconds", "histogram",
+		    "Answered calls by latency, first send to final reply (retries included).");
+	for (size_t i = 0; i < n; i++)
+		if (client_stats_at(cl, i, &cs) == 0)
+			client_latency_metrics(&cs, b);
 }
 
 static void route_metrics(struct api *a, struct http_req *req, const struct api_route_match *m)

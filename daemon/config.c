@@ -974,8 +974,6 @@ static int finish(struct parse *p)
 					    "uses {model_path} but model_path is not set");
 		}
 	}
-	if (p->cfg->n_teachers == 0)
-		return fail(p, 0, NULL, NULL, "no [teacher.NAME] section; at least one teacher endpoint is required");
 	/* Keys last, so a file with a typo never makes us read the environment. */
 	for (size_t i = 0; i < p->n_sects; i++) {
 		struct sect *s = &p->sects[i];
@@ -1096,15 +1094,13 @@ static struct config *config_new_defaults(const char *path)
 	cfg->path = strdup(path);
 	cfg->daemon.socket = strdup("./var/medthinkd.sock");
 	cfg->daemon.state_dir = strdup("./var");
-	cfg->daemon.prompts_dir = strdup("./conf/prompts");
 	cfg->daemon.log_level = LOG_LVL_INFO;
 	cfg->daemon.max_body_mb = 1024;
 	cfg->daemon.max_connections = 256;
 	cfg->daemon.request_timeout_s = 30;
 	cfg->daemon.idle_timeout_s = 60;
 	cfg->daemon.stream_buffer_kb = 4096;
-	if (cfg->path == NULL || cfg->daemon.socket == NULL || cfg->daemon.state_dir == NULL ||
-	    cfg->daemon.prompts_dir == NULL) {
+	if (cfg->path == NULL || cfg->daemon.socket == NULL || cfg->daemon.state_dir == NULL) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -1347,7 +1343,12 @@ int config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "request_timeout_s = %lld\n", (long long)cfg->daemon.request_timeout_s);
 	fprintf(f, "idle_timeout_s = %lld\n", (long long)cfg->daemon.idle_timeout_s);
 	fprintf(f, "stream_buffer_kb = %lld\n", (long long)cfg->daemon.stream_buffer_kb);
-	fprintf(f, "prompts_dir = %s\n", cfg->daemon.prompts_dir);
+	if (cfg->daemon.prompts_dir != NULL)
+		fprintf(f, "prompts_dir = %s\n", cfg->daemon.prompts_dir);
+	else
+		fprintf(f, "; prompts_dir not set: the built-in prompt templates\n");
+	if (cfg->n_teachers == 0)
+		fprintf(f, "\n; no [teacher.NAME] section: datasets can be imported, jobs need a teacher\n");
 	for (size_t i = 0; i < cfg->n_teachers; i++)
 		dump_endpoint(f, &cfg->teachers[i]);
 	for (size_t i = 0; i < cfg->n_students; i++)

@@ -57,7 +57,7 @@ struct config_daemon {
 	char *socket;         /* relative paths are relative to the current directory */
 	bool socket_from_env; /* set by config_apply_env() */
 	char *state_dir;
-	char *prompts_dir;
+	char *prompts_dir;    /* NULL: the built-in templates (stages/prompts.h) */
 	enum log_level log_level;
 	int64_t max_body_mb;  /* cap on a request body (dataset upload), MiB */
 	int64_t max_connections;   /* open socket connections; one more gets 503 */
@@ -78,7 +78,7 @@ struct config {
 	char *path;           /* the file it was loaded from */
 	struct config_daemon daemon;
 	struct config_endpoint *teachers; /* in file order */
-	size_t n_teachers;                /* >= 1 */
+	size_t n_teachers;                /* may be 0: jobs that name one are refused */
 	struct config_endpoint *students;
 	size_t n_students;                /* may be 0 */
 	struct config_train train;

@@ -22,6 +22,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/supervisor.h"
+#include "stages/prompts.h"
 #include "stages/runner.h"
 #include "store/check.h"
 #include "store/checkpoint.h"
@@ -92,6 +93,26 @@ static void notify_ready(void)
 	(void)!sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa,
 		      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
 	close(fd);
+}
+
+/* The prompt templates load at start, so a bad prompts_dir is a startup
+ * error naming the path, not a failure of every submit later. Without
+ * prompts_dir the built-in templates serve (checked as well). */
+static int prompts_ready(const struct config *cfg)
+{
+	const char *dir = cfg->daemon.prompts_dir;
+	json_t *snap = NULL;
+	char perr[1024];
+	int rc = prompts_load_dir(dir, &snap, perr, sizeof(perr));
+
+	json_decref(snap);
+	if (rc == 0)
+		return 0;
+	if (dir)
+		fprintf(stderr, "medthinkd: %s: [daemon] prompts_dir = %s: %s\n", cfg->path, dir, perr);
+	else
+		fprintf(stderr, "medthinkd: the built-in prompt templates do not load: %s\n", perr);
+	return rc;
 }
 
 /* Group commit: writes queued during a loop turn wait at most
@@ -488,6 +509,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(d.cfg->daemon.log_level);
+	if (prompts_ready(d.cfg) != 0)
+		goto out;
 	if (check) {
 		config_dump(d.cfg, stdout);
 		d.exit_code = 0;
@@ -560,6 +583,9 @@ int main(int argc, char **argv)
 		log_error("cannot start the model client: %s", strerror(-rc));
 		goto out;
 	}
+	if (d.cfg->n_teachers == 0)
+		log_warn("%s has no [teacher.NAME] section: datasets can be imported, but a job "
+			 "that names a teacher is refused", d.cfg->path);
 	rc = register_endpoints(&d, &eps, &neps);
 	if (!rc)
 		rc = secret_env_list(&d);

@@ -1,6 +1,7 @@
 #ifndef MT_PROMPTS_H
 #define MT_PROMPTS_H
-/* Prompt templates: loaded from conf/prompts/NAME.txt into a JSON snapshot
+/* Prompt templates: built in (conf/prompts/NAME.txt at build time) or
+ * loaded from a prompts_dir's NAME.txt files into a JSON snapshot
  * (which a job stores at submission, so a job always renders with the
  * templates it started with), and rendered into OpenAI chat messages.
  * docs/prompts.md describes the file format.
@@ -34,7 +35,9 @@
 extern const char *const prompts_required[];
 
 /* Loads every *.txt in dir into a new snapshot (*snapshot, caller
- * json_decrefs). Every file is parsed and checked (header, separator, task
+ * json_decrefs); dir NULL loads the built-in templates instead (conf/prompts
+ * as compiled into the binary by stages/prompts_builtin.sh), so no file is
+ * read. Every file is parsed and checked (header, separator, task
  * line, placeholders, sections, gold rules); the required templates must
  * all be present. Errors: -ENOENT (dir or a required template missing),
  * -EINVAL (a bad template), -EFBIG (a file over PROMPTS_FILE_MAX), -EMFILE

@@ -128,6 +128,11 @@ struct client_result {
 typedef void (*client_cb)(void *ud, const struct client_result *r);
 
 /* Per-endpoint counters for /metrics. */
+/* Upper bounds, in seconds, of the latency histogram's buckets (ascending;
+ * the +Inf bucket is latency_count). */
+#define CLIENT_LATENCY_BUCKETS 12
+extern const double client_latency_le_s[CLIENT_LATENCY_BUCKETS];
+
 struct client_stats {
 	const char *name;      /* borrowed from the client */
 	enum client_kind kind;
@@ -150,6 +155,9 @@ struct client_stats {
 	const char *last_error; /* the last failed attempt's message while failing
 	                           ("" when the last attempt succeeded); borrowed */
 	uint64_t held;         /* replies received but not yet stored (held in memory) */
+	/* answered calls by latency: [b] counts those in (le[b-1], le[b]]
+	 * (not cumulative); slower than the last bound only in latency_count */
+	uint64_t latency_bucket[CLIENT_LATENCY_BUCKETS];
 };
 
 /* What the client tells its owner (the runner), on the loop thread. Any

@@ -119,6 +119,52 @@ code=$(post /v1/completions "$tmp/cmpl.json" "$tmp/r")
 check "completions echo+logprobs: prompt token scores" json "$tmp/r" \
   "'$code'=='200' and j['choices'][0]['text']=='The liver makes bile.' and j['choices'][0]['logprobs']['token_logprobs'][0] is None and len(j['choices'][0]['logprobs']['tokens'])>=5 and all(x<0 for x in j['choices'][0]['logprobs']['token_logprobs'][1:])"
 
+# Long Chinese questions (the MedThink data): every task answers 200 with
+# valid text at every length, whatever byte a quote or a cut lands on; an
+# open answer longer than the remembered 47 bytes is cut on a character.
+check "long Chinese questions: every task answers 200" python3 - "$URL" <<'PY'
+import json, sys, urllib.request, urllib.error
+url = sys.argv[1]
+def post(path, body):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+base = "患者男性，45岁，因反复上腹部疼痛3年，加重伴黑便2天入院"
+opts = "Options:\nA. 胃溃疡出血\nB. 十二指肠溃疡出血\nC. 胃癌\nD. 食管静脉曲张破裂出血"
+bad = []
+for n in range(1, 40):
+    q = (base * 8)[: 20 + n * 7] + "。最可能的诊断是什么？"
+    for task, extra in (("explain", "\nGold answer: B"), ("answer", ""),
+                        ("screen", "\nGold answer: B"),
+                        ("judge", "\nGold answer: B\nStudent answer:\n答案是B"),
+                        ("correct", "\nGold answer: B\nStudent answer:\n答案是C")):
+        user = "### Task: %s\nQuestion:\n%s\n%s%s" % (task, q, opts, extra)
+        code, r = post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": user}]})
+        if code != 200 or not r["choices"][0]["message"]["content"]:
+            bad.append((task, n, code, str(r)[:200]))
+# an open item whose gold answer is long Chinese text: learned, then answered
+gold = "肠鸣音活跃，腹膜刺激征阴性，血流动力学稳定，无需手术探查"
+q = base * 3 + "，不支持腹腔内脏损伤诊断的是"
+for i, task in enumerate(("explain", "answer", "answer", "answer", "answer")):
+    g = "\nGold answer: " + gold if task == "explain" else ""
+    user = "### Task: %s\nQuestion:\n%s%s\n%s" % (task, q, g, " " * i)  # spaces: new hashes
+    code, r = post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": user}]})
+    if code != 200:
+        bad.append(("open " + task, i, code, str(r)[:200]))
+# prompt scoring: a Chinese character is one token, never half of one
+p = "患者男性，因反复上腹部疼痛入院。The liver makes bile."
+code, r = post("/v1/completions", {"model": "s", "prompt": p, "echo": True, "logprobs": 1, "max_tokens": 0})
+if code != 200 or "".join(r["choices"][0]["logprobs"]["tokens"]) != p:
+    bad.append(("completions", 0, code, str(r)[:300]))
+for b in bad[:5]:
+    print(b)
+sys.exit(1 if bad else 0)
+PY
+
 printf '{"model":"m","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$tmp/stream.json"
 post /v1/chat/completions "$tmp/stream.json" "$tmp/r" >/dev/null
 check "stream:true gives SSE chunks and [DONE]" sh -c "grep -q '^data: {' '$tmp/r' && grep -q '^data: \[DONE\]' '$tmp/r'"

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "common/buf.h"
+#include "common/utf8.h"
 
 #define REPLY_MAX (1024u * 1024u)
 
@@ -295,10 +296,12 @@ static const char *topic_of(const char *q)
 	return "general medicine";
 }
 
-/* The first n words of s, as a short quote. */
+/* The first n words of s, as a short quote (outlen >= 8). Cut on a
+ * character boundary: a question without spaces (Chinese) is one long
+ * "word", and half a character would make the reply invalid JSON text. */
 static void first_words(const char *s, int n, char *out, size_t outlen)
 {
-	size_t o = 0;
+	size_t i, keep;
 	int words = 0;
 	bool in_word = false;
 
@@ -306,18 +309,20 @@ static void first_words(const char *s, int n, char *out, size_t outlen)
 		snprintf(out, outlen, "the clinical scenario");
 		return;
 	}
-	for (; *s && o + 4 < outlen; s++) {
-		bool sp = isspace((unsigned char)*s);
+	for (i = 0; s[i]; i++) {
+		bool sp = isspace((unsigned char)s[i]);
 		if (sp && in_word && ++words >= n)
 			break;
 		in_word = !sp;
-		out[o++] = sp ? ' ' : *s;
 	}
-	if (*s && o + 4 < outlen) {
-		memcpy(out + o, "...", 3);
-		o += 3;
+	keep = utf8_prefix(s, i, outlen - 4);
+	for (i = 0; i < keep; i++)
+		out[i] = isspace((unsigned char)s[i]) ? ' ' : s[i];
+	if (s[keep]) {
+		memcpy(out + keep, "...", 3);
+		keep += 3;
 	}
-	out[o] = '\0';
+	out[keep] = '\0';
 }
 
 static int gold_index(const struct sim_prompt *p, const char *gold)
@@ -446,6 +451,7 @@ static void correct_json(json_t *o, const struct sim_prompt *p, uint64_t h)
 		 "is %s.",
 		 topic_of(p->question), g >= 0 ? "Option " : "", g >= 0 ? p->keys[g] : "",
 		 g >= 0 ? " explains every element of the presentation." : "", gk);
+	r[utf8_prefix(r, strlen(r), sizeof(r) - 1)] = '\0';
 	json_object_set_new(o, "reasoning", json_string(r));
 	json_object_set_new(o, "final_answer", json_string(gk));
 }
@@ -562,7 +568,10 @@ void sim_tokenize(const char *text, void (*cb)(void *ctx, size_t off, size_t len
 			while (i < n && isalnum((unsigned char)text[i]) && i - start < 12)
 				i++;
 		} else {
+			/* one character: a UTF-8 sequence is never split */
 			i++;
+			while (i < n && ((unsigned char)text[i] & 0xC0) == 0x80)
+				i++;
 		}
 		cb(ctx, start, i - start);
 	}

@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "daemon/http.h"
 #include "tests/sim/replies.h"
 
@@ -318,7 +319,7 @@ static void gold_learn(struct gold_table *t, uint64_t key, const char *gold)
 		e->key = key;
 		t->used++;
 	}
-	snprintf(e->gold, sizeof(e->gold), "%s", gold);
+	utf8_copy(e->gold, sizeof(e->gold), gold, ""); /* an answer text may be Chinese */
 }
 
 static const char *gold_lookup(struct gold_table *t, uint64_t key)

@@ -125,7 +125,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->daemon.socket, "./var/medthinkd.sock");
 	assert_false(cfg->daemon.socket_from_env);
 	assert_string_equal(cfg->daemon.state_dir, "./var");
-	assert_string_equal(cfg->daemon.prompts_dir, "./conf/prompts");
+	assert_null(cfg->daemon.prompts_dir); /* the built-in templates */
 	assert_int_equal(cfg->daemon.log_level, LOG_LVL_INFO);
 	assert_int_equal(cfg->daemon.max_body_mb, 1024);
 	assert_int_equal(cfg->daemon.max_connections, 256);
@@ -296,7 +296,6 @@ static void test_errors(void **state)
 		{ T_OK "[train]\ncommand = \"\" x\n", ":5: [train] command: the program (first word) is empty" },
 		{ T_OK "[student.s]\nbase_url = http://h/v1\nmodel = m\ncommand = llama-server -m {model_path}\n",
 		  ":7: [student.s] command: uses {model_path} but model_path is not set" },
-		{ "[daemon]\nsocket = x\n", ": no [teacher.NAME] section; at least one teacher endpoint is required" },
 		{ "socket = x\n" T_OK, ":1: key \"socket\" is outside any section" },
 		{ T_OK "just words\n",
 		  ":4: syntax error: expected \"key = value\", \"[section]\" or a comment" },
@@ -453,6 +452,45 @@ static void test_api_key_never_dumped(void **state)
 		   ":4: [teacher.t] api_key_env: environment variable MT_TEST_API_KEY does not hold a usable API "
 		   "key (control characters or over 8192 bytes)");
 	unsetenv("MT_TEST_API_KEY");
+}
+
+/* No [teacher.NAME] section: the daemon starts (datasets can be imported
+ * and inspected); a job naming a teacher is refused at submit. */
+static void test_no_teacher(void **state)
+{
+	struct config *cfg, *b = NULL;
+	char dpath[160], err[512];
+	FILE *f;
+	char *dump;
+
+	(void)state;
+	cfg = load_ok("[daemon]\nsocket = x\n");
+	assert_int_equal(cfg->n_teachers, 0);
+	assert_int_equal(cfg->n_students, 0);
+	assert_null(config_teacher_find(cfg, "sim"));
+	assert_null(cfg->daemon.prompts_dir);
+	snprintf(dpath, sizeof(dpath), "%s/dump.conf", tmpdir);
+	f = fopen(dpath, "w+");
+	assert_non_null(f);
+	assert_int_equal(config_dump(cfg, f), 0);
+	dump = read_all(f);
+	fclose(f);
+	assert_non_null(strstr(dump, "; no [teacher.NAME] section"));
+	assert_non_null(strstr(dump, "; prompts_dir not set: the built-in prompt templates"));
+	if (config_load(dpath, &b, err, sizeof(err)) != 0)
+		fail_msg("dump does not load: %s\n%s", err, dump);
+	assert_int_equal(b->n_teachers, 0);
+	free(dump);
+	config_free(b);
+	config_free(cfg);
+	/* a student alone, and an empty file, load too */
+	cfg = load_ok("[student.s]\nbase_url = http://h/v1\nmodel = m\n");
+	assert_int_equal(cfg->n_teachers, 0);
+	assert_int_equal(cfg->n_students, 1);
+	config_free(cfg);
+	cfg = load_ok("");
+	assert_int_equal(cfg->n_teachers, 0);
+	config_free(cfg);
 }
 
 /* The dump loads again and dumps the same. */
@@ -624,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_socket_env_override),
 		cmocka_unit_test(test_api_key_never_dumped),
 		cmocka_unit_test(test_dump_round_trip),
+		cmocka_unit_test(test_no_teacher),
 		cmocka_unit_test(test_command_expand),
 		cmocka_unit_test(test_inih_options_restored),
 		cmocka_unit_test(test_endpoint_cap_matches_client),

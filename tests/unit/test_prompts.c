@@ -364,6 +364,22 @@ static void test_bad_templates(void **state)
 	}
 }
 
+/* No prompts_dir: the templates compiled in, the same as conf/prompts. */
+static void test_load_builtin(void **state)
+{
+	json_t *dir = load(), *builtin = NULL;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(prompts_load_dir(NULL, &builtin, err, sizeof err), 0);
+	assert_non_null(builtin);
+	assert_int_equal(prompts_check(builtin, err, sizeof err), 0);
+	assert_true(json_equal(builtin, dir));
+	json_decref(builtin);
+	json_decref(dir);
+	assert_int_equal(prompts_load_dir(NULL, NULL, err, sizeof err), -EINVAL);
+}
+
 static void test_options_text(void **state)
 {
 	json_t *o = json_pack("{s:s,s:s}", "A", "甲", "B", "Two words");
@@ -385,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_render_context),
 		cmocka_unit_test(test_render_errors),
 		cmocka_unit_test(test_bad_templates),
+		cmocka_unit_test(test_load_builtin),
 		cmocka_unit_test(test_options_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

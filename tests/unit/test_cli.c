@@ -973,6 +973,52 @@ static void test_render_job(void **state)
 	buf_free(&out);
 }
 
+/* A pipeline paused before eval is not 100%: the phases to come count. */
+static void test_render_percent_phases(void **state)
+{
+	json_t *train1 = json_loads("{\"id\":\"job_3\",\"kind\":\"pipeline\",\"state\":\"paused\","
+				    "\"phase\":\"train1\",\"reason\":\"awaiting retrain\",\"counts\":{"
+				    "\"screen\":{\"done\":90,\"dropped\":10},\"explain\":{\"done\":90}}}",
+				    0, NULL);
+	json_t *stage2 = json_loads("{\"kind\":\"pipeline\",\"state\":\"running\",\"phase\":\"stage2\","
+				    "\"counts\":{\"screen\":{\"done\":100},\"explain\":{\"done\":100},"
+				    "\"answer\":{\"done\":40,\"pending\":50},\"correct\":{\"done\":5,\"pending\":5}}}",
+				    0, NULL);
+	json_t *train2 = json_loads("{\"kind\":\"pipeline\",\"state\":\"paused\",\"phase\":\"train2\","
+				    "\"counts\":{\"screen\":{\"done\":100},\"answer\":{\"done\":100}}}",
+				    0, NULL);
+	json_t *done = json_loads("{\"kind\":\"pipeline\",\"state\":\"done\",\"phase\":\"done\","
+				  "\"counts\":{\"screen\":{\"done\":10},\"eval\":{\"done\":5}}}",
+				  0, NULL);
+	json_t *one = json_loads("{\"kind\":\"stage1\",\"state\":\"running\",\"phase\":\"stage1\","
+				 "\"counts\":{\"screen\":{\"done\":30,\"pending\":70}}}",
+				 0, NULL);
+	struct buf out;
+	double pct = -1;
+	(void)state;
+
+	assert_true(render_job_percent(train1, &pct));
+	assert_true(pct > 33.3 && pct < 33.4);
+	buf_init(&out, 1 << 16);
+	assert_int_equal(render_job_line(&out, train1), 0);
+	assert_non_null(strstr(out.base, " 33.3%"));
+	assert_null(strstr(out.base, "100.0%"));
+	assert_true(render_job_percent(stage2, &pct));
+	assert_true(pct > 48.3 && pct < 48.4); /* (1 + 45/100) / 3 */
+	assert_true(render_job_percent(train2, &pct));
+	assert_true(pct > 66.6 && pct < 66.7);
+	assert_true(render_job_percent(done, &pct));
+	assert_true(pct > 99.9);
+	assert_true(render_job_percent(one, &pct));
+	assert_true(pct > 29.9 && pct < 30.1);
+	json_decref(train1);
+	json_decref(stage2);
+	json_decref(train2);
+	json_decref(done);
+	json_decref(one);
+	buf_free(&out);
+}
+
 static void test_render_tolerant(void **state)
 {
 	json_t *empty = json_object();
@@ -1066,6 +1112,7 @@ int main(void)
 		cmocka_unit_test(test_render_bar),
 		cmocka_unit_test(test_render_duration),
 		cmocka_unit_test(test_render_job),
+		cmocka_unit_test(test_render_percent_phases),
 		cmocka_unit_test(test_render_tolerant),
 		cmocka_unit_test(test_render_event),
 	};

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -39,6 +40,9 @@
 #define EXIT_USAGE 2
 #define STREAM_STOP 1                 /* a sink's "enough, not an error" */
 
+/* The temp file of an export in progress, removed if we are interrupted. */
+static char export_tmp[4096];
+
 struct cmd;
 
 struct ctx {
@@ -59,17 +63,71 @@ struct cmd {
 
 /* ---- small helpers ---- */
 
+static void print_json(const json_t *v, bool compact);
+
+/* --json: every error the CLI prints is also a JSON object on stdout, the
+ * daemon's own {"error":{...}} when it sent one, else one of ours. */
+static bool json_errors;
+
+/* Prints {"error":{"code":CODE,"message":MSG}} (with "status" when > 0). */
+static void json_error_print(const char *code, const char *msg, int status)
+{
+	json_t *o;
+
+	if (!json_errors)
+		return;
+	o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+	if (o && status > 0)
+		json_object_set_new(json_object_get(o, "error"), "status", json_integer(status));
+	if (o)
+		print_json(o, false);
+	json_decref(o);
+	fflush(stdout);
+}
+
+/* The error line on stderr, "medthink: CMD: MESSAGE"; with --json also as
+ * an object with code (unless code is NULL: the daemon's object is out). */
+static void report(const char *cmd, const char *code, int status, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fflush(stdout);
+	fprintf(stderr, "medthink: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", msg);
+	if (code)
+		json_error_print(code, msg, status);
+}
+
+static void say(const char *cmd, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(const char *cmd, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(cmd, code, 0, fmt, ap);
+	va_end(ap);
+}
+
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct ctx *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fprintf(stderr, "medthink: %s: ", c->cmd->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(c->cmd->name, "failed", 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	return 1;
+}
+
+/* fail without the JSON object: the daemon's own was printed. */
+static int fail_text(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_text(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(c->cmd->name, NULL, 0, fmt, ap);
+	va_end(ap);
 	return 1;
 }
 
@@ -78,15 +136,32 @@ static int usage_error(const struct cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "medthink: %s%s", cmd ? cmd->name : "", cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(cmd ? cmd->name : NULL, "usage", 0, fmt, ap);
 	va_end(ap);
 	if (cmd)
-		fprintf(stderr, "\nusage: medthink %s\n", cmd->usage);
+		fprintf(stderr, "usage: medthink %s\n", cmd->usage);
 	else
-		fprintf(stderr, "\nusage: medthink [-s SOCKET] [--json] COMMAND [ARGS]; see 'medthink help'\n");
+		fprintf(stderr, "usage: medthink [-s SOCKET] [--json] COMMAND [ARGS]; see 'medthink help'\n");
 	return EXIT_USAGE;
+}
+
+/* The reader of stdout went away (`medthink export ... | head`): leave as
+ * cat does, killed by SIGPIPE (status 141 in a shell), with no message. */
+static void stdout_check(void)
+{
+	struct pollfd pfd = {STDOUT_FILENO, POLLOUT, 0};
+	int e = errno;
+
+	if (!ferror(stdout))
+		return;
+	if (e == EPIPE || (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))) {
+		if (export_tmp[0])
+			unlink(export_tmp);
+		signal(SIGPIPE, SIG_DFL);
+		raise(SIGPIPE);
+		_exit(128 + SIGPIPE);
+	}
 }
 
 static void print_json(const json_t *v, bool compact)
@@ -162,13 +237,11 @@ static void reply_free(struct reply *r)
 
 static int unreachable(struct ctx *c, int rc, const char *err)
 {
-	fflush(stdout);
 	if (rc == -ENAMETOOLONG)
-		fprintf(stderr, "medthink: socket path %s is too long (at most 107 bytes)\n", c->sock);
+		say(NULL, "unreachable", "socket path %s is too long (at most 107 bytes)", c->sock);
 	else
-		fprintf(stderr,
-			"medthink: cannot reach medthinkd at %s (%s); is it running? start it with: %s\n",
-			c->sock, err[0] ? err : strerror(-rc), START_HINT);
+		say(NULL, "unreachable", "cannot reach medthinkd at %s (%s); is it running? start it with: %s", c->sock,
+				   err[0] ? err : strerror(-rc), START_HINT);
 	return 1;
 }
 
@@ -184,20 +257,24 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
 	const char *field = json_string_value(json_object_get(e, "field"));
 	const char *code = json_string_value(json_object_get(e, "code"));
 
-	if (c->json && root)
+	if (c->json && json_is_object(e))
 		print_json(root, false);
 	if (msg && field && field[0])
-		fail(c, "%s: %s (%d)", field, msg, status);
+		fail_text(c, "%s: %s (%d)", field, msg, status);
 	else if (msg)
-		fail(c, "%s (%d)", msg, status);
+		fail_text(c, "%s (%d)", msg, status);
 	else if (code)
-		fail(c, "%s (%d)", code, status);
-	else {
+		fail_text(c, "%s (%d)", code, status);
+	if (!msg && !code) {
 		int n = 0;
+		char line[512];
 
 		while ((size_t)n < len && n < 200 && body[n] != '\n' && body[n] != '\r')
 			n++;
-		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", body ? (int)utf8_prefix(body, len, (size_t)n) : 0, body ? body : "");
+		snprintf(line, sizeof(line), "the daemon answered %d%s%.*s", status, n ? ": " : "",
+			 body ? (int)utf8_prefix(body, len, (size_t)n) : 0, body ? body : "");
+		fail_text(c, "%s", line);
+		json_error_print("http_error", line, status);
 	}
 	if (status == 400 && code && strcmp(code, "bad_format") == 0) {
 		fprintf(stderr, "usage: medthink %s\n", c->cmd->usage);
@@ -863,6 +940,7 @@ static int status_watch(struct ctx *c, const char *target)
 			fputs(out.base, stdout);
 		}
 		fflush(stdout);
+		stdout_check();
 		buf_reset(&last);
 		if (out.base)
 			buf_puts(&last, out.base);
@@ -1004,7 +1082,7 @@ static int job_action(struct ctx *c, const char *action, const char *past)
 		if (b) {
 			v = strtod(b, &end);
 			if (!*b || *end || v < 0) {
-				fprintf(stderr, "medthink: resume: --budget-usd takes a number >= 0, not \"%s\"\n", b);
+				say("resume", "usage", "--budget-usd takes a number >= 0, not \"%s\"", b);
 				ret = 2;
 				goto out;
 			}
@@ -1048,8 +1126,6 @@ static const struct args_opt export_opts[] = {
 	{NULL, 0, false},
 };
 
-/* The temp file of an export in progress, removed if we are interrupted. */
-static char export_tmp[4096];
 
 static void on_signal(int sig)
 {
@@ -1072,6 +1148,8 @@ static int export_data(void *ctx, const char *p, size_t n)
 	struct export_out *o = ctx;
 
 	if (fwrite(p, 1, n, o->f) != n) {
+		if (o->f == stdout)
+			stdout_check();
 		snprintf(o->errbuf, sizeof(o->errbuf), "writing the export: %s", strerror(errno));
 		o->err = o->errbuf;
 		return -EIO;
@@ -1228,6 +1306,7 @@ static int logs_event(void *ctx, const char *event, const char *data, size_t len
 	}
 	fflush(stdout);
 	if (ferror(stdout)) {
+		stdout_check();
 		snprintf(ls->errbuf, sizeof(ls->errbuf), "writing stdout: %s", strerror(errno));
 		ls->err = ls->errbuf;
 		rc = -EIO;
@@ -1366,6 +1445,9 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	args_init(&a);
+	/* --json anywhere on the line makes even a usage error JSON */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		json_errors = json_errors || strcmp(argv[i], "--json") == 0;
 	if (args_parse_global(&a, argc, argv, &ci))
 		return usage_error(NULL, "%s", a.err);
 	if (a.version) {
@@ -1378,6 +1460,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		print_overview(stderr);
+		json_error_print("usage", "no command given", 0);
 		return EXIT_USAGE;
 	}
 	cmd = cmd_find(argv[ci]);
@@ -1413,6 +1496,7 @@ int main(int argc, char **argv)
 	c.args = &a;
 	ret = cmd->fn(&c);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
+		stdout_check();
 		if (ret == 0)
 			fprintf(stderr, "medthink: %s: writing stdout: %s\n", cmd->name, strerror(errno));
 		ret = ret ? ret : 1;

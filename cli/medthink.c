@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -195,7 +196,17 @@ struct reply {
 	struct buf errbody;         /* error reply of a streamed request */
 	int (*on_data)(void *ctx, const char *p, size_t n);
 	void *data_ctx;
+	char partial[512];          /* X-Medthink-Partial: an export still being made */
 };
+
+static int reply_header(void *ctx, const char *name, const char *value)
+{
+	struct reply *r = ctx;
+
+	if (strcasecmp(name, "X-Medthink-Partial") == 0)
+		snprintf(r->partial, sizeof(r->partial), "%s", value);
+	return 0;
+}
 
 static int reply_head(void *ctx, int status, const char *ctype)
 {
@@ -289,7 +300,7 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
  * value, or NULL for an empty body) or 1 after printing why. */
 static int api_call(struct ctx *c, struct http_req *req, json_t **out)
 {
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct reply r;
 	char err[256];
 	bool connected;
@@ -343,9 +354,9 @@ static int api_get(struct ctx *c, const char *target, json_t **out)
  * Returns 0 when the body ended (or on_data said STREAM_STOP), 1 after
  * printing why. *data_err lets on_data report its own failure. */
 static int api_stream(struct ctx *c, const char *target, int (*on_data)(void *, const char *, size_t),
-		      void *data_ctx, const char **data_err)
+		      void *data_ctx, const char **data_err, char *partial, size_t partial_len)
 {
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct http_req req = {.method = "GET", .target = target};
 	struct reply r;
 	char err[256];
@@ -376,6 +387,8 @@ static int api_stream(struct ctx *c, const char *target, int (*on_data)(void *, 
 		ret = http_failure(c, r.status, r.errbody.base, r.errbody.len);
 		goto out;
 	}
+	if (partial && partial_len)
+		snprintf(partial, partial_len, "%s", r.partial);
 	ret = 0;
 out:
 	reply_free(&r);
@@ -628,7 +641,7 @@ static int cmd_import(struct ctx *c)
 	const char *format = args_get(a, import_opts, "format");
 	bool skip = args_get(a, import_opts, "skip-invalid") != NULL;
 	struct import_src src;
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct http_req req = {.method = "POST", .content_type = "application/x-ndjson"};
 	struct buf target, dname;
 	struct reply r;
@@ -1170,6 +1183,7 @@ static int cmd_export(struct ctx *c)
 	bool no_ids = args_get(a, export_opts, "no-ids") != NULL;
 	struct export_out o;
 	struct buf target;
+	char partial[512] = "";
 	int fd = -1, rc, ret = 1;
 
 	memset(&o, 0, sizeof(o));
@@ -1222,7 +1236,7 @@ static int cmd_export(struct ctx *c)
 	} else {
 		o.f = stdout;
 	}
-	rc = api_stream(c, target.base, export_data, &o, &o.err);
+	rc = api_stream(c, target.base, export_data, &o, &o.err, partial, sizeof(partial));
 	if (rc) {
 		ret = rc; /* 2 when the daemon refused the format */
 		goto out;
@@ -1249,11 +1263,19 @@ static int cmd_export(struct ctx *c)
 			json_t *info = json_pack("{sssIsI}", "file", file, "records", (json_int_t)o.records, "bytes",
 						 (json_int_t)o.bytes);
 
+			if (partial[0])
+				json_object_set_new(info, "partial", json_string(partial));
 			print_json(info, true);
 			json_decref(info);
 		} else
 			fprintf(stderr, "medthink: export: wrote %llu records to %s\n", (unsigned long long)o.records,
 				file);
+	}
+	if (partial[0]) {
+		/* exit 0: what was asked for was sent, but it is not the whole set */
+		fflush(stdout);
+		fprintf(stderr, "medthink: export: warning: %s (%llu records)\n", partial,
+			(unsigned long long)o.records);
 	}
 	ret = 0;
 out:
@@ -1343,7 +1365,7 @@ static int cmd_logs(struct ctx *c)
 		fail(c, "job id too long");
 		goto out;
 	}
-	ret = api_stream(c, target.base, logs_data, &ls, &ls.err);
+	ret = api_stream(c, target.base, logs_data, &ls, &ls.err, NULL, 0);
 out:
 	sse_free(&ls.sse);
 	buf_free(&ls.line);

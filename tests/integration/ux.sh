@@ -11,8 +11,16 @@ write_conf
 expect_eq "--check-config: exit 0" "$?" 0
 expect_eq "--check-config: nothing on stderr" "$(cat "$T/cc.err")" ""
 if grep -q '<[0-9]>' "$T/cc.out"; then nok "--check-config: no log lines on stdout" "$(cat "$T/cc.out")"; else ok "--check-config: no log lines on stdout"; fi
-start_sim T --latency-ms 150 || exit 1
+start_sim T --latency-ms 300 || exit 1
+start_sim F --latency-ms 1 || exit 1
 start_sim S --latency-ms 1 || exit 1
+CONF_EXTRA="
+[teacher.fast]
+base_url = http://127.0.0.1:$SIM_PORT_F/v1
+model = sim-teacher
+max_concurrency = 32
+price_in_per_mtok = 2.5
+price_out_per_mtok = 10"
 write_conf
 start_daemon || { nok "daemon starts"; exit 1; }
 first=$(head -n 1 "$T/medthinkd.log")
@@ -25,3 +33,66 @@ JOURNAL_STREAM=$(stat -L -c '%d:%i' "$T/jr.log") "$BIN/medthinkd" -c "$T/medthin
 expect_match "journald: <3> prefix kept" "$(cat "$T/jr.log")" '^<3>another medthinkd'
 JOURNAL_STREAM=1:2 "$BIN/medthinkd" -c "$T/medthinkd.conf" 2>"$T/nj.log"
 expect_match "JOURNAL_STREAM of another file: timestamps" "$(cat "$T/nj.log")" '^20[0-9-]+T[0-9:.]+Z error another medthinkd'
+
+mt() { "$BIN/medthink" "$@"; }
+# 400 items: stage one on the slow teacher takes seconds, long enough to
+# look at a job that is still in it
+python3 - "$T/big.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(400):
+        f.write(json.dumps({"id": "q%d" % i, "question": "Which organ makes insulin? (case %d)" % i,
+                            "options": {"A": "liver", "B": "pancreas", "C": "spleen", "D": "kidney"},
+                            "answer": "B", "topic": "endocrine"}) + "\n")
+PY
+mt import "$T/big.jsonl" --name big >/dev/null || nok "import big"
+spec() { printf '{"name":"%s","dataset":"big","kind":"pipeline","teacher":"%s","student":"local","train":"manual","eval_fraction":0.1,"seed":3}' "$1" "$2" >"$T/$1.json"; }
+
+# --- export before the set exists, and while it grows
+spec slow sim
+A=$(mt submit "$T/slow.json")
+mt pause "$A" >/dev/null
+mt export "$A" --set 2 --format openai >"$T/a2.out" 2>"$T/a2.err"; rc=$?
+expect_eq "export set 2 during stage1: exit 1" "$rc" 1
+expect_match "export set 2 during stage1: says where the job is" "$(cat "$T/a2.err")" "set 2 is made in stage2; $A is in stage1"
+expect_eq "export set 2 during stage1: no records" "$(wc -c <"$T/a2.out" | tr -d ' ')" 0
+code=$(api_code GET "/v1/jobs/$A/export?set=2&format=openai")
+expect_eq "export set 2 during stage1: HTTP 409" "$code" 409
+mt export "$A" --set 1 --format openai >"$T/a1.out" 2>"$T/a1.err"; rc=$?
+expect_eq "export set 1 while stage1 runs: exit 0" "$rc" 0
+expect_match "export set 1 while stage1 runs: a warning on stderr" "$(cat "$T/a1.err")" "warning: $A is paused in stage1: set 1 is still being made"
+hdr=$(curl -s -D - -o /dev/null --unix-socket "$MEDTHINK_SOCKET" "http://x/v1/jobs/$A/export?set=1&format=openai" | tr -d '\r')
+expect_match "export set 1 while stage1 runs: X-Medthink-Partial header" "$hdr" "^X-Medthink-Partial: $A is paused in stage1"
+mt --json export "$A" --set 1 --format openai -o "$T/a1.jsonl" >"$T/a1j.out" 2>/dev/null
+expect_match "export -o --json: the summary says partial" "$(cat "$T/a1j.out")" '"partial": *"'
+mt cancel "$A" >/dev/null
+mt export "$A" --set 2 --format openai >/dev/null 2>"$T/a2c.err"; rc=$?
+expect_eq "export set 2 of a job cancelled in stage1: exit 1" "$rc" 1
+expect_match "export set 2 of a job cancelled in stage1: says so" "$(cat "$T/a2c.err")" "$A was cancelled in stage1"
+
+# --- a pipeline paused for retraining after stage one
+spec fast fast
+B=$(mt submit "$T/fast.json")
+i=0
+until [ "$(api "http://x/v1/jobs/$B" | jq_py 'd.get("reason")')" = "awaiting retrain" ]; do
+  i=$((i + 1)); [ $i -gt 600 ] && break; sleep 0.1
+done
+expect_eq "pipeline pauses awaiting retrain" "$(api "http://x/v1/jobs/$B" | jq_py 'd.get("phase")')" train1
+line=$(mt list | grep "^$B ")
+expect_match "list: a pipeline paused after stage one is at 33.3%" "$line" " 33\.3% "
+mt export "$B" --set 1 --format openai >"$T/b1.jsonl" 2>"$T/b1.err"; rc=$?
+expect_eq "export set 1 after stage one: exit 0" "$rc" 0
+expect_eq "export set 1 after stage one: no warning" "$(cat "$T/b1.err")" ""
+mt export "$B" --set 2 --format openai >/dev/null 2>"$T/b2.err"; rc=$?
+expect_eq "export set 2 awaiting retrain: exit 1" "$rc" 1
+expect_match "export set 2 awaiting retrain: says where the job is" "$(cat "$T/b2.err")" "set 2 is made in stage2; $B is in train1"
+
+# --- export | a reader that leaves early: no "Broken pipe", as cat
+size=$(wc -c <"$T/b1.jsonl" | tr -d ' ')
+if [ "$size" -gt 200000 ]; then ok "set 1 is larger than a pipe buffer ($size bytes)"; else nok "set 1 is larger than a pipe buffer" "$size bytes"; fi
+( mt export "$B" --set 1 --format openai 2>"$T/pipe.err"; echo $? >"$T/pipe.rc" ) | python3 -c 'import sys; sys.stdin.buffer.read(10)'
+expect_eq "export | head: nothing on stderr" "$(cat "$T/pipe.err")" ""
+expect_eq "export | head: killed by SIGPIPE, as cat" "$(cat "$T/pipe.rc")" 141
+( mt logs "$B" 2>"$T/lpipe.err"; echo $? >"$T/lpipe.rc" ) | python3 -c 'import sys; sys.stdin.buffer.read(1)'
+if [ -s "$T/lpipe.err" ]; then nok "logs | head: nothing on stderr" "$(cat "$T/lpipe.err")"; else ok "logs | head: nothing on stderr"; fi
+mt cancel "$B" >/dev/null

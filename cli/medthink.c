@@ -706,11 +706,13 @@ static int cmd_import(struct ctx *c)
 			fail(c, "file name too long");
 			goto out;
 		}
-		name = dname.base ? dname.base : "dataset";
 	}
 	rc = buf_puts(&target, "/v1/datasets?name=");
 	if (!rc)
-		rc = http_query_escape(&target, name);
+		rc = http_query_escape(&target, name ? name : dname.base ? dname.base : "dataset");
+	/* a default name is made unique by the daemon; a given one must be */
+	if (!rc && !name)
+		rc = buf_puts(&target, "&unique=1");
 	if (!rc && format) {
 		rc = buf_puts(&target, "&format=");
 		if (!rc)
@@ -769,6 +771,12 @@ static int cmd_import(struct ctx *c)
 		}
 		fprintf(stderr, "medthink: import: %lld items stored, %zu lines rejected\n",
 			(long long)json_integer_value(json_object_get(res, "items")), json_array_size(rej));
+	}
+	if (!name && dname.base && json_is_string(json_object_get(res, "name")) &&
+	    strcmp(json_string_value(json_object_get(res, "name")), dname.base) != 0) {
+		fflush(stdout);
+		fprintf(stderr, "medthink: import: a dataset named %s exists; this one is %s\n", dname.base,
+			json_string_value(json_object_get(res, "name")));
 	}
 	if (c->json)
 		print_json(res, false);

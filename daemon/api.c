@@ -141,6 +141,7 @@ static void route_dataset_upload(struct api *a, struct http_req *req,
 				 const struct api_route_match *m)
 {
 	const char *skip = http_req_query(req, "skip_invalid");
+	const char *uniq = http_req_query(req, "unique");
 	struct upload_caps caps = { .items_read = &a->uploads_items };
 	struct mt_err err = { 0 };
 	struct upload *u = NULL;
@@ -150,7 +151,7 @@ static void route_dataset_upload(struct api *a, struct http_req *req,
 	rc = upload_new(a->st, http_req_query(req, "name"), http_req_query(req, "format"),
 			skip && (strcmp(skip, "1") == 0 || strcmp(skip, "true") == 0 ||
 				 strcmp(skip, "yes") == 0),
-			&caps, &u, &err);
+			uniq && (strcmp(uniq, "1") == 0 || strcmp(uniq, "true") == 0), &caps, &u, &err);
 	if (rc) {
 		respond_mt_err(req, rc, &err, NULL);
 		return;

@@ -114,7 +114,38 @@ static void upload_drop(struct upload *u)
 	u->done = true;
 }
 
-int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid,
+/* The dataset's name into out: name when no dataset has it; else, with
+ * unique, the first free "name-2", "name-3", ...; without, a 409. */
+static int upload_name_pick(struct store *st, const char *name, bool unique, char *out, size_t outlen,
+			    struct mt_err *e)
+{
+	int64_t id = 0;
+	int rc = store_dataset_name_find(st, name, &id);
+
+	snprintf(out, outlen, "%s", name);
+	if (rc < 0)
+		return mt_err_set(e, -EIO, "store", NULL, "cannot look up dataset names: %s", strerror(-rc));
+	if (rc == 0)
+		return 0;
+	if (!unique)
+		return mt_err_set(e, -EALREADY, "name_taken", "name",
+				  "a dataset named \"%s\" already exists (ds_%" PRId64
+				  "); choose another name (a job naming it would not know which one you mean)",
+				  name, id);
+	for (int n = 2; n < 10000; n++) {
+		if ((size_t)snprintf(out, outlen, "%s-%d", name, n) >= outlen)
+			return mt_err_set(e, -EBADMSG, "bad_name", "name", "name is longer than %d bytes",
+					  UPLOAD_NAME_MAX - 8);
+		rc = store_dataset_name_find(st, out, &id);
+		if (rc <= 0)
+			return rc < 0 ? mt_err_set(e, -EIO, "store", NULL, "cannot look up dataset names: %s",
+						   strerror(-rc))
+				      : 0;
+	}
+	return mt_err_set(e, -EALREADY, "name_taken", "name", "too many datasets named \"%s-N\"", name);
+}
+
+int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid, bool unique,
 	       const struct upload_caps *caps, struct upload **out, struct mt_err *e)
 {
 	struct import_cb cb = { upload_on_item, upload_on_error, NULL };
@@ -143,7 +174,13 @@ int upload_new(struct store *st, const char *name, const char *format, bool skip
 	if (!u->caps.rejected_max)
 		u->caps.rejected_max = UPLOAD_REJECTED_DEFAULT;
 	u->skip_invalid = skip_invalid;
-	snprintf(u->name, sizeof(u->name), "%s", name && *name ? name : "unnamed");
+	if (!name || !*name) {
+		name = "unnamed";
+		unique = true;
+	}
+	rc = upload_name_pick(st, name, unique, u->name, sizeof(u->name), e);
+	if (rc)
+		goto out;
 	snprintf(u->format, sizeof(u->format), "%s", format);
 	u->batch = calloc(u->caps.batch_items, sizeof(*u->batch));
 	u->rejected = json_array();

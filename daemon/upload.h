@@ -38,15 +38,18 @@ struct upload_caps {
 	uint64_t *items_read;
 };
 
-/* Starts an upload of a dataset called name (NULL or "": "unnamed"; at most
- * UPLOAD_NAME_MAX - 1 bytes) in format (NULL or "": "native"; one of
+/* Starts an upload of a dataset called name (at most UPLOAD_NAME_MAX - 1
+ * bytes). A name a dataset already has (ready or importing) is refused with
+ * -EALREADY (code "name_taken", field "name"), unless unique is set: then
+ * the first free "NAME-2", "NAME-3", ... is taken. NULL or "" is "unnamed",
+ * made unique so. In format (NULL or "": "native"; one of
  * import_format_list()). st is borrowed and must outlive the upload; caps may
  * be NULL (defaults) and is copied. Creates the dataset in the store (state
  * "importing", invisible until upload_finish commits it).
  * Returns 0 and *out, or with e filled: -EBADMSG (code "bad_format", field
- * "format"; "bad_name", field "name"), -EIO ("store": the dataset cannot be
+ * "format"; "bad_name", field "name"), -EALREADY ("name_taken"), -EIO ("store": the dataset cannot be
  * created), -ENOMEM ("oom"). */
-int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid,
+int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid, bool unique,
 	       const struct upload_caps *caps, struct upload **out, struct mt_err *e);
 
 /* Feeds the next len bytes of the file (any split). Items completed by them

@@ -620,17 +620,70 @@ static void rejects_sort(json_t *rej)
 	free(v);
 }
 
-/* The items the CLI refused, when the daemon's answer is a failure. */
-static void import_rejects_print(const char *file, json_t *rej)
-{
-	size_t i;
-	json_t *v;
+#define IMPORT_ERRORS_SHOWN 20 /* bad lines listed when an atomic import fails */
 
+/* A failed import: the bad lines, the daemon's and those the CLI refused
+ * (local, may be NULL), by line and named by the file, the first
+ * IMPORT_ERRORS_SHOWN and a count of the rest; then what to do (and the
+ * layout the daemon read, when it was detected). A reply
+ * that is not the daemon's invalid_dataset goes to http_failure. */
+static int import_failure(struct ctx *c, const char *file, bool detected, json_t *local, int status,
+			  const char *body, size_t len)
+{
+	json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+	const char *fmt = json_string_value(json_object_get(root, "format"));
+	json_t *e = json_object_get(root, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	json_t *rej = json_object_get(root, "rejected"), *all = json_array(), *v;
+	json_int_t total;
+	size_t i;
+	int ret = 1;
+
+	if (!code || strcmp(code, "invalid_dataset") != 0 || !all) {
+		json_array_foreach(local, i, v)
+			say("import", NULL, "%s: line %lld: %s", file,
+			    (long long)json_integer_value(json_object_get(v, "line")),
+			    json_string_value(json_object_get(v, "reason")));
+		ret = http_failure(c, status, body, len);
+		goto out;
+	}
+	if (json_is_array(rej))
+		json_array_extend(all, rej);
+	if (local)
+		json_array_extend(all, local);
+	rejects_sort(all);
+	total = json_integer_value(json_object_get(root, "rejected_count"));
+	if (total < (json_int_t)json_array_size(rej))
+		total = (json_int_t)json_array_size(rej);
+	total += (json_int_t)json_array_size(local);
+	if (c->json)
+		print_json(root, false);
 	fflush(stdout);
-	json_array_foreach(rej, i, v)
+	json_array_foreach(all, i, v) {
+		const char *why = json_string_value(json_object_get(v, "reason"));
+
+		if (i == IMPORT_ERRORS_SHOWN)
+			break;
 		fprintf(stderr, "medthink: import: %s: line %lld: %s\n", file,
-			(long long)json_integer_value(json_object_get(v, "line")),
-			json_string_value(json_object_get(v, "reason")));
+			(long long)json_integer_value(json_object_get(v, "line")), why ? why : "rejected");
+	}
+	if (total > IMPORT_ERRORS_SHOWN)
+		fprintf(stderr, "medthink: import: %s: ... and %lld more bad lines\n", file,
+			(long long)(total - IMPORT_ERRORS_SHOWN));
+	if (json_array_size(all) == 0) /* no list: the message is all there is */
+		fprintf(stderr, "medthink: import: %s: %s\n", file,
+			json_string_value(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message"))
+									  : "rejected");
+	fprintf(stderr,
+		"medthink: import: %s: nothing stored: %lld bad line%s%s%s%s (%d); fix %s, or --skip-invalid "
+		"stores the good ones\n",
+		file, (long long)total, total == 1 ? "" : "s", detected && fmt ? " read as " : "",
+		detected && fmt ? fmt : "", detected && fmt ? " (no --format given)" : "", status,
+		total == 1 ? "it" : "them");
+out:
+	json_decref(all);
+	json_decref(root);
+	return ret;
 }
 
 static int cmd_import(struct ctx *c)
@@ -739,8 +792,7 @@ static int cmd_import(struct ctx *c)
 		goto out;
 	}
 	if (r.status >= 300) {
-		import_rejects_print(file, local_rej);
-		ret = http_failure(c, r.status, r.body.base, r.body.len);
+		ret = import_failure(c, file, !format, local_rej, r.status, r.body.base, r.body.len);
 		goto out;
 	}
 	res = json_loadb(r.body.base ? r.body.base : "", r.body.len, 0, NULL);
@@ -771,6 +823,12 @@ static int cmd_import(struct ctx *c)
 		}
 		fprintf(stderr, "medthink: import: %lld items stored, %zu lines rejected\n",
 			(long long)json_integer_value(json_object_get(res, "items")), json_array_size(rej));
+	}
+	if (!format && json_is_string(json_object_get(res, "format")) &&
+	    strcmp(json_string_value(json_object_get(res, "format")), "native") != 0) {
+		fflush(stdout);
+		fprintf(stderr, "medthink: import: %s: read as %s (no --format given)\n", file,
+			json_string_value(json_object_get(res, "format")));
 	}
 	if (!name && dname.base && json_is_string(json_object_get(res, "name")) &&
 	    strcmp(json_string_value(json_object_get(res, "name")), dname.base) != 0) {

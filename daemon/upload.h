@@ -66,7 +66,10 @@ int upload_feed(struct upload *u, const char *data, size_t len);
  *    of the first bad record or the duplicate id): nothing stored (a bad
  *    record in an atomic upload, a duplicate id, or no item at all and some
  *    rejected); *result (taken) is {"rejected":[{"line","reason"}...],
- *    "rejected_count":N} for the error body;
+ *    "rejected_count":N,"format":F} for the error body (F the layout read,
+ *    given or detected);
+ *  - -EBADMSG (code "bad_format", field "format"): no format was given and
+ *    the first bytes fit several layouts (import_format_sniff says which);
  *  - -EIO ("store") or -ENOMEM ("oom"): nothing stored, *result NULL.
  * The upload keeps only its name afterwards; upload_free it. */
 int upload_finish(struct upload *u, json_t **result, struct mt_err *e);

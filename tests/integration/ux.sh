@@ -96,3 +96,51 @@ expect_eq "export | head: killed by SIGPIPE, as cat" "$(cat "$T/pipe.rc")" 141
 ( mt logs "$B" 2>"$T/lpipe.err"; echo $? >"$T/lpipe.rc" ) | python3 -c 'import sys; sys.stdin.buffer.read(1)'
 if [ -s "$T/lpipe.err" ]; then nok "logs | head: nothing on stderr" "$(cat "$T/lpipe.err")"; else ok "logs | head: nothing on stderr"; fi
 mt cancel "$B" >/dev/null
+
+# --- import without --format: the daemon tells the layout
+mt import "$SHARED/data/medqa/medqa_test.jsonl" >"$T/mq.out" 2>"$T/mq.err"; rc=$?
+expect_eq "medqa without --format: exit 0" "$rc" 0
+expect_match "medqa without --format: says how it was read" "$(cat "$T/mq.err")" "medqa_test.jsonl: read as medqa \(no --format given\)"
+expect_eq "medqa without --format: stored as medqa, every item" \
+  "$(api "http://x/v1/datasets/$(cat "$T/mq.out")" | jq_py '"%s %s" % (d["format"], d["items"])')" "medqa 1273"
+mt import "$SHARED/data/pubmedqa/ori_pqal.json" --name pqal >"$T/pq.out" 2>"$T/pq.err"; rc=$?
+expect_eq "pubmedqa without --format: exit 0" "$rc" 0
+expect_eq "pubmedqa without --format: stored as pubmedqa" \
+  "$(api "http://x/v1/datasets/$(cat "$T/pq.out")" | jq_py '"%s %s" % (d["format"], d["items"])')" "pubmedqa 1000"
+printf '{"question":"q","options":{"A":"a","B":"b"},"answer_idx":"A","opa":"a","opb":"b","opc":"c","opd":"d","cop":1}\n' >"$T/amb.jsonl"
+mt import "$T/amb.jsonl" >/dev/null 2>"$T/amb.err"; rc=$?
+expect_eq "a file two layouts read: exit 2 (give --format)" "$rc" 2
+expect_match "a file two layouts read: names them" "$(cat "$T/amb.err")" "could be medqa or medmcqa"
+
+# --- an atomic import that fails names the file and lists the bad lines
+python3 - "$T/bad.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(60):
+        r = {"id": "b%d" % i, "question": "q%d" % i, "options": {"A": "x", "B": "y"}, "answer": "A"}
+        if i % 3 == 1 or i >= 45:
+            r["answer"] = "Z"
+        f.write(json.dumps(r) + "\n")
+PY
+nbad=$(python3 -c "print(sum(1 for i in range(60) if i % 3 == 1 or i >= 45))")
+mt import "$T/bad.jsonl" --format native >/dev/null 2>"$T/bad.err"; rc=$?
+expect_eq "atomic import with bad lines: exit 1" "$rc" 1
+if grep -q 'body:' "$T/bad.err"; then nok "atomic import: no \"body:\"" "$(head -n 3 "$T/bad.err")"; else ok "atomic import: no \"body:\""; fi
+expect_eq "atomic import: the first 20 bad lines, each naming the file" \
+  "$(grep -c "^medthink: import: $T/bad.jsonl: line [0-9]*: " "$T/bad.err")" 20
+expect_match "atomic import: the first one is line 2" "$(head -n 1 "$T/bad.err")" "bad.jsonl: line 2: answer \"Z\" is not one of the option keys"
+expect_match "atomic import: a count of the rest" "$(cat "$T/bad.err")" "bad.jsonl: \.\.\. and $((nbad - 20)) more bad lines"
+expect_match "atomic import: nothing stored, and what to do" "$(tail -n 1 "$T/bad.err")" "nothing stored: $nbad bad lines .*--skip-invalid"
+
+# --- dataset names are unique
+mt import "$top/examples/gastro-sample.jsonl" --name g1 >/dev/null
+mt import "$top/examples/gastro-sample.jsonl" --name g1 >/dev/null 2>"$T/dup.err"; rc=$?
+expect_eq "a --name already taken: exit 1" "$rc" 1
+expect_match "a --name already taken: says so" "$(cat "$T/dup.err")" 'a dataset named "g1" already exists \(ds_[0-9]+\); choose another name'
+code=$(api_code POST "/v1/datasets?name=g1" --data-binary @"$top/examples/gastro-sample.jsonl")
+expect_eq "a name already taken: HTTP 409" "$code" 409
+d1=$(mt import "$top/examples/gastro-sample.jsonl")
+d2=$(mt import "$top/examples/gastro-sample.jsonl" 2>"$T/dup2.err")
+expect_eq "the default name, twice: made unique" \
+  "$(api "http://x/v1/datasets/$d1" | jq_py 'd["name"]') $(api "http://x/v1/datasets/$d2" | jq_py 'd["name"]')" "gastro-sample gastro-sample-2"
+expect_match "the default name, twice: said on stderr" "$(cat "$T/dup2.err")" "a dataset named gastro-sample exists; this one is gastro-sample-2"

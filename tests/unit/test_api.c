@@ -698,7 +698,7 @@ static void test_e2e_upload(void **state)
 	assert_int_equal(strncmp(r.body, "{\"error\":{\"code\":\"invalid_dataset\",\"message\":\"line 2: ",
 				 54), 0);
 	assert_non_null(strstr(r.body, "\"field\":\"body\"},\"rejected\":[{\"line\":2,\"reason\":"));
-	assert_non_null(strstr(r.body, "}],\"rejected_count\":1}"));
+	assert_non_null(strstr(r.body, "}],\"rejected_count\":1,\"format\":\"native\"}"));
 
 	request(x, "POST", "/v1/datasets?format=nope", GOOD1, &r);
 	assert_int_equal(r.status, 400);

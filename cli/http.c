@@ -123,6 +123,12 @@ static int resp_parse_head(struct http_resp *r)
 		} else if (strcasecmp(name, "Content-Type") == 0) {
 			snprintf(r->content_type, sizeof(r->content_type), "%s", val);
 		}
+		if (r->sink.on_header && r->status >= 200) {
+			int rc = r->sink.on_header(r->sink.ctx, name, val);
+
+			if (rc)
+				return rc;
+		}
 	}
 
 	if (r->status < 200) {

@@ -11,14 +11,17 @@
 #define HTTP_MAX_HEAD (64 * 1024)  /* status line + headers */
 #define HTTP_MAX_CHUNK_LINE 256    /* one chunk-size line */
 
-/* Receives the response as it is parsed. Either callback may be NULL.
+/* Receives the response as it is parsed. Any callback may be NULL.
  * on_head is called once, when the headers are complete; on_body for every
- * piece of the (de-chunked) body. A non-zero return stops the parse and is
- * passed back by http_resp_feed. */
+ * piece of the (de-chunked) body; on_header, before on_head, for every
+ * header field of the final response (name and value trimmed, borrowed
+ * for the call). A non-zero return stops the parse and is passed back by
+ * http_resp_feed. */
 struct http_sink {
 	int (*on_head)(void *ctx, int status, const char *content_type);
 	int (*on_body)(void *ctx, const char *p, size_t n);
 	void *ctx;
+	int (*on_header)(void *ctx, const char *name, const char *value);
 };
 
 enum http_resp_state {

@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -39,6 +41,9 @@
 #define EXIT_USAGE 2
 #define STREAM_STOP 1                 /* a sink's "enough, not an error" */
 
+/* The temp file of an export in progress, removed if we are interrupted. */
+static char export_tmp[4096];
+
 struct cmd;
 
 struct ctx {
@@ -59,17 +64,71 @@ struct cmd {
 
 /* ---- small helpers ---- */
 
+static void print_json(const json_t *v, bool compact);
+
+/* --json: every error the CLI prints is also a JSON object on stdout, the
+ * daemon's own {"error":{...}} when it sent one, else one of ours. */
+static bool json_errors;
+
+/* Prints {"error":{"code":CODE,"message":MSG}} (with "status" when > 0). */
+static void json_error_print(const char *code, const char *msg, int status)
+{
+	json_t *o;
+
+	if (!json_errors)
+		return;
+	o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+	if (o && status > 0)
+		json_object_set_new(json_object_get(o, "error"), "status", json_integer(status));
+	if (o)
+		print_json(o, false);
+	json_decref(o);
+	fflush(stdout);
+}
+
+/* The error line on stderr, "medthink: CMD: MESSAGE"; with --json also as
+ * an object with code (unless code is NULL: the daemon's object is out). */
+static void report(const char *cmd, const char *code, int status, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fflush(stdout);
+	fprintf(stderr, "medthink: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", msg);
+	if (code)
+		json_error_print(code, msg, status);
+}
+
+static void say(const char *cmd, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(const char *cmd, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(cmd, code, 0, fmt, ap);
+	va_end(ap);
+}
+
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct ctx *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fprintf(stderr, "medthink: %s: ", c->cmd->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(c->cmd->name, "failed", 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	return 1;
+}
+
+/* fail without the JSON object: the daemon's own was printed. */
+static int fail_text(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_text(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(c->cmd->name, NULL, 0, fmt, ap);
+	va_end(ap);
 	return 1;
 }
 
@@ -78,15 +137,32 @@ static int usage_error(const struct cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "medthink: %s%s", cmd ? cmd->name : "", cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(cmd ? cmd->name : NULL, "usage", 0, fmt, ap);
 	va_end(ap);
 	if (cmd)
-		fprintf(stderr, "\nusage: medthink %s\n", cmd->usage);
+		fprintf(stderr, "usage: medthink %s\n", cmd->usage);
 	else
-		fprintf(stderr, "\nusage: medthink [-s SOCKET] [--json] COMMAND [ARGS]; see 'medthink help'\n");
+		fprintf(stderr, "usage: medthink [-s SOCKET] [--json] COMMAND [ARGS]; see 'medthink help'\n");
 	return EXIT_USAGE;
+}
+
+/* The reader of stdout went away (`medthink export ... | head`): leave as
+ * cat does, killed by SIGPIPE (status 141 in a shell), with no message. */
+static void stdout_check(void)
+{
+	struct pollfd pfd = {STDOUT_FILENO, POLLOUT, 0};
+	int e = errno;
+
+	if (!ferror(stdout))
+		return;
+	if (e == EPIPE || (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))) {
+		if (export_tmp[0])
+			unlink(export_tmp);
+		signal(SIGPIPE, SIG_DFL);
+		raise(SIGPIPE);
+		_exit(128 + SIGPIPE);
+	}
 }
 
 static void print_json(const json_t *v, bool compact)
@@ -120,7 +196,17 @@ struct reply {
 	struct buf errbody;         /* error reply of a streamed request */
 	int (*on_data)(void *ctx, const char *p, size_t n);
 	void *data_ctx;
+	char partial[512];          /* X-Medthink-Partial: an export still being made */
 };
+
+static int reply_header(void *ctx, const char *name, const char *value)
+{
+	struct reply *r = ctx;
+
+	if (strcasecmp(name, "X-Medthink-Partial") == 0)
+		snprintf(r->partial, sizeof(r->partial), "%s", value);
+	return 0;
+}
 
 static int reply_head(void *ctx, int status, const char *ctype)
 {
@@ -162,13 +248,11 @@ static void reply_free(struct reply *r)
 
 static int unreachable(struct ctx *c, int rc, const char *err)
 {
-	fflush(stdout);
 	if (rc == -ENAMETOOLONG)
-		fprintf(stderr, "medthink: socket path %s is too long (at most 107 bytes)\n", c->sock);
+		say(NULL, "unreachable", "socket path %s is too long (at most 107 bytes)", c->sock);
 	else
-		fprintf(stderr,
-			"medthink: cannot reach medthinkd at %s (%s); is it running? start it with: %s\n",
-			c->sock, err[0] ? err : strerror(-rc), START_HINT);
+		say(NULL, "unreachable", "cannot reach medthinkd at %s (%s); is it running? start it with: %s", c->sock,
+				   err[0] ? err : strerror(-rc), START_HINT);
 	return 1;
 }
 
@@ -184,20 +268,24 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
 	const char *field = json_string_value(json_object_get(e, "field"));
 	const char *code = json_string_value(json_object_get(e, "code"));
 
-	if (c->json && root)
+	if (c->json && json_is_object(e))
 		print_json(root, false);
 	if (msg && field && field[0])
-		fail(c, "%s: %s (%d)", field, msg, status);
+		fail_text(c, "%s: %s (%d)", field, msg, status);
 	else if (msg)
-		fail(c, "%s (%d)", msg, status);
+		fail_text(c, "%s (%d)", msg, status);
 	else if (code)
-		fail(c, "%s (%d)", code, status);
-	else {
+		fail_text(c, "%s (%d)", code, status);
+	if (!msg && !code) {
 		int n = 0;
+		char line[512];
 
 		while ((size_t)n < len && n < 200 && body[n] != '\n' && body[n] != '\r')
 			n++;
-		fail(c, "the daemon answered %d%s%.*s", status, n ? ": " : "", body ? (int)utf8_prefix(body, len, (size_t)n) : 0, body ? body : "");
+		snprintf(line, sizeof(line), "the daemon answered %d%s%.*s", status, n ? ": " : "",
+			 body ? (int)utf8_prefix(body, len, (size_t)n) : 0, body ? body : "");
+		fail_text(c, "%s", line);
+		json_error_print("http_error", line, status);
 	}
 	if (status == 400 && code && strcmp(code, "bad_format") == 0) {
 		fprintf(stderr, "usage: medthink %s\n", c->cmd->usage);
@@ -212,7 +300,7 @@ static int http_failure(struct ctx *c, int status, const char *body, size_t len)
  * value, or NULL for an empty body) or 1 after printing why. */
 static int api_call(struct ctx *c, struct http_req *req, json_t **out)
 {
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct reply r;
 	char err[256];
 	bool connected;
@@ -266,9 +354,9 @@ static int api_get(struct ctx *c, const char *target, json_t **out)
  * Returns 0 when the body ended (or on_data said STREAM_STOP), 1 after
  * printing why. *data_err lets on_data report its own failure. */
 static int api_stream(struct ctx *c, const char *target, int (*on_data)(void *, const char *, size_t),
-		      void *data_ctx, const char **data_err)
+		      void *data_ctx, const char **data_err, char *partial, size_t partial_len)
 {
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct http_req req = {.method = "GET", .target = target};
 	struct reply r;
 	char err[256];
@@ -299,6 +387,8 @@ static int api_stream(struct ctx *c, const char *target, int (*on_data)(void *, 
 		ret = http_failure(c, r.status, r.errbody.base, r.errbody.len);
 		goto out;
 	}
+	if (partial && partial_len)
+		snprintf(partial, partial_len, "%s", r.partial);
 	ret = 0;
 out:
 	reply_free(&r);
@@ -530,17 +620,70 @@ static void rejects_sort(json_t *rej)
 	free(v);
 }
 
-/* The items the CLI refused, when the daemon's answer is a failure. */
-static void import_rejects_print(const char *file, json_t *rej)
-{
-	size_t i;
-	json_t *v;
+#define IMPORT_ERRORS_SHOWN 20 /* bad lines listed when an atomic import fails */
 
+/* A failed import: the bad lines, the daemon's and those the CLI refused
+ * (local, may be NULL), by line and named by the file, the first
+ * IMPORT_ERRORS_SHOWN and a count of the rest; then what to do (and the
+ * layout the daemon read, when it was detected). A reply
+ * that is not the daemon's invalid_dataset goes to http_failure. */
+static int import_failure(struct ctx *c, const char *file, bool detected, json_t *local, int status,
+			  const char *body, size_t len)
+{
+	json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+	const char *fmt = json_string_value(json_object_get(root, "format"));
+	json_t *e = json_object_get(root, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	json_t *rej = json_object_get(root, "rejected"), *all = json_array(), *v;
+	json_int_t total;
+	size_t i;
+	int ret = 1;
+
+	if (!code || strcmp(code, "invalid_dataset") != 0 || !all) {
+		json_array_foreach(local, i, v)
+			say("import", NULL, "%s: line %lld: %s", file,
+			    (long long)json_integer_value(json_object_get(v, "line")),
+			    json_string_value(json_object_get(v, "reason")));
+		ret = http_failure(c, status, body, len);
+		goto out;
+	}
+	if (json_is_array(rej))
+		json_array_extend(all, rej);
+	if (local)
+		json_array_extend(all, local);
+	rejects_sort(all);
+	total = json_integer_value(json_object_get(root, "rejected_count"));
+	if (total < (json_int_t)json_array_size(rej))
+		total = (json_int_t)json_array_size(rej);
+	total += (json_int_t)json_array_size(local);
+	if (c->json)
+		print_json(root, false);
 	fflush(stdout);
-	json_array_foreach(rej, i, v)
+	json_array_foreach(all, i, v) {
+		const char *why = json_string_value(json_object_get(v, "reason"));
+
+		if (i == IMPORT_ERRORS_SHOWN)
+			break;
 		fprintf(stderr, "medthink: import: %s: line %lld: %s\n", file,
-			(long long)json_integer_value(json_object_get(v, "line")),
-			json_string_value(json_object_get(v, "reason")));
+			(long long)json_integer_value(json_object_get(v, "line")), why ? why : "rejected");
+	}
+	if (total > IMPORT_ERRORS_SHOWN)
+		fprintf(stderr, "medthink: import: %s: ... and %lld more bad lines\n", file,
+			(long long)(total - IMPORT_ERRORS_SHOWN));
+	if (json_array_size(all) == 0) /* no list: the message is all there is */
+		fprintf(stderr, "medthink: import: %s: %s\n", file,
+			json_string_value(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message"))
+									  : "rejected");
+	fprintf(stderr,
+		"medthink: import: %s: nothing stored: %lld bad line%s%s%s%s (%d); fix %s, or --skip-invalid "
+		"stores the good ones\n",
+		file, (long long)total, total == 1 ? "" : "s", detected && fmt ? " read as " : "",
+		detected && fmt ? fmt : "", detected && fmt ? " (no --format given)" : "", status,
+		total == 1 ? "it" : "them");
+out:
+	json_decref(all);
+	json_decref(root);
+	return ret;
 }
 
 static int cmd_import(struct ctx *c)
@@ -551,7 +694,7 @@ static int cmd_import(struct ctx *c)
 	const char *format = args_get(a, import_opts, "format");
 	bool skip = args_get(a, import_opts, "skip-invalid") != NULL;
 	struct import_src src;
-	struct http_sink sink = {reply_head, reply_body, NULL};
+	struct http_sink sink = {reply_head, reply_body, NULL, reply_header};
 	struct http_req req = {.method = "POST", .content_type = "application/x-ndjson"};
 	struct buf target, dname;
 	struct reply r;
@@ -616,11 +759,13 @@ static int cmd_import(struct ctx *c)
 			fail(c, "file name too long");
 			goto out;
 		}
-		name = dname.base ? dname.base : "dataset";
 	}
 	rc = buf_puts(&target, "/v1/datasets?name=");
 	if (!rc)
-		rc = http_query_escape(&target, name);
+		rc = http_query_escape(&target, name ? name : dname.base ? dname.base : "dataset");
+	/* a default name is made unique by the daemon; a given one must be */
+	if (!rc && !name)
+		rc = buf_puts(&target, "&unique=1");
 	if (!rc && format) {
 		rc = buf_puts(&target, "&format=");
 		if (!rc)
@@ -647,8 +792,7 @@ static int cmd_import(struct ctx *c)
 		goto out;
 	}
 	if (r.status >= 300) {
-		import_rejects_print(file, local_rej);
-		ret = http_failure(c, r.status, r.body.base, r.body.len);
+		ret = import_failure(c, file, !format, local_rej, r.status, r.body.base, r.body.len);
 		goto out;
 	}
 	res = json_loadb(r.body.base ? r.body.base : "", r.body.len, 0, NULL);
@@ -679,6 +823,18 @@ static int cmd_import(struct ctx *c)
 		}
 		fprintf(stderr, "medthink: import: %lld items stored, %zu lines rejected\n",
 			(long long)json_integer_value(json_object_get(res, "items")), json_array_size(rej));
+	}
+	if (!format && json_is_string(json_object_get(res, "format")) &&
+	    strcmp(json_string_value(json_object_get(res, "format")), "native") != 0) {
+		fflush(stdout);
+		fprintf(stderr, "medthink: import: %s: read as %s (no --format given)\n", file,
+			json_string_value(json_object_get(res, "format")));
+	}
+	if (!name && dname.base && json_is_string(json_object_get(res, "name")) &&
+	    strcmp(json_string_value(json_object_get(res, "name")), dname.base) != 0) {
+		fflush(stdout);
+		fprintf(stderr, "medthink: import: a dataset named %s exists; this one is %s\n", dname.base,
+			json_string_value(json_object_get(res, "name")));
 	}
 	if (c->json)
 		print_json(res, false);
@@ -912,6 +1068,7 @@ static int status_watch(struct ctx *c, const char *target)
 			fputs(out.base, stdout);
 		}
 		fflush(stdout);
+		stdout_check();
 		buf_reset(&last);
 		if (out.base)
 			buf_puts(&last, out.base);
@@ -1053,7 +1210,7 @@ static int job_action(struct ctx *c, const char *action, const char *past)
 		if (b) {
 			v = strtod(b, &end);
 			if (!*b || *end || v < 0) {
-				fprintf(stderr, "medthink: resume: --budget-usd takes a number >= 0, not \"%s\"\n", b);
+				say("resume", "usage", "--budget-usd takes a number >= 0, not \"%s\"", b);
 				ret = 2;
 				goto out;
 			}
@@ -1097,8 +1254,6 @@ static const struct args_opt export_opts[] = {
 	{NULL, 0, false},
 };
 
-/* The temp file of an export in progress, removed if we are interrupted. */
-static char export_tmp[4096];
 
 static void on_signal(int sig)
 {
@@ -1121,6 +1276,8 @@ static int export_data(void *ctx, const char *p, size_t n)
 	struct export_out *o = ctx;
 
 	if (fwrite(p, 1, n, o->f) != n) {
+		if (o->f == stdout)
+			stdout_check();
 		snprintf(o->errbuf, sizeof(o->errbuf), "writing the export: %s", strerror(errno));
 		o->err = o->errbuf;
 		return -EIO;
@@ -1141,6 +1298,7 @@ static int cmd_export(struct ctx *c)
 	bool no_ids = args_get(a, export_opts, "no-ids") != NULL;
 	struct export_out o;
 	struct buf target;
+	char partial[512] = "";
 	int fd = -1, rc, ret = 1;
 
 	memset(&o, 0, sizeof(o));
@@ -1193,7 +1351,7 @@ static int cmd_export(struct ctx *c)
 	} else {
 		o.f = stdout;
 	}
-	rc = api_stream(c, target.base, export_data, &o, &o.err);
+	rc = api_stream(c, target.base, export_data, &o, &o.err, partial, sizeof(partial));
 	if (rc) {
 		ret = rc; /* 2 when the daemon refused the format */
 		goto out;
@@ -1220,11 +1378,19 @@ static int cmd_export(struct ctx *c)
 			json_t *info = json_pack("{sssIsI}", "file", file, "records", (json_int_t)o.records, "bytes",
 						 (json_int_t)o.bytes);
 
+			if (partial[0])
+				json_object_set_new(info, "partial", json_string(partial));
 			print_json(info, true);
 			json_decref(info);
 		} else
 			fprintf(stderr, "medthink: export: wrote %llu records to %s\n", (unsigned long long)o.records,
 				file);
+	}
+	if (partial[0]) {
+		/* exit 0: what was asked for was sent, but it is not the whole set */
+		fflush(stdout);
+		fprintf(stderr, "medthink: export: warning: %s (%llu records)\n", partial,
+			(unsigned long long)o.records);
 	}
 	ret = 0;
 out:
@@ -1277,6 +1443,7 @@ static int logs_event(void *ctx, const char *event, const char *data, size_t len
 	}
 	fflush(stdout);
 	if (ferror(stdout)) {
+		stdout_check();
 		snprintf(ls->errbuf, sizeof(ls->errbuf), "writing stdout: %s", strerror(errno));
 		ls->err = ls->errbuf;
 		rc = -EIO;
@@ -1313,7 +1480,7 @@ static int cmd_logs(struct ctx *c)
 		fail(c, "job id too long");
 		goto out;
 	}
-	ret = api_stream(c, target.base, logs_data, &ls, &ls.err);
+	ret = api_stream(c, target.base, logs_data, &ls, &ls.err, NULL, 0);
 out:
 	sse_free(&ls.sse);
 	buf_free(&ls.line);
@@ -1417,6 +1584,9 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	args_init(&a);
+	/* --json anywhere on the line makes even a usage error JSON */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		json_errors = json_errors || strcmp(argv[i], "--json") == 0;
 	if (args_parse_global(&a, argc, argv, &ci))
 		return usage_error(NULL, "%s", a.err);
 	if (a.version) {
@@ -1429,6 +1599,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		print_overview(stderr);
+		json_error_print("usage", "no command given", 0);
 		return EXIT_USAGE;
 	}
 	cmd = cmd_find(argv[ci]);
@@ -1464,6 +1635,7 @@ int main(int argc, char **argv)
 	c.args = &a;
 	ret = cmd->fn(&c);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
+		stdout_check();
 		if (ret == 0)
 			fprintf(stderr, "medthink: %s: writing stdout: %s\n", cmd->name, strerror(errno));
 		ret = ret ? ret : 1;

@@ -116,9 +116,46 @@ bool render_state_final(const char *state)
 			 strcmp(state, "cancelled") == 0);
 }
 
-static void job_progress(const json_t *job, uint64_t *finished, uint64_t *total)
+/* The phases of a job kind that runs more than one, in order, and the
+ * phase each step works in (the daemon's tables, stages/kinds.c and
+ * stages/steps.c, as the status object names them). The CLI needs them for
+ * one thing: a job's overall percentage must count the phases still to come,
+ * whose steps are not in "counts" yet. A kind or step not listed here falls
+ * back to the counts alone. */
+static const struct {
+	const char *kind;
+	const char *phases[8];
+} kind_phases[] = {
+	{"pipeline", {"stage1", "train1", "stage2", "train2", "eval", NULL}},
+};
+
+static const struct {
+	const char *step, *phase;
+} step_phases[] = {
+	{"screen", "stage1"}, {"explain", "stage1"}, {"answer", "stage2"},   {"judge", "stage2"},
+	{"correct", "stage2"}, {"eval", "eval"},     {"eval_judge", "eval"},
+};
+
+static const char *step_phase(const char *step)
 {
-	const json_t *counts = json_object_get(job, "counts");
+	for (size_t i = 0; i < sizeof(step_phases) / sizeof(step_phases[0]); i++)
+		if (strcmp(step_phases[i].step, step) == 0)
+			return step_phases[i].phase;
+	return NULL;
+}
+
+static bool phase_has_steps(const char *phase)
+{
+	for (size_t i = 0; i < sizeof(step_phases) / sizeof(step_phases[0]); i++)
+		if (strcmp(step_phases[i].phase, phase) == 0)
+			return true;
+	return false;
+}
+
+/* The finished/total of counts' steps of one phase (all steps when phase is
+ * NULL). */
+static void counts_sum(const json_t *counts, const char *phase, uint64_t *finished, uint64_t *total)
+{
 	const char *k;
 	json_t *v;
 
@@ -127,11 +164,56 @@ static void job_progress(const json_t *job, uint64_t *finished, uint64_t *total)
 		return;
 	json_object_foreach((json_t *)counts, k, v) {
 		struct render_step st;
+		const char *p = step_phase(k);
 
+		if (phase && (!p || strcmp(p, phase) != 0))
+			continue;
 		render_step_counts(v, &st);
 		*finished += st.finished;
 		*total += st.total;
 	}
+}
+
+bool render_job_percent(const json_t *job, double *pct)
+{
+	const json_t *counts = json_object_get(job, "counts");
+	const char *kind = get_str(job, "kind"), *phase = get_str(job, "phase");
+	uint64_t finished, total;
+
+	for (size_t i = 0; kind && phase && i < sizeof(kind_phases) / sizeof(kind_phases[0]); i++) {
+		const char *const *ph = kind_phases[i].phases;
+		int cur = -1, nwork = 0;
+		double sum = 0;
+
+		if (strcmp(kind_phases[i].kind, kind) != 0)
+			continue;
+		for (int k = 0; ph[k]; k++)
+			if (strcmp(ph[k], phase) == 0)
+				cur = k;
+		if (cur < 0)
+			break; /* "done" or a phase we do not know: the counts say it */
+		for (int k = 0; ph[k]; k++) {
+			if (!phase_has_steps(ph[k]))
+				continue; /* a train phase: no items of its own */
+			nwork++;
+			if (k < cur) {
+				sum += 1.0;
+			} else if (k == cur) {
+				counts_sum(counts, ph[k], &finished, &total);
+				if (total)
+					sum += (double)finished / (double)total;
+			}
+		}
+		if (!nwork)
+			break;
+		*pct = 100.0 * sum / nwork;
+		return true;
+	}
+	counts_sum(counts, NULL, &finished, &total);
+	if (!total)
+		return false;
+	*pct = 100.0 * (double)finished / (double)total;
+	return true;
 }
 
 static void fmt_cost(char *out, size_t outlen, double usd)
@@ -311,16 +393,13 @@ int render_job_line(struct buf *out, const json_t *job)
 {
 	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
 	const char *state = get_str(job, "state"), *reason = get_str(job, "reason");
-	uint64_t finished, total;
-	double cost;
+	double cost, pct;
 	int rc;
 
-	job_progress(job, &finished, &total);
 	rc = buf_printf(out, "%-8s %-9s %-20s %-8s", id ? id : "?", state ? state : "unknown", name ? name : "-",
 			kind ? kind : "-");
 	if (!rc)
-		rc = total ? buf_printf(out, " %5.1f%%", 100.0 * (double)finished / (double)total)
-			   : buf_puts(out, "      -");
+		rc = render_job_percent(job, &pct) ? buf_printf(out, " %5.1f%%", pct) : buf_puts(out, "      -");
 	if (!rc && get_num(job, "cost_usd", &cost)) {
 		char c[32];
 

@@ -34,6 +34,12 @@ bool render_state_final(const char *state);
  * tokens, cost, state and reason, eval accuracy). Returns 0 or a buf
  * error. */
 int render_job(struct buf *out, const json_t *job, int bar_width);
+/* A job's overall progress in percent into *pct: for a kind of several
+ * phases (pipeline) each phase with items weighs the same, the phases before
+ * the job's "phase" count as finished and those after it as not started, so
+ * a pipeline paused before eval is not 100%; otherwise finished/total over
+ * every step in "counts". false when there is nothing to count. */
+bool render_job_percent(const json_t *job, double *pct);
 /* Appends one line (with '\n') summing a job up: id, state, name, kind,
  * overall percent, cost. */
 int render_job_line(struct buf *out, const json_t *job);

@@ -17,6 +17,7 @@
 #include "formats/export.h"
 #include "formats/formats.h"
 #include "formats/import.h"
+#include "stages/kinds.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
 #include "store/store.h"
@@ -141,6 +142,7 @@ static void route_dataset_upload(struct api *a, struct http_req *req,
 				 const struct api_route_match *m)
 {
 	const char *skip = http_req_query(req, "skip_invalid");
+	const char *uniq = http_req_query(req, "unique");
 	struct upload_caps caps = { .items_read = &a->uploads_items };
 	struct mt_err err = { 0 };
 	struct upload *u = NULL;
@@ -150,7 +152,7 @@ static void route_dataset_upload(struct api *a, struct http_req *req,
 	rc = upload_new(a->st, http_req_query(req, "name"), http_req_query(req, "format"),
 			skip && (strcmp(skip, "1") == 0 || strcmp(skip, "true") == 0 ||
 				 strcmp(skip, "yes") == 0),
-			&caps, &u, &err);
+			uniq && (strcmp(uniq, "1") == 0 || strcmp(uniq, "true") == 0), &caps, &u, &err);
 	if (rc) {
 		respond_mt_err(req, rc, &err, NULL);
 		return;
@@ -457,6 +459,66 @@ static void export_pump(struct stream *s)
 	/* else: wait for the drain callback */
 }
 
+/* Whether set n of a job can be exported yet, from the job's kind, phase and
+ * state. A set that cannot exist yet (or ever) is a 409 naming the phase
+ * that makes it; a set still being made (the job is in that phase and not
+ * done) is exported as it stands, with an X-Medthink-Partial header saying
+ * so. Returns 0 to go on, -1 when it responded. */
+static int export_readiness(struct api *a, struct http_req *req, int64_t job, int set)
+{
+	/* the phase each set is made in */
+	static const enum phase set_phase[] = { PHASE__N, PHASE_STAGE1, PHASE_STAGE2 };
+	json_t *st = runner_job_status(a->runner, job);
+	const char *kind = json_string_value(json_object_get(st, "kind"));
+	const char *phase = json_string_value(json_object_get(st, "phase"));
+	const char *state = json_string_value(json_object_get(st, "state"));
+	const struct job_kind_def *def;
+	enum phase want = set_phase[set == 2 ? 2 : 1];
+	int k, cur = -1, at = -1, rc = 0;
+	bool final;
+	char note[256];
+
+	if (!st || job_kind_parse(kind) < 0 || !phase || !state) {
+		json_decref(st);
+		return 0; /* nothing to judge by: export what there is */
+	}
+	def = job_kind_def((enum job_kind)job_kind_parse(kind));
+	final = job_state_parse(state) >= 0 && job_state_finished((enum job_state)job_state_parse(state));
+	for (k = 0; k < def->nphases; k++) {
+		if (def->phases[k] == want)
+			at = k;
+		if (strcmp(phase_name(def->phases[k]), phase) == 0)
+			cur = k;
+	}
+	if (at < 0) {
+		respond_err(req, 409, "set_not_made", "set",
+			    "set %d is made in %s; job_%" PRId64 " is a%s %s job, which has no %s", set,
+			    phase_name(want), job, kind[0] == 'e' ? "n" : "", kind, phase_name(want));
+		rc = -1;
+	} else if (cur >= 0 && cur < at) {
+		if (final)
+			respond_err(req, 409, "set_not_made", "set",
+				    "set %d is made in %s; job_%" PRId64 " was %s in %s, before it", set,
+				    phase_name(want), job, state, phase);
+		else
+			respond_err(req, 409, "set_not_ready", "set",
+				    "set %d is made in %s; job_%" PRId64 " is in %s (%s)", set,
+				    phase_name(want), job, phase, state);
+		rc = -1;
+	} else if (cur == at && strcmp(state, "done") != 0) {
+		if (final)
+			snprintf(note, sizeof(note), "job_%" PRId64 " was %s in %s: set %d is incomplete", job,
+				 state, phase, set);
+		else
+			snprintf(note, sizeof(note),
+				 "job_%" PRId64 " is %s in %s: set %d is still being made; this is what there is so far",
+				 job, state, phase, set);
+		http_req_add_header(req, "X-Medthink-Partial", note);
+	}
+	json_decref(st);
+	return rc;
+}
+
 static void route_export(struct api *a, struct http_req *req, int64_t job)
 {
 	const char *set = http_req_query(req, "set");
@@ -483,6 +545,10 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	row = store_job_get(a->st, job);
 	if (!row) {
 		respond_err(req, 404, "not_found", NULL, "no job job_%" PRId64, job);
+		return;
+	}
+	if (export_readiness(a, req, job, atoi(set)) != 0) {
+		json_decref(row);
 		return;
 	}
 	s = calloc(1, sizeof(*s));

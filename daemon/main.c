@@ -673,7 +673,8 @@ out:
 	/* Last: the store is closed before another daemon may open it. */
 	pidlock_release(lock_fd);
 	config_free(d.cfg);
-	if (d.exit_code == 0)
+	/* --check-config and --check-store print their answer, not a log */
+	if (d.exit_code == 0 && !check && !check_store)
 		log_info("stopped");
 	return d.exit_code;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "store/store.h"
 
@@ -29,6 +30,13 @@ struct upload {
 	char first_bad[IMPORT_REASON_MAX];
 	char name[UPLOAD_NAME_MAX];
 	char format[32];
+	/* No format given: the first bytes wait here until they tell the
+	 * layout (import_format_sniff); then the parser and the dataset are
+	 * made and these bytes fed first. */
+	bool sniffing;
+	struct buf head;
+	int sniff_error;    /* -EBADMSG: layout not told (sniff_msg says why) */
+	char sniff_msg[300];
 };
 
 static void upload_batch_drop(struct upload *u)
@@ -103,6 +111,7 @@ static void upload_release(struct upload *u)
 	u->batch = NULL;
 	import_parser_free(u->parser);
 	u->parser = NULL;
+	buf_free(&u->head);
 	json_decref(u->rejected);
 	u->rejected = NULL;
 }
@@ -114,18 +123,62 @@ static void upload_drop(struct upload *u)
 	u->done = true;
 }
 
-int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid,
-	       const struct upload_caps *caps, struct upload **out, struct mt_err *e)
+/* Makes the parser for fmt and the dataset (state "importing"). */
+static int upload_start(struct upload *u, const struct import_format *fmt, struct mt_err *e)
 {
-	struct import_cb cb = { upload_on_item, upload_on_error, NULL };
-	struct upload *u = NULL;
+	struct import_cb cb = { upload_on_item, upload_on_error, u };
 	char err[256];
 	int rc;
 
+	snprintf(u->format, sizeof(u->format), "%s", fmt->name);
+	u->parser = import_parser_new(fmt->name, &u->caps.import, &cb, err, sizeof(err));
+	if (!u->parser)
+		return mt_err_set(e, -EBADMSG, "bad_format", "format", "%s", err);
+	rc = store_dataset_create(u->st, u->name, fmt->name, &u->dataset);
+	if (rc)
+		return mt_err_set(e, -EIO, "store", NULL, "cannot create the dataset: %s", strerror(-rc));
+	return 0;
+}
+
+/* The dataset's name into out: name when no dataset has it; else, with
+ * unique, the first free "name-2", "name-3", ...; without, a 409. */
+static int upload_name_pick(struct store *st, const char *name, bool unique, char *out, size_t outlen,
+			    struct mt_err *e)
+{
+	int64_t id = 0;
+	int rc = store_dataset_name_find(st, name, &id);
+
+	snprintf(out, outlen, "%s", name);
+	if (rc < 0)
+		return mt_err_set(e, -EIO, "store", NULL, "cannot look up dataset names: %s", strerror(-rc));
+	if (rc == 0)
+		return 0;
+	if (!unique)
+		return mt_err_set(e, -EALREADY, "name_taken", "name",
+				  "a dataset named \"%s\" already exists (ds_%" PRId64
+				  "); choose another name (a job naming it would not know which one you mean)",
+				  name, id);
+	for (int n = 2; n < 10000; n++) {
+		if ((size_t)snprintf(out, outlen, "%s-%d", name, n) >= outlen)
+			return mt_err_set(e, -EBADMSG, "bad_name", "name", "name is longer than %d bytes",
+					  UPLOAD_NAME_MAX - 8);
+		rc = store_dataset_name_find(st, out, &id);
+		if (rc <= 0)
+			return rc < 0 ? mt_err_set(e, -EIO, "store", NULL, "cannot look up dataset names: %s",
+						   strerror(-rc))
+				      : 0;
+	}
+	return mt_err_set(e, -EALREADY, "name_taken", "name", "too many datasets named \"%s-N\"", name);
+}
+
+int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid, bool unique,
+	       const struct upload_caps *caps, struct upload **out, struct mt_err *e)
+{
+	struct upload *u = NULL;
+	int rc;
+
 	*out = NULL;
-	if (!format || !*format)
-		format = "native";
-	if (!import_format_known(format))
+	if (format && *format && !import_format_known(format))
 		return mt_err_set(e, -EBADMSG, "bad_format", "format",
 				  "unknown format \"%s\"; expected one of: %s", format,
 				  import_format_list());
@@ -143,25 +196,28 @@ int upload_new(struct store *st, const char *name, const char *format, bool skip
 	if (!u->caps.rejected_max)
 		u->caps.rejected_max = UPLOAD_REJECTED_DEFAULT;
 	u->skip_invalid = skip_invalid;
-	snprintf(u->name, sizeof(u->name), "%s", name && *name ? name : "unnamed");
-	snprintf(u->format, sizeof(u->format), "%s", format);
+	if (!name || !*name) {
+		name = "unnamed";
+		unique = true;
+	}
+	rc = upload_name_pick(st, name, unique, u->name, sizeof(u->name), e);
+	if (rc)
+		goto out;
 	u->batch = calloc(u->caps.batch_items, sizeof(*u->batch));
 	u->rejected = json_array();
+	buf_init(&u->head, IMPORT_SNIFF_MAX);
 	if (!u->batch || !u->rejected) {
 		rc = mt_err_set(e, -ENOMEM, "oom", NULL, "out of memory");
 		goto out;
 	}
-	cb.ud = u;
-	u->parser = import_parser_new(format, &u->caps.import, &cb, err, sizeof(err));
-	if (!u->parser) {
-		rc = mt_err_set(e, -EBADMSG, "bad_format", "format", "%s", err);
-		goto out;
+	if (!format || !*format) {
+		u->sniffing = true;
+		*out = u;
+		return 0;
 	}
-	rc = store_dataset_create(st, u->name, format, &u->dataset);
-	if (rc) {
-		rc = mt_err_set(e, -EIO, "store", NULL, "cannot create the dataset: %s", strerror(-rc));
+	rc = upload_start(u, import_format_find(format), e);
+	if (rc)
 		goto out;
-	}
 	*out = u;
 	u = NULL;
 out:
@@ -169,9 +225,57 @@ out:
 	return rc;
 }
 
+/* The head is enough (or all there is): picks the layout, starts, and
+ * feeds the head. Errors are kept for upload_finish. */
+static void upload_sniff_decide(struct upload *u, bool all)
+{
+	const struct import_format *fmt;
+	struct mt_err e = { 0 };
+	int rc;
+
+	u->sniffing = false;
+	fmt = import_format_sniff(u->head.base ? u->head.base : "", u->head.len, all, u->sniff_msg,
+				  sizeof(u->sniff_msg));
+	if (!fmt) {
+		u->sniff_error = -EBADMSG;
+		goto out;
+	}
+	rc = upload_start(u, fmt, &e);
+	if (rc) {
+		u->sniff_error = rc;
+		snprintf(u->sniff_msg, sizeof(u->sniff_msg), "%s", e.message);
+		goto out;
+	}
+	if (u->head.len)
+		upload_feed(u, u->head.base, u->head.len);
+out:
+	buf_free(&u->head);
+}
+
 int upload_feed(struct upload *u, const char *data, size_t len)
 {
-	int rc = import_parser_feed(u->parser, data, len);
+	int rc;
+
+	if (u->sniff_error)
+		return 0; /* reported by upload_finish; the rest is read and dropped */
+	if (u->sniffing) {
+		size_t room = IMPORT_SNIFF_MAX - u->head.len, take = len < room ? len : room;
+
+		if (buf_append(&u->head, data, take) != 0) {
+			u->feed_error = -ENOMEM;
+			u->sniff_error = -ENOMEM;
+			snprintf(u->sniff_msg, sizeof(u->sniff_msg), "out of memory");
+			return -ENOMEM;
+		}
+		if (!import_sniff_enough(u->head.base, u->head.len))
+			return 0;
+		upload_sniff_decide(u, false);
+		if (u->sniff_error || take == len)
+			return 0;
+		data += take;
+		len -= take;
+	}
+	rc = import_parser_feed(u->parser, data, len);
 
 	if (rc && !u->feed_error)
 		u->feed_error = rc;
@@ -184,6 +288,17 @@ int upload_finish(struct upload *u, json_t **result, struct mt_err *e)
 	int rc;
 
 	*result = NULL;
+	if (u->sniffing)
+		upload_sniff_decide(u, true);
+	if (u->sniff_error) {
+		rc = u->sniff_error == -EBADMSG
+			     ? mt_err_set(e, -EBADMSG, "bad_format", "format", "%s", u->sniff_msg)
+			     : mt_err_set(e, u->sniff_error, u->sniff_error == -EIO ? "store" : "oom", NULL, "%s",
+					  u->sniff_msg);
+		upload_drop(u);
+		upload_release(u);
+		return rc;
+	}
 	rc = import_parser_finish(u->parser);
 	if (rc && !u->feed_error)
 		u->feed_error = rc;
@@ -201,8 +316,8 @@ int upload_finish(struct upload *u, json_t **result, struct mt_err *e)
 					u->first_bad_line, u->first_bad);
 		else
 			rc = mt_err_set(e, -EINVAL, "invalid_dataset", "body", "%s", u->first_bad);
-		*result = json_pack("{s:O, s:I}", "rejected", u->rejected, "rejected_count",
-				    (json_int_t)u->nrejected);
+		*result = json_pack("{s:O, s:I, s:s}", "rejected", u->rejected, "rejected_count",
+				    (json_int_t)u->nrejected, "format", u->format);
 	} else if (store_dataset_finish(u->st, u->dataset, items, u->rejected) != 0) {
 		rc = mt_err_set(e, -EIO, "store", NULL, "cannot finish the dataset import");
 	} else {

@@ -38,15 +38,18 @@ struct upload_caps {
 	uint64_t *items_read;
 };
 
-/* Starts an upload of a dataset called name (NULL or "": "unnamed"; at most
- * UPLOAD_NAME_MAX - 1 bytes) in format (NULL or "": "native"; one of
+/* Starts an upload of a dataset called name (at most UPLOAD_NAME_MAX - 1
+ * bytes). A name a dataset already has (ready or importing) is refused with
+ * -EALREADY (code "name_taken", field "name"), unless unique is set: then
+ * the first free "NAME-2", "NAME-3", ... is taken. NULL or "" is "unnamed",
+ * made unique so. In format (NULL or "": "native"; one of
  * import_format_list()). st is borrowed and must outlive the upload; caps may
  * be NULL (defaults) and is copied. Creates the dataset in the store (state
  * "importing", invisible until upload_finish commits it).
  * Returns 0 and *out, or with e filled: -EBADMSG (code "bad_format", field
- * "format"; "bad_name", field "name"), -EIO ("store": the dataset cannot be
+ * "format"; "bad_name", field "name"), -EALREADY ("name_taken"), -EIO ("store": the dataset cannot be
  * created), -ENOMEM ("oom"). */
-int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid,
+int upload_new(struct store *st, const char *name, const char *format, bool skip_invalid, bool unique,
 	       const struct upload_caps *caps, struct upload **out, struct mt_err *e);
 
 /* Feeds the next len bytes of the file (any split). Items completed by them
@@ -63,7 +66,10 @@ int upload_feed(struct upload *u, const char *data, size_t len);
  *    of the first bad record or the duplicate id): nothing stored (a bad
  *    record in an atomic upload, a duplicate id, or no item at all and some
  *    rejected); *result (taken) is {"rejected":[{"line","reason"}...],
- *    "rejected_count":N} for the error body;
+ *    "rejected_count":N,"format":F} for the error body (F the layout read,
+ *    given or detected);
+ *  - -EBADMSG (code "bad_format", field "format"): no format was given and
+ *    the first bytes fit several layouts (import_format_sniff says which);
  *  - -EIO ("store") or -ENOMEM ("oom"): nothing stored, *result NULL.
  * The upload keeps only its name afterwards; upload_free it. */
 int upload_finish(struct upload *u, json_t **result, struct mt_err *e);

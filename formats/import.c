@@ -917,3 +917,115 @@ void import_parser_counts(const struct import_parser *p, long *items, long *erro
 	if (errors)
 		*errors = p->nerrors;
 }
+
+/* ---- telling the layout ------------------------------------------------- */
+
+bool import_sniff_enough(const char *head, size_t len)
+{
+	size_t i = 0;
+
+	if (len >= IMPORT_SNIFF_MAX)
+		return true;
+	if (len < IMPORT_SNIFF_WANT)
+		return false;
+	while (i < len && import_blank(head + i, 1))
+		i++;
+	return memchr(head + i, '\n', len - i) != NULL;
+}
+
+struct sniff_trial {
+	int verdict; /* -1 until the first record */
+};
+
+static int sniff_on_item(void *ud, json_t *item, long line)
+{
+	struct sniff_trial *t = ud;
+
+	(void)line;
+	json_decref(item);
+	t->verdict = IMPORT_SNIFF_YES;
+	return 1;
+}
+
+static int sniff_on_error(void *ud, long line, const char *reason)
+{
+	struct sniff_trial *t = ud;
+
+	(void)line;
+	(void)reason;
+	t->verdict = IMPORT_SNIFF_NO;
+	return 1;
+}
+
+enum import_sniff_verdict import_sniff_records(const struct import_format *f, const struct import_sniff *s)
+{
+	struct sniff_trial t = { -1 };
+	struct import_cb cb = { sniff_on_item, sniff_on_error, &t };
+	struct import_parser *p = import_parser_new(f->name, NULL, &cb, NULL, 0);
+	size_t n = s->len;
+
+	if (!p)
+		return IMPORT_SNIFF_NO;
+	if (!s->all) {
+		/* complete lines only: a cut one would be rejected for the cut */
+		while (n && s->head[n - 1] != '\n')
+			n--;
+	}
+	if (import_parser_feed(p, s->head, n) == 0)
+		import_parser_finish(p);
+	import_parser_free(p);
+	return t.verdict == IMPORT_SNIFF_YES ? IMPORT_SNIFF_YES : IMPORT_SNIFF_NO;
+}
+
+const struct import_format *import_format_sniff(const char *head, size_t len, bool all, char *err,
+                                                size_t errlen)
+{
+	const struct import_format *yes[NFORMATS], *maybe[NFORMATS];
+	size_t nyes = 0, nmaybe = 0, i = 0;
+	struct import_sniff s;
+	const char *names[NFORMATS];
+	const struct import_format *const *set;
+	size_t nset;
+	char list[256];
+
+	if (len >= 3 && memcmp(head, bom, 3) == 0) {
+		head += 3;
+		len -= 3;
+	}
+	while (i < len && import_blank(head + i, 1))
+		i++;
+	s.head = head;
+	s.len = len;
+	s.all = all;
+	s.first = i < len ? head[i] : 0;
+	s.line = head + i;
+	s.line_len = len - i;
+	{
+		const char *nl = memchr(head + i, '\n', len - i);
+
+		if (nl)
+			s.line_len = (size_t)(nl - (head + i));
+	}
+	for (size_t k = 0; k < NFORMATS; k++) {
+		enum import_sniff_verdict v = formats[k]->sniff ? formats[k]->sniff(formats[k], &s) : IMPORT_SNIFF_NO;
+
+		if (v == IMPORT_SNIFF_YES && formats[k] == &import_format_native)
+			return formats[k]; /* the default, when it reads */
+		if (v == IMPORT_SNIFF_YES)
+			yes[nyes++] = formats[k];
+		else if (v == IMPORT_SNIFF_MAYBE)
+			maybe[nmaybe++] = formats[k];
+	}
+	set = nyes ? yes : maybe;
+	nset = nyes ? nyes : nmaybe;
+	if (nset == 0)
+		return &import_format_native;
+	if (nset == 1)
+		return set[0];
+	for (i = 0; i < nset; i++)
+		names[i] = set[i]->name;
+	formats_names_join(list, sizeof(list), names, nset, ", ", " or ");
+	if (err)
+		snprintf(err, errlen, "cannot tell the file's layout: it could be %s; give the format", list);
+	return NULL;
+}

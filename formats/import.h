@@ -70,6 +70,29 @@ struct import_cb {
 
 struct import_parser;
 struct import_csv_record; /* formats/import_impl.h */
+struct import_format;
+
+/* Telling the layout of a file from its first bytes, when no format is
+ * given (import_format_sniff). */
+enum import_sniff_verdict {
+	IMPORT_SNIFF_NO = 0, /* not this layout */
+	IMPORT_SNIFF_MAYBE,  /* the start fits, nothing proves it */
+	IMPORT_SNIFF_YES,    /* the first record reads as this layout */
+};
+
+struct import_sniff {
+	const char *head; /* the first bytes of the input, a UTF-8 BOM skipped */
+	size_t len;
+	bool all;         /* head is the whole input */
+	char first;       /* the first byte that is not blank, or 0 */
+	const char *line; /* the line holding it (up to its '\n' or the head's end) */
+	size_t line_len;
+};
+
+/* Bytes of the head import_format_sniff would like (64 KiB: many records of
+ * any layout), and the most it is ever given (a line may be longer). */
+#define IMPORT_SNIFF_WANT ((size_t)64 << 10)
+#define IMPORT_SNIFF_MAX IMPORT_MAX_LINE_DEFAULT
 
 enum import_kind {
 	IMPORT_JSON_LINES, /* one JSON object a line, parsed as each line completes */
@@ -103,6 +126,10 @@ struct import_format {
 	void (*parse_csv)(struct import_parser *p, const struct import_csv_record *rec);
 	/* Frees the state a row kept in import_parser_state; NULL: none kept. */
 	void (*state_free)(void *state);
+	/* Says whether the start of an input is in this layout (any thread, no
+	 * side effects). import_sniff_records serves the line and record
+	 * layouts: a trial parse of the head. NULL: never picked unasked. */
+	enum import_sniff_verdict (*sniff)(const struct import_format *f, const struct import_sniff *s);
 };
 
 extern const struct import_format import_format_native, import_format_medqa,
@@ -117,6 +144,24 @@ const struct import_format *import_format_at(size_t i);
 const char *import_format_list(void);
 /* True when name names a row (import_format_find != NULL). */
 bool import_format_known(const char *name);
+
+/* True when head (len bytes, the start of an input) is enough to sniff:
+ * IMPORT_SNIFF_WANT bytes with a line end after the first non-blank byte,
+ * or IMPORT_SNIFF_MAX bytes. At the input's end it is always enough. */
+bool import_sniff_enough(const char *head, size_t len);
+/* The layout of an input from its start (len bytes of head; all: the whole
+ * input), when no format is given. Asks every row's sniff: native when the
+ * first record reads as native (it stays the default); else the one row
+ * that says YES, or failing that the one that says MAYBE; native when none
+ * does (its errors then say what is wrong, line by line). When two or more
+ * rows fit equally, returns NULL with err naming them ("it could be medqa
+ * or medmcqa"). Any thread. */
+const struct import_format *import_format_sniff(const char *head, size_t len, bool all, char *err,
+                                                size_t errlen);
+/* The sniff of a line or record layout: parses the head's complete lines
+ * (all of it when s->all) with f and says YES when the first record it
+ * meets is an item, NO when it is rejected or there is none. */
+enum import_sniff_verdict import_sniff_records(const struct import_format *f, const struct import_sniff *s);
 
 /* Creates a parser for format. opts may be NULL (defaults); cb is copied,
  * both callbacks required. On error returns NULL with a message in err (may

@@ -301,6 +301,15 @@ static void csv_state_free(void *state)
 	free(state);
 }
 
+/* A JSON file is never csv; else the trial parse of the header and the
+ * first record decides. */
+static enum import_sniff_verdict csv_sniff(const struct import_format *f, const struct import_sniff *s)
+{
+	if (s->first == '{' || s->first == '[' || !s->first)
+		return IMPORT_SNIFF_NO;
+	return import_sniff_records(f, s);
+}
+
 const struct import_format import_format_csv = {
 	.name = "csv",
 	.description = "CSV with a header row naming question, answer and optional columns",
@@ -309,4 +318,5 @@ const struct import_format import_format_csv = {
 	.answer_key = "answer",
 	.parse_csv = csv_parse,
 	.state_free = csv_state_free,
+	.sniff = csv_sniff,
 };

@@ -83,4 +83,5 @@ const struct import_format import_format_medmcqa = {
 	.question_key = "question",
 	.answer_key = "cop",
 	.parse_json = medmcqa_parse,
+	.sniff = import_sniff_records,
 };

@@ -67,4 +67,5 @@ const struct import_format import_format_medqa = {
 	.question_key = "question",
 	.answer_key = "answer_idx",
 	.parse_json = medqa_parse,
+	.sniff = import_sniff_records,
 };

@@ -87,4 +87,5 @@ const struct import_format import_format_native = {
 	.question_key = "question",
 	.answer_key = "answer",
 	.parse_json = native_parse,
+	.sniff = import_sniff_records,
 };

@@ -3,6 +3,8 @@
  * final_decision (yes, no or maybe: the options are those three),
  * LONG_ANSWER, MESHES, YEAR and LABELS. */
 
+#include <string.h>
+
 #include "common/buf.h"
 #include "formats/import_impl.h"
 
@@ -70,6 +72,32 @@ out:
 	json_decref(cand);
 }
 
+/* An object whose first member is an object with "QUESTION". The document
+ * is parsed whole only at the end, so from its start: on one line (compact)
+ * it is parsed; pretty-printed, its first line is a lone "{" and the first
+ * record's keys are in the head. */
+static enum import_sniff_verdict pubmedqa_sniff(const struct import_format *f, const struct import_sniff *s)
+{
+	json_t *doc;
+	const char *k;
+	json_t *v;
+	enum import_sniff_verdict r = IMPORT_SNIFF_NO;
+
+	(void)f;
+	if (s->first != '{')
+		return IMPORT_SNIFF_NO;
+	if (import_blank(s->line + 1, s->line_len - 1))
+		return memmem(s->head, s->len, "\"QUESTION\"", 10) ? IMPORT_SNIFF_YES : IMPORT_SNIFF_MAYBE;
+	doc = json_loadb(s->line, s->line_len, 0, NULL);
+	json_object_foreach(doc, k, v) {
+		if (json_is_object(v) && json_object_get(v, "QUESTION"))
+			r = IMPORT_SNIFF_YES;
+		break;
+	}
+	json_decref(doc);
+	return r;
+}
+
 const struct import_format import_format_pubmedqa = {
 	.name = "pubmedqa",
 	.description = "PubMedQA: one JSON object keyed by PMID, answers yes/no/maybe",
@@ -79,4 +107,5 @@ const struct import_format import_format_pubmedqa = {
 	.doc_what = "a JSON object keyed by PMID",
 	.doc_key = "PMID",
 	.parse_json = pubmedqa_parse,
+	.sniff = pubmedqa_sniff,
 };

@@ -146,6 +146,16 @@ out:
 	json_decref(cand);
 }
 
+/* A JSON array (no JSON Lines file starts with "["); proven by a
+ * "conversations" key in the head. */
+static enum import_sniff_verdict sharegpt_sniff(const struct import_format *f, const struct import_sniff *s)
+{
+	(void)f;
+	if (s->first != '[')
+		return IMPORT_SNIFF_NO;
+	return memmem(s->head, s->len, "\"conversations\"", 15) ? IMPORT_SNIFF_YES : IMPORT_SNIFF_MAYBE;
+}
+
 const struct import_format import_format_sharegpt = {
 	.name = "sharegpt",
 	.description = "MedThink ShareGPT: a JSON array of conversations, the answer first "
@@ -155,4 +165,5 @@ const struct import_format import_format_sharegpt = {
 	.answer_key = "answer",
 	.doc_what = "a JSON array of conversations",
 	.parse_json = sharegpt_parse,
+	.sniff = sharegpt_sniff,
 };

@@ -1234,6 +1234,22 @@ int store_dataset_resolve(struct store *st, const char *id_or_name, int64_t *id)
 	return resolve(st, id_or_name, "ds_", by_id, by_name, id);
 }
 
+int store_dataset_name_find(struct store *st, const char *name, int64_t *id)
+{
+	static const char sql[] = "SELECT id FROM datasets WHERE name = ? AND state IN ('ready', 'importing')"
+				  " ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *q = store_stmt(st, sql);
+	int rc = q ? store_bind(st, q, "t", name) : -EIO;
+
+	if (rc == 0)
+		rc = store_step_row(st, q, "looking up a dataset name");
+	if (rc == 1)
+		*id = sqlite3_column_int64(q, 0);
+	if (q)
+		sqlite3_reset(q);
+	return rc;
+}
+
 json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq)
 {
 	static const char sql[] = "SELECT body FROM items WHERE dataset_id = ? AND seq = ?";

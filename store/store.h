@@ -112,6 +112,9 @@ json_t *store_dataset_get(struct store *st, int64_t id);
 /* Resolves "ds_N", "N" or a name (the newest ready dataset of that name). */
 int store_dataset_resolve(struct store *st, const char *id_or_name, int64_t *id);
 json_t *store_dataset_list(struct store *st);
+/* Whether a dataset (ready, or still importing) is called name: 1 with *id
+ * set to the newest such, 0 when none is, or a negative errno. */
+int store_dataset_name_find(struct store *st, const char *name, int64_t *id);
 /* The item with this seq, or NULL. */
 json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq);
 /* Calls cb for items with seq in [from, from+limit) in order; stops early

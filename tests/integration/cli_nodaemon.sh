@@ -108,5 +108,27 @@ printf '{"name": "x",\n "dataset": oops}\n' >"$tmp/job.json"
 check "submit of broken JSON: exit 1" run 1 submit "$tmp/job.json"
 check "submit of broken JSON: file:line:column" err_has "job.json:2:"
 
+# --json: the CLI's own errors are JSON objects too, exit codes unchanged
+# json_err CODE: stdout is one {"error":{"code":CODE,"message":...}} object
+json_err() {
+  python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; sys.exit(0 if e["code"]==sys.argv[2] and e["message"] else 1)' "$tmp/out" "$1" \
+    || { echo "# stdout is not an error object with code $1:"; sed 's/^/#   /' "$tmp/out"; return 1; }
+}
+check "--json unreachable: exit 1" run 1 --json list
+check "--json unreachable: JSON error on stdout" json_err unreachable
+check "--json unreachable: the line on stderr too" err_has "cannot reach medthinkd"
+check "--json unknown command: exit 2" run 2 frobnicate --json
+check "--json unknown command: JSON error" json_err usage
+check "--json no command: exit 2" run 2 --json
+check "--json no command: JSON error" json_err usage
+check "--json missing argument: exit 2" run 2 export --json
+check "--json missing argument: JSON error" json_err usage
+check "--json bad --budget-usd: exit 2" run 2 resume job_1 --budget-usd x --json
+check "--json bad --budget-usd: JSON error" json_err usage
+check "--json import of a missing file: exit 1" run 1 --json import "$tmp/none.jsonl"
+check "--json import of a missing file: JSON error" json_err failed
+check "--json submit of broken JSON: exit 1" run 1 --json submit "$tmp/job.json"
+check "--json submit of broken JSON: JSON error" json_err failed
+
 echo "# $fails failed"
 [ "$fails" -eq 0 ]

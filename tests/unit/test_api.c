@@ -276,7 +276,7 @@ static void test_upload_good(void **state)
 	json_t *res = NULL;
 	int64_t id;
 
-	assert_int_equal(upload_new(f->st, "gastro", "native", false, &caps, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "gastro", "native", false, false, &caps, &u, &e), 0);
 	/* not visible while importing */
 	assert_int_equal(datasets_count(f->st), 0);
 	feed(u, GOOD1 GOOD2 GOOD3, 7);
@@ -304,13 +304,64 @@ static void test_upload_defaults(void **state)
 	json_t *res = NULL;
 
 	/* no name, no format: "unnamed", native; an empty body is 0 items */
-	assert_int_equal(upload_new(f->st, NULL, "", false, NULL, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, NULL, "", false, false, NULL, &u, &e), 0);
 	assert_int_equal(upload_finish(u, &res, &e), 0);
 	upload_free(u);
 	assert_string_equal(json_string_value(json_object_get(res, "name")), "unnamed");
 	assert_string_equal(json_string_value(json_object_get(res, "format")), "native");
 	assert_int_equal(json_integer_value(json_object_get(res, "items")), 0);
 	json_decref(res);
+}
+
+/* A name a dataset has is refused (409); with unique (the CLI's default
+ * name, or no name at all) the next free NAME-N is taken. */
+static void test_upload_duplicate_name(void **state)
+{
+	struct sfx *f = *state;
+	struct mt_err e = { 0 };
+	struct upload *u = NULL;
+	json_t *res = NULL;
+
+	assert_int_equal(upload_new(f->st, "gastro", "native", false, false, NULL, &u, &e), 0);
+	feed(u, GOOD1, 3);
+	assert_int_equal(upload_finish(u, &res, &e), 0);
+	upload_free(u);
+	json_decref(res);
+	u = (struct upload *)1;
+	assert_int_equal(upload_new(f->st, "gastro", "native", false, false, NULL, &u, &e), -EALREADY);
+	assert_null(u);
+	assert_string_equal(e.code, "name_taken");
+	assert_string_equal(e.field, "name");
+	assert_non_null(strstr(e.message, "a dataset named \"gastro\" already exists (ds_1); choose another name"));
+	/* an import still running holds its name too */
+	assert_int_equal(upload_new(f->st, "busy", "native", false, false, NULL, &u, &e), 0);
+	{
+		struct upload *u2 = NULL;
+
+		assert_int_equal(upload_new(f->st, "busy", "native", false, false, NULL, &u2, &e), -EALREADY);
+		assert_null(u2);
+	}
+	upload_free(u);
+	/* unique: gastro-2, then gastro-3 */
+	for (int n = 2; n <= 3; n++) {
+		char want[32];
+
+		assert_int_equal(upload_new(f->st, "gastro", "native", false, true, NULL, &u, &e), 0);
+		feed(u, GOOD1, 3);
+		assert_int_equal(upload_finish(u, &res, &e), 0);
+		upload_free(u);
+		snprintf(want, sizeof(want), "gastro-%d", n);
+		assert_string_equal(json_string_value(json_object_get(res, "name")), want);
+		json_decref(res);
+	}
+	/* no name: unnamed, unnamed-2 */
+	for (int n = 1; n <= 2; n++) {
+		assert_int_equal(upload_new(f->st, NULL, NULL, false, false, NULL, &u, &e), 0);
+		assert_int_equal(upload_finish(u, &res, &e), 0);
+		upload_free(u);
+		assert_string_equal(json_string_value(json_object_get(res, "name")), n == 1 ? "unnamed" : "unnamed-2");
+		json_decref(res);
+	}
 }
 
 static void test_upload_bad_args(void **state)
@@ -320,19 +371,19 @@ static void test_upload_bad_args(void **state)
 	struct upload *u = (struct upload *)1;
 	char name[UPLOAD_NAME_MAX + 1];
 
-	assert_int_equal(upload_new(f->st, "x", "nope", false, NULL, &u, &e), -EBADMSG);
+	assert_int_equal(upload_new(f->st, "x", "nope", false, false, NULL, &u, &e), -EBADMSG);
 	assert_null(u);
 	assert_string_equal(e.code, "bad_format");
 	assert_string_equal(e.field, "format");
 	assert_non_null(strstr(e.message, "unknown format \"nope\"; expected one of: native"));
 	memset(name, 'n', UPLOAD_NAME_MAX);
 	name[UPLOAD_NAME_MAX] = '\0';
-	assert_int_equal(upload_new(f->st, name, NULL, false, NULL, &u, &e), -EBADMSG);
+	assert_int_equal(upload_new(f->st, name, NULL, false, false, NULL, &u, &e), -EBADMSG);
 	assert_string_equal(e.code, "bad_name");
 	assert_string_equal(e.field, "name");
 	assert_string_equal(e.message, "name is longer than 199 bytes");
 	name[UPLOAD_NAME_MAX - 1] = '\0'; /* 199 bytes: fine */
-	assert_int_equal(upload_new(f->st, name, NULL, false, NULL, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, name, NULL, false, false, NULL, &u, &e), 0);
 	upload_free(u);
 	assert_int_equal(datasets_count(f->st), 0);
 }
@@ -348,7 +399,7 @@ static void test_upload_atomic_bad_line(void **state)
 	json_t *res = NULL, *rej;
 	int64_t id;
 
-	assert_int_equal(upload_new(f->st, "bad", "native", false, &caps, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "bad", "native", false, false, &caps, &u, &e), 0);
 	feed(u, GOOD1 GOOD2 BAD_ANSWER GOOD3 "not json\n", 4096);
 	assert_int_equal(upload_finish(u, &res, &e), -EINVAL);
 	upload_free(u);
@@ -381,7 +432,7 @@ static void test_upload_skip_invalid(void **state)
 	struct upload *u;
 	json_t *res = NULL, *rej;
 
-	assert_int_equal(upload_new(f->st, "skip", "native", true, &caps, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "skip", "native", true, false, &caps, &u, &e), 0);
 	feed(u, GOOD1 BAD_ANSWER GOOD3 DUP_A1 "not json\n" GOOD2, 3);
 	assert_int_equal(upload_finish(u, &res, &e), 0);
 	upload_free(u);
@@ -397,7 +448,7 @@ static void test_upload_skip_invalid(void **state)
 	assert_int_equal(datasets_count(f->st), 1);
 
 	/* every line bad: nothing to store, even with skip_invalid */
-	assert_int_equal(upload_new(f->st, "allbad", "native", true, NULL, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "allbad", "native", true, false, NULL, &u, &e), 0);
 	feed(u, BAD_ANSWER "not json\n", 4096);
 	assert_int_equal(upload_finish(u, &res, &e), -EINVAL);
 	upload_free(u);
@@ -414,7 +465,7 @@ static void test_upload_duplicate_id(void **state)
 	struct upload *u;
 	json_t *res = NULL;
 
-	assert_int_equal(upload_new(f->st, "dup", "native", false, NULL, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "dup", "native", false, false, NULL, &u, &e), 0);
 	feed(u, GOOD1 GOOD2 DUP_A1, 4096);
 	assert_int_equal(upload_finish(u, &res, &e), -EINVAL);
 	upload_free(u);
@@ -435,7 +486,7 @@ static void test_upload_aborted(void **state)
 	struct upload *u;
 	int64_t id;
 
-	assert_int_equal(upload_new(f->st, "half", "medqa", false, &caps, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "half", "medqa", false, false, &caps, &u, &e), 0);
 	feed(u, "{\"question\":\"q1\",\"options\":{\"A\":\"x\",\"B\":\"y\"},\"answer_idx\":\"A\"}\n"
 		"{\"question\":\"q2\",\"options\":{\"A\":\"x\",\"B\":\"y\"},\"answer_idx\":\"B\"}\n"
 		"{\"question\":\"q3\",\"opt",
@@ -447,7 +498,7 @@ static void test_upload_aborted(void **state)
 	assert_int_equal(store_dataset_count(f->st, 1), 0);
 
 	/* freeing an unfinished upload drops it the same way */
-	assert_int_equal(upload_new(f->st, "half2", "native", false, &caps, &u, &e), 0);
+	assert_int_equal(upload_new(f->st, "half2", "native", false, false, &caps, &u, &e), 0);
 	feed(u, GOOD1 GOOD2, 4096);
 	upload_free(u);
 	assert_int_equal(datasets_count(f->st), 0);
@@ -647,7 +698,7 @@ static void test_e2e_upload(void **state)
 	assert_int_equal(strncmp(r.body, "{\"error\":{\"code\":\"invalid_dataset\",\"message\":\"line 2: ",
 				 54), 0);
 	assert_non_null(strstr(r.body, "\"field\":\"body\"},\"rejected\":[{\"line\":2,\"reason\":"));
-	assert_non_null(strstr(r.body, "}],\"rejected_count\":1}"));
+	assert_non_null(strstr(r.body, "}],\"rejected_count\":1,\"format\":\"native\"}"));
 
 	request(x, "POST", "/v1/datasets?format=nope", GOOD1, &r);
 	assert_int_equal(r.status, 400);
@@ -686,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_routes_slashes_and_ids),
 		cmocka_unit_test_setup_teardown(test_upload_good, sfx_setup, sfx_teardown),
 		cmocka_unit_test_setup_teardown(test_upload_defaults, sfx_setup, sfx_teardown),
+		cmocka_unit_test_setup_teardown(test_upload_duplicate_name, sfx_setup, sfx_teardown),
 		cmocka_unit_test_setup_teardown(test_upload_bad_args, sfx_setup, sfx_teardown),
 		cmocka_unit_test_setup_teardown(test_upload_atomic_bad_line, sfx_setup, sfx_teardown),
 		cmocka_unit_test_setup_teardown(test_upload_skip_invalid, sfx_setup, sfx_teardown),

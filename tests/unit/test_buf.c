@@ -7,7 +7,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -55,12 +58,48 @@ static void test_log_level_parse(void **state)
 	assert_int_equal(log_level_parse("verbose", &l), -EINVAL);
 }
 
+/* Not under journald: a UTC timestamp and the level's name; under it: <N>. */
+static void test_log_prefix_styles(void **state)
+{
+	struct timespec ts = { 1796634000, 123456789 }; /* 2026-12-07T09:00:00.123Z */
+	char out[64];
+	char js[64];
+	struct stat st;
+	FILE *f;
+	int fd;
+	(void)state;
+
+	log_format_prefix(out, sizeof(out), LOG_LVL_INFO, LOG_STYLE_TIME, &ts);
+	assert_string_equal(out, "2026-12-07T09:00:00.123Z info ");
+	log_format_prefix(out, sizeof(out), LOG_LVL_WARN, LOG_STYLE_TIME, &ts);
+	assert_string_equal(out, "2026-12-07T09:00:00.123Z warn ");
+	log_format_prefix(out, sizeof(out), LOG_LVL_INFO, LOG_STYLE_JOURNAL, &ts);
+	assert_string_equal(out, "<6>");
+	log_format_prefix(out, sizeof(out), LOG_LVL_ERROR, LOG_STYLE_JOURNAL, &ts);
+	assert_string_equal(out, "<3>");
+
+	/* JOURNAL_STREAM must name the very file on the fd */
+	f = tmpfile();
+	assert_non_null(f);
+	fd = fileno(f);
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	assert_int_equal(log_stderr_is_journal(js, fd), 1);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
+	assert_int_equal(log_stderr_is_journal(js, fd), 0);
+	assert_int_equal(log_stderr_is_journal(NULL, fd), 0);
+	assert_int_equal(log_stderr_is_journal("", fd), 0);
+	assert_int_equal(log_stderr_is_journal("12:34x", fd), 0);
+	fclose(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_take),
 		cmocka_unit_test(test_log_level_parse),
+		cmocka_unit_test(test_log_prefix_styles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,7 +126,20 @@ struct collect {
 	char ctype[128];
 	struct buf body;
 	int stop_after; /* on_body returns 7 once body reaches this many bytes */
+	int nheaders;
+	char partial[128]; /* X-Medthink-Partial */
 };
+
+static int c_header(void *ctx, const char *name, const char *value)
+{
+	struct collect *c = ctx;
+
+	assert_int_equal(c->heads, 0); /* before on_head */
+	c->nheaders++;
+	if (strcasecmp(name, "x-medthink-partial") == 0)
+		snprintf(c->partial, sizeof(c->partial), "%s", value);
+	return 0;
+}
 
 static int c_head(void *ctx, int status, const char *ctype)
 {
@@ -151,7 +165,7 @@ static int c_body(void *ctx, const char *p, size_t n)
 /* Parses raw split into pieces at cut1 and cut2; returns feed/eof status. */
 static int parse_split(const char *raw, size_t len, size_t cut1, size_t cut2, struct collect *c, bool eof)
 {
-	struct http_sink sink = {c_head, c_body, c};
+	struct http_sink sink = {c_head, c_body, c, c_header};
 	struct http_resp *r = calloc(1, sizeof(*r));
 	int rc;
 
@@ -197,6 +211,26 @@ static const char chunked_raw[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked
 				  "00006\r\n world\r\n"
 				  "0\r\nX-Trailer: yes\r\n\r\n";
 
+/* Header fields of the final response reach on_header, trimmed, before on_head. */
+static void test_http_headers(void **state)
+{
+	static const char raw[] = "HTTP/1.1 100 Continue\r\nX-Medthink-Partial: interim\r\n\r\n"
+				  "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+				  "X-Medthink-Partial:   job_3 is running in stage1: set 1 is still being made  \r\n"
+				  "Content-Length: 3\r\n\r\n{}\n";
+	size_t len = strlen(raw);
+	struct collect c;
+	(void)state;
+
+	for (size_t i = 0; i <= len; i += 7) {
+		assert_int_equal(parse_split(raw, len, i, i, &c, false), 0);
+		assert_int_equal(c.status, 200);
+		assert_int_equal(c.nheaders, 3);
+		assert_string_equal(c.partial, "job_3 is running in stage1: set 1 is still being made");
+		buf_free(&c.body);
+	}
+}
+
 static void test_http_chunked_every_split(void **state)
 {
 	size_t len = strlen(chunked_raw);
@@ -221,7 +255,7 @@ static void test_http_chunked_every_split(void **state)
 static void test_http_chunked_bytewise(void **state)
 {
 	struct collect c;
-	struct http_sink sink = {c_head, c_body, &c};
+	struct http_sink sink = {c_head, c_body, &c, NULL};
 	struct http_resp *r = calloc(1, sizeof(*r));
 	size_t len = strlen(chunked_raw);
 	(void)state;
@@ -328,7 +362,7 @@ static void test_http_caps_and_stop(void **state)
 	/* a sink's non-zero return stops the parse and comes back */
 	memset(&c, 0, sizeof(c));
 	{
-		struct http_sink sink = {c_head, c_body, &c};
+		struct http_sink sink = {c_head, c_body, &c, NULL};
 		struct http_resp *r = calloc(1, sizeof(*r));
 
 		buf_init(&c.body, 1024);
@@ -344,7 +378,7 @@ static void test_http_head_method(void **state)
 {
 	static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
 	struct collect c;
-	struct http_sink sink = {c_head, c_body, &c};
+	struct http_sink sink = {c_head, c_body, &c, NULL};
 	struct http_resp r;
 	(void)state;
 
@@ -973,6 +1007,52 @@ static void test_render_job(void **state)
 	buf_free(&out);
 }
 
+/* A pipeline paused before eval is not 100%: the phases to come count. */
+static void test_render_percent_phases(void **state)
+{
+	json_t *train1 = json_loads("{\"id\":\"job_3\",\"kind\":\"pipeline\",\"state\":\"paused\","
+				    "\"phase\":\"train1\",\"reason\":\"awaiting retrain\",\"counts\":{"
+				    "\"screen\":{\"done\":90,\"dropped\":10},\"explain\":{\"done\":90}}}",
+				    0, NULL);
+	json_t *stage2 = json_loads("{\"kind\":\"pipeline\",\"state\":\"running\",\"phase\":\"stage2\","
+				    "\"counts\":{\"screen\":{\"done\":100},\"explain\":{\"done\":100},"
+				    "\"answer\":{\"done\":40,\"pending\":50},\"correct\":{\"done\":5,\"pending\":5}}}",
+				    0, NULL);
+	json_t *train2 = json_loads("{\"kind\":\"pipeline\",\"state\":\"paused\",\"phase\":\"train2\","
+				    "\"counts\":{\"screen\":{\"done\":100},\"answer\":{\"done\":100}}}",
+				    0, NULL);
+	json_t *done = json_loads("{\"kind\":\"pipeline\",\"state\":\"done\",\"phase\":\"done\","
+				  "\"counts\":{\"screen\":{\"done\":10},\"eval\":{\"done\":5}}}",
+				  0, NULL);
+	json_t *one = json_loads("{\"kind\":\"stage1\",\"state\":\"running\",\"phase\":\"stage1\","
+				 "\"counts\":{\"screen\":{\"done\":30,\"pending\":70}}}",
+				 0, NULL);
+	struct buf out;
+	double pct = -1;
+	(void)state;
+
+	assert_true(render_job_percent(train1, &pct));
+	assert_true(pct > 33.3 && pct < 33.4);
+	buf_init(&out, 1 << 16);
+	assert_int_equal(render_job_line(&out, train1), 0);
+	assert_non_null(strstr(out.base, " 33.3%"));
+	assert_null(strstr(out.base, "100.0%"));
+	assert_true(render_job_percent(stage2, &pct));
+	assert_true(pct > 48.3 && pct < 48.4); /* (1 + 45/100) / 3 */
+	assert_true(render_job_percent(train2, &pct));
+	assert_true(pct > 66.6 && pct < 66.7);
+	assert_true(render_job_percent(done, &pct));
+	assert_true(pct > 99.9);
+	assert_true(render_job_percent(one, &pct));
+	assert_true(pct > 29.9 && pct < 30.1);
+	json_decref(train1);
+	json_decref(stage2);
+	json_decref(train2);
+	json_decref(done);
+	json_decref(one);
+	buf_free(&out);
+}
+
 static void test_render_tolerant(void **state)
 {
 	json_t *empty = json_object();
@@ -1042,6 +1122,7 @@ int main(void)
 		cmocka_unit_test(test_args_command),
 		cmocka_unit_test(test_args_errors),
 		cmocka_unit_test(test_http_content_length),
+		cmocka_unit_test(test_http_headers),
 		cmocka_unit_test(test_http_chunked_every_split),
 		cmocka_unit_test(test_http_chunked_bytewise),
 		cmocka_unit_test(test_http_lf_and_close_delimited),
@@ -1066,6 +1147,7 @@ int main(void)
 		cmocka_unit_test(test_render_bar),
 		cmocka_unit_test(test_render_duration),
 		cmocka_unit_test(test_render_job),
+		cmocka_unit_test(test_render_percent_phases),
 		cmocka_unit_test(test_render_tolerant),
 		cmocka_unit_test(test_render_event),
 	};

@@ -854,6 +854,61 @@ static void test_real_csv(void **state)
 	sink_free(&s);
 }
 
+/* Without a format the first records tell the layout; native stays the
+ * default when it reads; two layouts that fit equally are named. */
+static const char *sniffed(const char *head, bool all, char *err, size_t errlen)
+{
+	const struct import_format *f;
+
+	err[0] = '\0';
+	f = import_format_sniff(head, strlen(head), all, err, errlen);
+	return f ? f->name : NULL;
+}
+
+static void test_sniff(void **state)
+{
+	char err[300];
+	char big[IMPORT_SNIFF_WANT + 16];
+	(void)state;
+
+	assert_string_equal(sniffed("{\"question\":\"q\",\"answer\":\"A\",\"options\":{\"A\":\"x\",\"B\":\"y\"}}\n", true,
+				    err, sizeof(err)), "native");
+	/* the BOM and blank lines first do not matter */
+	assert_string_equal(sniffed("\xEF\xBB\xBF\n\n{\"question\":\"q\",\"answer\":\"yes\"}\n", true, err, sizeof(err)),
+			    "native");
+	assert_string_equal(sniffed("{\"question\":\"q\",\"answer\":\"the pancreas\",\"options\":{\"A\":\"the liver\","
+				    "\"B\":\"the pancreas\"},\"meta_info\":\"step1\",\"answer_idx\":\"B\"}\n",
+				    true, err, sizeof(err)), "medqa");
+	assert_string_equal(sniffed("{\"question\":\"q\",\"opa\":\"a\",\"opb\":\"b\",\"opc\":\"c\",\"opd\":\"d\",\"cop\":2}\n",
+				    true, err, sizeof(err)), "medmcqa");
+	assert_string_equal(sniffed("{\n    \"21645374\": {\n        \"QUESTION\": \"Do mitochondria ...?\",\n", false, err,
+				    sizeof(err)), "pubmedqa");
+	assert_string_equal(sniffed("{\"1\":{\"QUESTION\":\"q\",\"CONTEXTS\":[\"c\"],\"final_decision\":\"yes\"}}", true, err,
+				    sizeof(err)), "pubmedqa");
+	assert_string_equal(sniffed("[\n  {\n    \"id\": \"identity_0\",\n    \"conversations\": [\n", false, err, sizeof(err)),
+			    "sharegpt");
+	assert_string_equal(sniffed("question,answer\nWhat makes insulin?,the pancreas\n", true, err, sizeof(err)), "csv");
+	/* nothing fits: native, whose errors say what is wrong line by line */
+	assert_string_equal(sniffed("{\"question\": oops\n", true, err, sizeof(err)), "native");
+	assert_string_equal(sniffed("", true, err, sizeof(err)), "native");
+	/* a record both MedQA and MedMCQA read */
+	assert_null(sniffed("{\"question\":\"q\",\"options\":{\"A\":\"a\",\"B\":\"b\"},\"answer_idx\":\"A\",\"opa\":\"a\","
+			    "\"opb\":\"b\",\"opc\":\"c\",\"opd\":\"d\",\"cop\":1}\n",
+			    true, err, sizeof(err)));
+	assert_string_equal(err, "cannot tell the file's layout: it could be medqa or medmcqa; give the format");
+	/* a cut last line is not judged: the complete ones are */
+	assert_string_equal(sniffed("{\"question\":\"q\",\"answer\":\"yes\"}\n{\"question\":\"q2\",\"ans", false, err,
+				    sizeof(err)), "native");
+
+	assert_false(import_sniff_enough("{\"a\":1}\n", 8));
+	memset(big, 'x', sizeof(big));
+	big[0] = '{';
+	assert_false(import_sniff_enough(big, IMPORT_SNIFF_WANT + 8)); /* no line end yet */
+	big[100] = '\n';
+	assert_true(import_sniff_enough(big, IMPORT_SNIFF_WANT + 8));
+	assert_false(import_sniff_enough(big, IMPORT_SNIFF_WANT - 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -883,6 +938,7 @@ int main(void)
 		cmocka_unit_test(test_real_sharegpt),
 		cmocka_unit_test(test_real_sharegpt_duplicates),
 		cmocka_unit_test(test_real_csv),
+		cmocka_unit_test(test_sniff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -316,8 +316,14 @@ static void stream_events_pump(struct stream *s)
 	if (first || s->progress_pending || finished) {
 		json_t *st = runner_job_status(a->runner, s->job);
 
-		if (st)
+		if (st) {
+			char at[40];
+
+			/* When it was sent, as every progress event carries. */
+			store_iso_time(store_now(), at, sizeof(at));
+			json_object_set_new(st, "at", json_string(at));
 			sse_write(s, 0, "progress", st);
+		}
 		json_decref(st);
 		s->progress_pending = false;
 	}

@@ -71,6 +71,27 @@ bool job_phase_takes_kept(const struct job *j, enum phase p)
 	return false;
 }
 
+bool job_item_kept(const struct job *j, int64_t seq)
+{
+	/* Every step of stage one's path left its artifact: a screening that
+	 * kept the item, then its explanation. An item never screened (past
+	 * max_items), dropped, or whose explanation failed has a step without. */
+	for (int s = j->sel->first_step; s >= 0; s = step_def((enum step)s)->next) {
+		const struct step_def *d = step_def((enum step)s);
+		json_t *a;
+		bool ok;
+
+		if (d->phase != PHASE_STAGE1)
+			break;
+		a = store_artifact_get(j->r->st, j->id, d->writes, seq);
+		ok = a && (!d->screens || json_is_true(json_object_get(a, "keep")));
+		json_decref(a);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 static void phase_summary_stage1(struct job *j)
 {
 	job_log(j, "phase", "stage1 done: %" PRId64 " screened (%" PRId64 " dropped, %" PRId64

@@ -11,9 +11,27 @@
 #include "store/work.h"
 #include "teacher_clients/client.h"
 
+double job_run_clock(const struct job *j)
+{
+	return (j->clock_stopped ? j->stopped_at : store_now()) - j->stopped_total;
+}
+
+void job_run_clock_state(struct job *j, enum job_state s)
+{
+	double now = store_now();
+
+	if (s == JOB_RUNNING && j->clock_stopped) {
+		j->stopped_total += now - j->stopped_at;
+		j->clock_stopped = false;
+	} else if (s != JOB_RUNNING && !j->clock_stopped) {
+		j->stopped_at = now;
+		j->clock_stopped = true;
+	}
+}
+
 void job_rate_note(struct job *j)
 {
-	int64_t now = (int64_t)store_now();
+	int64_t now = (int64_t)job_run_clock(j);
 
 	if (now != j->rate_sec) {
 		int64_t gap = now - j->rate_sec;
@@ -138,7 +156,8 @@ json_t *job_counts_json(const struct job *j)
 
 double job_rate(const struct job *j)
 {
-	int64_t now = (int64_t)store_now(), sum = 0;
+	double clock = job_run_clock(j);
+	int64_t now = (int64_t)clock, sum = 0;
 
 	if (now - j->rate_sec >= RATE_WINDOW)
 		return 0;
@@ -152,7 +171,7 @@ double job_rate(const struct job *j)
 		sum += j->rate_buckets[sec % RATE_WINDOW];
 	}
 	{
-		double span = store_now() - j->loaded_at;
+		double span = clock - j->loaded_at;
 
 		if (span > RATE_WINDOW)
 			span = RATE_WINDOW;
@@ -167,12 +186,18 @@ void runner_on_tick(uv_timer_t *h)
 	struct runner *r = h->data;
 
 	for (struct job *j = r->jobs; j; j = j->next) {
+		char at[40];
 		json_t *st;
 
 		if (!j->progress_dirty)
 			continue;
 		j->progress_dirty = false;
 		st = runner_job_status(r, j->id);
+		if (!st)
+			continue;
+		/* When it was sent: a log orders its lines by it (created_at is the job's). */
+		store_iso_time(store_now(), at, sizeof(at));
+		json_object_set_new(st, "at", json_string(at));
 		job_emit(j, "progress", st);
 		json_decref(st);
 	}

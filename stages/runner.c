@@ -233,17 +233,16 @@ static int seed_one(void *ud, int64_t seq, const char *id)
 	c->last = seq;
 	if (c->held_out != eval)
 		return 0;
-	if (c->kept_only) {
-		/* Stage two of a pipeline works on what stage one kept. */
-		json_t *v = store_artifact_get(j->r->st, j->id, "verdict", seq);
-		bool dropped = v && json_is_false(json_object_get(v, "keep"));
-
-		json_decref(v);
-		if (dropped)
-			return 0;
-	}
+	if (c->kept_only && !job_item_kept(j, seq))
+		return 0;
 	c->seqs[c->n++] = seq;
 	return 0;
+}
+
+/* True when max_items caps the phase being seeded. */
+static bool job_capped(const struct job *j, const struct seed_ctx *c)
+{
+	return j->js.max_items > 0 && !c->held_out && !c->kept_only;
 }
 
 /* Queues the next page of the phase's items as pending tasks of its first
@@ -262,8 +261,9 @@ static void job_seed_page(struct job *j)
 	if (!c.seqs)
 		return;
 	rc = store_item_ids_each(r->st, j->dataset, j->seed_cursor, limit, seed_one, &c);
-	if (rc == 0 && j->js.max_items > 0 && !c.held_out) {
-		/* max_items caps the items a phase works on, first in file order. */
+	if (rc == 0 && job_capped(j, &c)) {
+		/* max_items caps the items a phase works on, first in file order;
+		 * stage two of a pipeline takes what stage one kept, uncapped. */
 		int64_t room = j->js.max_items - j->st[first].pending - j->st[first].done -
 			       j->st[first].failed - j->st[first].dropped;
 
@@ -287,7 +287,7 @@ static void job_seed_page(struct job *j)
 		return;
 	}
 	if (c.last < 0 || c.last + 1 >= j->n_items ||
-	    (j->js.max_items > 0 && !c.held_out &&
+	    (job_capped(j, &c) &&
 	     j->st[first].pending + j->st[first].done + j->st[first].failed +
 			     j->st[first].dropped >=
 		     j->js.max_items)) {
@@ -759,6 +759,7 @@ void job_set_state(struct job *j, enum job_state s, const char *reason)
 
 	runner_write(j->r, j->id, state, reason, NULL, NULL);
 	j->state = s;
+	job_run_clock_state(j, s);
 	snprintf(j->reason, sizeof(j->reason), "%s", reason ? reason : "");
 	data = json_pack("{s:s, s:s}", "state", state, "reason", reason ? reason : "");
 	runner_write(j->r, j->id, NULL, NULL, "state", data);
@@ -803,7 +804,7 @@ static void job_pump(struct job *j)
 		char why[200];
 
 		snprintf(why, sizeof(why),
-			 "budget reached: $%.4f spent of budget_usd $%.4f; raise it and resume",
+			 REASON_BUDGET ": $%.4f spent of budget_usd $%.4f; raise it and resume",
 			 j->spent, j->js.budget_usd);
 		job_set_state(j, JOB_PAUSED, why);
 		return;
@@ -921,6 +922,7 @@ static int job_load(struct runner *r, int64_t id, struct job **out)
 		goto out;
 	}
 	j->state = (enum job_state)rc;
+	job_run_clock_state(j, j->state);
 	v = json_object_get(row, "reason");
 	snprintf(j->reason, sizeof(j->reason), "%s", json_is_string(v) ? json_string_value(v) : "");
 	j->spec = json_incref(json_object_get(row, "spec"));
@@ -1160,6 +1162,16 @@ static int action_resume(struct job *j, struct mt_err *err)
 		return mt_err_set(err, -EALREADY, "conflict", NULL,
 				  "job_%" PRId64 " is %s; only a paused job can be resumed", j->id,
 				  job_state_name(j->state));
+	/* Paused by its budget and not raised since: resumed, it would spend a
+	 * call or two and pause again. (Paused for another reason, it resumes
+	 * and the pump names the budget.) */
+	if (strncmp(j->reason, REASON_BUDGET, strlen(REASON_BUDGET)) == 0 &&
+	    j->js.budget_usd > 0 && j->spent >= j->js.budget_usd)
+		return mt_err_set(err, -EALREADY, "conflict", "budget_usd",
+				  "job_%" PRId64 " has reached its budget ($%.4f spent of "
+				  "budget_usd $%.4f); raise it: `medthink resume job_%" PRId64
+				  " --budget-usd N`",
+				  j->id, j->spent, j->js.budget_usd, j->id);
 	job_set_state(j, JOB_RUNNING, NULL);
 	for (int s = 0; s < STEP__N; s++)
 		j->st[s].cursor = -1;

@@ -27,6 +27,10 @@
  * to its next phase. Kept in the job row, so it survives a restart. */
 #define REASON_RETRAIN "awaiting retrain"
 
+/* The start of the pause reason of a job that reached its budget_usd;
+ * resume refuses such a job until the budget is raised. */
+#define REASON_BUDGET "budget reached"
+
 struct trainhook;
 struct task;
 struct held_write;
@@ -66,6 +70,10 @@ struct job {
 	int64_t rate_buckets[RATE_WINDOW];
 	int64_t rate_sec;
 	double loaded_at; /* when this daemon took the job up: the rate's window starts here */
+	/* The running clock of rate and ETA: wall time less the spans the job
+	 * was not running (paused, queued), so a pause does not thin the rate. */
+	bool clock_stopped;
+	double stopped_at, stopped_total;
 	bool progress_dirty;
 	bool training; /* a train hook is running */
 	bool selected; /* stage one's selection budget has been applied */
@@ -137,6 +145,9 @@ enum step job_phase_first_step(const struct job *j, enum phase p);
 bool job_phase_is_train(const struct job *j);
 /* True when stage two's items are those stage one kept (the job ran it). */
 bool job_phase_takes_kept(const struct job *j, enum phase p);
+/* True when stage one kept the item with seq: the strategy's screening (if
+ * any) kept it and it has its explanation. Stage two takes only these. */
+bool job_item_kept(const struct job *j, int64_t seq);
 /* True when phase p works on the held-out (eval) split. */
 bool job_phase_held_out(enum phase p);
 /* Starts the job's current phase: a work phase seeds its items; a train
@@ -148,6 +159,11 @@ void job_phase_next(struct job *j);
 void job_phase_check(struct job *j);
 
 /* ---- report.c ---- */
+/* The job's running clock (seconds; store_now() less the time it was not
+ * running); frozen while the job is not running. */
+double job_run_clock(const struct job *j);
+/* Stops or restarts the running clock for the job's new state s. */
+void job_run_clock_state(struct job *j, enum job_state s);
 /* Counts a finished item step for the rate. */
 void job_rate_note(struct job *j);
 /* Items finished per second over the last RATE_WINDOW seconds. */

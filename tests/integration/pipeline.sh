@@ -178,6 +178,11 @@ spent=$(api "http://x/v1/jobs/$job5" | jq_py 'd["cost_usd"]')
 python3 -c "import sys; sys.exit(0 if 0.02 <= $spent < 0.03 else 1)" && ok "budget: stopped near it (\$$spent of \$0.02)" || nok "budget: stopped near it" "spent $spent"
 "$BIN/medthink" resume "$job5" --budget-usd nope >/dev/null 2>&1; rc=$?
 expect_eq "budget: a bad --budget-usd is a usage error" "$rc" "2"
+out=$("$BIN/medthink" resume "$job5" 2>&1); rc=$?
+[ "$rc" != 0 ] && ok "budget: resume without raising it is refused" || nok "budget: resume without raising it is refused" "rc $rc: $out"
+expect_match "budget: the refusal says how to raise it" "$out" "medthink resume $job5 --budget-usd N"
+expect_eq "budget: resume without raising it is a 409" "$(api_code POST "/v1/jobs/$job5/resume")" "409"
+expect_eq "budget: still paused" "$(api "http://x/v1/jobs/$job5" | jq_py 'd["state"]')" "paused"
 check "budget: resume with a raised budget" "$BIN/medthink" resume "$job5" --budget-usd 100
 if wait_job "$job5" done 60; then ok "budget: done after raising"; else nok "budget: done after raising"; fi
 [ "$_failed" = 0 ]

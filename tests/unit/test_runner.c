@@ -117,6 +117,7 @@ struct env {
 	int closing;
 	char events[4096]; /* "phase:stage1 state:paused ..." */
 	char messages[8192];
+	char progress_at[40], progress_created[40]; /* of the last progress event */
 };
 
 static void on_commit(uv_prepare_t *p)
@@ -145,15 +146,24 @@ static void on_event(void *ud, int64_t job, const char *type, json_t *data)
 	else if (strcmp(type, "state") == 0)
 		append(e->events, sizeof(e->events), "state:",
 		       json_string_value(json_object_get(data, "state")));
+	if (strcmp(type, "progress") == 0) {
+		snprintf(e->progress_at, sizeof(e->progress_at), "%s",
+			 (v = json_string_value(json_object_get(data, "at"))) ? v : "none");
+		snprintf(e->progress_created, sizeof(e->progress_created), "%s",
+			 (v = json_string_value(json_object_get(data, "created_at"))) ? v : "none");
+	}
 	if ((v = json_string_value(json_object_get(data, "message"))))
 		append(e->messages, sizeof(e->messages), "|", v);
 }
+
+/* USD per million prompt tokens of the fake endpoints (a test that spends sets it). */
+static double price_in;
 
 static void add_endpoint(struct env *e, const char *name, enum client_kind kind, const char *url)
 {
 	struct client_endpoint_cfg c = { .name = name, .kind = kind, .base_url = url, .model = "m",
 					 .max_concurrency = 4, .backoff_base_s = 0.01,
-					 .backoff_max_s = 0.05 };
+					 .backoff_max_s = 0.05, .price_in_per_mtok = price_in };
 
 	assert_int_equal(client_endpoint_add(e->cl, &c), 0);
 }
@@ -611,6 +621,143 @@ static void test_store_failure_pauses(void **state)
 	env_close(&e);
 }
 
+/* max_items caps stage one only; stage two takes exactly what stage one
+ * kept. 5 items, max_items 3: stage one screens 0, 1, 2, the teacher drops
+ * 1; stage two answers 0 and 2, never the unscreened 3 and 4. */
+static void test_stage2_takes_kept(void **state)
+{
+	static const char *const qs[] = { "q=3 d=3 a", "drop b", "q=3 d=3 c", "q=3 d=3 d",
+					  "q=3 d=3 e" };
+	struct env e;
+	int64_t id;
+	json_t *s, *a;
+	(void)state;
+
+	env_open(&e, qs, 5);
+	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"pipeline\",\"teacher\":\"t\",\"student\":\"s\","
+			"\"eval_fraction\":0,\"train\":\"none\",\"max_items\":3}");
+	run_until(&e, id, "done");
+	s = status(&e, id);
+	assert_int_equal(count(s, "screen", "done") + count(s, "screen", "dropped"), 3);
+	assert_int_equal(count(s, "explain", "done"), 2);
+	assert_int_equal(count(s, "answer", "done"), 2);
+	assert_int_equal(e.fake.requests[T_ANSWER], 2);
+	for (int64_t seq = 0; seq < 5; seq++) {
+		a = store_artifact_get(e.st, id, "answer", seq);
+		if (seq == 0 || seq == 2)
+			assert_non_null(a);
+		else
+			assert_null(a);
+		json_decref(a);
+	}
+	json_decref(s);
+	env_close(&e);
+}
+
+/* A job paused by its budget is not resumed until the budget is raised:
+ * 409 conflict saying how; raised, it resumes and finishes. Each call costs
+ * $0.01 (10 prompt tokens at $1000 per million). */
+static void test_resume_budget(void **state)
+{
+	struct env e;
+	struct mt_err err = { 0 };
+	char msg[160];
+	int64_t id;
+	json_t *s;
+	(void)state;
+
+	price_in = 1000;
+	env_open(&e, plain, 4);
+	price_in = 0;
+	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"eval_fraction\":0,"
+			"\"selection\":{\"strategy\":\"none\"},\"budget_usd\":0.015}");
+	run_until(&e, id, "paused");
+	s = status(&e, id);
+	assert_non_null(strstr(str(s, "reason"), "budget reached"));
+	json_decref(s);
+	assert_int_equal(runner_job_action(e.r, id, "resume", &err), -EALREADY);
+	assert_string_equal(err.code, "conflict");
+	snprintf(msg, sizeof(msg), "raise it: `medthink resume job_%lld --budget-usd N`", (long long)id);
+	assert_non_null(strstr(err.message, msg));
+	assert_non_null(strstr(err.message, "has reached its budget"));
+	assert_true(state_now(&e, id, "paused"));
+	assert_int_equal(runner_job_set_budget(e.r, id, 1.0), 0);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(runner_job_action(e.r, id, "resume", &err), 0);
+	run_until(&e, id, "done");
+	assert_int_equal(e.fake.requests[T_EXPLAIN], 4);
+	env_close(&e);
+}
+
+/* A settable clock for the store (rate, timestamps). */
+static double fake_now;
+static double fake_clock(void) { return fake_now; }
+
+static double rate_of(struct env *e, int64_t id)
+{
+	json_t *s = status(e, id);
+	double r = json_real_value(json_object_get(s, "rate_per_s"));
+
+	json_decref(s);
+	return r;
+}
+
+/* Rate and ETA count running time only: 30 s paused at the train gate
+ * neither thin the rate while paused nor after resuming. */
+static void test_rate_excludes_pause(void **state)
+{
+	struct env e;
+	struct mt_err err = { 0 };
+	double r1;
+	int64_t id;
+	(void)state;
+
+	fake_now = 1000;
+	store_clock_set(fake_clock);
+	env_open(&e, plain, 4);
+	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"pipeline\",\"teacher\":\"t\",\"student\":\"s\","
+			"\"eval_fraction\":0,\"train\":\"manual\"}");
+	run_until(&e, id, "paused");
+	r1 = rate_of(&e, id);
+	assert_true(r1 > 0);
+	fake_now += 30;
+	assert_true(rate_of(&e, id) == r1);
+	assert_int_equal(runner_job_action(e.r, id, "resume", &err), 0);
+	assert_true(rate_of(&e, id) == r1);
+	run_until(&e, id, "paused"); /* train2 */
+	env_close(&e);
+	store_clock_set(NULL);
+}
+
+/* A progress event carries the time it was sent in "at"; created_at stays
+ * the job's. */
+static void test_progress_at(void **state)
+{
+	struct env e;
+	char created[40], later[40];
+	int64_t id;
+	(void)state;
+
+	fake_now = 1000;
+	store_clock_set(fake_clock);
+	env_open(&e, plain, 4);
+	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"eval_fraction\":0,"
+			"\"selection\":{\"strategy\":\"none\"}}");
+	fake_now = 2000;
+	run_until(&e, id, "done");
+	for (int turns = 0; !e.progress_at[0]; turns++) {
+		if (turns > 200000)
+			fail_msg("no progress event");
+		uv_run(&e.loop, UV_RUN_ONCE);
+	}
+	store_iso_time(1000, created, sizeof(created));
+	store_iso_time(2000, later, sizeof(later));
+	assert_string_equal(e.progress_created, created);
+	assert_string_equal(e.progress_at, later);
+	env_close(&e);
+	store_clock_set(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +769,10 @@ int main(void)
 		cmocka_unit_test(test_pipeline_train_manual),
 		cmocka_unit_test(test_action_conflicts),
 		cmocka_unit_test(test_store_failure_pauses),
+		cmocka_unit_test(test_stage2_takes_kept),
+		cmocka_unit_test(test_resume_budget),
+		cmocka_unit_test(test_rate_excludes_pause),
+		cmocka_unit_test(test_progress_at),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

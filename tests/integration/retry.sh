@@ -6,6 +6,12 @@
 
 start_sim T --latency-ms 1 --malformed 0.6 --seed 5 || exit 1
 TEACHER_RETRIES=0 write_conf
+for mode in live restart; do
+if [ "$mode" = restart ]; then
+  # a fresh store (no cache) and the faults back on
+  stop_daemon; rm -rf "$T/var"
+  curl -s -X POST -d '{"malformed":0.6}' "http://127.0.0.1:$SIM_PORT_T/sim/config" >/dev/null
+fi
 start_daemon || { nok "daemon starts"; exit 1; }
 "$BIN/medthink" import "$top/examples/gastro-sample.jsonl" --name gastro >/dev/null
 cat >"$T/s1.json" <<J
@@ -14,7 +20,7 @@ J
 job=$("$BIN/medthink" submit "$T/s1.json")
 wait_job "$job" done 120
 st=$(api "http://x/v1/jobs/$job" | jq_py 'd["state"]')
-case "$st" in done|failed) ok "job with malformed replies ends ($st)" ;; *) nok "job with malformed replies ends" "$st" ;; esac
+case "$st" in done|failed) ok "$mode: job with malformed replies ends ($st)" ;; *) nok "$mode: job with malformed replies ends" "$st" ;; esac
 
 db="$T/var/medthink.db"
 python3 - "$db" "$job" >"$T/before.txt" 2>&1 <<'PY'
@@ -25,18 +31,22 @@ mx = db.execute("select coalesce(max(id),0) from calls").fetchone()[0]
 print(mx, ",".join(map(str, failed)))
 PY
 read -r maxcall failed <"$T/before.txt"
-if [ -n "$failed" ]; then ok "some tasks failed"; else nok "some tasks failed" "$(cat "$T/before.txt")"; fi
+if [ -n "$failed" ]; then ok "$mode: some tasks failed"; else nok "$mode: some tasks failed" "$(cat "$T/before.txt")"; fi
 
 code=$(api_code POST "/v1/jobs/$job/retry")
-expect_eq "retry without failed=1 is 422" "$code" 422
+expect_eq "$mode: retry without failed=1 is 422" "$code" 422
 "$BIN/medthink" retry "$job" >/dev/null 2>&1
-expect_eq "retry without --failed is a usage error" "$?" 2
+expect_eq "$mode: retry without --failed is a usage error" "$?" 2
 
 # the cause fixed: the teacher answers well again
 curl -s -X POST -d '{"malformed":0}' "http://127.0.0.1:$SIM_PORT_T/sim/config" >/dev/null
+if [ "$mode" = restart ]; then
+  # a job finished before the daemon's start is not loaded: retry loads it
+  stop_daemon; start_daemon || { nok "$mode: $mode: daemon restarts"; exit 1; }
+fi
 out=$("$BIN/medthink" retry "$job" --failed)
-expect_match "retry prints the job running and the count" "$out" "^$job (running|done): [0-9]+ failed tasks? set back to pending"
-if wait_job "$job" done 120; then ok "retried job ends done"; else nok "retried job ends done" "$(api http://x/v1/jobs/$job)"; fi
+expect_match "$mode: retry prints the job running and the count" "$out" "^$job (running|done): [0-9]+ failed tasks? set back to pending"
+if wait_job "$job" done 120; then ok "$mode: retried job ends done"; else nok "$mode: retried job ends done" "$(api http://x/v1/jobs/$job)"; fi
 
 python3 - "$db" "$job" "$maxcall" "$failed" "$T/status.json" >"$T/after.check" 2>&1 <<'PY'
 import sqlite3, sys
@@ -51,7 +61,7 @@ att = db.execute("select max(attempts) from tasks where job_id=? and item_seq in
 assert att <= 3, att
 print("ok")
 PY
-if [ "$(tail -n 1 "$T/after.check")" = ok ]; then ok "exactly the failed items ran again; none failed or pending"; else nok "exactly the failed items ran again; none failed or pending" "$(cat "$T/after.check")"; fi
+if [ "$(tail -n 1 "$T/after.check")" = ok ]; then ok "$mode: exactly the failed items ran again; none failed or pending"; else nok "$mode: exactly the failed items ran again; none failed or pending" "$(cat "$T/after.check")"; fi
 api "http://x/v1/jobs/$job" >"$T/status.json"
 python3 - "$T/status.json" >"$T/counts.check" 2>&1 <<'PY'
 import json, sys
@@ -60,11 +70,13 @@ assert all(v.get("failed", 0) == 0 and v.get("pending", 0) == 0 for v in c.value
 assert c["screen"]["done"] + c["screen"]["dropped"] > 0, c
 print("ok")
 PY
-if [ "$(tail -n 1 "$T/counts.check")" = ok ]; then ok "status counts fixed"; else nok "status counts fixed" "$(cat "$T/counts.check")"; fi
-expect_match "the job's log names the retry" "$("$BIN/medthink" logs "$job")" "retry"
+if [ "$(tail -n 1 "$T/counts.check")" = ok ]; then ok "$mode: status counts fixed"; else nok "$mode: status counts fixed" "$(cat "$T/counts.check")"; fi
+expect_match "$mode: the job's log names the retry" "$("$BIN/medthink" logs "$job")" "retry"
 
 n=$(api -X POST "http://x/v1/jobs/$job/retry?failed=1" | jq_py 'd["retried"]')
-expect_eq "a second retry finds nothing to do" "$n" 0
+expect_eq "$mode: a second retry finds nothing to do" "$n" 0
+
+done
 
 # a cancelled job is not retried (replies held so it cannot finish first)
 curl -s -X POST -d '{"hold_after":1}' "http://127.0.0.1:$SIM_PORT_T/sim/config" >/dev/null

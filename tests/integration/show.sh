@@ -123,6 +123,16 @@ assert "grade" in json.dumps(a["artifact"]) or "rule" in json.dumps(a["artifact"
 assert steps["correct"]["artifact"] and steps["correct"]["call"]["endpoint"] == "teacher.sim", steps["correct"]
 print("ok")
 PY
+  "$BIN/medthink" --json prompt-preview "$pj" --step correct --item "$chain_item" >"$T/pvc.json"
+  python3 - "$T/pvc.json" "$T/ps.json" >"$T/pvc.check" 2>&1 <<'PY'
+import json, sys
+pv = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
+steps = {x["step"]: x for x in s["steps"]}
+reply = steps["answer"]["artifact"]["reply"]
+assert reply[:60] in json.dumps(pv["messages"], ensure_ascii=False)[:100000] or reply[:30] in "".join(m["content"] for m in pv["messages"] if isinstance(m["content"], str)), "the correct step renders the student's answer"
+print("ok")
+PY
+  if [ "$(tail -n 1 "$T/pvc.check")" = ok ]; then ok "prompt-preview of correct renders the student's answer"; else nok "prompt-preview of correct renders the student's answer" "$(cat "$T/pvc.check")"; fi
   if [ "$(tail -n 1 "$T/ps.check")" = ok ]; then ok "pipeline show: answer with its grade, the chain"; else nok "pipeline show: answer with its grade, the chain" "$(cat "$T/ps.check"; head -c 3000 "$T/ps.json")"; fi
 else
   nok "pipeline show: an item with a chain" "$(cat "$T/items.txt")"

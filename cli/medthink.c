@@ -1488,6 +1488,224 @@ out:
 	return ret;
 }
 
+/* ---- show / retry / prompt-preview ---- */
+
+/* s cut to at most max bytes on a character boundary, on one line. */
+static void print_text(const char *label, const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0, cut = n > max ? utf8_prefix(s, n, max) : n;
+
+	printf("%s", label);
+	for (size_t i = 0; i < cut; i++)
+		putchar(s[i] == '\n' || s[i] == '\r' ? ' ' : s[i]);
+	printf("%s\n", cut < n ? " ..." : "");
+}
+
+static void print_value(const char *label, const json_t *v, size_t max)
+{
+	char *t;
+
+	if (json_is_string(v)) {
+		print_text(label, json_string_value(v), max);
+		return;
+	}
+	t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	print_text(label, t ? t : "?", max);
+	free(t);
+}
+
+/* The messages of a request, one line each: [role] content. */
+static void print_messages(const char *indent, const json_t *msgs, size_t max)
+{
+	size_t i;
+	json_t *m;
+	char label[64];
+
+	json_array_foreach(msgs, i, m)
+	{
+		snprintf(label, sizeof(label), "%s[%s] ", indent,
+			 json_string_value(json_object_get(m, "role")) ? json_string_value(json_object_get(m, "role")) : "?");
+		print_value(label, json_object_get(m, "content"), max);
+	}
+}
+
+static void print_story_step(const json_t *st)
+{
+	const json_t *task = json_object_get(st, "task"), *call = json_object_get(st, "call");
+	const json_t *reply, *content;
+	const char *reason = json_string_value(json_object_get(task, "reason"));
+	json_int_t att = json_integer_value(json_object_get(task, "attempts"));
+	char label[80];
+
+	printf("%s (%s): %s", json_string_value(json_object_get(st, "step")),
+	       json_string_value(json_object_get(st, "phase")),
+	       json_is_object(task) ? json_string_value(json_object_get(task, "state")) : "no task");
+	if (json_is_object(task))
+		printf(", %" JSON_INTEGER_FORMAT " attempt%s", att, att == 1 ? "" : "s");
+	printf("\n");
+	if (reason)
+		print_text("  reason: ", reason, 300);
+	if (!json_is_null(json_object_get(st, "artifact"))) {
+		snprintf(label, sizeof(label), "  %s: ", json_string_value(json_object_get(st, "artifact_kind")));
+		print_value(label, json_object_get(st, "artifact"), 600);
+	}
+	if (!json_is_object(call))
+		return;
+	printf("  call %" JSON_INTEGER_FORMAT ": %s %s, %" JSON_INTEGER_FORMAT " in + %" JSON_INTEGER_FORMAT
+	       " out tokens, $%.6f, %.0f ms\n",
+	       json_integer_value(json_object_get(call, "id")),
+	       json_string_value(json_object_get(call, "endpoint")),
+	       json_string_value(json_object_get(call, "model")),
+	       json_integer_value(json_object_get(call, "tokens_in")),
+	       json_integer_value(json_object_get(call, "tokens_out")),
+	       json_number_value(json_object_get(call, "cost_usd")),
+	       json_number_value(json_object_get(call, "latency_ms")));
+	print_messages("  prompt ", json_object_get(json_object_get(call, "request"), "messages"), 300);
+	reply = json_object_get(call, "reply");
+	content = json_object_get(json_object_get(json_array_get(json_object_get(reply, "choices"), 0),
+						  "message"),
+				  "content");
+	print_value("  reply: ", content ? content : reply, 600);
+}
+
+static int cmd_show(struct ctx *c)
+{
+	struct buf target;
+	json_t *story = NULL, *item, *opts, *v, *st;
+	const char *k;
+	size_t i;
+	int ret = 1;
+
+	buf_init(&target, 4096);
+	if (job_path(&target, c->args->pos[0], "/items/") || http_query_escape(&target, c->args->pos[1])) {
+		fail(c, "job or item id too long");
+		goto out;
+	}
+	if (api_get(c, target.base, &story))
+		goto out;
+	if (c->json) {
+		print_json(story, false);
+		ret = 0;
+		goto out;
+	}
+	item = json_object_get(story, "item");
+	printf("%s item %s (seq %" JSON_INTEGER_FORMAT "), %s job %s\n",
+	       json_string_value(json_object_get(story, "job")),
+	       json_string_value(json_object_get(item, "id")),
+	       json_integer_value(json_object_get(story, "seq")),
+	       json_string_value(json_object_get(story, "kind")),
+	       json_string_value(json_object_get(story, "state")));
+	print_value("question: ", json_object_get(item, "question"), 2000);
+	opts = json_object_get(item, "options");
+	json_object_foreach(opts, k, v)
+	{
+		char label[80];
+
+		snprintf(label, sizeof(label), "  %.40s. ", k);
+		print_value(label, v, 300);
+	}
+	if (json_object_get(item, "answer"))
+		print_value("gold: ", json_object_get(item, "answer"), 300);
+	json_array_foreach(json_object_get(story, "steps"), i, st)
+		print_story_step(st);
+	ret = 0;
+out:
+	json_decref(story);
+	buf_free(&target);
+	return ret;
+}
+
+static const struct args_opt retry_opts[] = {
+	{"failed", 0, false},
+	{NULL, 0, false},
+};
+
+static int cmd_retry(struct ctx *c)
+{
+	struct http_req req = {.method = "POST", .content_type = "application/json"};
+	struct buf target;
+	json_t *res = NULL;
+	int ret = 1;
+
+	if (!args_get(c->args, retry_opts, "failed"))
+		return usage_error(c->cmd, "say what to retry: --failed (the failed tasks)");
+	buf_init(&target, 4096);
+	if (job_path(&target, c->args->pos[0], "/retry?failed=1")) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	req.target = target.base;
+	if (api_call(c, &req, &res))
+		goto out;
+	if (c->json)
+		print_json(res, false);
+	else
+		printf("%s %s: %" JSON_INTEGER_FORMAT " failed task%s set back to pending\n", id_of(res),
+		       json_string_value(json_object_get(res, "state")),
+		       json_integer_value(json_object_get(res, "retried")),
+		       json_integer_value(json_object_get(res, "retried")) == 1 ? "" : "s");
+	ret = 0;
+out:
+	json_decref(res);
+	buf_free(&target);
+	return ret;
+}
+
+static const struct args_opt preview_opts[] = {
+	{"step", 0, true},
+	{"item", 0, true},
+	{NULL, 0, false},
+};
+
+static int cmd_prompt_preview(struct ctx *c)
+{
+	const char *step = args_get(c->args, preview_opts, "step");
+	const char *item = args_get(c->args, preview_opts, "item");
+	struct buf target;
+	json_t *pv = NULL, *m;
+	size_t i;
+	int ret = 1;
+
+	if (!step || !item)
+		return usage_error(c->cmd, "%s is required", step ? "--item ITEM" : "--step STEP");
+	buf_init(&target, 4096);
+	if (job_path(&target, c->args->pos[0], "/prompt-preview?step=") ||
+	    http_query_escape(&target, step) || buf_puts(&target, "&item=") ||
+	    http_query_escape(&target, item)) {
+		fail(c, "job, step or item too long");
+		goto out;
+	}
+	if (api_get(c, target.base, &pv))
+		goto out;
+	if (c->json) {
+		print_json(pv, false);
+		ret = 0;
+		goto out;
+	}
+	printf("# %s step %s, item %s (seq %" JSON_INTEGER_FORMAT "), template %s, max_tokens %"
+	       JSON_INTEGER_FORMAT "%s\n",
+	       json_string_value(json_object_get(pv, "job")), json_string_value(json_object_get(pv, "step")),
+	       json_string_value(json_object_get(json_object_get(pv, "item"), "id")),
+	       json_integer_value(json_object_get(json_object_get(pv, "item"), "seq")),
+	       json_string_value(json_object_get(pv, "template")),
+	       json_integer_value(json_object_get(pv, "max_tokens")),
+	       json_is_true(json_object_get(pv, "expect_json")) ? ", JSON reply" : "");
+	json_array_foreach(json_object_get(pv, "messages"), i, m)
+	{
+		const json_t *ct = json_object_get(m, "content");
+		char *t = json_is_string(ct) ? NULL : json_dumps(ct, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		printf("--- %s\n%s\n", json_string_value(json_object_get(m, "role")),
+		       json_is_string(ct) ? json_string_value(ct) : (t ? t : ""));
+		free(t);
+	}
+	ret = 0;
+out:
+	json_decref(pv);
+	buf_free(&target);
+	return ret;
+}
+
 /* ---- help and the table ---- */
 
 static int cmd_help(struct ctx *c);
@@ -1521,6 +1739,18 @@ static const struct cmd commands[] = {
 	 "--no-ids leaves out the per-record \"id\" field."},
 	{"logs", cmd_logs, logs_opts, 1, 1, "logs JOB [--follow]",
 	 "Prints the job's events; --follow keeps streaming until the job ends."},
+	{"show", cmd_show, NULL, 2, 2, "show JOB ITEM",
+	 "One item's whole story in a job: the item (question, options, gold) and, for each step\n"
+	 "it reached, the task's state, attempts and reason, the artifact it wrote and the call\n"
+	 "behind it (prompt, reply, tokens, cost, latency). ITEM is the item's id or its seq."},
+	{"retry", cmd_retry, retry_opts, 1, 1, "retry JOB --failed",
+	 "Sets the job's failed tasks back to pending (attempts reset) and runs the job again\n"
+	 "from the earliest phase that had one; a done, failed or paused job becomes running.\n"
+	 "A cancelled job cannot be retried."},
+	{"prompt-preview", cmd_prompt_preview, preview_opts, 1, 1,
+	 "prompt-preview JOB --step STEP --item ITEM",
+	 "Prints the messages STEP would send for ITEM, rendered from the job's prompt snapshot\n"
+	 "as a first attempt; nothing is called or stored."},
 	{"formats", cmd_formats, NULL, 0, 0, "formats",
 	 "Lists the import and export formats the daemon knows, with a line on each (--json: the\n"
 	 "daemon's JSON). The daemon checks --format against these."},

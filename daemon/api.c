@@ -1,5 +1,6 @@
 #include "daemon/api.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "stages/kinds.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
+#include "stages/story.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
 
@@ -825,6 +827,91 @@ static void route_job_export(struct api *a, struct http_req *req, const struct a
 	route_export(a, req, m->job);
 }
 
+/* A path segment percent-decoded into out (item ids may hold any byte but '/'
+ * and NUL); false for a bad escape or a decoded NUL. */
+static bool segment_decode(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *in && o + 1 < outlen; in++) {
+		unsigned v;
+
+		if (*in != '%') {
+			out[o++] = *in;
+			continue;
+		}
+		if (!isxdigit((unsigned char)in[1]) || !isxdigit((unsigned char)in[2]) ||
+		    sscanf(in + 1, "%2x", &v) != 1 || v == 0)
+			return false;
+		out[o++] = (char)v;
+		in += 2;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void route_job_item(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct mt_err err = { 0 };
+	char ref[API_ROUTE_PARAM_BYTES];
+	json_t *story;
+	int rc;
+
+	if (!segment_decode(m->params[1], ref, sizeof(ref))) {
+		respond_err(req, 400, "invalid", "item", "item \"%s\" has a bad %%-escape", m->params[1]);
+		return;
+	}
+	rc = runner_item_story(a->runner, m->job, ref, &story, &err);
+	if (rc != 0)
+		respond_mt_err(req, rc, &err, NULL);
+	else
+		respond_json_take(req, 200, story);
+}
+
+static void route_job_retry(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct mt_err err = { 0 };
+	const char *failed = http_req_query(req, "failed");
+	json_t *st;
+	int64_t n;
+	int rc;
+
+	if (!failed || (strcmp(failed, "1") != 0 && strcmp(failed, "true") != 0)) {
+		respond_err(req, 422, "invalid", "failed",
+			    "retry re-runs failed tasks only: ask POST /v1/jobs/{id}/retry?failed=1");
+		return;
+	}
+	rc = runner_job_retry_failed(a->runner, m->job, &n, &err);
+	if (rc != 0) {
+		respond_mt_err(req, rc, &err, NULL);
+		return;
+	}
+	st = runner_job_status(a->runner, m->job);
+	if (st)
+		json_object_set_new(st, "retried", json_integer(n));
+	respond_json_take(req, 200, st);
+}
+
+static void route_job_preview(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct mt_err err = { 0 };
+	const char *step = http_req_query(req, "step"), *item = http_req_query(req, "item");
+	json_t *pv;
+	int rc;
+
+	if (!step || !item) {
+		respond_err(req, 422, "invalid", step ? "item" : "step",
+			    "prompt-preview needs ?step=STEP&item=ITEM (%s is missing)",
+			    step ? "item" : "step");
+		return;
+	}
+	rc = runner_prompt_preview(a->runner, m->job, step, item, &pv, &err);
+	if (rc != 0)
+		respond_mt_err(req, rc, &err, NULL);
+	else
+		respond_json_take(req, 200, pv);
+}
+
 static void route_job_get(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	respond_json_take(req, 200, runner_job_status(a->runner, m->job));
@@ -889,6 +976,9 @@ const struct api_route api_routes[] = {
 	{ "POST", "/v1/jobs/{id}/resume", route_job_action_row, API_BODY_BUFFERED, API_ROUTE_JOB },
 	{ "GET", "/v1/jobs/{id}/events", route_job_events, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/v1/jobs/{id}/export", route_job_export, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/items/{item}", route_job_item, API_BODY_NONE, API_ROUTE_JOB },
+	{ "POST", "/v1/jobs/{id}/retry", route_job_retry, API_BODY_BUFFERED, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/prompt-preview", route_job_preview, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

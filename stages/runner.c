@@ -898,7 +898,7 @@ static int endpoint_concurrency(const struct runner *r, const char *name)
 }
 
 /* Builds the in-memory job from its stored row: spec, counts, spend. */
-static int job_load(struct runner *r, int64_t id, struct job **out)
+int job_load(struct runner *r, int64_t id, struct job **out)
 {
 	json_t *row = store_job_get(r->st, id), *rt, *counts, *v;
 	struct job *j = NULL;
@@ -993,7 +993,7 @@ out:
 	return rc;
 }
 
-static void runner_add_job(struct runner *r, struct job *j)
+void runner_add_job(struct runner *r, struct job *j)
 {
 	struct job **pp = &r->jobs;
 

@@ -135,6 +135,11 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 		      json_t **prompts, struct mt_err *err);
 /* Arms the pump for the next loop turn (coalesced). */
 void runner_pump_soon(struct runner *r);
+/* Loads job id from the store into a new struct job (*out; not yet in the
+ * runner's list): -ENOENT for no such job. */
+int job_load(struct runner *r, int64_t id, struct job **out);
+/* Appends j to the runner's jobs (it owns j from now on). */
+void runner_add_job(struct runner *r, struct job *j);
 
 /* ---- phases.c ---- */
 /* The phase the job is in, or PHASE__N past its last. */

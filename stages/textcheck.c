@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/hash.h"
@@ -286,44 +287,97 @@ static int check_too_long(struct tc *t)
 	return 1;
 }
 
+static bool byte_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-' || c == '=' || c == '_' ||
+	       c == '*';
+}
+
 static bool unit_blank(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strchr(" \t\r\n-=_*", s[i]))
+		if (!byte_blank(s[i]))
 			return false;
 	return true;
 }
 
 /* A unit repeated back to back: "; ; ; ;", "好的好的好的". */
+static bool loop_hit(size_t run, size_t p)
+{
+	return run + p >= TEXTCHECK_LOOP_MIN_BYTES && (run + p) / p >= TEXTCHECK_LOOP_MIN_REPEATS;
+}
+
+/* Reports the run of period p whose last matching byte is at e (s[e] ==
+ * s[e + p]) and which is run bytes long; 0 when its unit is blank. */
+static int loop_report(struct tc *t, size_t p, size_t e, size_t run)
+{
+	const char *s = t->s;
+	size_t n = t->n;
+	const char *u = s + e + 1 - run;
+	char ex[64];
+
+	if (unit_blank(u, p))
+		return 0;
+	/* report the whole run */
+	while (e + p + 1 < n && s[e + 1] == s[e + 1 + p]) {
+		e++;
+		run++;
+	}
+	tc_reason(t, "a runaway loop: \"%s\" repeated %zu times", excerpt(u, p, ex, sizeof(ex)),
+		  (run + p) / p);
+	return 1;
+}
+
+/* For each period p, the runs of s[i] == s[i + p]. This runs on every
+ * teacher reply on the loop thread, so it compares eight bytes at a time: a
+ * run long enough to count is at least 56 bytes (max(MIN_BYTES - p,
+ * (MIN_REPEATS - 1) * p)), so no stretch inside one word can be one, and
+ * checking at the first mismatch of each word finds every run that counts. */
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
 	size_t n = t->n;
-	char ex[64];
 
 	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX && p < n; p++) {
-		size_t run = 0;
+		size_t run = 0, i = 0;
 
-		for (size_t i = 0; i + p < n; i++) {
-			if (s[i] != s[i + p]) {
-				run = 0;
+		while (i + p < n) {
+			uint64_t a, b, x;
+
+			if (i + p + 8 > n) { /* the tail, byte by byte */
+				if (s[i] != s[i + p]) {
+					run = 0;
+				} else if (loop_hit(++run, p) && loop_report(t, p, i, run)) {
+					return 1;
+				}
+				i++;
 				continue;
 			}
-			run++;
-			if (run + p >= TEXTCHECK_LOOP_MIN_BYTES &&
-			    (run + p) / p >= TEXTCHECK_LOOP_MIN_REPEATS) {
-				const char *u = s + i + 1 - run;
-
-				if (unit_blank(u, p))
-					continue;
-				/* report the whole run */
-				while (i + p + 1 < n && s[i + 1] == s[i + 1 + p]) {
-					i++;
-					run++;
-				}
-				tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
-					  excerpt(u, p, ex, sizeof(ex)), (run + p) / p);
-				return 1;
+			memcpy(&a, s + i, 8);
+			memcpy(&b, s + i + p, 8);
+			x = a ^ b;
+			if (x == 0) {
+				run += 8;
+				if (loop_hit(run, p) && loop_report(t, p, i + 7, run))
+					return 1;
+				i += 8;
+				continue;
+			}
+			{
+				/* bytes in memory order: the lowest set byte of x is the
+				 * first mismatch on little-endian, the highest on big */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				size_t first = (size_t)__builtin_ctzll(x) / 8;
+				size_t last = 7 - (size_t)__builtin_clzll(x) / 8;
+#else
+				size_t first = (size_t)__builtin_clzll(x) / 8;
+				size_t last = 7 - (size_t)__builtin_ctzll(x) / 8;
+#endif
+				if (first > 0 && loop_hit(run + first, p) &&
+				    loop_report(t, p, i + first - 1, run + first))
+					return 1;
+				run = 7 - last;
+				i += 8;
 			}
 		}
 	}
@@ -381,30 +435,68 @@ static int check_lines(struct tc *t)
 }
 
 /* Many long n-grams occurring again and again: a degenerate text. */
+/* The hash of every GRAM_BYTES window of s, or 0 for a window that starts
+ * inside a character or is all blank: a rolling polynomial hash (this runs
+ * on every teacher reply on the loop thread, so each window costs O(1), not
+ * O(GRAM_BYTES)), mixed for the hash set. New array of n - GRAM_BYTES + 1
+ * entries, or NULL. */
+static uint64_t *gram_hashes(const char *s, size_t n)
+{
+	const uint64_t B = UINT64_C(0x100000001b3);
+	size_t w = TEXTCHECK_GRAM_BYTES, nw = n - w + 1, nonblank = 0;
+	uint64_t *hv = malloc(nw * sizeof(*hv)), h = 0, top = 1;
+
+	if (!hv)
+		return NULL;
+	for (size_t k = 1; k < w; k++)
+		top *= B; /* B^(w-1): the weight of the byte leaving the window */
+	for (size_t k = 0; k < w; k++) {
+		h = h * B + (unsigned char)s[k];
+		nonblank += !byte_blank(s[k]);
+	}
+	for (size_t i = 0;; i++) {
+		uint64_t m = hash_mix64(h);
+
+		hv[i] = ((unsigned char)s[i] & 0xC0) == 0x80 || nonblank == 0 ? 0 : (m ? m : 1);
+		if (i + 1 >= nw)
+			break;
+		h = (h - (unsigned char)s[i] * top) * B + (unsigned char)s[i + w];
+		nonblank += !byte_blank(s[i + w]);
+		nonblank -= !byte_blank(s[i]);
+	}
+	return hv;
+}
+
 static int check_grams(struct tc *t)
 {
 	const char *s = t->s;
-	size_t n = t->n, covered = 0, until = 0;
+	size_t n = t->n, covered = 0, until = 0, nw;
+	uint64_t *hv;
 	struct hset h;
 
 	if (n < TEXTCHECK_GRAM_BYTES * 2 || n < TEXTCHECK_GRAM_MIN_BYTES)
 		return 0;
-	if (hset_init(&h, n))
+	nw = n - TEXTCHECK_GRAM_BYTES + 1;
+	hv = gram_hashes(s, n);
+	if (!hv)
 		return -ENOMEM;
-	for (size_t i = 0; i + TEXTCHECK_GRAM_BYTES <= n; i++)
-		if (((unsigned char)s[i] & 0xC0) != 0x80 && !unit_blank(s + i, TEXTCHECK_GRAM_BYTES))
-			hset_add(&h, fnv1a64(FNV1A64_INIT, s + i, TEXTCHECK_GRAM_BYTES));
-	for (size_t i = 0; i + TEXTCHECK_GRAM_BYTES <= n; i++) {
+	if (hset_init(&h, n)) {
+		free(hv);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nw; i++)
+		if (hv[i])
+			hset_add(&h, hv[i]);
+	for (size_t i = 0; i < nw; i++) {
 		size_t e = i + TEXTCHECK_GRAM_BYTES;
 
-		if (((unsigned char)s[i] & 0xC0) == 0x80 || unit_blank(s + i, TEXTCHECK_GRAM_BYTES) ||
-		    hset_get(&h, fnv1a64(FNV1A64_INIT, s + i, TEXTCHECK_GRAM_BYTES)) <
-			    TEXTCHECK_GRAM_MIN_COUNT)
+		if (!hv[i] || hset_get(&h, hv[i]) < TEXTCHECK_GRAM_MIN_COUNT)
 			continue;
 		covered += e - (i > until ? i : until);
 		until = e;
 	}
 	hset_free(&h);
+	free(hv);
 	if (covered < TEXTCHECK_GRAM_MIN_BYTES || covered * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
 	tc_reason(t, "degenerate text: %zu%% of it is passages repeated %d times or more",

@@ -33,6 +33,12 @@ static bool probe_has_prompt_logprobs(json_t *reply, char *what, size_t whatlen)
 	json_t *off = json_object_get(lp, "text_offset");
 	size_t plen = strlen(PROBE_PROMPT), n = 0;
 
+	const char *text = json_string_value(json_object_get(c0, "text"));
+
+	if (!text || strncmp(text, PROBE_PROMPT, plen) != 0) {
+		snprintf(what, whatlen, "a text that does not start with the prompt (echo ignored)");
+		return false;
+	}
 	if (!json_is_object(lp)) {
 		snprintf(what, whatlen, "no logprobs at all");
 		return false;

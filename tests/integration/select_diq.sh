@@ -42,6 +42,8 @@ expect_eq "no validation item (fraction 0.001 of 8)" "$(printf '%s' "$st" | jq_p
 expect_eq "quadrant counts" "$(printf '%s' "$st" | jq_py '",".join("%s:%d/%d" % (q, d["selection"]["quadrants"][q]["items"], d["selection"]["quadrants"][q]["selected"]) for q in ("Q1","Q2","Q3","Q4"))')" \
   "Q1:3/3,Q2:1/1,Q3:1/0,Q4:3/0"
 expect_eq "budget in the summary" "$(printf '%s' "$st" | jq_py '"%d of %d" % (d["selection"]["budget_items"], d["selection"]["candidates"])')" "4 of 8"
+expect_match "medthink status shows the selection summary" "$("$BIN/medthink" status "$job")" \
+  "selection DIQ-like: 4 of 8 scored items selected; Q1 3 \\(3 selected\\), Q2 1 \\(1 selected\\), Q3 1 \\(0 selected\\), Q4 3 \\(0 selected\\)"
 "$BIN/medthink" export "$job" --set 1 --format openai -o "$T/set1.jsonl" >/dev/null 2>&1 || api "http://x/v1/jobs/$job/export?set=1&format=openai" >"$T/set1.jsonl"
 expect_eq "the quadrant order decides the set" "$(python3 -c '
 import json,sys

@@ -34,6 +34,10 @@ cat >"$T/j.json" <<J
  "selection":{"strategy":"diq","budget":4,"difficulty_percentile":50,"axis":"overall",
               "validation":{"fraction":0.001}}}
 J
+est=$(api -X POST --data-binary "@$T/j.json" "http://x/v1/jobs?dry_run=1")
+expect_eq "the dry run lists the scoring steps and their endpoints" \
+  "$(printf '%s' "$est" | jq_py '" ".join("%s:%s:%d" % (x["step"], x["endpoint"], x["calls"]) for x in d["steps"])')" \
+  "explain:teacher.sim:4 diq_embed:embedder.e:8 diq_rate:teacher.sim:8 diq_loss:student.local:8"
 job=$("$BIN/medthink" submit "$T/j.json") || nok "submit diq stage1" "$job"
 if wait_job "$job" done 60; then ok "diq stage1 job finishes"; else nok "diq stage1 job finishes" "$(api http://x/v1/jobs/$job)"; fi
 st=$(api "http://x/v1/jobs/$job")

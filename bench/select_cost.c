@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "stages/select.h"
+#include "stages/selmath.h"
 #include "store/store.h"
 #include "store/work.h"
 
@@ -108,11 +109,16 @@ static int scores_write(struct store *st, int64_t job, int64_t n, int dim, int s
 	int rc = store_begin(st);
 
 	for (int64_t i = 0; i < n && rc == 0; i++) {
-		json_t *e = json_array(), *a;
+		double e[4096];
+		char *enc;
+		json_t *a;
 
-		for (int d = 0; d < dim; d++)
-			json_array_append_new(e, json_real(rnd() * 2 - 1));
-		a = json_pack("{s:o, s:b}", "embedding", e, "keep", 1);
+		for (int d = 0; d < dim && d < 4096; d++)
+			e[d] = rnd() * 2 - 1;
+		/* as the embedding step stores it */
+		enc = selmath_vec_encode(e, (size_t)dim);
+		a = json_pack("{s:s, s:i, s:b}", "embedding_f32", enc, "dim", dim, "keep", 1);
+		free(enc);
 		rc = store_artifact_put(st, job, "embedding", i, 0, a);
 		json_decref(a);
 		if (rc == 0 && strategy == SELECT_DIQ) {

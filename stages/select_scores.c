@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stages/selmath.h"
 #include "store/work.h"
 
 static int rows_one(void *ud, int64_t seq, json_t *content)
@@ -69,10 +70,12 @@ void sel_rows_free(struct sel_rows *r)
 static int vecs_one(void *ud, int64_t seq, json_t *content)
 {
 	struct sel_vecs *v = ud;
+	const char *enc = json_string_value(json_object_get(content, "embedding_f32"));
 	json_t *e = json_object_get(content, "embedding");
-	size_t dim = json_array_size(e);
+	size_t dim = enc ? (size_t)json_integer_value(json_object_get(content, "dim"))
+			 : json_array_size(e);
 
-	if (dim == 0)
+	if (dim == 0 || dim > 65536)
 		return 0;
 	if (v->dim == 0)
 		v->dim = dim;
@@ -99,8 +102,15 @@ static int vecs_one(void *ud, int64_t seq, json_t *content)
 		v->validation = nb;
 		v->cap = ncap;
 	}
-	for (size_t i = 0; i < dim; i++)
-		v->v[v->n * dim + i] = json_number_value(json_array_get(e, i));
+	if (enc) {
+		if (selmath_vec_decode(enc, v->v + v->n * dim, dim) != (long)dim) {
+			v->skipped++;
+			return 0;
+		}
+	} else {
+		for (size_t i = 0; i < dim; i++)
+			v->v[v->n * dim + i] = json_number_value(json_array_get(e, i));
+	}
 	v->seq[v->n] = seq;
 	v->validation[v->n] = json_is_true(json_object_get(content, "validation"));
 	v->n++;

@@ -66,6 +66,13 @@ double selmath_perplexity(double mean_loss);
 int selmath_kcenter(const double *pts, size_t n, size_t dim, size_t k, uint64_t seed,
 		    size_t *order);
 
+/* An embedding as stored: n float32 values, little-endian, in base64 (a
+ * JSON array of numbers costs ten times as much to read back). Encode:
+ * a new string, or NULL on ENOMEM. Decode: how many values were written
+ * to out (at most max), or -1 for text that is not such a vector. */
+char *selmath_vec_encode(const double *v, size_t n);
+long selmath_vec_decode(const char *text, double *out, size_t max);
+
 /* The budget as a count of items out of n: a fraction when < 1 (rounded
  * up), a count when >= 1; never more than n. */
 size_t selmath_budget_count(double budget, size_t n);

@@ -182,7 +182,27 @@ void steps_sel_reply_embed(const struct step_def *d, const struct step_ctx *ctx,
 	validation = d->next == STEP_DIQ_RATE &&
 		     steps_sel_is_validation(ctx->seed,
 					     json_string_value(json_object_get(ctx->item, "id")), frac);
-	a = json_pack("{s:O, s:b}", "embedding", e, "keep", !validation);
+	{
+		/* stored as float32 in base64: the choice reads back every
+		 * vector of the job at once */
+		double *v = calloc(json_array_size(e), sizeof(*v));
+		char *enc = NULL;
+		size_t i;
+		json_t *x;
+
+		json_array_foreach(e, i, x)
+			if (v)
+				v[i] = json_number_value(x);
+		enc = v ? selmath_vec_encode(v, json_array_size(e)) : NULL;
+		free(v);
+		if (!enc) {
+			set_outcome(out, STEP_FAILED, "out of memory");
+			return;
+		}
+		a = json_pack("{s:s, s:I, s:b}", "embedding_f32", enc, "dim",
+			      (json_int_t)json_array_size(e), "keep", !validation);
+		free(enc);
+	}
 	if (validation)
 		json_object_set_new(a, "validation", json_true());
 	done(d, out, a);

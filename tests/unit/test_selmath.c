@@ -177,13 +177,36 @@ static void test_budget(void **state)
 	assert_int_equal(selmath_budget_count(1, 100), 1);
 }
 
+static void test_vec_codec(void **state)
+{
+	double v[] = { 0.5, -1.25, 3.0 }, out[8];
+	char *e;
+
+	(void)state;
+	/* 12 bytes: 0.5f = 00 00 00 3f, -1.25f = 00 00 a0 bf, 3.0f = 00 00 40 40 */
+	e = selmath_vec_encode(v, 3);
+	assert_string_equal(e, "AAAAPwAAoL8AAEBA");
+	assert_int_equal(selmath_vec_decode(e, out, 8), 3);
+	assert_true(out[0] == 0.5 && out[1] == -1.25 && out[2] == 3.0);
+	assert_int_equal(selmath_vec_decode(e, out, 2), 2);
+	free(e);
+	e = selmath_vec_encode(v, 1); /* 4 bytes: padding */
+	assert_string_equal(e, "AAAAPw==");
+	assert_int_equal(selmath_vec_decode(e, out, 8), 1);
+	free(e);
+	assert_int_equal(selmath_vec_decode("AAA", out, 8), -1);
+	assert_int_equal(selmath_vec_decode("AA!A", out, 8), -1);
+	assert_int_equal(selmath_vec_decode("AAAA", out, 8), -1); /* 3 bytes: not a float */
+	assert_int_equal(selmath_vec_decode("", out, 8), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentile),    cmocka_unit_test(test_quadrant_order),
 		cmocka_unit_test(test_cosine_centroid), cmocka_unit_test(test_stopwords),
 		cmocka_unit_test(test_span_loss),     cmocka_unit_test(test_kcenter),
-		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_budget),        cmocka_unit_test(test_vec_codec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

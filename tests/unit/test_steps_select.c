@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "stages/select.h"
+#include "stages/selmath.h"
 #include "stages/steps.h"
 #include "stages/steps_select.h"
 
@@ -130,7 +131,16 @@ static void test_embed_and_validation(void **state)
 	(void)state;
 	step_reply_judge(STEP_S3_EMBED, &ctx, "", NULL, &out);
 	assert_int_equal(out.result, STEP_DONE);
-	assert_int_equal(json_array_size(json_object_get(out.artifact, "embedding")), 2);
+	assert_int_equal(json_integer_value(json_object_get(out.artifact, "dim")), 2);
+	{
+		double v[4];
+
+		assert_int_equal(selmath_vec_decode(json_string_value(json_object_get(
+							    out.artifact, "embedding_f32")),
+						    v, 4),
+				 2);
+		assert_true(v[0] == 0.5 && v[1] == -0.5);
+	}
 	assert_null(json_object_get(out.artifact, "validation")); /* 3ds holds none out */
 	step_outcome_clear(&out);
 	/* the validation share is a pure function of seed and id, about the fraction */

@@ -36,13 +36,13 @@ static bool est_on_path(const struct job *j, enum phase p, enum step first, int 
 {
 	int then;
 
-	if (p != PHASE_STAGE1 || j->sel->then == STEP_SCREEN)
+	if (p != PHASE_STAGE1)
 		return s >= (int)first;
 	then = select_then(j->sel);
 	for (int x = first; x >= 0 && x != then; x = step_def((enum step)x)->next)
 		if (x == s)
 			return true;
-	return s == then;
+	return then >= 0 && s == then;
 }
 
 struct est_split {

@@ -15,8 +15,13 @@ and writes docs/PERFORMANCE.md (plus build/bench/results.json).
   4 resume      the same 1M job SIGKILLed at 90%: restart to first new call,
                 and no stored call sent again
 
+  5 selection   the DIQ-like and 3DS choice at 100k items (build/bench/select_cost):
+                time and peak memory of the selection step itself, as a ratio
+                to importing the same items
+
 Environment: BIN (bin), B (build), BENCH_ONLY (comma list of throughput,
-ratelimit, scale, profile; default all), BENCH_TP_N (20000), BENCH_SCALE_N
+ratelimit, scale, profile, selection; default all), BENCH_SEL_N (100000),
+BENCH_TP_N (20000), BENCH_SCALE_N
 (1000000), BENCH_RATE_S (70, seconds of each rate-limit run), BENCH_KEEP=1
 keeps the temporary directory. Standard library only (python3 of Debian).
 """
@@ -600,6 +605,18 @@ def store_page_cache_kib():
         return 2000  # SQLite's default -2000
 
 
+def bench_selection():
+    n = int(os.environ.get("BENCH_SEL_N", "100000"))
+    log("5. selection cost: %d items" % n)
+    out = subprocess.run([os.path.join(BUILD, "bench", "select_cost"), str(n),
+                          os.path.join(T, "select_cost"), "64"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError("select_cost failed: " + out.stderr[-400:])
+    RESULTS["selection"] = json.loads(out.stdout)
+    log("  %s" % RESULTS["selection"])
+
+
 def bench_scale(items_path, gen_proc):
     N = SCALE_N
     log("3+4. scale and resume: %d items" % N)
@@ -1009,6 +1026,26 @@ def write_report(path, total_s, errors, m=None):
         w("Not run.")
     w("")
 
+    sl = RESULTS.get("selection")
+    w("## 5. Selection cost (DIQ-like and 3DS)")
+    w("")
+    if sl:
+        w("`build/bench/select_cost %d`: %s items imported into a fresh store (JSONL lines parsed and "
+          "inserted in batches, as an upload does), then each strategy's choice as the runner makes it "
+          "(read every score back, %d-dimension embeddings, budget 0.1, then the kept, the dropped and "
+          "every item's scores written in one transaction). The scoring calls themselves are not "
+          "counted: they are model calls like any other step's." % (sl["items"], "{:,}".format(sl["items"]), sl["dim"]))
+        w("")
+        w("| step | time | peak memory | time / import | memory / import |\n|---|---:|---:|---:|---:|")
+        w("| import | %.2f s | %d KiB | 1 | 1 |" % (sl["import"]["s"], sl["import"]["peak_kib"]))
+        for k, label in (("diq", "DIQ-like selection"), ("3ds", "3DS selection")):
+            r = sl[k]
+            w("| %s | %.2f s | %d KiB | %.2f | %.2f |" % (label, r["s"], r["peak_kib"], r["time_ratio"],
+                                                        r["mem_ratio"]))
+    else:
+        w("Not run.")
+    w("")
+
     pf = RESULTS.get("profile")
     w("## Profile")
     w("")
@@ -1065,7 +1102,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     errors = []
     for exe in (os.path.join(BIN, "medthinkd"), os.path.join(BIN, "medthink-sim"),
-                os.path.join(BUILD, "bench", "curl_multi")):
+                os.path.join(BUILD, "bench", "curl_multi"), os.path.join(BUILD, "bench", "select_cost")):
         if not os.access(exe, os.X_OK):
             log("missing %s: run `make bench` (it builds everything first)" % exe)
             return 1
@@ -1076,7 +1113,7 @@ def main():
             gen = spawn([PY, os.path.join(TOP, "bench", "gen_items.py"), str(SCALE_N), big,
                          "--prefix", "m-"], "gen_items")
         for name, fn in (("throughput", bench_throughput), ("ratelimit", bench_ratelimit),
-                         ("scale", lambda: bench_scale(big, gen))):
+                         ("scale", lambda: bench_scale(big, gen)), ("selection", bench_selection)):
             if not want(name):
                 continue
             try:

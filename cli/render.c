@@ -285,6 +285,60 @@ static int render_eval(struct buf *out, const json_t *ev)
 	return rc;
 }
 
+
+/* The selection summary of a DIQ-like or 3DS job (status "selection"). */
+static int render_selection(struct buf *out, const json_t *sl)
+{
+	const char *label = get_str(sl, "label");
+	json_t *q = json_object_get(sl, "quadrants"), *w = json_object_get(sl, "windows");
+	double v;
+	int rc;
+
+	rc = buf_printf(out, "selection %s:", label ? label : "?");
+	if (!rc && json_is_object(q)) {
+		rc = buf_printf(out, " %llu of %llu scored items selected",
+				(unsigned long long)get_u64(sl, "selected"),
+				(unsigned long long)get_u64(sl, "candidates"));
+		for (int i = 1; !rc && i <= 4; i++) {
+			char k[4];
+			json_t *x;
+
+			snprintf(k, sizeof(k), "Q%d", i);
+			x = json_object_get(q, k);
+			rc = buf_printf(out, "%s %s %llu (%llu selected)", i == 1 ? ";" : ",", k,
+					(unsigned long long)get_u64(x, "items"),
+					(unsigned long long)get_u64(x, "selected"));
+		}
+		if (!rc)
+			rc = buf_printf(out, "; validation %llu items",
+					(unsigned long long)get_u64(sl, "validation_items"));
+	} else if (!rc) {
+		rc = buf_printf(out, " %llu rated, %llu kept by the rating, %llu inside the percentile "
+				"window, %llu selected by k-center",
+				(unsigned long long)get_u64(sl, "rated"),
+				(unsigned long long)get_u64(sl, "kept_by_rating"),
+				(unsigned long long)get_u64(sl, "in_window"),
+				(unsigned long long)get_u64(sl, "selected"));
+	}
+	if (!rc && get_num(sl, "budget", &v))
+		rc = buf_printf(out, " (budget %g = %llu items)", v,
+				(unsigned long long)get_u64(sl, "budget_items"));
+	if (!rc && json_is_object(w)) {
+		const char *k;
+		json_t *x;
+
+		rc = buf_puts(out, "\n          windows:");
+		json_object_foreach(w, k, x)
+			if (!rc)
+				rc = buf_printf(out, " %s %.4g-%.4g", k,
+						json_number_value(json_array_get(x, 0)),
+						json_number_value(json_array_get(x, 1)));
+	}
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
 int render_job(struct buf *out, const json_t *job, int bar_width)
 {
 	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
@@ -375,6 +429,8 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 	}
 	if (!rc && json_is_object(ev))
 		rc = render_eval(out, ev);
+	if (!rc && json_is_object(json_object_get(job, "selection")))
+		rc = render_selection(out, json_object_get(job, "selection"));
 	if (!rc) {
 		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
 		if (when[0]) {

@@ -727,6 +727,32 @@ static int64_t parse_job(struct api *a, struct http_req *req, const char *id)
 	return job;
 }
 
+/* A submit waiting for its capability probe (stages/probe.c). */
+struct submit_wait {
+	struct api *a;
+	struct http_req *req; /* NULL once the client went away */
+};
+
+static void submit_wait_abort(void *ctx, struct http_req *req)
+{
+	(void)req;
+	((struct submit_wait *)ctx)->req = NULL;
+}
+
+static void submit_probed(void *ud, int rc, int64_t id, const struct mt_err *err)
+{
+	struct submit_wait *w = ud;
+
+	if (w->req) {
+		http_req_on_abort(w->req, NULL, NULL);
+		if (rc != 0)
+			respond_mt_err(w->req, rc, err, NULL);
+		else
+			respond_json_take(w->req, 201, runner_job_status(w->a->runner, id));
+	}
+	free(w);
+}
+
 static void route_job_submit(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	json_error_t jerr;
@@ -752,7 +778,25 @@ static void route_job_submit(struct api *a, struct http_req *req, const struct a
 			respond_json_take(req, 200, st);
 		return;
 	}
-	rc = runner_job_submit(a->runner, spec, &id, &err);
+	{
+		struct submit_wait *w = calloc(1, sizeof(*w));
+
+		if (!w) {
+			json_decref(spec);
+			respond_err(req, 500, "internal", NULL, "out of memory");
+			return;
+		}
+		w->a = a;
+		w->req = req;
+		rc = runner_job_submit_probed(a->runner, spec, &id, &err, submit_probed, w);
+		if (rc == 1) {
+			/* the student is probed first: the reply comes with the probe */
+			http_req_on_abort(req, submit_wait_abort, w);
+			json_decref(spec);
+			return;
+		}
+		free(w);
+	}
 	if (rc != 0) {
 		json_decref(spec);
 		respond_mt_err(req, rc, &err, NULL);

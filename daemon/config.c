@@ -20,13 +20,14 @@
  * otherwise go unnoticed). inih still splits "key = value" lines and strips
  * comments. Parsing stops at the first error: the reader returns EOF. */
 
-enum sect_kind { SECT_NONE, SECT_DAEMON, SECT_TEACHER, SECT_STUDENT, SECT_TRAIN };
+enum sect_kind { SECT_NONE, SECT_DAEMON, SECT_TEACHER, SECT_STUDENT, SECT_TRAIN, SECT_EMBEDDER };
 
 #define M_DAEMON (1u << SECT_DAEMON)
 #define M_TEACHER (1u << SECT_TEACHER)
 #define M_STUDENT (1u << SECT_STUDENT)
 #define M_TRAIN (1u << SECT_TRAIN)
-#define M_EP (M_TEACHER | M_STUDENT)
+#define M_EMBEDDER (1u << SECT_EMBEDDER)
+#define M_EP (M_TEACHER | M_STUDENT | M_EMBEDDER)
 
 enum key_type {
 	KT_PATH,     /* a file system path */
@@ -594,6 +595,7 @@ static const struct key *keys_of(enum sect_kind kind)
 		return daemon_keys;
 	case SECT_TEACHER:
 	case SECT_STUDENT:
+	case SECT_EMBEDDER:
 		return endpoint_keys;
 	case SECT_TRAIN:
 		return train_keys;
@@ -608,6 +610,8 @@ static struct config_endpoint *sect_endpoint(struct parse *p, const struct sect 
 		return &p->cfg->teachers[s->index];
 	if (s->kind == SECT_STUDENT)
 		return &p->cfg->students[s->index];
+	if (s->kind == SECT_EMBEDDER)
+		return &p->cfg->embedders[s->index];
 	return NULL;
 }
 
@@ -618,6 +622,7 @@ static char *sect_base(struct parse *p, const struct sect *s)
 		return (char *)&p->cfg->daemon;
 	case SECT_TEACHER:
 	case SECT_STUDENT:
+	case SECT_EMBEDDER:
 		return (char *)sect_endpoint(p, s);
 	case SECT_TRAIN:
 		return (char *)&p->cfg->train;
@@ -629,12 +634,16 @@ static char *sect_base(struct parse *p, const struct sect *s)
 static int endpoint_add(struct parse *p, struct sect *s, const char *name)
 {
 	struct config *cfg = p->cfg;
-	struct config_endpoint **arr = s->kind == SECT_TEACHER ? &cfg->teachers : &cfg->students;
-	size_t *n = s->kind == SECT_TEACHER ? &cfg->n_teachers : &cfg->n_students;
+	struct config_endpoint **arr = s->kind == SECT_TEACHER	 ? &cfg->teachers
+				       : s->kind == SECT_EMBEDDER ? &cfg->embedders
+								  : &cfg->students;
+	size_t *n = s->kind == SECT_TEACHER    ? &cfg->n_teachers
+		    : s->kind == SECT_EMBEDDER ? &cfg->n_embedders
+					       : &cfg->n_students;
 	struct config_endpoint *grown;
 	struct config_endpoint *ep;
 
-	if (cfg->n_teachers + cfg->n_students == CONFIG_MAX_ENDPOINTS)
+	if (cfg->n_teachers + cfg->n_students + cfg->n_embedders == CONFIG_MAX_ENDPOINTS)
 		return fail(p, s->line, s, NULL,
 			    "too many endpoint sections (max %d [teacher.NAME] and [student.NAME] together)",
 			    CONFIG_MAX_ENDPOINTS);
@@ -648,7 +657,9 @@ static int endpoint_add(struct parse *p, struct sect *s, const char *name)
 	if (ep->name == NULL)
 		return fail_nomem(p);
 	s->index = (*n)++;
-	ep->kind = s->kind == SECT_TEACHER ? CONFIG_TEACHER : CONFIG_STUDENT;
+	ep->kind = s->kind == SECT_TEACHER    ? CONFIG_TEACHER
+		   : s->kind == SECT_EMBEDDER ? CONFIG_EMBEDDER
+					      : CONFIG_STUDENT;
 	ep->max_concurrency = s->kind == SECT_TEACHER ? 64 : 8;
 	ep->timeout_s = 120;
 	ep->max_retries = 6;
@@ -679,6 +690,9 @@ static int section_open(struct parse *p, const char *label)
 	} else if (strncmp(label, "student.", 8) == 0) {
 		kind = SECT_STUDENT;
 		name = label + 8;
+	} else if (strncmp(label, "embedder.", 9) == 0) {
+		kind = SECT_EMBEDDER;
+		name = label + 9;
 	} else {
 		return fail(p, p->line, s, NULL,
 			    "unknown section (expected [daemon], [teacher.NAME], [student.NAME] or [train])");
@@ -692,7 +706,7 @@ static int section_open(struct parse *p, const char *label)
 			return fail(p, p->line, s, NULL, "duplicate section (first on line %d)", p->sects[i].line);
 	}
 	s->kind = kind;
-	if (kind == SECT_TEACHER || kind == SECT_STUDENT) {
+	if (kind == SECT_TEACHER || kind == SECT_STUDENT || kind == SECT_EMBEDDER) {
 		if (endpoint_add(p, s, name) != 0)
 			return -1;
 	} else if (kind == SECT_TRAIN) {
@@ -933,7 +947,7 @@ static int key_index(const struct key *keys, const char *name)
 static int resolve_key(struct parse *p, const struct sect *s, struct config_endpoint *ep)
 {
 	int line = s->key_line[key_index(endpoint_keys, "api_key_env")];
-	const char *kind = ep->kind == CONFIG_TEACHER ? "teacher" : "student";
+	const char *kind = config_endpoint_kind_name(ep->kind);
 	const char *v = getenv(ep->api_key_env);
 	size_t n;
 
@@ -1075,8 +1089,11 @@ void config_free(struct config *cfg)
 		endpoint_clear(&cfg->teachers[i]);
 	for (size_t i = 0; i < cfg->n_students; i++)
 		endpoint_clear(&cfg->students[i]);
+	for (size_t i = 0; i < cfg->n_embedders; i++)
+		endpoint_clear(&cfg->embedders[i]);
 	free(cfg->teachers);
 	free(cfg->students);
+	free(cfg->embedders);
 	free(cfg->daemon.socket);
 	free(cfg->daemon.state_dir);
 	free(cfg->daemon.prompts_dir);
@@ -1261,6 +1278,16 @@ const struct config_endpoint *config_student_find(const struct config *cfg, cons
 	return find_in(cfg->students, cfg->n_students, name);
 }
 
+const struct config_endpoint *config_embedder_find(const struct config *cfg, const char *name)
+{
+	return find_in(cfg->embedders, cfg->n_embedders, name);
+}
+
+const char *config_endpoint_kind_name(enum config_endpoint_kind k)
+{
+	return k == CONFIG_TEACHER ? "teacher" : k == CONFIG_EMBEDDER ? "embedder" : "student";
+}
+
 /* ---- dump ---------------------------------------------------------------- */
 
 static void dump_argv(FILE *f, char *const *argv)
@@ -1301,7 +1328,7 @@ static const char *level_name(enum log_level l)
 
 static void dump_endpoint(FILE *f, const struct config_endpoint *ep)
 {
-	fprintf(f, "\n[%s.%s]\n", ep->kind == CONFIG_TEACHER ? "teacher" : "student", ep->name);
+	fprintf(f, "\n[%s.%s]\n", config_endpoint_kind_name(ep->kind), ep->name);
 	fprintf(f, "base_url = %s\n", ep->base_url);
 	fprintf(f, "model = %s\n", ep->model);
 	if (ep->api_key_env != NULL)
@@ -1353,6 +1380,8 @@ int config_dump(const struct config *cfg, FILE *f)
 		dump_endpoint(f, &cfg->teachers[i]);
 	for (size_t i = 0; i < cfg->n_students; i++)
 		dump_endpoint(f, &cfg->students[i]);
+	for (size_t i = 0; i < cfg->n_embedders; i++)
+		dump_endpoint(f, &cfg->embedders[i]);
 	if (cfg->train.present) {
 		fprintf(f, "\n[train]\ncommand = ");
 		dump_argv(f, cfg->train.command);

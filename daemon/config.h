@@ -27,7 +27,7 @@
 #define CONFIG_SOCKET_PATH_MAX 107
 #define CONFIG_TRAIN_KILL_GRACE_S 10 /* [train] kill_grace_s default */ /* sun_path is 108 bytes with the NUL */
 
-enum config_endpoint_kind { CONFIG_TEACHER, CONFIG_STUDENT };
+enum config_endpoint_kind { CONFIG_TEACHER, CONFIG_STUDENT, CONFIG_EMBEDDER };
 
 struct config_secret; /* opaque: holds the API key */
 
@@ -81,6 +81,10 @@ struct config {
 	size_t n_teachers;                /* may be 0: jobs that name one are refused */
 	struct config_endpoint *students;
 	size_t n_students;                /* may be 0 */
+	/* [embedder.NAME]: /v1/embeddings endpoints for the DIQ-like and 3DS
+	 * selections (the endpoint keys; command and model_path are refused) */
+	struct config_endpoint *embedders;
+	size_t n_embedders;
 	struct config_train train;
 };
 
@@ -110,6 +114,9 @@ const char *config_endpoint_api_key(const struct config_endpoint *ep);
 /* Finds an endpoint by NAME; NULL when there is none. Borrowed from cfg. */
 const struct config_endpoint *config_teacher_find(const struct config *cfg, const char *name);
 const struct config_endpoint *config_student_find(const struct config *cfg, const char *name);
+const struct config_endpoint *config_embedder_find(const struct config *cfg, const char *name);
+/* "teacher", "student" or "embedder": the section prefix of kind k. */
+const char *config_endpoint_kind_name(enum config_endpoint_kind k);
 
 /* Writes the whole configuration, defaults filled in, as INI that loads
  * again (for `medthinkd --check-config`). API keys are never written: an

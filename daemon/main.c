@@ -337,24 +337,28 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out, size_t *n_out)
 {
-	size_t n = d->cfg->n_teachers + d->cfg->n_students, k = 0;
+	size_t n = d->cfg->n_teachers + d->cfg->n_students + d->cfg->n_embedders, k = 0;
 	struct runner_endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
 	int rc = 0;
 
 	if (!eps)
 		return -ENOMEM;
-	for (size_t pass = 0; pass < 2; pass++) {
-		struct config_endpoint *list = pass ? d->cfg->students : d->cfg->teachers;
-		size_t cnt = pass ? d->cfg->n_students : d->cfg->n_teachers;
+	for (size_t pass = 0; pass < 3; pass++) {
+		/* teachers, students, then the embedders (a third list, so the
+		 * first two stay as they were) */
+		struct config_endpoint *list = pass == 2 ? d->cfg->embedders
+					       : pass	 ? d->cfg->students
+							 : d->cfg->teachers;
+		size_t cnt = pass == 2 ? d->cfg->n_embedders : pass ? d->cfg->n_students : d->cfg->n_teachers;
 
 		for (size_t i = 0; i < cnt; i++) {
 			struct config_endpoint *ce = &list[i];
 			struct client_endpoint_cfg ec = { 0 };
 			char full[160];
 
-			snprintf(full, sizeof(full), "%s.%s", pass ? "student" : "teacher", ce->name);
+			snprintf(full, sizeof(full), "%s.%s", config_endpoint_kind_name(ce->kind), ce->name);
 			ec.name = full;
-			ec.kind = pass ? CLIENT_STUDENT : CLIENT_TEACHER;
+			ec.kind = pass == 1 ? CLIENT_STUDENT : CLIENT_TEACHER;
 			ec.base_url = ce->base_url;
 			ec.model = ce->model;
 			ec.api_key = config_endpoint_api_key(ce);
@@ -403,14 +407,16 @@ static int restart_student(void *ud, const char *endpoint, const char *model_pat
  * sees them, but for a student engine its own (supervisor_env_keep). */
 static int secret_env_list(struct daemon *d)
 {
-	size_t n = d->cfg->n_teachers + d->cfg->n_students;
+	size_t n = d->cfg->n_teachers + d->cfg->n_students + d->cfg->n_embedders;
 
 	d->secret_env = calloc(n ? n : 1, sizeof(*d->secret_env));
 	if (!d->secret_env)
 		return -ENOMEM;
-	for (size_t pass = 0; pass < 2; pass++) {
-		const struct config_endpoint *list = pass ? d->cfg->students : d->cfg->teachers;
-		size_t cnt = pass ? d->cfg->n_students : d->cfg->n_teachers;
+	for (size_t pass = 0; pass < 3; pass++) {
+		const struct config_endpoint *list = pass == 2 ? d->cfg->embedders
+						     : pass	 ? d->cfg->students
+							       : d->cfg->teachers;
+		size_t cnt = pass == 2 ? d->cfg->n_embedders : pass ? d->cfg->n_students : d->cfg->n_teachers;
 
 		for (size_t i = 0; i < cnt; i++)
 			if (list[i].api_key_env)

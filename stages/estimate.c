@@ -28,6 +28,23 @@ static const enum est_share est_shares[STEP__N] = {
 	[STEP_EVAL_JUDGE] = SHARE_JUDGE,
 };
 
+/* Whether step s is on the path of phase p's items: from its first step on
+ * in the step table's order, except that the selection's phase follows
+ * the strategy's chain (its scoring steps, then the step it sends the
+ * chosen items to). */
+static bool est_on_path(const struct job *j, enum phase p, enum step first, int s)
+{
+	int then;
+
+	if (p != PHASE_STAGE1)
+		return s >= (int)first;
+	then = select_then(j->sel);
+	for (int x = first; x >= 0 && x != then; x = step_def((enum step)x)->next)
+		if (x == s)
+			return true;
+	return then >= 0 && s == then;
+}
+
 struct est_split {
 	const struct jobspec *js;
 	int64_t train, eval;
@@ -86,6 +103,8 @@ static double est_prompt_bytes(struct store *st, int64_t ds, json_t *prompts, en
 				sum += (double)strlen(json_string_value(json_object_get(m, "content"))
 							  ? json_string_value(json_object_get(m, "content"))
 							  : "");
+			if (req.prompt) /* a completion or embedding step */
+				sum += (double)strlen(req.prompt);
 			got++;
 		}
 		step_request_clear(&req);
@@ -153,11 +172,13 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 			base *= kept;
 		for (int s = 0; s < STEP__N; s++) {
 			const struct step_def *d = step_def((enum step)s);
-			const char *ep_name = d->student ? js.student : js.teacher;
+			const char *ep_name = d->embedder ? js.embedder
+					      : d->student ? js.student
+							   : js.teacher;
 			const struct runner_endpoint *ep;
 			double calls, pb, tin, tout, cost;
 
-			if (d->phase != p || s < (int)first || !ep_name[0])
+			if (d->phase != p || !est_on_path(&tmp, p, first, s) || !ep_name[0])
 				continue;
 			calls = base * (s == (int)first ? 1.0 : shares[est_shares[s]]);
 			ep = runner_endpoint_find(r, ep_name);

@@ -11,11 +11,9 @@
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
 	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
+	"embedder",
 };
 
-/* Strategies the spec names but this version does not have yet: refused
- * with their own message until they become rows of stages/select.c. */
-static const char *const planned_strategies[] = { "diq", "3ds" };
 
 static int get_string(json_t *spec, const char *key, char *out, size_t outlen, bool required,
 		      struct mt_err *err)
@@ -150,20 +148,17 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 
 		if (!json_is_object(sel))
 			return mt_err_set(err, -EINVAL, "invalid_spec", "selection", "selection must be an object");
-		json_object_foreach(sel, key, v)
-			if (strcmp(key, "strategy") && strcmp(key, "budget"))
-				return mt_err_set(err, -EINVAL, "invalid_spec", "selection", "unknown key \"%s\" in selection", key);
 		s = json_object_get(sel, "strategy");
+		/* a strategy with options checks its own keys (its row's opts_parse) */
+		if (!(json_is_string(s) && select_parse(json_string_value(s)) >= 0 &&
+		      select_get((enum select_id)select_parse(json_string_value(s)))->opts_parse))
+			json_object_foreach(sel, key, v)
+				if (strcmp(key, "strategy") && strcmp(key, "budget"))
+					return mt_err_set(err, -EINVAL, "invalid_spec", "selection", "unknown key \"%s\" in selection", key);
 		if (s && !json_is_string(s))
 			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy", "selection.strategy must be a string");
 		name = s ? json_string_value(s) : select_get(js->strategy)->name;
 		rc = select_parse(name);
-		for (size_t i = 0; rc < 0 && i < sizeof(planned_strategies) / sizeof(planned_strategies[0]); i++)
-			if (strcmp(name, planned_strategies[i]) == 0)
-				return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy",
-					    "selection strategy %s is not available in this version; use "
-					    "teacher_screen or none",
-					    name);
 		if (rc < 0)
 			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.strategy",
 				    "selection.strategy must be teacher_screen, diq, 3ds or none");
@@ -173,9 +168,38 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 			snprintf(err->field, sizeof(err->field), "selection.budget");
 			return rc;
 		}
-		if (js->selection_budget < 0 || js->selection_budget > 1)
+		if (select_get(js->strategy)->budget_counts) {
+			/* < 1 a fraction of the items, >= 1 a count */
+			if (!(js->selection_budget > 0))
+				return mt_err_set(err, -EINVAL, "invalid_spec", "selection.budget",
+						  "selection.budget is required for %s: a fraction of the items "
+						  "(< 1) or a count (>= 1)",
+						  select_get(js->strategy)->name);
+		} else if (js->selection_budget < 0 || js->selection_budget > 1)
 			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.budget", "selection.budget must be in [0, 1]");
+		if (select_get(js->strategy)->opts_parse) {
+			rc = select_get(js->strategy)->opts_parse(sel, &js->sel, err);
+			if (rc)
+				return rc;
+		}
 	}
+	rc = endpoint_name(spec, "embedder", js->embedder, sizeof(js->embedder),
+			   select_get(js->strategy)->needs_embedder, err);
+	if (rc) {
+		if (!json_object_get(spec, "embedder"))
+			snprintf(err->message, sizeof(err->message),
+				 "embedder is required for selection strategy %s: name an "
+				 "[embedder.NAME] section (served at /v1/embeddings)",
+				 select_get(js->strategy)->name);
+		return rc;
+	}
+	if (js->embedder[0] && !select_get(js->strategy)->needs_embedder)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "embedder",
+				  "embedder is only used by the diq and 3ds selections");
+	if (select_get(js->strategy)->needs_logprobs && !js->student[0])
+		return mt_err_set(err, -EINVAL, "invalid_spec", "student",
+				  "selection strategy %s needs a student (its prompt logprobs)",
+				  select_get(js->strategy)->name);
 	v = json_object_get(spec, "train");
 	if (v && !json_is_null(v)) {
 		rc = train_mode_parse(json_string_value(v)); /* NULL for a non-string: -1 */
@@ -226,6 +250,10 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	json_object_set_new(o, "max_items",
 			    js->max_items > 0 ? json_integer(js->max_items) : json_null());
 	json_object_set_new(o, "on_endpoint_down", json_string(js->fail_on_down ? "fail" : "pause"));
+	if (js->embedder[0])
+		json_object_set_new(o, "embedder", json_string(js->embedder));
+	if (select_get(js->strategy)->opts_json)
+		select_get(js->strategy)->opts_json(&js->sel, json_object_get(o, "selection"));
 	return o;
 }
 

@@ -281,7 +281,7 @@ static int select_apply(struct select_ctx *c, const int64_t *keep, size_t nkeep,
 	struct job *j = c->ud;
 	struct store *st = j->r->st;
 	enum step first = j->sel->first_step;
-	int next = step_def(first)->next;
+	int next = select_then(j->sel);
 	int rc;
 
 	if (next < 0)
@@ -295,6 +295,13 @@ static int select_apply(struct select_ctx *c, const int64_t *keep, size_t nkeep,
 			     : 0;
 	for (size_t i = 0; i < ndrop && rc == 0; i++)
 		rc = store_task_put(st, j->id, step_name(first), drop[i], STORE_TASK_DROPPED, 1, reason);
+	/* every item's scores and the summary, with the choice */
+	for (size_t i = 0; i < c->nscores && rc == 0; i++)
+		rc = store_artifact_put(st, j->id, "selection", c->scores[i].seq, 0, c->scores[i].score);
+	if (rc == 0 && c->summary) {
+		json_decref(j->selection);
+		j->selection = json_incref(c->summary);
+	}
 	if (rc == 0) {
 		j->selected = true;
 		job_save_runtime(j);
@@ -320,6 +327,7 @@ static int job_select(struct job *j)
 	struct select_ctx c = {
 		.st = j->r->st, .job = j->id, .budget = j->js.selection_budget,
 		.screened = fs->done + fs->dropped + fs->failed, .ud = j,
+		.opts = &j->js.sel, .seed = j->js.seed,
 		.apply = select_apply, .log = select_log,
 	};
 	int rc = j->sel->choose(&c);

@@ -181,6 +181,8 @@ void job_save_runtime(struct job *j)
 
 	if (j->eval)
 		json_object_set(rt, "eval", j->eval);
+	if (j->selection)
+		json_object_set(rt, "selection", j->selection);
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -331,7 +333,7 @@ static int64_t job_room(const struct job *j)
 
 static const char *step_endpoint(const struct job *j, const struct step_def *d)
 {
-	return d->student ? j->js.student : j->js.teacher;
+	return d->embedder ? j->js.embedder : d->student ? j->js.student : j->js.teacher;
 }
 
 static void task_free(struct task *t)
@@ -360,7 +362,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct task *t = ud;
 	struct job *j = t->job;
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
-				.attempt = t->attempt, .length_cut = res->length_cut };
+				.attempt = t->attempt, .length_cut = res->length_cut,
+				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -433,6 +436,8 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.prior = t->prior;
 	ctx.attempt = attempt;
 	ctx.last_problem = last_problem;
+	ctx.sel = &j->js.sel;
+	ctx.seed = j->js.seed;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);
@@ -445,7 +450,14 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.max_tokens = req.max_tokens;
 	o.schema = req.schema;
 	o.expect_json = req.expect_json;
-	rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
+	o.logprobs = req.logprobs;
+	o.echo = req.echo;
+	if (req.prompt && req.embed)
+		rc = client_embed(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
+	else if (req.prompt)
+		rc = client_complete(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
+	else
+		rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
 	step_request_clear(&req);
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "cannot call %s: %s",
@@ -877,6 +889,7 @@ static void job_free(struct job *j)
 	json_decref(j->spec);
 	json_decref(j->prompts);
 	json_decref(j->eval);
+	json_decref(j->selection);
 	jobspec_clear(&j->js);
 	trainhook_free(j->hook);
 	free(j);
@@ -955,6 +968,9 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	v = json_object_get(rt, "eval");
 	if (json_is_object(v))
 		j->eval = json_incref(v);
+	v = json_object_get(rt, "selection");
+	if (json_is_object(v))
+		j->selection = json_incref(v);
 	counts = store_task_counts(r->st, id);
 	json_object_foreach(counts, key, v)
 	{
@@ -1082,6 +1098,9 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (js->student[0] && !runner_endpoint_find(r, js->student))
 		return mt_err_set(err, -EINVAL, "unknown_student", "student",
 				  "no [%s] section in the daemon's configuration", js->student);
+	if (js->embedder[0] && !runner_endpoint_find(r, js->embedder))
+		return mt_err_set(err, -EINVAL, "unknown_embedder", "embedder",
+				  "no [%s] section in the daemon's configuration", js->embedder);
 	if (js->train == TRAIN_HOOK && !r->cfg.train_argv)
 		return mt_err_set(err, -EINVAL, "no_train_hook", "train",
 				  "train is \"hook\" but the configuration has no [train] command");

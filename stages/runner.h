@@ -76,6 +76,20 @@ int runner_start(struct runner *r);
  * "dataset"; -EIO when the job cannot be stored. */
 int runner_job_submit(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err);
 
+/* What a probed submit came to: rc 0 and the new job id, or a negative
+ * errno with err filled (as runner_job_submit). */
+typedef void (*runner_submit_cb)(void *ud, int rc, int64_t id, const struct mt_err *err);
+/* runner_job_submit for specs whose selection needs an engine capability
+ * (stages/probe.c): the spec is validated, then the student is probed with
+ * one /v1/completions call (echo, logprobs 1, max_tokens 1, never answered
+ * from the cache); a student that gives no prompt logprobs fails the submit
+ * with -EINVAL, code "missing_capability", naming the engine and the
+ * capability. Returns 1 when the probe is on its way (cb runs later, from
+ * the loop, exactly once; ud must live until then), else what
+ * runner_job_submit returns (cb is not called). */
+int runner_job_submit_probed(struct runner *r, json_t *spec, int64_t *id, struct mt_err *err,
+			     runner_submit_cb cb, void *ud);
+
 /* What submitting spec (borrowed) would do, creating nothing: the spec is
  * validated exactly as runner_job_submit does (same errors), then *out (new
  * reference) holds the estimate: items of the split, calls per step, prompt

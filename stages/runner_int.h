@@ -79,6 +79,7 @@ struct job {
 	bool selected; /* stage one's selection budget has been applied */
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
+	json_t *selection; /* the selection summary once chosen (diq, 3ds) */
 };
 
 struct runner {

@@ -17,6 +17,7 @@ const char *sets_kind(int set)
 
 struct page {
 	struct store *st;
+	int64_t job;
 	int64_t dataset;
 	const char *kind;
 	const struct export_format *format;
@@ -26,6 +27,25 @@ struct page {
 	int (*emit)(void *, const char *, size_t);
 	void *ud;
 };
+
+/* A record of a job that chose its items by scores (diq, 3ds) carries them
+ * as "selection" beside "id" (so --no-ids leaves both out). Takes line. */
+static char *with_selection(struct page *p, int64_t seq, char *line)
+{
+	json_t *sel = store_artifact_get(p->st, p->job, "selection", seq);
+	char *s = sel ? json_dumps(sel, JSON_COMPACT) : NULL, *out = NULL;
+	size_t n = strlen(line);
+
+	json_decref(sel);
+	/* the record is one object on one line: "...}\n" */
+	if (s && n >= 2 && line[n - 1] == '\n' && line[n - 2] == '}' &&
+	    asprintf(&out, "%.*s,\"selection\":%s}\n", (int)(n - 2), line, s) >= 0) {
+		free(line);
+		line = out;
+	}
+	free(s);
+	return line;
+}
 
 static int page_one(void *ud, int64_t seq, json_t *content)
 {
@@ -48,6 +68,8 @@ static int page_one(void *ud, int64_t seq, json_t *content)
 		rc = 0;
 		goto out;
 	}
+	if (p->ids)
+		line = with_selection(p, seq, line);
 	rc = p->emit(p->ud, line, strlen(line));
 out:
 	free(line);
@@ -61,7 +83,7 @@ int sets_export_page(struct store *st, int64_t job, int64_t dataset, int set,
 		     int64_t *cursor, int limit, int (*emit)(void *ud, const char *line, size_t len),
 		     void *ud)
 {
-	struct page p = { .st = st, .dataset = dataset, .kind = sets_kind(set), .format = format,
+	struct page p = { .st = st, .job = job, .dataset = dataset, .kind = sets_kind(set), .format = format,
 			  .ids = ids, .cursor = cursor, .emit = emit, .ud = ud };
 	int rc;
 

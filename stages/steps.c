@@ -10,6 +10,7 @@
 #include "common/utf8.h"
 #include "stages/grade.h"
 #include "stages/prompts.h"
+#include "stages/steps_select.h"
 #include "stages/textcheck.h"
 
 static const struct step_def steps[STEP__N];
@@ -133,6 +134,18 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		goto out;
 	}
 	d = &steps[s];
+	if (d->text) {
+		req->prompt = d->text(ctx, err, errlen);
+		if (!req->prompt)
+			goto out;
+		req->temperature = 0.0;
+		req->max_tokens = d->max_tokens;
+		req->logprobs = d->logprobs;
+		req->echo = d->echo;
+		req->embed = d->embedder;
+		rc = 0;
+		goto out;
+	}
 	vars = json_object();
 	reply = json_string_value(json_object_get(ctx->prior, "reply"));
 	if (reply)
@@ -185,6 +198,7 @@ void step_request_clear(struct step_request *req)
 {
 	json_decref(req->messages);
 	json_decref(req->schema);
+	free(req->prompt);
 	memset(req, 0, sizeof(*req));
 }
 
@@ -834,6 +848,41 @@ static const struct step_def steps[STEP__N] = {
 			      .schema_name = "judge_verdict", .max_tokens = 300, .reads = "eval",
 			      .writes = "eval", .next = -1, .next_unclear = -1,
 			      .reply = reply_judge },
+	/* DIQ-like: embed (the validation share stops here), the teacher's
+	 * difficulty rating, the student's loss on the gold answer; held for
+	 * the choice, then explain. */
+	[STEP_DIQ_EMBED] = { .name = "diq_embed", .template_name = "embedding", .phase = PHASE_STAGE1,
+			     .embedder = true, .text = steps_sel_text_embed, .writes = "embedding",
+			     .next = STEP_DIQ_RATE, .next_unclear = -1, .reply = steps_sel_reply_embed },
+	[STEP_DIQ_RATE] = { .name = "diq_rate", .template_name = "diq_rate", .phase = PHASE_STAGE1,
+			    .wants_json = true, .schema = steps_sel_schema_difficulty,
+			    .schema_name = "difficulty", .max_tokens = 100, .writes = "difficulty",
+			    .next = STEP_DIQ_LOSS, .next_unclear = -1,
+			    .reply = steps_sel_reply_difficulty },
+	[STEP_DIQ_LOSS] = { .name = "diq_loss", .template_name = "gold_logprobs",
+			    .phase = PHASE_STAGE1, .student = true, .screens = true,
+			    .text = steps_sel_text_gold, .logprobs = 1, .echo = true, .max_tokens = 1,
+			    .writes = "gold_loss", .next = STEP_EXPLAIN, .next_unclear = -1,
+			    .reply = steps_sel_reply_gold },
+	/* 3DS: the student's 0-100 rating (stage A), its logprobs on the prompt
+	 * and the gold answer, its greedy answer, the embedding; held for the
+	 * choice, then explain. */
+	[STEP_S3_RATE] = { .name = "s3_rate", .template_name = "s3_rate", .phase = PHASE_STAGE1,
+			   .student = true, .screens = true, .max_tokens = 16, .writes = "rating",
+			   .next = STEP_S3_PROBE, .next_unclear = -1, .reply = steps_sel_reply_rating },
+	[STEP_S3_PROBE] = { .name = "s3_probe", .template_name = "gold_logprobs",
+			    .phase = PHASE_STAGE1, .student = true, .text = steps_sel_text_gold,
+			    .logprobs = 1, .echo = true, .max_tokens = 1, .writes = "gold_loss",
+			    .next = STEP_S3_GREEDY, .next_unclear = -1, .reply = steps_sel_reply_gold },
+	[STEP_S3_GREEDY] = { .name = "s3_greedy", .template_name = "greedy_logprobs",
+			     .phase = PHASE_STAGE1, .student = true, .text = steps_sel_text_prompt,
+			     .logprobs = 1, .max_tokens = 256, .writes = "confidence",
+			     .next = STEP_S3_EMBED, .next_unclear = -1,
+			     .reply = steps_sel_reply_greedy },
+	[STEP_S3_EMBED] = { .name = "s3_embed", .template_name = "embedding", .phase = PHASE_STAGE1,
+			    .embedder = true, .screens = true, .text = steps_sel_text_embed,
+			    .writes = "embedding", .next = STEP_EXPLAIN, .next_unclear = -1,
+			    .reply = steps_sel_reply_embed },
 };
 
 void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,

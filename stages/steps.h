@@ -26,6 +26,14 @@ enum step {
 	STEP_CORRECT,
 	STEP_EVAL,
 	STEP_EVAL_JUDGE,
+	/* the DIQ-like and 3DS selections' scoring (stages/steps_select.c) */
+	STEP_DIQ_EMBED,
+	STEP_DIQ_RATE,
+	STEP_DIQ_LOSS,
+	STEP_S3_RATE,
+	STEP_S3_PROBE,
+	STEP_S3_GREEDY,
+	STEP_S3_EMBED,
 	STEP__N
 };
 
@@ -75,6 +83,13 @@ struct step_def {
 				    * screen, a wrong answer; -1: nothing */
 	int next_unclear;          /* what follows when the rules cannot grade; -1 */
 	step_reply_fn reply;
+	bool embedder;             /* answered by the job's embedder */
+	/* A /v1/completions (or, for the embedder, /v1/embeddings) step: the
+	 * text it sends, a new string (NULL with err set when the item has
+	 * none); template_name is then only its label. */
+	char *(*text)(const struct step_ctx *ctx, char *err, size_t errlen);
+	int logprobs;              /* completion: logprobs asked for */
+	bool echo;                 /* completion: the prompt's logprobs too */
 };
 
 /* The row of step s (a valid enum value). */
@@ -83,6 +98,8 @@ const struct step_def *step_def(enum step s);
 /* What a step needs to build its request and judge its reply (all borrowed).
  * prior: the artifact the step reads (its row's reads), or NULL: the
  * student's answer artifact ({"reply":...}) for judge, correct and eval_judge. */
+struct select_opts;
+
 struct step_ctx {
 	json_t *item;     /* normalized item */
 	json_t *prompts;  /* the job's prompt snapshot */
@@ -91,6 +108,9 @@ struct step_ctx {
 	const char *last_problem; /* why the previous attempt was re-asked, or NULL */
 	bool length_cut;  /* the reply stopped at max_tokens (finish_reason
 	                     "length"; the runner sets it from the client result) */
+	json_t *reply;    /* the whole reply body (logprobs, embeddings), or NULL */
+	const struct select_opts *sel; /* the job's selection options, or NULL */
+	int64_t seed;     /* the job's seed */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */
@@ -101,6 +121,12 @@ struct step_request {
 	const char *schema_name;
 	double temperature;
 	int64_t max_tokens;
+	/* a completion or embedding step (its row's text): sent instead of
+	 * messages (NULL then) */
+	char *prompt;
+	int logprobs;
+	bool echo;
+	bool embed;
 };
 
 /* Builds the request for step s. Returns 0, or -EINVAL with err set (a

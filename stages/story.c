@@ -191,9 +191,13 @@ int runner_prompt_preview(struct runner *r, int64_t job, const char *step, const
 	*out = json_pack("{s:s, s:s, s:{s:O, s:I}, s:s, s:O, s:b, s:o, s:f, s:I}", "job",
 			 json_string_value(json_object_get(jr.row, "id")), "step", d->name, "item",
 			 "id", json_object_get(item, "id"), "seq", (json_int_t)seq, "template",
-			 d->template_name, "messages", req.messages, "expect_json", req.expect_json,
+			 d->template_name, "messages", req.messages ? req.messages : json_null(),
+			 "expect_json", req.expect_json,
 			 "schema_name", req.schema_name ? json_string(req.schema_name) : json_null(),
 			 "temperature", req.temperature, "max_tokens", (json_int_t)req.max_tokens);
+	/* a completion or embedding step (the diq and 3ds scoring) sends text */
+	if (*out && req.prompt)
+		json_object_set_new(*out, "prompt", json_string(req.prompt));
 	step_request_clear(&req);
 	rc = *out ? 0 : mt_err_set(err, -ENOMEM, "internal", NULL, "out of memory");
 out:

@@ -82,6 +82,10 @@ struct client_opts {
 	/* client_complete only */
 	int logprobs;          /* 0: not sent */
 	bool echo;
+	/* Not answered from the store even when a committed reply has the same
+	 * hash (a capability probe must reach the engine as it is now); its
+	 * call row is still stored. */
+	bool no_cache;
 };
 
 /* Final-failure classes, for the per-endpoint error counters. */
@@ -209,6 +213,10 @@ int client_chat(struct client *c, const char *endpoint, const struct client_opts
  * o->echo; result->reply holds choices[0].logprobs. */
 int client_complete(struct client *c, const char *endpoint, const struct client_opts *o,
 		    const char *prompt, client_cb cb, void *ud);
+/* The same for /v1/embeddings of one input text (borrowed); result->reply
+ * holds data[0].embedding, result->content is "". */
+int client_embed(struct client *c, const char *endpoint, const struct client_opts *o,
+		 const char *input, client_cb cb, void *ud);
 /* Fails every call of job_id that is queued and not on the wire (also those
  * waiting to retry) with -ECANCELED; their callbacks run on the next loop
  * turn. Calls on the wire finish normally when they succeed; when they fail

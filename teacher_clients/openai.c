@@ -91,6 +91,13 @@ json_t *openai_completion_body(const char *model, const char *prompt, const stru
 	return body;
 }
 
+json_t *openai_embedding_body(const char *model, const char *input)
+{
+	if (!model || !input)
+		return NULL;
+	return json_pack("{s:s, s:s}", "model", model, "input", input);
+}
+
 json_t *openai_message(const char *role, const char *text)
 {
 	if (!role || !text)
@@ -203,6 +210,30 @@ static int usage_read(struct openai_reply *r)
 	return 0;
 }
 
+/* /v1/embeddings: {"data":[{"embedding":[numbers...]}]}; the vector stays
+ * in root for the caller. */
+static int embedding_check(struct openai_reply *r)
+{
+	json_t *data = json_object_get(r->root, "data"), *e, *x;
+	size_t i;
+
+	if (!data || json_is_null(data))
+		return reply_fail(r, OPENAI_E_NO_CHOICES, "reply has no field data");
+	if (!json_is_array(data) || json_array_size(data) == 0)
+		return reply_fail(r, OPENAI_E_NO_CHOICES, "reply field data is not a non-empty array");
+	e = json_object_get(json_array_get(data, 0), "embedding");
+	if (!json_is_array(e) || json_array_size(e) == 0)
+		return reply_fail(r, OPENAI_E_BAD_TYPE,
+				  "reply field data[0].embedding is not a non-empty array");
+	json_array_foreach(e, i, x)
+		if (!json_is_number(x))
+			return reply_fail(r, OPENAI_E_BAD_TYPE,
+					  "reply field data[0].embedding[%zu] is not a number", i);
+	r->content = "";
+	r->err = OPENAI_OK;
+	return 0;
+}
+
 int openai_reply_parse(const char *body, size_t len, enum openai_kind kind, struct openai_reply *r)
 {
 	json_error_t jerr;
@@ -237,6 +268,8 @@ int openai_reply_parse(const char *body, size_t len, enum openai_kind kind, stru
 	}
 	if (usage_read(r))
 		return -EBADMSG;
+	if (kind == OPENAI_EMBEDDING)
+		return embedding_check(r);
 	choices = json_object_get(r->root, "choices");
 	if (!choices || json_is_null(choices))
 		return reply_fail(r, OPENAI_E_NO_CHOICES, "reply has no field choices");

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum openai_kind { OPENAI_CHAT = 0, OPENAI_COMPLETION = 1 };
+enum openai_kind { OPENAI_CHAT = 0, OPENAI_COMPLETION = 1, OPENAI_EMBEDDING = 2 };
 
 /* What a reply was found to be. Stable names via openai_err_name(). */
 enum openai_err {
@@ -52,6 +52,9 @@ json_t *openai_chat_body(const char *model, json_t *messages, const struct opena
 /* A new /v1/completions body {"model","prompt",...} with logprobs/echo from
  * o. NULL on bad arguments. */
 json_t *openai_completion_body(const char *model, const char *prompt, const struct openai_opts *o);
+/* A new /v1/embeddings body {"model","input"} for one input text. NULL on
+ * bad arguments or out of memory. */
+json_t *openai_embedding_body(const char *model, const char *input);
 /* A new message {"role":role,"content":text}. */
 json_t *openai_message(const char *role, const char *text);
 /* A new vision message: content parts [{"type":"text","text":text},
@@ -66,7 +69,8 @@ struct openai_reply {
 	char msg[256];          /* human message for err (names the field) */
 	char error_code[64];    /* provider's error.code/type when err is ERROR_OBJECT */
 	json_t *root;           /* the parsed body (NULL when not JSON) */
-	const char *content;    /* chat: choices[0].message.content; completion: choices[0].text */
+	const char *content;    /* chat: choices[0].message.content; completion: choices[0].text;
+	                           embedding: "" (the vector is data[0].embedding in root) */
 	const char *finish_reason; /* may be NULL */
 	bool length_cut;        /* finish_reason == "length": noted, not an error */
 	int64_t tokens_in, tokens_out; /* usage; 0 when absent */

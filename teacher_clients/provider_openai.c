@@ -32,6 +32,8 @@ static json_t *request_build(const struct provider_req *q)
 		return openai_chat_body(q->model, q->messages, &o);
 	if (q->op == PROVIDER_COMPLETION)
 		return openai_completion_body(q->model, q->prompt, &o);
+	if (q->op == PROVIDER_EMBEDDING)
+		return openai_embedding_body(q->model, q->prompt);
 	return NULL;
 }
 
@@ -60,12 +62,16 @@ static int reply_parse(const char *body, size_t len, enum provider_op op, struct
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (op != PROVIDER_CHAT && op != PROVIDER_COMPLETION) {
+	if (op != PROVIDER_CHAT && op != PROVIDER_COMPLETION && op != PROVIDER_EMBEDDING) {
 		r->err = "reply_invalid";
 		snprintf(r->msg, sizeof(r->msg), "no reply parser for this request kind");
 		return -EBADMSG;
 	}
-	rc = openai_reply_parse(body, len, op == PROVIDER_CHAT ? OPENAI_CHAT : OPENAI_COMPLETION, &o);
+	rc = openai_reply_parse(body, len,
+				op == PROVIDER_CHAT	    ? OPENAI_CHAT
+				: op == PROVIDER_COMPLETION ? OPENAI_COMPLETION
+							    : OPENAI_EMBEDDING,
+				&o);
 	r->root = o.root; /* taken: o is not cleared */
 	r->content = o.content;
 	r->finish_reason = o.finish_reason;

@@ -1,4 +1,5 @@
 #include "tests/sim/replies.h"
+#include "tests/sim/selection.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -548,6 +549,8 @@ char *sim_reply(const struct sim_prompt *p, uint64_t h, const struct sim_knobs *
 		explain_text(&b, p, h, k);
 	else if (strcmp(p->task, "answer") == 0)
 		answer_text(&b, p, h, k, known_gold);
+	else if (sim_select_reply(&b, p, p->question, h))
+		*is_json = strcmp(p->task, "diq_rate") == 0;
 	else
 		buf_printf(&b, "This is a simulated reply from medthink-sim (request %016llx).",
 			   (unsigned long long)h);

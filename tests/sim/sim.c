@@ -20,6 +20,7 @@
 #include "common/utf8.h"
 #include "daemon/http.h"
 #include "tests/sim/replies.h"
+#include "tests/sim/selection.h"
 
 #define SIM_MAX_BODY (32u * 1024 * 1024)
 #define BODY_TABLE_MAX (1u << 20)
@@ -39,6 +40,7 @@ struct opts {
 	double seed;
 	double student_accuracy, drop_rate, contradict_rate;
 	double hold_after;
+	double no_prompt_logprobs, embed_dim;
 	char require_key[256];
 };
 
@@ -66,6 +68,8 @@ static const struct optdef {
 	{ "drop-rate", O_PROB, offsetof(struct opts, drop_rate), "teacher screen drop rate (0.1)" },
 	{ "contradict-rate", O_PROB, offsetof(struct opts, contradict_rate), "P an explanation ends in a wrong answer (0.05)" },
 	{ "hold-after", O_NUM, offsetof(struct opts, hold_after), "answer N more replies, then hold the rest until set again (0 = off; tests pace work by it)" },
+	{ "no-prompt-logprobs", O_PROB, offsetof(struct opts, no_prompt_logprobs), "1: act like an engine without prompt logprobs (echo gives no logprobs of the prompt)" },
+	{ "embed-dim", O_NUM, offsetof(struct opts, embed_dim), "dimension of /v1/embeddings vectors without a sim-emb= marker (8)" },
 	{ "require-key", O_STR, offsetof(struct opts, require_key), "reply 401 unless Authorization: Bearer VALUE" },
 };
 #define NOPTDEFS (sizeof(optdefs) / sizeof(optdefs[0]))
@@ -898,6 +902,8 @@ static void handle_chat(struct sim *s, struct http_req *req, json_t *j)
 }
 
 struct lp_ctx {
+	const struct sim_lp_marks *marks;
+	bool echoed;
 	const char *text;
 	size_t base; /* text_offset base */
 	json_t *tokens, *lps, *tops, *offs;
@@ -916,6 +922,8 @@ static void lp_token(void *ctx, size_t off, size_t len)
 	snprintf(tok, sizeof(tok), "%.*s", (int)(len < 63 ? len : 63), c->text + off);
 	lp = -(0.02 + 7.0 * u * u);
 	lp = round(lp * 10000) / 10000;
+	if (c->marks && !isnan(sim_lp_mark(c->marks, off, c->echoed)))
+		lp = sim_lp_mark(c->marks, off, c->echoed);
 	json_array_append_new(c->tokens, json_string(tok));
 	json_array_append_new(c->offs, json_integer((json_int_t)(c->base + off)));
 	if (c->first_null) {
@@ -938,6 +946,7 @@ static void handle_completions(struct sim *s, struct http_req *req, json_t *j)
 	const char *model = json_string_value(json_object_get(j, "model"));
 	const char *prompt, *known_gold;
 	bool echo = json_is_true(json_object_get(j, "echo")), is_json, cut = false;
+	struct sim_lp_marks marks;
 	char *completion = NULL, *text = NULL, *body, id[64];
 	struct sim_prompt pr;
 	uint64_t h;
@@ -953,6 +962,10 @@ static void handle_completions(struct sim *s, struct http_req *req, json_t *j)
 		return;
 	}
 	mt = json_object_get(j, "max_tokens");
+	sim_lp_marks_parse(prompt, &marks);
+	/* an engine like llama.cpp's server or Ollama: no prompt logprobs */
+	if (s->o.no_prompt_logprobs > 0)
+		echo = false;
 	learn_and_hash(s, prompt, &pr, &h, &known_gold);
 	if (json_is_integer(mt) && json_integer_value(mt) == 0) {
 		completion = strdup("");
@@ -1008,8 +1021,9 @@ static void handle_completions(struct sim *s, struct http_req *req, json_t *j)
 	choice = json_pack("{s:i,s:s,s:s}", "index", 0, "text", text, "finish_reason",
 			   cut ? "length" : "stop");
 	if (json_is_integer(lpj) && json_integer_value(lpj) >= 0) {
-		struct lp_ctx c = { text, 0, json_array(), json_array(), json_array(), json_array(),
-				    (uint64_t)s->o.seed, 0, echo, json_integer_value(lpj) > 0 };
+		struct lp_ctx c = { &marks, echo, text, 0, json_array(), json_array(), json_array(),
+				    json_array(), (uint64_t)s->o.seed, 0, echo,
+				    json_integer_value(lpj) > 0 };
 		sim_tokenize(text, lp_token, &c);
 		json_object_set_new(choice, "logprobs",
 				    json_pack("{s:o,s:o,s:o,s:o}", "tokens", c.tokens, "token_logprobs",
@@ -1037,6 +1051,50 @@ static void handle_completions(struct sim *s, struct http_req *req, json_t *j)
 	if (maybe_truncate(s, req, body))
 		return;
 	reply_take(s, req, 200, body, strlen(body), false, false, true);
+}
+
+/* /v1/embeddings: one vector per input (a string or an array of strings),
+ * deterministic (tests/sim/selection.h). */
+static void handle_embeddings(struct sim *s, struct http_req *req, json_t *j)
+{
+	json_t *in = json_object_get(j, "input"), *data, *out;
+	const char *model = json_string_value(json_object_get(j, "model"));
+	size_t n = json_is_array(in) ? json_array_size(in) : 1, ptok = 0;
+	size_t dim = s->o.embed_dim >= 1 && s->o.embed_dim <= 4096 ? (size_t)s->o.embed_dim : 8;
+	double v[4096];
+
+	if (!json_is_string(in) && !(json_is_array(in) && n > 0)) {
+		reply_oai_error(s, req, 400, "invalid_request_error", NULL,
+				"'input' must be a string or an array of strings", "input");
+		return;
+	}
+	if (inject_faults(s, req, model))
+		return;
+	data = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const char *t = json_string_value(json_is_array(in) ? json_array_get(in, i) : in);
+		json_t *e = json_array();
+		size_t k;
+
+		if (!t) {
+			json_decref(e);
+			json_decref(data);
+			reply_oai_error(s, req, 400, "invalid_request_error", NULL,
+					"'input' must be a string or an array of strings", "input");
+			return;
+		}
+		k = sim_embedding(t, (uint64_t)s->o.seed, dim, v, sizeof(v) / sizeof(v[0]));
+		for (size_t d = 0; d < k; d++)
+			json_array_append_new(e, json_real(v[d]));
+		json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index",
+						      (int)i, "embedding", e));
+		ptok += approx_tokens(strlen(t));
+	}
+	s->prompt_tokens += ptok;
+	out = json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model",
+			model ? model : "medthink-sim", "usage", "prompt_tokens", (json_int_t)ptok,
+			"total_tokens", (json_int_t)ptok);
+	reply_json_take(s, req, 200, out, true);
 }
 
 static void handle_models(struct sim *s, struct http_req *req)
@@ -1207,7 +1265,8 @@ static void on_body(void *ud, struct http_req *req, const char *body, size_t len
 		handle_models(s, req);
 		return;
 	}
-	if (strcmp(path, "/v1/chat/completions") != 0 && strcmp(path, "/v1/completions") != 0) {
+	if (strcmp(path, "/v1/chat/completions") != 0 && strcmp(path, "/v1/completions") != 0 &&
+	    strcmp(path, "/v1/embeddings") != 0) {
 		reply_oai_error(s, req, 404, "invalid_request_error", "unknown_url",
 				"Unknown request URL (medthink-sim).", NULL);
 		return;
@@ -1231,6 +1290,8 @@ static void on_body(void *ud, struct http_req *req, const char *body, size_t len
 	}
 	if (strcmp(path, "/v1/chat/completions") == 0)
 		handle_chat(s, req, j);
+	else if (strcmp(path, "/v1/embeddings") == 0)
+		handle_embeddings(s, req, j);
 	else
 		handle_completions(s, req, j);
 	json_decref(j);
@@ -1274,7 +1335,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"  --log-level LEVEL      error|warn|info|debug (default info)\n"
 		"  --help                 this text\n\n"
-		"Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
+		"Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,\nGET /v1/models, "
 		"GET /sim/stats, POST /sim/reset, GET|POST /sim/config (JSON with the option names).\n"
 		"See tests/sim/README.md.\n");
 }

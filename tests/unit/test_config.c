@@ -167,6 +167,30 @@ static void test_daemon_limits(void **state)
 	config_free(cfg);
 }
 
+/* [embedder.NAME]: the endpoint keys, found by name, dumped; a student's
+ * command is refused there. */
+static void test_embedder_section(void **state)
+{
+	struct config *cfg;
+	const struct config_endpoint *e;
+
+	(void)state;
+	cfg = load_ok("[embedder.e5]\nbase_url = http://127.0.0.1:9/v1/\nmodel = e5-small\n"
+		      "max_concurrency = 3\n");
+	e = config_embedder_find(cfg, "e5");
+	assert_non_null(e);
+	assert_int_equal(e->kind, CONFIG_EMBEDDER);
+	assert_string_equal(e->base_url, "http://127.0.0.1:9/v1");
+	assert_string_equal(e->model, "e5-small");
+	assert_int_equal(e->max_concurrency, 3);
+	assert_null(config_student_find(cfg, "e5"));
+	assert_int_equal(cfg->n_embedders, 1);
+	config_free(cfg);
+	expect_err("[embedder.e5]\nbase_url = http://127.0.0.1:9/v1\nmodel = e\ncommand = x\n", -EINVAL,
+		   ":4: [embedder.e5] command: unknown key");
+	expect_err("[embedder.e5]\nmodel = e\n", -EINVAL, ":1: [embedder.e5] base_url: required key is missing");
+}
+
 static void test_all_keys(void **state)
 {
 	struct config *cfg;
@@ -655,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_daemon_limits),
 		cmocka_unit_test(test_all_keys),
+		cmocka_unit_test(test_embedder_section),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_long_lines),

@@ -94,7 +94,12 @@ static void test_openai_request_build(void **state)
 	/* not valid: no messages, no prompt, an op it builds no body for */
 	assert_null(p->request_build(&(struct provider_req){ .op = PROVIDER_CHAT, .model = "m" }));
 	assert_null(p->request_build(&(struct provider_req){ .op = PROVIDER_COMPLETION, .model = "m" }));
-	assert_null(p->request_build(&(struct provider_req){ .op = PROVIDER_EMBEDDING, .model = "m", .prompt = "x" }));
+	assert_null(p->request_build(&(struct provider_req){ .op = PROVIDER_EMBEDDING, .model = "m" }));
+	body = p->request_build(&(struct provider_req){ .op = PROVIDER_EMBEDDING, .model = "m", .prompt = "x" });
+	assert_non_null(body);
+	assert_string_equal(json_string_value(json_object_get(body, "input")), "x");
+	assert_string_equal(json_string_value(json_object_get(body, "model")), "m");
+	json_decref(body);
 	json_decref(msgs);
 	json_decref(schema);
 }
@@ -176,9 +181,24 @@ static void test_openai_reply_parse(void **state)
 	provider_reply_clear(&r);
 	assert_int_equal(p->reply_parse(NULL, 0, PROVIDER_CHAT, &r), -EBADMSG);
 	provider_reply_clear(&r);
+	/* a chat reply is not an embedding reply */
 	assert_int_equal(p->reply_parse(ok, strlen(ok), PROVIDER_EMBEDDING, &r), -EBADMSG);
-	assert_string_equal(r.err, "reply_invalid");
+	assert_string_equal(r.err, "reply_no_choices");
 	provider_reply_clear(&r);
+	{
+		const char *emb = "{\"data\":[{\"embedding\":[0.5,-1,2]}]}";
+		const char *bad = "{\"data\":[{\"embedding\":[0.5,\"x\"]}]}";
+
+		assert_int_equal(p->reply_parse(emb, strlen(emb), PROVIDER_EMBEDDING, &r), 0);
+		assert_string_equal(r.content, "");
+		assert_int_equal(json_array_size(json_object_get(
+					 json_array_get(json_object_get(r.root, "data"), 0), "embedding")),
+				 3);
+		provider_reply_clear(&r);
+		assert_int_equal(p->reply_parse(bad, strlen(bad), PROVIDER_EMBEDDING, &r), -EBADMSG);
+		assert_string_equal(r.err, "reply_bad_type");
+		provider_reply_clear(&r);
+	}
 }
 
 static void test_openai_error_parse(void **state)

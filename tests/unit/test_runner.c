@@ -537,7 +537,12 @@ static void test_tables(void **state)
 	assert_string_equal(phase_name(PHASE__N), "done");
 	for (int i = 0; i < SELECT__N; i++)
 		assert_int_equal(select_parse(select_get((enum select_id)i)->name), i);
-	assert_int_equal(select_parse("diq"), -1);
+	assert_int_equal(select_parse("diq"), SELECT_DIQ);
+	assert_int_equal(select_parse("3ds"), SELECT_3DS);
+	assert_int_equal(select_parse("gradients"), -1);
+	assert_int_equal(select_then(select_get(SELECT_DIQ)), STEP_EXPLAIN);
+	assert_int_equal(select_then(select_get(SELECT_3DS)), STEP_EXPLAIN);
+	assert_int_equal(select_then(select_get(SELECT_TEACHER_SCREEN)), STEP_EXPLAIN);
 	assert_int_equal(select_get(SELECT_NONE)->first_step, STEP_EXPLAIN);
 	assert_int_equal(select_get(SELECT_TEACHER_SCREEN)->first_step, STEP_SCREEN);
 	/* the steps' rows: what each reads and which phase it is in */

@@ -678,8 +678,31 @@ static void test_jobspec(void **state)
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"train\":\"later\"}",
 		 "train", "train must be hook, manual or none");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"selection\":{\"strategy\":\"diq\"}}",
-		 "selection.strategy",
-		 "selection strategy diq is not available in this version; use teacher_screen or none");
+		 "selection.budget",
+		 "selection.budget is required for diq: a fraction of the items (< 1) or a count (>= 1)");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"selection\":{\"strategy\":\"3ds\",\"budget\":5}}",
+		 "embedder",
+		 "embedder is required for selection strategy 3ds: name an [embedder.NAME] section "
+		 "(served at /v1/embeddings)");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"embedder\":\"e\","
+		 "\"selection\":{\"strategy\":\"3ds\",\"budget\":5}}",
+		 "student", "selection strategy 3ds needs a student (its prompt logprobs)");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"diq\",\"budget\":0.1,\"axis\":\"x\"}}",
+		 "selection.axis", "selection.axis must be overall, knowledge or reasoning");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"3ds\",\"budget\":0.1,"
+		 "\"percentiles\":[75,25]}}",
+		 "selection.percentiles", "selection.percentiles must be [LO, HI] with 0 <= LO < HI <= 100");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"diq\",\"budget\":0.1,"
+		 "\"validation\":{\"dataset\":\"v\"}}}",
+		 "selection.validation",
+		 "selection.validation {\"dataset\":...} is not available in this version; use "
+		 "{\"fraction\":F} (held out of the train split by seed)");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"embedder\":\"e\"}",
+		 "embedder", "embedder is only used by the diq and 3ds selections");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":5}", "teacher",
 		 "teacher must be a string");
 }

@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/utf8.h"
+#include "teacher_clients/pool.h"
 
 /* How the file is read: we hand inih one line at a time through our own
  * reader. That gives us the line number of every key (Debian's inih is built
@@ -804,6 +805,58 @@ static int set_string(struct parse *p, char **field, const char *v)
 	return 0;
 }
 
+/* A student's base_url listing several URLs (a pool of replicas, SPEC 9):
+ * each one checked, trailing '/' removed, stored joined by single spaces. */
+static int set_pool_urls(struct parse *p, int line, const struct sect *s, const struct key *k, char **field,
+			 const char *v)
+{
+	size_t n = pool_url_count(v), i = 0, len;
+	char word[MAX_URL_LEN + 2];
+	struct buf out;
+
+	if (s->kind != SECT_STUDENT)
+		return fail(p, line, s, k->name,
+			    "lists %zu URLs: a pool of replicas is for a [student.NAME] section only; give one URL",
+			    n);
+	if (n > POOL_MAX_REPLICAS)
+		return fail(p, line, s, k->name, "lists %zu URLs: a pool has at most %d replicas", n,
+			    POOL_MAX_REPLICAS);
+	buf_init(&out, (size_t)CONFIG_MAX_LINE + 1);
+	for (const char *w = v + strspn(v, " \t"); *w; w += len, w += strspn(w, " \t"), i++) {
+		len = strcspn(w, " \t");
+		if (len > MAX_URL_LEN) {
+			buf_free(&out);
+			return fail(p, line, s, k->name, "URL %zu of %zu is over %d bytes", i + 1, n, MAX_URL_LEN);
+		}
+		memcpy(word, w, len);
+		word[len] = '\0';
+		if (!valid_url(word)) {
+			buf_free(&out);
+			return fail(p, line, s, k->name,
+				    "URL %zu of %zu: \"%s\" is not an http:// or https:// base URL "
+				    "(e.g. http://127.0.0.1:8080/v1)",
+				    i + 1, n, word);
+		}
+		while (len > 0 && word[len - 1] == '/')
+			word[--len] = '\0';
+		/* The same replica twice would get twice its share: surely a typo. */
+		for (const char *o = out.base; o && *o; o += strcspn(o, " "), o += strspn(o, " ")) {
+			if (strncmp(o, word, len) == 0 && (o[len] == ' ' || o[len] == '\0')) {
+				buf_free(&out);
+				return fail(p, line, s, k->name, "URL %zu of %zu: \"%s\" is listed twice", i + 1, n,
+					    word);
+			}
+		}
+		if ((out.len && buf_append(&out, " ", 1) < 0) || buf_append(&out, word, len) < 0) {
+			buf_free(&out);
+			return fail_nomem(p);
+		}
+	}
+	free(*field);
+	*field = buf_take(&out);
+	return *field ? 0 : fail_nomem(p);
+}
+
 static int key_set(struct parse *p, struct sect *s, const struct key *k, const char *v)
 {
 	char *base = sect_base(p, s);
@@ -825,6 +878,8 @@ static int key_set(struct parse *p, struct sect *s, const struct key *k, const c
 		char *u;
 		size_t n;
 
+		if (pool_url_count(v) > 1)
+			return set_pool_urls(p, line, s, k, (char **)f, v);
 		if (!valid_url(v))
 			return fail(p, line, s, k->name,
 				    "\"%s\" is not an http:// or https:// base URL (e.g. http://127.0.0.1:8080/v1)", v);
@@ -972,6 +1027,11 @@ static int finish(struct parse *p)
 			if (ep->model_path == NULL && s->cmd_uses_model_path)
 				return fail(p, s->key_line[key_index(endpoint_keys, "command")], s, "command",
 					    "uses {model_path} but model_path is not set");
+			if (ep->command != NULL && ep->base_url != NULL && pool_url_count(ep->base_url) > 1)
+				return fail(p, s->key_line[key_index(endpoint_keys, "command")], s, "command",
+					    "starts one engine, but base_url lists a pool of %zu URLs: start the "
+					    "replicas outside medthinkd (docs/scale-out.md) or give one URL",
+					    pool_url_count(ep->base_url));
 		}
 	}
 	/* Keys last, so a file with a typo never makes us read the environment. */

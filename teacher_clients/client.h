@@ -173,6 +173,7 @@ struct client_stats {
 struct client_replica_stats {
 	const char *url;       /* its base URL */
 	bool out;              /* taken out of the pool (failing; health-checked) */
+	int up;                /* !out, as a number for /metrics */
 	int in_flight;
 	int window;            /* its concurrency cap */
 	int breaker;           /* 0 closed, 1 open, 2 half-open */

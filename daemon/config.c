@@ -810,7 +810,7 @@ static int set_string(struct parse *p, char **field, const char *v)
 static int set_pool_urls(struct parse *p, int line, const struct sect *s, const struct key *k, char **field,
 			 const char *v)
 {
-	size_t n = pool_url_count(v), i = 0, len;
+	size_t n = pool_url_count(v), i = 0, len, wl;
 	char word[MAX_URL_LEN + 2];
 	struct buf out;
 
@@ -837,17 +837,18 @@ static int set_pool_urls(struct parse *p, int line, const struct sect *s, const 
 				    "(e.g. http://127.0.0.1:8080/v1)",
 				    i + 1, n, word);
 		}
-		while (len > 0 && word[len - 1] == '/')
-			word[--len] = '\0';
+		wl = len;
+		while (wl > 0 && word[wl - 1] == '/')
+			word[--wl] = '\0';
 		/* The same replica twice would get twice its share: surely a typo. */
 		for (const char *o = out.base; o && *o; o += strcspn(o, " "), o += strspn(o, " ")) {
-			if (strncmp(o, word, len) == 0 && (o[len] == ' ' || o[len] == '\0')) {
+			if (strncmp(o, word, wl) == 0 && (o[wl] == ' ' || o[wl] == '\0')) {
 				buf_free(&out);
 				return fail(p, line, s, k->name, "URL %zu of %zu: \"%s\" is listed twice", i + 1, n,
 					    word);
 			}
 		}
-		if ((out.len && buf_append(&out, " ", 1) < 0) || buf_append(&out, word, len) < 0) {
+		if ((out.len && buf_append(&out, " ", 1) < 0) || buf_append(&out, word, wl) < 0) {
 			buf_free(&out);
 			return fail_nomem(p);
 		}

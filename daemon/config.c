@@ -1031,7 +1031,7 @@ static int finish(struct parse *p)
 			if (ep->command != NULL && ep->base_url != NULL && pool_url_count(ep->base_url) > 1)
 				return fail(p, s->key_line[key_index(endpoint_keys, "command")], s, "command",
 					    "starts one engine, but base_url lists a pool of %zu URLs: start the "
-					    "replicas outside medthinkd (docs/scale-out.md) or give one URL",
+					    "replicas outside medthinkd (docs/student-pool.md) or give one URL",
 					    pool_url_count(ep->base_url));
 		}
 	}

@@ -309,7 +309,7 @@ static void test_errors(void **state)
 		{ T_OK "[student.s]\nmodel = m\nbase_url = http://a/v1 http://b/v1\nmodel_path = /m\n"
 		       "command = llama-server -m {model_path}\n",
 		  ":8: [student.s] command: starts one engine, but base_url lists a pool of 2 URLs: start the "
-		  "replicas outside medthinkd (docs/scale-out.md) or give one URL" },
+		  "replicas outside medthinkd (docs/student-pool.md) or give one URL" },
 		{ T_OK "just words\n",
 		  ":4: syntax error: expected \"key = value\", \"[section]\" or a comment" },
 		{ T_OK "= 5\n", ":4: [teacher.t]: syntax error: no key name before \"=\"" },

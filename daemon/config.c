@@ -805,12 +805,29 @@ static int set_string(struct parse *p, char **field, const char *v)
 	return 0;
 }
 
+/* Words (URLs) separated by spaces or tabs in v. Here rather than
+ * pool_url_count() so the config links without the client (tests that link
+ * only daemon/ and common/). */
+static size_t url_count(const char *v)
+{
+	size_t n = 0;
+
+	while (v && *v) {
+		v += strspn(v, " \t");
+		if (!*v)
+			break;
+		n++;
+		v += strcspn(v, " \t");
+	}
+	return n;
+}
+
 /* A student's base_url listing several URLs (a pool of replicas, SPEC 9):
  * each one checked, trailing '/' removed, stored joined by single spaces. */
 static int set_pool_urls(struct parse *p, int line, const struct sect *s, const struct key *k, char **field,
 			 const char *v)
 {
-	size_t n = pool_url_count(v), i = 0, len, wl;
+	size_t n = url_count(v), i = 0, len, wl;
 	char word[MAX_URL_LEN + 2];
 	struct buf out;
 
@@ -879,7 +896,7 @@ static int key_set(struct parse *p, struct sect *s, const struct key *k, const c
 		char *u;
 		size_t n;
 
-		if (pool_url_count(v) > 1)
+		if (url_count(v) > 1)
 			return set_pool_urls(p, line, s, k, (char **)f, v);
 		if (!valid_url(v))
 			return fail(p, line, s, k->name,
@@ -1028,11 +1045,11 @@ static int finish(struct parse *p)
 			if (ep->model_path == NULL && s->cmd_uses_model_path)
 				return fail(p, s->key_line[key_index(endpoint_keys, "command")], s, "command",
 					    "uses {model_path} but model_path is not set");
-			if (ep->command != NULL && ep->base_url != NULL && pool_url_count(ep->base_url) > 1)
+			if (ep->command != NULL && ep->base_url != NULL && url_count(ep->base_url) > 1)
 				return fail(p, s->key_line[key_index(endpoint_keys, "command")], s, "command",
 					    "starts one engine, but base_url lists a pool of %zu URLs: start the "
 					    "replicas outside medthinkd (docs/student-pool.md) or give one URL",
-					    pool_url_count(ep->base_url));
+					    url_count(ep->base_url));
 		}
 	}
 	/* Keys last, so a file with a typo never makes us read the environment. */

@@ -1017,15 +1017,48 @@ static void route_formats(struct api *a, struct http_req *req, const struct api_
 	respond_json_take(req, 200, formats_catalog());
 }
 
+/* "pools": each student pool's replicas in and out, or NULL when there is
+ * no pool. */
+static json_t *health_pools(struct client *cl)
+{
+	struct client_replica_stats rs;
+	struct client_stats cs;
+	json_t *o = NULL;
+
+	for (size_t i = 0; i < client_endpoint_count(cl); i++) {
+		size_t nr = client_replica_count(cl, i);
+		json_t *out;
+
+		if (nr < 2 || client_stats_at(cl, i, &cs) != 0)
+			continue;
+		out = json_array();
+		for (size_t r = 0; r < nr; r++)
+			if (client_replica_stats_at(cl, i, r, &rs) == 0 && rs.out)
+				json_array_append_new(out, json_pack("{s:s, s:s}", "url", rs.url, "last_error",
+								     rs.last_error ? rs.last_error : ""));
+		if (!o)
+			o = json_object();
+		json_object_set_new(o, cs.name, json_pack("{s:i, s:i, s:o}", "replicas", (int)nr, "in",
+							  cs.replicas_in, "out", out));
+	}
+	return o;
+}
+
 static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
+	json_t *h, *pools = health_pools(a->cl);
+
 	(void)m;
 	if (a->degraded)
-		respond_json_take(req, 200, json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason",
-						      a->degraded, "version", a->cfg.version));
+		h = json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason", a->degraded, "version",
+			      a->cfg.version);
 	else
-		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
-						      a->cfg.version));
+		h = json_pack("{s:s, s:s}", "status", "ok", "version", a->cfg.version);
+	if (h && pools)
+		json_object_set_new(h, "pools", pools);
+	else
+		json_decref(pools);
+	respond_json_take(req, 200, h);
 }
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */

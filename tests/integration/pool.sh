@@ -76,6 +76,9 @@ expect_eq "status shows the replica out" \
 st=$("$BIN/medthink" status "$job")
 expect_match "medthink status shows the pool" "$st" "endpoint  student.local: ok, replicas 2 of 3 in"
 expect_match "medthink status names the replica out and why" "$st" "out: http://127.0.0.1:$P1/v1 \(.*(refused|connect|reply)"
+hl=$("$BIN/medthink" health)
+expect_match "medthink health shows the pool" "$hl" "student.local: 2 of 3 replicas in"
+expect_match "medthink health names the replica out" "$hl" "out: http://127.0.0.1:$P1/v1"
 # The job goes on at the others (15 more replies each, then they hold
 # again): 20 more calls there, none to the dead one.
 gate "$P0" 15; gate "$P2" 15

@@ -14,15 +14,16 @@ and writes docs/PERFORMANCE.md (plus build/bench/results.json).
                 during the job, export rate of each format
   4 resume      the same 1M job SIGKILLed at 90%: restart to first new call,
                 and no stored call sent again
-
-  5 selection   the DIQ-like and 3DS choice at 100k items (build/bench/select_cost):
+  5 pool        a student pool of 1, 2 and 4 simulated replicas at a fixed
+                concurrency per replica: calls/s as ratios to one replica
+  6 selection   the DIQ-like and 3DS choice at 100k items (build/bench/select_cost):
                 time and peak memory of the selection step itself, as a ratio
                 to importing the same items
 
 Environment: BIN (bin), B (build), BENCH_ONLY (comma list of throughput,
-ratelimit, scale, profile, selection; default all), BENCH_SEL_N (100000),
-BENCH_TP_N (20000), BENCH_SCALE_N
-(1000000), BENCH_RATE_S (70, seconds of each rate-limit run), BENCH_KEEP=1
+ratelimit, scale, profile, pool, selection; default all), BENCH_TP_N (20000),
+BENCH_SCALE_N (1000000), BENCH_RATE_S (70, seconds of each rate-limit run),
+BENCH_POOL_N (8000 items per pool run), BENCH_SEL_N (100000), BENCH_KEEP=1
 keeps the temporary directory. Standard library only (python3 of Debian).
 """
 import http.client
@@ -53,6 +54,10 @@ EXPORT_S = float(os.environ.get("BENCH_EXPORT_S", "12"))     # cap on each expor
 JOB_CAP_S = float(os.environ.get("BENCH_JOB_CAP_S", "450"))  # the 1M job is killed by then
 RESUME_S = float(os.environ.get("BENCH_RESUME_S", "75"))     # then paused if not done by then
 CONC = 512
+POOL_N = int(os.environ.get("BENCH_POOL_N", "8000"))
+POOL_CONC = 16       # max_concurrency of the pool: in flight per replica
+POOL_LATENCY_MS = 50
+POOL_SIZES = (1, 2, 4)
 LATENCY_MS = 100
 SIM_RPM = 6000
 TICK = os.sysconf("SC_CLK_TCK")
@@ -210,8 +215,9 @@ class Sim:
 
 
 class Daemon:
-    def __init__(self, name, teachers):
-        """teachers: {NAME: (sim, {extra keys})}"""
+    def __init__(self, name, teachers, student=None):
+        """teachers: {NAME: (sim, {extra keys})}; student: keys of [student.local]
+        (default: the first teacher's simulator)"""
         self.dir = os.path.join(T, name)
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "d.sock")
@@ -229,7 +235,10 @@ class Daemon:
             lines.append("[teacher.%s]" % tname)
             lines += ["%s = %s" % kv for kv in keys.items()]
             lines.append("")
-        lines += ["[student.local]", "base_url = " + first.url(), "model = sim-student", ""]
+        skeys = student or {"base_url": first.url(), "model": "sim-student"}
+        lines.append("[student.local]")
+        lines += ["%s = %s" % kv for kv in skeys.items()]
+        lines.append("")
         with open(self.conf, "w") as f:
             f.write("\n".join(lines))
         self.p = None
@@ -445,6 +454,99 @@ def bench_throughput():
             log("  profile failed: %s" % e)
     d.stop()
     sim.stop()
+
+
+# ---- 5. student pool ----
+
+def bench_pool():
+    log("5. pool: %d items, student replicas %s, %d in flight per replica, latency %d ms"
+        % (POOL_N, POOL_SIZES, POOL_CONC, POOL_LATENCY_MS))
+    items = os.path.join(T, "pool.jsonl")
+    gen_items(POOL_N, items, "pool-")
+    res = {"n": POOL_N, "conc": POOL_CONC, "latency_ms": POOL_LATENCY_MS, "runs": []}
+    for n in POOL_SIZES:
+        sims = [Sim("pool%d-%d" % (n, i), "--latency-ms", str(POOL_LATENCY_MS), "--replica-id", "r%d" % i)
+                for i in range(n)]
+        # An eval job with no teacher: one student call per item, nothing else.
+        d = Daemon("pool%d" % n, {"sim": (sims[0], {})},
+                   student={"base_url": " ".join(s.url() for s in sims), "model": "sim-student",
+                            "max_concurrency": POOL_CONC, "timeout_s": 60})
+        try:
+            d.start()
+            ds, _ = d.import_file(items, "pool")
+            for s in sims:
+                s.reset()
+            c0 = d.cpu()
+            t0 = time.monotonic()
+            job = d.api("POST", "/v1/jobs", {"name": "pool%d" % n, "dataset": ds["id"], "kind": "eval",
+                                             "student": "local", "eval_fraction": 1, "seed": 1})["id"]
+            t1, st = d.wait_done(job, poll=0.02)
+            wall = t1 - t0
+            cpu = d.cpu() - c0
+            per = [int(s.stats()["by_path"].get("/v1/chat/completions", 0)) for s in sims]
+            calls = sum(per)
+            run = {"replicas": n, "calls": calls, "per_replica": per, "state": st.get("state"),
+                   "wall_s": round(wall, 3), "calls_per_s": round(calls / wall, 1),
+                   "ideal_per_s": n * POOL_CONC * 1000 // POOL_LATENCY_MS,
+                   "cpu_s_per_1k": round(cpu * 1000 / max(1, calls), 4)}
+            log("  %d replica(s): %s" % (n, run))
+            res["runs"].append(run)
+        finally:
+            d.stop()
+            for s in sims:
+                s.stop()
+    base = res["runs"][0]["calls_per_s"] if res["runs"] else 0
+    for r in res["runs"]:
+        r["ratio"] = round(r["calls_per_s"] / base, 2) if base else 0
+    m = machine()
+    res["run"] = "%s, commit %s" % (m["date"], m["commit"])
+    RESULTS["pool"] = res
+
+
+def pool_section(w):
+    """The "5. Student pool" section of docs/PERFORMANCE.md."""
+    pl = RESULTS.get("pool")
+    w("## 5. Student pool")
+    w("")
+    if pl and pl.get("runs"):
+        w("An eval job of %d items and no teacher (one student call per item) against a student whose "
+          "`base_url` lists 1, 2 and 4 simulated replicas (`bin/medthink-sim --replica-id`, latency %d ms "
+          "each), `max_concurrency = %d` (in flight per replica), each run in a fresh daemon. Ideal: "
+          "replicas x %d x 1000 / %d calls/s. The ratio is calls/s over the one-replica run's.%s"
+          % (pl["n"], pl["latency_ms"], pl["conc"], pl["conc"], pl["latency_ms"],
+             " Run: %s." % pl["run"] if pl.get("run") else ""))
+        w("")
+        w("| replicas | calls/s | ratio to 1 | ideal calls/s | % of ideal | calls per replica | CPU s / 1,000 calls | job |")
+        w("|---:|---:|---:|---:|---:|---|---:|---|")
+        for r in pl["runs"]:
+            w("| %d | %.1f | %.2f | %d | %.0f%% | %s | %.3f | %s |"
+              % (r["replicas"], r["calls_per_s"], r.get("ratio", 0), r["ideal_per_s"],
+                 100.0 * r["calls_per_s"] / max(1, r["ideal_per_s"]),
+                 " / ".join(str(x) for x in r["per_replica"]), r["cpu_s_per_1k"], r["state"]))
+        w("")
+        w("Calls per replica show the least-outstanding pick spreading the load; the wall time runs "
+          "from submit to the job's end, so the job's start and its last, partly filled round count "
+          "against every run alike.")
+    else:
+        w("Not run.")
+    w("")
+
+
+def splice_section(path, title, body_lines):
+    """Replaces the section `## title` (up to the next `## `) of an existing
+    report with body_lines, or inserts it before the Profile section: a
+    BENCH_ONLY=pool run updates its own numbers and leaves the others as
+    they were."""
+    text = open(path).read().split("\n")
+    start = next((i for i, l in enumerate(text) if l == "## " + title), None)
+    if start is None:
+        start = next((i for i, l in enumerate(text) if l == "## Profile"), len(text))
+        end = start
+    else:
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
+    text[start:end] = body_lines
+    with open(path, "w") as f:
+        f.write("\n".join(text))
 
 
 def profile(d, sim):
@@ -1026,8 +1128,10 @@ def write_report(path, total_s, errors, m=None):
         w("Not run.")
     w("")
 
+    pool_section(w)
+
     sl = RESULTS.get("selection")
-    w("## 5. Selection cost (DIQ-like and 3DS)")
+    w("## 6. Selection cost (DIQ-like and 3DS)")
     w("")
     if sl:
         w("`build/bench/select_cost %d`: %s items imported into a fresh store (JSONL lines parsed and "
@@ -1113,7 +1217,8 @@ def main():
             gen = spawn([PY, os.path.join(TOP, "bench", "gen_items.py"), str(SCALE_N), big,
                          "--prefix", "m-"], "gen_items")
         for name, fn in (("throughput", bench_throughput), ("ratelimit", bench_ratelimit),
-                         ("scale", lambda: bench_scale(big, gen)), ("selection", bench_selection)):
+                         ("scale", lambda: bench_scale(big, gen)), ("pool", bench_pool),
+                         ("selection", bench_selection)):
             if not want(name):
                 continue
             try:
@@ -1123,11 +1228,26 @@ def main():
                 errors.append("%s: %s" % (name, e))
         total = time.monotonic() - T_START
         os.makedirs(os.path.join(BUILD, "bench"), exist_ok=True)
-        with open(os.path.join(BUILD, "bench", "results.json"), "w") as f:
+        rj = os.path.join(BUILD, "bench", "results.json")
+        if ONLY and os.path.exists(rj):
+            # A partial run keeps the saved results of the benchmarks it skipped.
+            try:
+                RESULTS.update({k: v for k, v in json.load(open(rj))["results"].items() if k not in RESULTS})
+            except (ValueError, KeyError, OSError):
+                pass
+        with open(rj, "w") as f:
             json.dump({"results": RESULTS, "errors": errors, "total_s": total, "notes": NOTES,
                        "machine": machine()}, f, indent=1)
         out = os.environ.get("BENCH_OUT", os.path.join(TOP, "docs", "PERFORMANCE.md"))
-        write_report(out, total, errors)
+        if ONLY == ["pool"] and os.path.exists(out):
+            # Only the pool ran: its section alone is rewritten.
+            L = []
+            pool_section(L.append)
+            if errors:
+                L[1:1] = ["", "**Errors in this run:** " + "; ".join(e.replace("\n", " ")[:300] for e in errors)]
+            splice_section(out, "5. Student pool", L)
+        else:
+            write_report(out, total, errors)
         log("wrote %s (%.0f s)" % (out, total))
     finally:
         cleanup()

@@ -416,6 +416,25 @@ static const char *id_of(const json_t *o)
 
 /* ---- health ---- */
 
+/* One line per student pool, and one per replica taken out. */
+static void health_pools_print(json_t *pools)
+{
+	const char *name;
+	json_t *p, *r;
+	size_t i;
+
+	json_object_foreach(pools, name, p) {
+		printf("  %s: %lld of %lld replicas in\n", name, (long long)json_integer_value(json_object_get(p, "in")),
+		       (long long)json_integer_value(json_object_get(p, "replicas")));
+		json_array_foreach(json_object_get(p, "out"), i, r) {
+			const char *u = json_string_value(json_object_get(r, "url"));
+			const char *e = json_string_value(json_object_get(r, "last_error"));
+
+			printf("    out: %s%s%s%s\n", u ? u : "?", e && *e ? " (" : "", e && *e ? e : "", e && *e ? ")" : "");
+		}
+	}
+}
+
 static int cmd_health(struct ctx *c)
 {
 	json_t *r = NULL;
@@ -429,6 +448,7 @@ static int cmd_health(struct ctx *c)
 		st = json_string_value(json_object_get(r, "status"));
 		ver = json_string_value(json_object_get(r, "version"));
 		printf("medthinkd %s%s%s at %s\n", st ? st : "ok", ver ? ", version " : "", ver ? ver : "", c->sock);
+		health_pools_print(json_object_get(r, "pools"));
 	}
 	json_decref(r);
 	return 0;

@@ -339,6 +339,41 @@ static int render_selection(struct buf *out, const json_t *sl)
 	return rc;
 }
 
+/* The "endpoints" of a status (present while one is not well): its state,
+ * and for a pool the replicas taken out with their last error. */
+static int render_endpoints(struct buf *out, const json_t *eps)
+{
+	const char *name;
+	json_t *e;
+	int rc = 0;
+
+	json_object_foreach((json_t *)eps, name, e) {
+		const json_t *reps = json_object_get(e, "replicas"), *r;
+		const char *st = get_str(e, "state"), *err = get_str(e, "last_error");
+		size_t i;
+
+		rc = buf_printf(out, "endpoint  %s: %s", name, st ? st : "?");
+		if (!rc && json_is_array(reps))
+			rc = buf_printf(out, ", replicas %llu of %zu in",
+					(unsigned long long)get_u64(e, "replicas_in"), json_array_size(reps));
+		if (!rc && err && err[0] && !json_is_array(reps))
+			rc = buf_printf(out, " (%s)", err);
+		if (!rc)
+			rc = buf_puts(out, "\n");
+		json_array_foreach((json_t *)reps, i, r) {
+			const char *rs = get_str(r, "state"), *re = get_str(r, "last_error");
+
+			if (rc || !rs || strcmp(rs, "out") != 0)
+				continue;
+			rc = buf_printf(out, "          out: %s%s%s%s\n", get_str(r, "url") ? get_str(r, "url") : "?",
+					re && re[0] ? " (" : "", re && re[0] ? re : "", re && re[0] ? ")" : "");
+		}
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
 int render_job(struct buf *out, const json_t *job, int bar_width)
 {
 	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
@@ -431,6 +466,8 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 		rc = render_eval(out, ev);
 	if (!rc && json_is_object(json_object_get(job, "selection")))
 		rc = render_selection(out, json_object_get(job, "selection"));
+	if (!rc && json_is_object(json_object_get(job, "endpoints")))
+		rc = render_endpoints(out, json_object_get(job, "endpoints"));
 	if (!rc) {
 		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
 		if (when[0]) {

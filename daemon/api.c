@@ -641,6 +641,73 @@ static void client_latency_metrics(const struct client_stats *cs, struct buf *b)
 		   cs->latency_count);
 }
 
+/* Per-replica counters of the pools (a student base_url listing several
+ * URLs), labelled endpoint and replica (its URL). One row per family. */
+struct replica_metric {
+	const char *name, *type, *help;
+	size_t off; /* into struct client_replica_stats */
+	enum metric_val kind;
+};
+
+#define RS_OFF(f) offsetof(struct client_replica_stats, f)
+static const struct replica_metric replica_metric_rows[] = {
+	{ "medthink_model_replica_up", "gauge", "1 while the replica is in its pool, 0 while taken out.",
+	  RS_OFF(up), MV_INT },
+	{ "medthink_model_replica_requests_total", "counter", "Attempts sent to the replica.",
+	  RS_OFF(requests), MV_U64 },
+	{ "medthink_model_replica_ok_total", "counter", "Attempts the replica answered.", RS_OFF(ok), MV_U64 },
+	{ "medthink_model_replica_failures_total", "counter",
+	  "Attempts that failed at the replica (network, timeout, 5xx, broken reply).", RS_OFF(failures),
+	  MV_U64 },
+	{ "medthink_model_replica_taken_out_total", "counter", "Times the replica was taken out of its pool.",
+	  RS_OFF(taken_out), MV_U64 },
+	{ "medthink_model_replica_in_flight", "gauge", "Requests on the wire to the replica.",
+	  RS_OFF(in_flight), MV_INT },
+	{ "medthink_model_replica_window", "gauge", "The replica's concurrency cap (adaptive window).",
+	  RS_OFF(window), MV_INT },
+};
+
+static void replica_metrics(struct client *cl, struct buf *b)
+{
+	struct client_replica_stats rs;
+	struct client_stats cs;
+	size_t n = client_endpoint_count(cl);
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		any |= client_replica_count(cl, i) > 1;
+	if (!any)
+		return;
+	for (size_t m = 0; m < sizeof(replica_metric_rows) / sizeof(replica_metric_rows[0]); m++) {
+		const struct replica_metric *row = &replica_metric_rows[m];
+
+		metric_head(b, row->name, row->type, row->help);
+		for (size_t i = 0; i < n; i++) {
+			size_t nr = client_replica_count(cl, i);
+
+			if (nr < 2 || client_stats_at(cl, i, &cs) != 0)
+				continue;
+			for (size_t r = 0; r < nr; r++) {
+				const char *v;
+
+				if (client_replica_stats_at(cl, i, r, &rs) != 0)
+					continue;
+				v = (const char *)&rs + row->off;
+				buf_printf(b, "%s{endpoint=\"%s\",replica=\"", row->name, cs.name);
+				/* A URL may hold a quote or a backslash: escaped as the text
+				 * format wants. */
+				for (const char *u = rs.url; *u; u++)
+					buf_printf(b, "%s%c", *u == '"' || *u == '\\' ? "\\" : "", *u);
+				buf_puts(b, "\"} ");
+				if (row->kind == MV_U64)
+					buf_printf(b, "%" PRIu64 "\n", *(const uint64_t *)(const void *)v);
+				else
+					buf_printf(b, "%d\n", *(const int *)(const void *)v);
+			}
+		}
+	}
+}
+
 static void client_metrics(struct client *cl, struct buf *b)
 {
 	struct client_stats cs;
@@ -689,6 +756,7 @@ static void client_metrics(struct client *cl, struct buf *b)
 	for (size_t i = 0; i < n; i++)
 		if (client_stats_at(cl, i, &cs) == 0)
 			client_latency_metrics(&cs, b);
+	replica_metrics(cl, b);
 }
 
 static void route_metrics(struct api *a, struct http_req *req, const struct api_route_match *m)
@@ -993,15 +1061,48 @@ static void route_formats(struct api *a, struct http_req *req, const struct api_
 	respond_json_take(req, 200, formats_catalog());
 }
 
+/* "pools": each student pool's replicas in and out, or NULL when there is
+ * no pool. */
+static json_t *health_pools(struct client *cl)
+{
+	struct client_replica_stats rs;
+	struct client_stats cs;
+	json_t *o = NULL;
+
+	for (size_t i = 0; i < client_endpoint_count(cl); i++) {
+		size_t nr = client_replica_count(cl, i);
+		json_t *out;
+
+		if (nr < 2 || client_stats_at(cl, i, &cs) != 0)
+			continue;
+		out = json_array();
+		for (size_t r = 0; r < nr; r++)
+			if (client_replica_stats_at(cl, i, r, &rs) == 0 && rs.out)
+				json_array_append_new(out, json_pack("{s:s, s:s}", "url", rs.url, "last_error",
+								     rs.last_error ? rs.last_error : ""));
+		if (!o)
+			o = json_object();
+		json_object_set_new(o, cs.name, json_pack("{s:i, s:i, s:o}", "replicas", (int)nr, "in",
+							  cs.replicas_in, "out", out));
+	}
+	return o;
+}
+
 static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
+	json_t *h, *pools = health_pools(a->cl);
+
 	(void)m;
 	if (a->degraded)
-		respond_json_take(req, 200, json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason",
-						      a->degraded, "version", a->cfg.version));
+		h = json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason", a->degraded, "version",
+			      a->cfg.version);
 	else
-		respond_json_take(req, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
-						      a->cfg.version));
+		h = json_pack("{s:s, s:s}", "status", "ok", "version", a->cfg.version);
+	if (h && pools)
+		json_object_set_new(h, "pools", pools);
+	else
+		json_decref(pools);
+	respond_json_take(req, 200, h);
 }
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */

@@ -28,6 +28,7 @@
 #include "store/checkpoint.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
+#include "teacher_clients/pool.h"
 
 #ifndef MEDTHINK_VERSION
 #define MEDTHINK_VERSION "0.1.0"
@@ -378,7 +379,9 @@ static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out
 				goto out;
 			}
 			eps[k].name = strdup(full);
-			eps[k].max_concurrency = (int)ce->max_concurrency;
+			/* A pool's max_concurrency is per replica: the runner keeps
+			 * enough items out for all of them. */
+			eps[k].max_concurrency = (int)ce->max_concurrency * (int)pool_url_count(ce->base_url);
 			eps[k].model_path = ce->model_path;
 			eps[k].price_in_per_mtok = ce->price_in_per_mtok;
 			eps[k].price_out_per_mtok = ce->price_out_per_mtok;

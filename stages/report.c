@@ -204,8 +204,35 @@ void runner_on_tick(uv_timer_t *h)
 	runner_pump_soon(r);
 }
 
+/* A pool's replicas, [{"url","state":"in|out","last_error"}], or NULL for
+ * a plain endpoint. */
+static json_t *replicas_json(struct client *cl, const char *name)
+{
+	struct client_replica_stats rs;
+	struct client_stats cs;
+	size_t n = client_endpoint_count(cl);
+	json_t *a;
+
+	for (size_t i = 0; i < n; i++) {
+		if (client_stats_at(cl, i, &cs) != 0 || strcmp(cs.name, name) != 0)
+			continue;
+		if (client_replica_count(cl, i) < 2)
+			return NULL;
+		a = json_array();
+		for (size_t r = 0; r < client_replica_count(cl, i); r++)
+			if (client_replica_stats_at(cl, i, r, &rs) == 0)
+				json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:I}", "url", rs.url, "state",
+								   rs.out ? "out" : "in", "last_error",
+								   rs.last_error ? rs.last_error : "", "requests",
+								   (json_int_t)rs.requests));
+		return a;
+	}
+	return NULL;
+}
+
 /* "endpoints": the health of the job's endpoints, while one of them is not
- * well (its breaker open or half-open, or down). */
+ * well (its breaker open or half-open, or down, or a replica of its pool
+ * taken out). */
 static void job_endpoints_json(const struct job *j, json_t *row)
 {
 	const char *names[2] = { j->js.teacher, j->js.student };
@@ -215,18 +242,24 @@ static void job_endpoints_json(const struct job *j, json_t *row)
 
 	for (int i = 0; i < 2; i++) {
 		ok[i] = names[i][0] && client_stats_get(j->r->cl, names[i], &st[i]) == 0;
-		show |= ok[i] && (st[i].down || st[i].breaker != 0);
+		show |= ok[i] && (st[i].down || st[i].breaker != 0 || st[i].replicas_in < st[i].replicas);
 	}
 	if (!show)
 		return;
 	o = json_object();
 	for (int i = 0; i < 2; i++) {
+		json_t *e, *reps;
+
 		if (!ok[i])
 			continue;
-		json_object_set_new(o, names[i],
-				    json_pack("{s:s, s:s}", "state",
-					      st[i].down ? "down" : st[i].breaker ? "open" : "ok", "last_error",
-					      st[i].last_error ? st[i].last_error : ""));
+		e = json_pack("{s:s, s:s}", "state", st[i].down ? "down" : st[i].breaker ? "open" : "ok",
+			      "last_error", st[i].last_error ? st[i].last_error : "");
+		reps = st[i].replicas > 1 ? replicas_json(j->r->cl, names[i]) : NULL;
+		if (reps) {
+			json_object_set_new(e, "replicas_in", json_integer(st[i].replicas_in));
+			json_object_set_new(e, "replicas", reps);
+		}
+		json_object_set_new(o, names[i], e);
 	}
 	json_object_set_new(row, "endpoints", o);
 }

@@ -4,7 +4,8 @@
  *
  *   client_chat() -> canonical request JSON -> SHA-256 -> cached in the store?
  *   yes: answered from the stored reply on the next loop turn (no send).
- *   no:  queued per endpoint -> limiter (concurrency, rpm, tpm, server
+ *   no:  queued per endpoint -> a replica (the pool's least busy one that is
+ *        in; one for a plain endpoint) -> its limiter (concurrency, rpm, tpm, server
  *        headers, breaker) -> engine (curl on the loop) -> reply validated ->
  *        JSON extracted when asked (one repair request if that fails) ->
  *        retries with backoff for the retryable failures -> the call row is
@@ -44,7 +45,9 @@ enum client_kind { CLIENT_TEACHER = 0, CLIENT_STUDENT = 1 };
 struct client_endpoint_cfg {
 	const char *name;          /* section name, e.g. "teacher.gpt4o" (unique) */
 	enum client_kind kind;
-	const char *base_url;      /* e.g. "https://api.openai.com/v1" (no trailing path) */
+	const char *base_url;      /* e.g. "https://api.openai.com/v1" (no trailing path);
+	                              several URLs separated by spaces: a pool of replicas
+	                              of the same model (pool.h), at most POOL_MAX_REPLICAS */
 	const char *model;
 	const char *api_key;       /* resolved from api_key_env by the daemon; NULL/"" none */
 	int max_concurrency;       /* 0: 16 */
@@ -63,6 +66,9 @@ struct client_endpoint_cfg {
 	/* An endpoint whose every attempt has failed for this long (no success
 	 * in between) is reported down to the listener; 0: 120 s. */
 	double down_after_s;
+	/* A pool: seconds between the health checks of a replica taken out
+	 * (0: POOL_CHECK_S). */
+	double replica_check_s;
 };
 
 /* Client-wide settings; NULL in client_new means all defaults. */
@@ -162,6 +168,25 @@ struct client_stats {
 	/* answered calls by latency: [b] counts those in (le[b-1], le[b]]
 	 * (not cumulative); slower than the last bound only in latency_count */
 	uint64_t latency_bucket[CLIENT_LATENCY_BUCKETS];
+	int replicas;          /* URLs behind the endpoint (1: a plain endpoint; more: a pool) */
+	int replicas_in;       /* of them, those not taken out */
+};
+
+/* One replica of an endpoint (a plain endpoint has one), for /metrics and
+ * the status. Strings are borrowed from the client. */
+struct client_replica_stats {
+	const char *url;       /* its base URL */
+	bool out;              /* taken out of the pool (failing; health-checked) */
+	int up;                /* !out, as a number for /metrics */
+	int in_flight;
+	int window;            /* its concurrency cap */
+	int breaker;           /* 0 closed, 1 open, 2 half-open */
+	uint64_t requests;     /* attempts sent to it */
+	uint64_t ok;           /* attempts it answered */
+	uint64_t failures;     /* attempts that failed there (network, timeout, 5xx, broken reply) */
+	uint64_t taken_out;    /* times it was taken out */
+	uint64_t checks;       /* health checks sent while out */
+	const char *last_error; /* its last failure since its last success ("" none) */
 };
 
 /* What the client tells its owner (the runner), on the loop thread. Any
@@ -237,6 +262,11 @@ int client_endpoint_rearm(struct client *c, const char *endpoint);
 size_t client_endpoint_count(const struct client *c);
 int client_stats_at(const struct client *c, size_t i, struct client_stats *out);
 int client_stats_get(const struct client *c, const char *endpoint, struct client_stats *out);
+/* Replicas of endpoint i (1 for a plain endpoint, 0 for no such endpoint),
+ * and the stats of its replica r (in the order of its base_url). 0 or
+ * -ENOENT. */
+size_t client_replica_count(const struct client *c, size_t i);
+int client_replica_stats_at(const struct client *c, size_t i, size_t r, struct client_replica_stats *out);
 /* The stable name of an error class ("network", "timeout", ...). */
 const char *client_err_class_name(enum client_err_class k);
 

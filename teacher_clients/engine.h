@@ -2,8 +2,8 @@
 #define MT_ENGINE_H
 /* The HTTP engine: libcurl multi driven by the caller's libuv loop
  * (socket/timer callbacks, one uv_poll_t per socket, one uv_timer_t).
- * POSTs JSON bodies, keeps connections alive and reuses them (HTTP/2
- * multiplexing over TLS where offered), captures the status, the body (into a
+ * POSTs JSON bodies (and GETs for health checks), keeps connections alive
+ * and reuses them (HTTP/2 multiplexing over TLS where offered), captures the status, the body (into a
  * capped buffer) and the response headers the request names. Knows nothing
  * of any provider: auth headers and the headers to keep come with the request.
  *
@@ -12,6 +12,7 @@
  * small free list for reuse. Thousands may be added at once: curl queues
  * those above the connection limits itself. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -40,6 +41,7 @@ struct engine_req {
 	                          to keep (NULL-terminated, at most ENGINE_CAPTURE_MAX,
 	                          any case); borrowed until the callback */
 	long timeout_ms;       /* whole transfer; 0: 120 s */
+	bool get;              /* a GET (body ignored) instead of the POST */
 };
 
 /* The outcome of one transfer, valid only during the callback. */

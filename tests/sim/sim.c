@@ -42,6 +42,7 @@ struct opts {
 	double hold_after;
 	double no_prompt_logprobs, embed_dim;
 	char require_key[256];
+	char replica_id[64];  /* --replica-id: which instance of a pool this is */
 };
 
 enum otype { O_PROB, O_NUM, O_STR };
@@ -1121,6 +1122,7 @@ static json_t *stats_json(struct sim *s)
 	if (s->held)
 		json_object_set_new(bs, "held", json_integer((json_int_t)s->held));
 	json_object_set_new(st, "simulator", json_string("medthink-sim (fake OpenAI-compatible server)"));
+	json_object_set_new(st, "replica_id", json_string(s->o.replica_id));
 	json_object_set_new(st, "requests_total", json_integer((json_int_t)s->total));
 	json_object_set(st, "by_path", s->by_path);
 	json_object_set_new(st, "by_status", bs);
@@ -1333,6 +1335,7 @@ static void usage(FILE *f)
 		fprintf(f, "  --%-21s%s\n", flag, optdefs[i].help);
 	}
 	fprintf(f,
+		"  --replica-id NAME      names this instance in /sim/stats (one replica of a pool)\n"
 		"  --log-level LEVEL      error|warn|info|debug (default info)\n"
 		"  --help                 this text\n\n"
 		"Endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,\nGET /v1/models, "
@@ -1364,7 +1367,7 @@ static int parse_listen(struct opts *o, const char *v)
 
 int main(int argc, char **argv)
 {
-	struct option lopts[NOPTDEFS + 4];
+	struct option lopts[NOPTDEFS + 5];
 	struct sim s;
 	struct http_server_config cfg = { 0 };
 	struct http_handler h = { NULL, on_body, NULL };
@@ -1384,6 +1387,7 @@ int main(int argc, char **argv)
 	lopts[NOPTDEFS] = (struct option){ "listen", required_argument, NULL, 'l' };
 	lopts[NOPTDEFS + 1] = (struct option){ "log-level", required_argument, NULL, 'v' };
 	lopts[NOPTDEFS + 2] = (struct option){ "help", no_argument, NULL, 'h' };
+	lopts[NOPTDEFS + 3] = (struct option){ "replica-id", required_argument, NULL, 'r' };
 	while ((c = getopt_long(argc, argv, "h", lopts, &idx)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
@@ -1393,6 +1397,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, "medthink-sim: --listen wants HOST:PORT, got \"%s\"\n", optarg);
 				return 2;
 			}
+		} else if (c == 'r') {
+			if (strlen(optarg) >= sizeof(s.o.replica_id)) {
+				fprintf(stderr, "medthink-sim: --replica-id: over %zu bytes\n", sizeof(s.o.replica_id) - 1);
+				return 2;
+			}
+			snprintf(s.o.replica_id, sizeof(s.o.replica_id), "%s", optarg);
 		} else if (c == 'v') {
 			enum log_level lvl;
 			if (log_level_parse(optarg, &lvl)) {

@@ -796,6 +796,82 @@ static void test_client_endpoint_cap(void **state)
 	env_close(&e);
 }
 
+/* A pool of two replicas, the first refusing connections, with no retries
+ * at all: every call still succeeds (failover is not a retry), the dead
+ * replica is taken out at its first refusal and stays out through its
+ * health checks. The cache key is the pool's first URL: a plain endpoint on
+ * that URL is answered from the store, nothing sent. */
+static void test_client_pool(void **state)
+{
+	struct env e;
+	char urls[160];
+	struct client_endpoint_cfg cfg = { .kind = CLIENT_STUDENT, .max_concurrency = 4, .max_retries = -1,
+					   .replica_check_s = 0.02, .model = "sim-student" };
+	struct client_endpoint_cfg plain = { .name = "student.plain", .kind = CLIENT_STUDENT,
+					     .base_url = "http://127.0.0.1:1/v1", .model = "sim-student",
+					     .max_retries = -1 };
+	struct client_replica_stats r0, r1;
+	struct client_stats st;
+	struct res x[20], again = { 0 };
+	uint64_t sent;
+	int done = 0, i;
+
+	(void)state;
+	memset(x, 0, sizeof(x));
+	json_decref(sim_http("/sim/reset", ""));
+	env_open(&e, true);
+	snprintf(urls, sizeof(urls), "http://127.0.0.1:1/v1  %s", sim_base);
+	cfg.name = "student.pool";
+	cfg.base_url = urls;
+	assert_int_equal(client_endpoint_add(e.c, &cfg), 0);
+	assert_int_equal(client_endpoint_add(e.c, &plain), 0);
+	assert_int_equal(client_replica_count(e.c, 0), 2);
+	assert_int_equal(client_replica_count(e.c, 1), 1);
+	for (i = 0; i < 20; i++) {
+		x[i].counter = &done;
+		chat(&e, "student.pool", "answer", 9000 + i, false, 0, &x[i]);
+	}
+	for (i = 0; i < 20; i++) {
+		wait_for(&e, &x[i].done, 1);
+		assert_int_equal(x[i].err, 0);
+	}
+	assert_int_equal(client_replica_stats_at(e.c, 0, 0, &r0), 0);
+	assert_int_equal(client_replica_stats_at(e.c, 0, 1, &r1), 0);
+	assert_string_equal(r0.url, "http://127.0.0.1:1/v1");
+	assert_true(r0.out);
+	assert_int_equal(r0.taken_out, 1);
+	assert_true(r0.requests >= 1 && r0.requests <= 4); /* only what went before it was out */
+	assert_int_equal(r0.ok, 0);
+	assert_false(r1.out);
+	assert_int_equal(r1.ok, 20);
+	assert_int_equal(client_stats_at(e.c, 0, &st), 0);
+	assert_int_equal(st.replicas, 2);
+	assert_int_equal(st.replicas_in, 1);
+	assert_int_equal(st.ok, 20);
+	assert_int_equal(st.errors[CLIENT_ERRC_NETWORK], 0);
+	/* Health checks go on while it is out (GETs, not calls); it stays out
+	 * and no call goes to it. */
+	sent = r0.requests;
+	while (r0.checks < 3) {
+		uv_run(&e.loop, UV_RUN_ONCE);
+		assert_int_equal(client_replica_stats_at(e.c, 0, 0, &r0), 0);
+	}
+	assert_true(r0.out);
+	assert_int_equal(r0.taken_out, 1);
+	assert_int_equal(r0.requests, sent);
+	/* Same request through the plain endpoint on the pool's first URL: the
+	 * stored reply answers it. */
+	chat(&e, "student.plain", "answer", 9000, false, 0, &again);
+	wait_for(&e, &again.done, 1);
+	assert_int_equal(again.err, 0);
+	assert_true(again.cached);
+	assert_string_equal(again.content, x[0].content);
+	for (i = 0; i < 20; i++)
+		json_decref(x[i].json);
+	json_decref(again.json);
+	env_close(&e);
+}
+
 /* ---- held replies and down endpoints ---- */
 
 struct lis {
@@ -957,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_client_cancel_and_close), cmocka_unit_test(test_client_complete),
 		cmocka_unit_test(test_client_hash_stable),
 		cmocka_unit_test(test_client_endpoint_cap),
+		cmocka_unit_test(test_client_pool),
 		cmocka_unit_test(test_client_store_hold),
 		cmocka_unit_test(test_client_endpoint_down),
 	};

@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "daemon/config.h"
 #include "teacher_clients/client.h"
+#include "teacher_clients/pool.h"
 
 static char tmpdir[64];
 static char cpath[128];
@@ -321,6 +322,18 @@ static void test_errors(void **state)
 		{ T_OK "[student.s]\nbase_url = http://h/v1\nmodel = m\ncommand = llama-server -m {model_path}\n",
 		  ":7: [student.s] command: uses {model_path} but model_path is not set" },
 		{ "socket = x\n" T_OK, ":1: key \"socket\" is outside any section" },
+		{ "[teacher.t]\nbase_url = http://a/v1 http://b/v1\nmodel = m\n",
+		  ":2: [teacher.t] base_url: lists 2 URLs: a pool of replicas is for a [student.NAME] section only; "
+		  "give one URL" },
+		{ T_OK "[student.s]\nmodel = m\nbase_url = http://a/v1 ftp://b/v1\n",
+		  ":6: [student.s] base_url: URL 2 of 2: \"ftp://b/v1\" is not an http:// or https:// base URL "
+		  "(e.g. http://127.0.0.1:8080/v1)" },
+		{ T_OK "[student.s]\nmodel = m\nbase_url = http://a/v1/ http://b/v1 http://a/v1\n",
+		  ":6: [student.s] base_url: URL 3 of 3: \"http://a/v1\" is listed twice" },
+		{ T_OK "[student.s]\nmodel = m\nbase_url = http://a/v1 http://b/v1\nmodel_path = /m\n"
+		       "command = llama-server -m {model_path}\n",
+		  ":8: [student.s] command: starts one engine, but base_url lists a pool of 2 URLs: start the "
+		  "replicas outside medthinkd (docs/student-pool.md) or give one URL" },
 		{ T_OK "just words\n",
 		  ":4: syntax error: expected \"key = value\", \"[section]\" or a comment" },
 		{ T_OK "= 5\n", ":4: [teacher.t]: syntax error: no key name before \"=\"" },
@@ -639,6 +652,31 @@ static void add_all(const struct config *cfg)
 /* Regression: the config allowed 64 endpoints per kind while the client
  * took 64 in all, so 64 teachers + 1 student passed --check-config and
  * failed at start. Both now use one cap over all endpoints. */
+/* A student's base_url may list several URLs (a pool, SPEC 9): stored
+ * normalized (one space between, trailing '/' removed); at most
+ * POOL_MAX_REPLICAS of them. */
+static void test_pool_urls(void **state)
+{
+	struct config *cfg;
+	struct buf b;
+	char err[512];
+
+	(void)state;
+	cfg = load_ok(T_OK "[student.s]\nbase_url =  http://h1:8000/v1/   https://h2/v1\thttp://h3:1/v1\nmodel = m\n");
+	assert_string_equal(cfg->students[0].base_url, "http://h1:8000/v1 https://h2/v1 http://h3:1/v1");
+	config_free(cfg);
+	buf_init(&b, 1 << 16);
+	assert_int_equal(buf_puts(&b, T_OK "[student.s]\nmodel = m\nbase_url ="), 0);
+	for (int i = 0; i <= POOL_MAX_REPLICAS; i++)
+		assert_int_equal(buf_printf(&b, " http://10.0.0.%d:8000/v1", i), 0);
+	assert_int_equal(buf_puts(&b, "\n"), 0);
+	cfg = NULL;
+	assert_int_not_equal(config_load(write_conf(b.base), &cfg, err, sizeof(err)), 0);
+	assert_null(cfg);
+	assert_non_null(strstr(err, ":6: [student.s] base_url: lists 33 URLs: a pool has at most 32 replicas"));
+	buf_free(&b);
+}
+
 static void test_endpoint_cap_matches_client(void **state)
 {
 	struct config *cfg;
@@ -691,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_command_expand),
 		cmocka_unit_test(test_inih_options_restored),
 		cmocka_unit_test(test_endpoint_cap_matches_client),
+		cmocka_unit_test(test_pool_urls),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

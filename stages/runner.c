@@ -400,7 +400,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	struct step_request req = { 0 };
 	struct step_ctx ctx = { 0 };
 	struct client_opts o = { 0 };
-	char err[256];
+	char err[256], tag[64];
 	int rc;
 
 	if (bit_get(j, s, seq))
@@ -445,6 +445,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.max_tokens = req.max_tokens;
 	o.schema = req.schema;
 	o.expect_json = req.expect_json;
+	o.cache_tag = job_cache_tag(j, s, tag, sizeof(tag));
 	rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
 	step_request_clear(&req);
 	if (rc) {
@@ -949,6 +950,17 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	j->sel = select_get(j->js.strategy);
 	rt = json_object_get(row, "runtime");
 	j->phase_idx = (int)json_integer_value(json_object_get(rt, "phase_idx"));
+	v = json_object_get(rt, "phase");
+	if (json_is_string(v) && strcmp(json_string_value(v), phase_name(job_phase(j))) != 0) {
+		/* Stored by a version whose kind had other phases (a pipeline
+		 * before its checkpoints): the phase by its name. */
+		for (int i = 0; i <= j->kind->nphases; i++)
+			if (strcmp(json_string_value(v),
+				   phase_name(i < j->kind->nphases ? j->kind->phases[i] : PHASE__N)) == 0) {
+				j->phase_idx = i;
+				break;
+			}
+	}
 	j->seeding = !json_is_true(json_object_get(rt, "seeded"));
 	j->selected = json_is_true(json_object_get(rt, "selected"));
 	j->seed_cursor = 0;

@@ -15,6 +15,7 @@
 #include "stages/evalstats.h"
 #include "stages/runner_int.h"
 #include "store/store.h"
+#include "store/evalround.h"
 #include "store/work.h"
 
 /* One row per checkpoint phase: its name in the report, the artifact its
@@ -163,16 +164,27 @@ static void pairs_add(struct evalstats_pairs *t, int8_t base, int8_t now)
 		t->neither++;
 }
 
+/* What one row of the report is read from: a pipeline's checkpoint, or a
+ * round of an eval job over several students. */
+struct ck_src {
+	const struct checkpoint_def *def;
+	char name[100];
+	char artifact[200];
+	const char *student;
+	int64_t failed;
+};
+
 /* The checkpoint's object; base (by seq, or NULL) is the baseline's
  * outcomes the change is measured from. */
-static json_t *ck_json(struct ck_acc *a, const struct checkpoint_def *c, const int8_t *base,
+static json_t *ck_json(struct ck_acc *a, const struct ck_src *src, const int8_t *base,
 		       const char *base_name)
 {
 	struct job *j = a->j;
+	const struct checkpoint_def *c = src->def;
 	const char *key;
 	json_t *tp, *o;
 	double lo, hi;
-	int64_t failed = j->st[c->ask].failed + j->st[c->judge].failed;
+	int64_t failed = src->failed;
 	size_t ntopics = json_array_size(a->topic_names);
 	struct evalstats_pairs all = { 0 }, *by = calloc(ntopics + 1, sizeof(*by));
 
@@ -202,8 +214,8 @@ static json_t *ck_json(struct ck_acc *a, const struct checkpoint_def *c, const i
 	 * would); accuracy_graded leaves them out. */
 	evalstats_wilson(a->correct, a->total, EVALSTATS_Z95, &lo, &hi);
 	o = json_pack("{s:s, s:s, s:s, s:f, s:f, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:O}",
-		      "name", j->js.kind == JOB_KIND_PIPELINE ? c->name : "eval", "phase",
-		      phase_name(c->phase), "student", j->js.student, "accuracy",
+		      "name", src->name, "phase", phase_name(c->phase), "student", src->student,
+		      "accuracy",
 		      a->total > 0 ? (double)a->correct / (double)a->total : 0.0, "accuracy_graded",
 		      a->total - a->ungraded > 0 ? (double)a->correct / (double)(a->total - a->ungraded)
 						 : 0.0,
@@ -219,13 +231,57 @@ static json_t *ck_json(struct ck_acc *a, const struct checkpoint_def *c, const i
 	return o;
 }
 
+/* The rows of j's report so far, into src (room for n); returns how many. */
+static size_t ck_sources(const struct job *j, struct ck_src *src, size_t n)
+{
+	const struct checkpoint_def *ev = job_checkpoint_of(PHASE_EVAL);
+	json_t *old = json_object_get(j->eval, "checkpoints");
+	size_t k = 0;
+
+	if (j->js.nstudents > 0) {
+		/* an eval job over several students: one row per round so far;
+		 * a finished round's rows were moved aside under "eval@STUDENT" */
+		for (int r = 0; r <= j->round && k < n; r++, k++) {
+			src[k].def = ev;
+			snprintf(src[k].name, sizeof(src[k].name), "%s", j->js.students[r]);
+			if (r < j->round)
+				snprintf(src[k].artifact, sizeof(src[k].artifact), "%s@%s", ev->artifact,
+					 j->js.students[r]);
+			else
+				snprintf(src[k].artifact, sizeof(src[k].artifact), "%s", ev->artifact);
+			src[k].student = j->js.students[r];
+			/* a finished round's failed count is in its report: its
+			 * tasks are no longer the step's */
+			src[k].failed = r < j->round ? (int64_t)json_integer_value(json_object_get(
+							       json_array_get(old, (size_t)r), "failed"))
+						     : j->st[ev->ask].failed + j->st[ev->judge].failed;
+		}
+		return k;
+	}
+	for (int i = 0; i <= j->phase_idx && i < j->kind->nphases && k < n; i++) {
+		const struct checkpoint_def *c = job_checkpoint_of(j->kind->phases[i]);
+
+		if (!c)
+			continue;
+		src[k].def = c;
+		snprintf(src[k].name, sizeof(src[k].name), "%s",
+			 j->js.kind == JOB_KIND_PIPELINE ? c->name : "eval");
+		snprintf(src[k].artifact, sizeof(src[k].artifact), "%s", c->artifact);
+		src[k].student = j->js.student;
+		src[k].failed = j->st[c->ask].failed + j->st[c->judge].failed;
+		k++;
+	}
+	return k;
+}
+
 void job_eval_report(struct job *j)
 {
 	struct ck_acc a = { .j = j };
+	struct ck_src src[JOBSPEC_MAX_STUDENTS > NCHECKPOINTS ? JOBSPEC_MAX_STUDENTS : NCHECKPOINTS];
 	int8_t *base = NULL;
 	const char *base_name = NULL;
 	json_t *list = json_array(), *last = NULL, *ev;
-	size_t n = j->n_items > 0 ? (size_t)j->n_items : 1;
+	size_t n = j->n_items > 0 ? (size_t)j->n_items : 1, nsrc;
 	int rc = 0;
 
 	a.topic = malloc(n * sizeof(*a.topic));
@@ -236,28 +292,27 @@ void job_eval_report(struct job *j)
 		goto out;
 	}
 	memset(a.topic, 0xff, n * sizeof(*a.topic));
-	/* Every checkpoint of the job up to the one that just ended. */
-	for (int i = 0; i <= j->phase_idx && i < j->kind->nphases; i++) {
-		const struct checkpoint_def *c = job_checkpoint_of(j->kind->phases[i]);
+	nsrc = ck_sources(j, src, sizeof(src) / sizeof(src[0]));
+	/* Every checkpoint (or round) of the job up to the one that just ended;
+	 * the first is the one the changes are measured from. */
+	for (size_t i = 0; i < nsrc; i++) {
 		json_t *o;
 
-		if (!c)
-			continue;
 		memset(a.outcome, 0xff, n);
 		a.topics = json_object();
 		a.rules = json_object();
 		a.total = a.correct = a.wrong = a.ungraded = a.judged = 0;
-		store_artifacts_each(j->r->st, j->id, c->artifact, -1, 0, ck_one, &a);
-		o = ck_json(&a, c, base, base_name);
+		store_artifacts_each(j->r->st, j->id, src[i].artifact, -1, 0, ck_one, &a);
+		o = ck_json(&a, &src[i], base, base_name);
 		json_decref(a.topics);
 		json_decref(a.rules);
 		if (!o)
 			continue;
 		json_array_append_new(list, o);
 		last = o;
-		if (!base && c->phase == PHASE_EVAL_BASE) {
+		if (!base && (src[i].def->phase == PHASE_EVAL_BASE || j->js.nstudents > 0)) {
 			base = a.outcome;
-			base_name = c->name;
+			base_name = src[i].name;
 			a.outcome = malloc(n);
 			if (!a.outcome) {
 				rc = -1;
@@ -275,7 +330,7 @@ void job_eval_report(struct job *j)
 	json_object_set_new(ev, "interval", json_string("ci95: Wilson score interval of the accuracy; "
 							"change.ci95: Newcombe's paired score interval "
 							"(method 10) of the change over the same items"));
-	if (json_array_size(list) > 1 && j->js.train == TRAIN_NONE)
+	if (json_array_size(list) > 1 && j->js.kind == JOB_KIND_PIPELINE && j->js.train == TRAIN_NONE)
 		json_object_set_new(ev, "note",
 				    json_string("train is none: the student was not retrained, so every "
 						"checkpoint evaluates the same model"));
@@ -310,4 +365,50 @@ out:
 	free(a.topic);
 	free(a.outcome);
 	free(base);
+}
+
+bool job_eval_next_round(struct job *j)
+{
+	const struct checkpoint_def *c = job_checkpoint_of(PHASE_EVAL);
+	const char *steps[] = { step_name(c->ask), step_name(c->judge), NULL };
+	struct store *st = j->r->st;
+	int rc;
+
+	if (j->js.nstudents < 2 || job_phase(j) != PHASE_EVAL || j->round + 1 >= j->js.nstudents)
+		return false;
+	/* One transaction with the runtime's round, so a crash never
+	 * evaluates a student twice or archives a round twice. */
+	rc = store_begin(st);
+	if (rc == 0)
+		rc = store_eval_round_archive(st, j->id, c->artifact, steps, j->js.students[j->round]);
+	if (rc == 0) {
+		j->round++;
+		snprintf(j->js.student, sizeof(j->js.student), "%s", j->js.students[j->round]);
+		j->seeding = true;
+		j->seed_cursor = 0;
+		job_save_runtime(j);
+		rc = store_commit(st);
+		if (rc) {
+			j->round--;
+			snprintf(j->js.student, sizeof(j->js.student), "%s", j->js.students[j->round]);
+		}
+	} else {
+		store_rollback(st);
+	}
+	if (rc) {
+		/* the next pump ends the phase again and retries */
+		log_warn("job_%" PRId64 ": cannot move on to the next student: %s", j->id, strerror(-rc));
+		runner_pump_soon(j->r);
+		return true;
+	}
+	for (int i = 0; steps[i]; i++) {
+		struct step_stat *ss = &j->st[step_parse(steps[i])];
+
+		memset(ss, 0, sizeof(*ss));
+		ss->cursor = -1;
+	}
+	job_log(j, "phase", "eval of %s done; evaluating %s (student %d of %d)",
+		j->js.students[j->round - 1], j->js.student, j->round + 1, j->js.nstudents);
+	job_phase_start(j);
+	return true;
 }

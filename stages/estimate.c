@@ -153,6 +153,8 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 
 		if (job_phase_takes_kept(&tmp, p))
 			base *= kept;
+		if (held && js.nstudents > 1)
+			base *= js.nstudents; /* an eval job over several students: one round each */
 		for (int s = 0; s < STEP__N; s++) {
 			const struct step_def *d = step_def((enum step)s);
 			const char *ep_name = d->student ? js.student : js.teacher;

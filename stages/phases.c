@@ -355,5 +355,7 @@ void job_phase_check(struct job *j)
 	}
 	if (phase_defs[p].summary)
 		phase_defs[p].summary(j);
+	if (job_eval_next_round(j))
+		return;
 	job_phase_next(j);
 }

@@ -181,6 +181,8 @@ void job_save_runtime(struct job *j)
 
 	if (j->eval)
 		json_object_set(rt, "eval", j->eval);
+	if (j->js.nstudents > 0)
+		json_object_set_new(rt, "round", json_integer(j->round));
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -967,6 +969,12 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	v = json_object_get(rt, "eval");
 	if (json_is_object(v))
 		j->eval = json_incref(v);
+	/* an eval job over several students: the one whose round it is */
+	j->round = (int)json_integer_value(json_object_get(rt, "round"));
+	if (j->round < 0 || j->round >= j->js.nstudents)
+		j->round = 0;
+	if (j->js.nstudents > 0)
+		snprintf(j->js.student, sizeof(j->js.student), "%s", j->js.students[j->round]);
 	counts = store_task_counts(r->st, id);
 	json_object_foreach(counts, key, v)
 	{
@@ -1094,6 +1102,11 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (js->student[0] && !runner_endpoint_find(r, js->student))
 		return mt_err_set(err, -EINVAL, "unknown_student", "student",
 				  "no [%s] section in the daemon's configuration", js->student);
+	for (int i = 0; i < js->nstudents; i++)
+		if (!runner_endpoint_find(r, js->students[i]))
+			return mt_err_set(err, -EINVAL, "unknown_student", "students",
+					  "no [%s] section in the daemon's configuration",
+					  js->students[i]);
 	if (js->train == TRAIN_HOOK && !r->cfg.train_argv)
 		return mt_err_set(err, -EINVAL, "no_train_hook", "train",
 				  "train is \"hook\" but the configuration has no [train] command");

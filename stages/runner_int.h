@@ -79,6 +79,8 @@ struct job {
 	bool selected; /* stage one's selection budget has been applied */
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
+	int round;     /* an eval job over several students: the index of the
+			* one being evaluated (js.student is that one) */
 };
 
 struct runner {
@@ -197,5 +199,9 @@ void job_eval_report(struct job *j);
  * buf, or NULL for none: a student's answers at a checkpoint after a
  * retrain are never taken from the cache of the model before it. */
 const char *job_cache_tag(const struct job *j, enum step s, char *buf, size_t len);
+/* At the end of an eval job's round with more students to go: moves the
+ * round's artifacts and tasks aside, starts the eval phase again with the
+ * next student and returns true; false otherwise (nothing done). */
+bool job_eval_next_round(struct job *j);
 
 #endif

@@ -13,6 +13,12 @@
 # it the golds first.
 start_sim T --latency-ms 1 --student-accuracy 0.3 || exit 1
 SIM_PORT_S=$SIM_PORT_T
+# a second student for the eval job over several students
+CONF_EXTRA="
+[student.other]
+base_url = http://127.0.0.1:$SIM_PORT_T/v1
+model = sim-student-2
+max_concurrency = 8"
 write_conf
 start_daemon || { nok "daemon starts"; exit 1; }
 M="$BIN/medthink"
@@ -180,6 +186,36 @@ J
 job3=$("$M" submit "$T/e.json")
 wait_job "$job3" done 60 || nok "eval job done"
 expect_eq "eval job: one checkpoint" "$(api "http://x/v1/jobs/$job3" | jq_py '[c["name"] for c in d["eval"]["checkpoints"]]')" "['eval']"
+
+# --- an eval job over several students: one round each, the same split
+cat >"$T/m.json" <<J
+{"name":"two","dataset":"gastro","kind":"eval","teacher":"sim","students":["local","other"],
+ "eval_fraction":0.5,"seed":3}
+J
+job4=$("$M" submit "$T/m.json")
+if wait_job "$job4" done 120; then ok "eval job over two students done"; else nok "eval job over two students done" "$(api "http://x/v1/jobs/$job4")"; fi
+api "http://x/v1/jobs/$job4" >"$T/m.status"
+python3 - "$T/m.status" "$T/status.json" >"$T/check5" 2>&1 <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1])); pipe = json.load(open(sys.argv[2]))
+cks = st["eval"]["checkpoints"]
+assert [c["name"] for c in cks] == ["student.local", "student.other"], cks
+assert [c["student"] for c in cks] == ["student.local", "student.other"], cks
+n = pipe["eval"]["checkpoints"][0]["total"]
+assert all(c["total"] == n for c in cks), ("the same split as the pipeline", n, cks)
+ch = cks[1]["change"]
+assert ch["from"] == "student.local" and ch["pairs"] == n, ch
+assert ch["ci95"][0] <= ch["delta"] <= ch["ci95"][1], ch
+assert "change" not in cks[0]
+assert st["spec"]["students"] == ["student.local", "student.other"] if "spec" in st else True
+print("ok")
+PY
+if [ "$(tail -n 1 "$T/check5")" = ok ]; then ok "eval job: one row per student, changes from the first"; else nok "eval job: one row per student, changes from the first" "$(cat "$T/check5")"; fi
+expect_match "eval job: the report names both students" "$("$M" eval-report "$job4" --format csv)" 'student.other,,[0-9]+,'
+expect_eq "students in a pipeline is refused" \
+  "$(api_code POST /v1/jobs -d '{"dataset":"gastro","kind":"pipeline","teacher":"sim","students":["local"]}')" 422
+expect_eq "an unknown student is refused" \
+  "$(api_code POST /v1/jobs -d '{"dataset":"gastro","kind":"eval","students":["local","nope"]}')" 422
 
 stop_daemon
 [ "$_failed" = 0 ]

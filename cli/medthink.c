@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/evalreport.h"
 #include "cli/http.h"
 #include "cli/images.h"
+#include "cli/plot.h"
 #include "cli/render.h"
 #include "cli/sse.h"
 #include "common/buf.h"
@@ -1730,6 +1732,150 @@ out:
 
 static int cmd_help(struct ctx *c);
 
+/* ---- eval-report, plot ---- */
+
+/* Writes text to stdout, or to file (a temporary file renamed when it is
+ * complete). 0, or 1 after printing why. */
+static int write_output(struct ctx *c, const char *file, const char *text, size_t len)
+{
+	char tmp[4096];
+	FILE *f;
+	int fd;
+
+	if (!file || strcmp(file, "-") == 0) {
+		if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+			return fail(c, "stdout: %s", strerror(errno));
+		return 0;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", file) >= (int)sizeof(tmp))
+		return fail(c, "%s: the name is too long", file);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return fail(c, "%s: %s", tmp, strerror(errno));
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return fail(c, "%s: %s", tmp, strerror(errno));
+	}
+	fchmod(fd, 0644);
+	if (fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+		unlink(tmp);
+		return fail(c, "%s: %s", file, strerror(errno));
+	}
+	if (rename(tmp, file) != 0) {
+		unlink(tmp);
+		return fail(c, "%s: %s", file, strerror(errno));
+	}
+	return 0;
+}
+
+static const struct args_opt eval_report_opts[] = {
+	{"format", 'f', true},
+	{"output", 'o', true},
+	{NULL, 0, false},
+};
+
+static int cmd_eval_report(struct ctx *c)
+{
+	const char *format = args_get(c->args, eval_report_opts, "format");
+	struct buf target, out;
+	json_t *job = NULL;
+	char err[256];
+	int ret = 1;
+
+	if (!format)
+		format = "md";
+	buf_init(&target, 4096);
+	buf_init(&out, (size_t)64 << 20);
+	if (job_path(&target, c->args->pos[0], NULL)) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	if (api_get(c, target.base, &job))
+		goto out;
+	if (evalreport_render(&out, job, format, err, sizeof(err))) {
+		if (strncmp(err, "--format", 8) == 0)
+			ret = usage_error(c->cmd, "%s", err);
+		else
+			fail(c, "%s", err);
+		goto out;
+	}
+	ret = write_output(c, args_get(c->args, eval_report_opts, "output"), out.base ? out.base : "",
+			   out.len);
+out:
+	json_decref(job);
+	buf_free(&target);
+	buf_free(&out);
+	return ret;
+}
+
+static const struct args_opt plot_opts[] = {
+	{"what", 0, true},
+	{"output", 'o', true},
+	{"bucket", 0, true},
+	{NULL, 0, false},
+};
+
+static int cmd_plot(struct ctx *c)
+{
+	const char *what = args_get(c->args, plot_opts, "what");
+	const char *file = args_get(c->args, plot_opts, "output");
+	const char *bucket = args_get(c->args, plot_opts, "bucket");
+	struct buf target, out;
+	json_t *job = NULL, *tl = NULL;
+	int ret = 1, rc;
+
+	if (!what || (strcmp(what, "progress") && strcmp(what, "eval") && strcmp(what, "funnel")))
+		return usage_error(c->cmd, "--what must be progress, eval or funnel");
+	if (!file)
+		return usage_error(c->cmd, "-o FILE.svg is required");
+	buf_init(&target, 4096);
+	buf_init(&out, (size_t)16 << 20);
+	if (job_path(&target, c->args->pos[0], NULL)) {
+		fail(c, "job id too long");
+		goto out;
+	}
+	if (api_get(c, target.base, &job))
+		goto out;
+	if (strcmp(what, "progress") == 0) {
+		char title[200];
+
+		if (buf_puts(&target, "/timeline") || (bucket && (buf_puts(&target, "?bucket=") ||
+								   http_query_escape(&target, bucket)))) {
+			fail(c, "job id too long");
+			goto out;
+		}
+		if (api_get(c, target.base, &tl))
+			goto out;
+		snprintf(title, sizeof(title), "Progress: %.60s %.100s",
+			 json_string_value(json_object_get(job, "id")) ? json_string_value(json_object_get(job, "id")) : "",
+			 json_string_value(json_object_get(job, "name")) ? json_string_value(json_object_get(job, "name")) : "");
+		title[utf8_prefix(title, strlen(title), sizeof(title) - 1)] = '\0';
+		rc = plot_progress_svg(&out, tl, title);
+	} else if (strcmp(what, "eval") == 0) {
+		rc = plot_eval_svg(&out, job);
+		if (rc == -EINVAL) {
+			fail(c, "%s has no eval report yet (it comes at the end of a checkpoint)",
+			     c->args->pos[0]);
+			goto out;
+		}
+	} else {
+		rc = plot_funnel_svg(&out, job);
+	}
+	if (rc) {
+		fail(c, "the plot is too large");
+		goto out;
+	}
+	ret = write_output(c, file, out.base, out.len);
+out:
+	json_decref(job);
+	json_decref(tl);
+	buf_free(&target);
+	buf_free(&out);
+	return ret;
+}
+
 static const struct cmd commands[] = {
 	{"import", cmd_import, import_opts, 1, 1, "import FILE [--name NAME] [--format F] [--skip-invalid]",
 	 "Streams a dataset file to the daemon and prints the new dataset id.\n"
@@ -1771,6 +1917,17 @@ static const struct cmd commands[] = {
 	 "prompt-preview JOB --step STEP --item ITEM",
 	 "Prints the messages STEP would send for ITEM, rendered from the job's prompt snapshot\n"
 	 "as a first attempt; nothing is called or stored."},
+	{"eval-report", cmd_eval_report, eval_report_opts, 1, 1,
+	 "eval-report JOB [--format md|json|csv] [-o FILE]",
+	 "Writes the job's evaluation table to stdout, or to FILE: accuracy at each checkpoint\n"
+	 "(baseline, stage1, stage2) overall and by topic with its 95% interval, the change from\n"
+	 "the baseline with its paired 95% interval, and the ungraded, judged and failed counts\n"
+	 "(docs/evaluation.md). F is md (default), json or csv."},
+	{"plot", cmd_plot, plot_opts, 1, 1, "plot JOB --what progress|eval|funnel -o FILE.svg [--bucket S]",
+	 "Draws an SVG chart of the job: progress (calls and finished item steps over time, from\n"
+	 "the timeline route; --bucket S seconds per point), eval (accuracy per checkpoint and per\n"
+	 "topic with 95% interval whiskers) or funnel (screened -> kept -> explained; answered ->\n"
+	 "wrong -> corrected)."},
 	{"formats", cmd_formats, NULL, 0, 0, "formats",
 	 "Lists the import and export formats the daemon knows, with a line on each (--json: the\n"
 	 "daemon's JSON). The daemon checks --format against these."},

@@ -1,4 +1,5 @@
 #include "cli/render.h"
+#include "cli/evalreport.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -126,7 +127,7 @@ static const struct {
 	const char *kind;
 	const char *phases[8];
 } kind_phases[] = {
-	{"pipeline", {"stage1", "train1", "stage2", "train2", "eval", NULL}},
+	{"pipeline", {"eval_baseline", "stage1", "train1", "eval_stage1", "stage2", "train2", "eval", NULL}},
 };
 
 static const struct {
@@ -134,6 +135,8 @@ static const struct {
 } step_phases[] = {
 	{"screen", "stage1"}, {"explain", "stage1"}, {"answer", "stage2"},   {"judge", "stage2"},
 	{"correct", "stage2"}, {"eval", "eval"},     {"eval_judge", "eval"},
+	{"eval_baseline", "eval_baseline"}, {"eval_baseline_judge", "eval_baseline"},
+	{"eval_stage1", "eval_stage1"}, {"eval_stage1_judge", "eval_stage1"},
 };
 
 static const char *step_phase(const char *step)
@@ -468,6 +471,8 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 		rc = render_selection(out, json_object_get(job, "selection"));
 	if (!rc && json_is_object(json_object_get(job, "endpoints")))
 		rc = render_endpoints(out, json_object_get(job, "endpoints"));
+	if (!rc && json_is_object(ev))
+		rc = evalreport_status_table(out, ev);
 	if (!rc) {
 		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
 		if (when[0]) {

@@ -23,6 +23,7 @@
 #include "stages/sets.h"
 #include "stages/story.h"
 #include "store/store.h"
+#include "store/timeline.h"
 #include "teacher_clients/client.h"
 
 #define EXPORT_PAGE 256        /* records formatted per turn */
@@ -1029,6 +1030,34 @@ static void route_job_get(struct api *a, struct http_req *req, const struct api_
 	respond_json_take(req, 200, runner_job_status(a->runner, m->job));
 }
 
+/* GET /v1/jobs/{id}/timeline?bucket=S: calls, tokens, cost and finished
+ * item steps per S seconds (store/timeline.h; at most 500 points). */
+static void route_job_timeline(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	const char *q = http_req_query(req, "bucket");
+	long long bucket = 0;
+	char *end = NULL;
+	json_t *tl = NULL;
+	int rc;
+
+	if (q) {
+		errno = 0;
+		bucket = strtoll(q, &end, 10);
+		if (!*q || *end || errno || bucket <= 0 || bucket > 366LL * 86400) {
+			respond_err(req, 422, "invalid", "bucket",
+				    "bucket must be a whole number of seconds from 1 to 31622400");
+			return;
+		}
+	}
+	rc = store_job_timeline(a->st, m->job, bucket, STORE_TIMELINE_MAX_POINTS, &tl);
+	if (rc == -ENOENT)
+		respond_err(req, 404, "not_found", NULL, "no job \"%s\"", m->params[0]);
+	else if (rc)
+		respond_err(req, 500, "internal", NULL, "the timeline cannot be read: %s", strerror(-rc));
+	else
+		respond_json_take(req, 200, tl);
+}
+
 static void route_job_list(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	(void)m;
@@ -1124,6 +1153,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/jobs/{id}/items/{item}", route_job_item, API_BODY_NONE, API_ROUTE_JOB },
 	{ "POST", "/v1/jobs/{id}/retry", route_job_retry, API_BODY_BUFFERED, API_ROUTE_JOB },
 	{ "GET", "/v1/jobs/{id}/prompt-preview", route_job_preview, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/timeline", route_job_timeline, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);

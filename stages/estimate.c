@@ -26,6 +26,8 @@ static const enum est_share est_shares[STEP__N] = {
 	[STEP_SCREEN] = SHARE_ALL,     [STEP_EXPLAIN] = SHARE_KEPT, [STEP_ANSWER] = SHARE_ALL,
 	[STEP_JUDGE] = SHARE_JUDGE,    [STEP_CORRECT] = SHARE_WRONG, [STEP_EVAL] = SHARE_ALL,
 	[STEP_EVAL_JUDGE] = SHARE_JUDGE,
+	[STEP_EVAL_BASE] = SHARE_ALL,  [STEP_EVAL_BASE_JUDGE] = SHARE_JUDGE,
+	[STEP_EVAL1] = SHARE_ALL,      [STEP_EVAL1_JUDGE] = SHARE_JUDGE,
 };
 
 /* Whether step s is on the path of phase p's items: from its first step on
@@ -170,6 +172,8 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 
 		if (job_phase_takes_kept(&tmp, p))
 			base *= kept;
+		if (held && js.nstudents > 1)
+			base *= js.nstudents; /* an eval job over several students: one round each */
 		for (int s = 0; s < STEP__N; s++) {
 			const struct step_def *d = step_def((enum step)s);
 			const char *ep_name = d->embedder ? js.embedder

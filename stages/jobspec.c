@@ -12,6 +12,7 @@ static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
 	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
 	"embedder",
+	"students",
 };
 
 
@@ -82,6 +83,57 @@ static int get_number(json_t *spec, const char *key, double *out, double dflt, s
 	return 0;
 }
 
+/* "students": an eval job's list of student endpoints, evaluated one after
+ * the other on the same split (stages/checkpoints.c). "student", when given
+ * too, must be the first of them. */
+static int parse_students(json_t *spec, struct jobspec *js, struct mt_err *err)
+{
+	json_t *v = json_object_get(spec, "students"), *one;
+	size_t i;
+	int rc;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (js->kind != JOB_KIND_EVAL)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "students",
+				  "students is for eval jobs; a %s job has one student",
+				  job_kind_def(js->kind)->name);
+	if (!json_is_array(v) || json_array_size(v) == 0 ||
+	    json_array_size(v) > JOBSPEC_MAX_STUDENTS)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "students",
+				  "students must be an array of 1 to %d endpoint names",
+				  JOBSPEC_MAX_STUDENTS);
+	json_array_foreach(v, i, one)
+	{
+		json_t *wrap = json_pack("{s:O}", "student", one);
+
+		rc = wrap ? endpoint_name(wrap, "student", js->students[i], sizeof(js->students[i]),
+					  true, err)
+			  : -ENOMEM;
+		json_decref(wrap);
+		if (rc) {
+			snprintf(err->field, sizeof(err->field), "students");
+			return rc;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(js->students[k], js->students[i]) == 0)
+				return mt_err_set(err, -EINVAL, "invalid_spec", "students",
+						  "students names %s twice", js->students[i]);
+	}
+	js->nstudents = (int)json_array_size(v);
+	v = json_object_get(spec, "student");
+	if (v && !json_is_null(v)) {
+		rc = endpoint_name(spec, "student", js->student, sizeof(js->student), true, err);
+		if (rc)
+			return rc;
+		if (strcmp(js->student, js->students[0]) != 0)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "student",
+					  "student must be the first of students (or left out)");
+	}
+	snprintf(js->student, sizeof(js->student), "%s", js->students[0]);
+	return 0;
+}
+
 int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 {
 	const char *key;
@@ -125,7 +177,12 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	rc = endpoint_name(spec, "teacher", js->teacher, sizeof(js->teacher), kd->needs_teacher, err);
 	if (rc)
 		return rc;
-	rc = endpoint_name(spec, "student", js->student, sizeof(js->student), kd->needs_student, err);
+	rc = parse_students(spec, js, err);
+	if (rc)
+		return rc;
+	if (!js->nstudents)
+		rc = endpoint_name(spec, "student", js->student, sizeof(js->student),
+				   kd->needs_student, err);
 	if (rc)
 		return rc;
 	rc = get_number(spec, "eval_fraction", &js->eval_fraction, 0.1, err);
@@ -254,6 +311,13 @@ json_t *jobspec_to_json(const struct jobspec *js)
 		json_object_set_new(o, "embedder", json_string(js->embedder));
 	if (select_get(js->strategy)->opts_json)
 		select_get(js->strategy)->opts_json(&js->sel, json_object_get(o, "selection"));
+	if (js->nstudents > 0) {
+		json_t *a = json_array();
+
+		for (int i = 0; i < js->nstudents; i++)
+			json_array_append_new(a, json_string(js->students[i]));
+		json_object_set_new(o, "students", a);
+	}
 	return o;
 }
 

@@ -11,6 +11,9 @@
 #include "stages/kinds.h"
 #include "stages/select.h"
 
+/* At most this many students in an eval job's "students". */
+#define JOBSPEC_MAX_STUDENTS 16
+
 struct jobspec {
 	char name[128];
 	char dataset[128];    /* id or name as given */
@@ -28,6 +31,11 @@ struct jobspec {
 	bool fail_on_down;    /* on_endpoint_down "fail" (default "pause") */
 	char embedder[96];    /* endpoint name "embedder.NAME", or "" */
 	struct select_opts sel; /* the strategy's own selection options */
+	/* An eval job's "students": the endpoints it evaluates one after the
+	 * other on the same split ("student.NAME"; student is the first).
+	 * nstudents 0 when the spec names one student. */
+	char students[JOBSPEC_MAX_STUDENTS][96];
+	int nstudents;
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

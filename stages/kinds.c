@@ -4,12 +4,16 @@
 
 #include <string.h>
 
-static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval" };
+static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval",
+						  "eval_baseline", "eval_stage1" };
 
 static const struct job_kind_def kinds[JOB_KIND__N] = {
+	/* The student is evaluated at every checkpoint: before stage one,
+	 * after each retrain (stages/checkpoints.c). */
 	[JOB_KIND_PIPELINE] = { "pipeline",
-				{ PHASE_STAGE1, PHASE_TRAIN1, PHASE_STAGE2, PHASE_TRAIN2, PHASE_EVAL },
-				5, true, true },
+				{ PHASE_EVAL_BASE, PHASE_STAGE1, PHASE_TRAIN1, PHASE_EVAL1, PHASE_STAGE2,
+				  PHASE_TRAIN2, PHASE_EVAL },
+				7, true, true },
 	[JOB_KIND_STAGE1] = { "stage1", { PHASE_STAGE1 }, 1, true, false },
 	[JOB_KIND_STAGE2] = { "stage2", { PHASE_STAGE2 }, 1, true, true },
 	/* An eval job may go without a teacher: answers the rules cannot

@@ -14,6 +14,10 @@ enum phase {
 	PHASE_STAGE2,
 	PHASE_TRAIN2,
 	PHASE_EVAL,
+	/* the checkpoints before stage one and after the first retrain
+	 * (stages/checkpoints.c); PHASE_EVAL is the one after the second */
+	PHASE_EVAL_BASE,
+	PHASE_EVAL1,
 	PHASE__N
 };
 

@@ -38,6 +38,8 @@ static const struct phase_def phase_defs[PHASE__N] = {
 			   .summary = phase_summary_stage2 },
 	[PHASE_TRAIN2] = { .train_set = "2" },
 	[PHASE_EVAL] = { .first = STEP_EVAL, .held_out = true, .summary = job_eval_report },
+	[PHASE_EVAL_BASE] = { .first = STEP_EVAL_BASE, .held_out = true, .summary = job_eval_report },
+	[PHASE_EVAL1] = { .first = STEP_EVAL1, .held_out = true, .summary = job_eval_report },
 };
 
 enum phase job_phase(const struct job *j)
@@ -361,5 +363,7 @@ void job_phase_check(struct job *j)
 	}
 	if (phase_defs[p].summary)
 		phase_defs[p].summary(j);
+	if (job_eval_next_round(j))
+		return;
 	job_phase_next(j);
 }

@@ -1,5 +1,5 @@
 /* What the runner reports: status objects (SPEC 6), step counts, rate and
- * ETA, the Prometheus lines, and the eval report of a job's eval phase. */
+ * ETA and the Prometheus lines (the eval report: stages/checkpoints.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,97 +41,6 @@ void job_rate_note(struct job *j)
 		j->rate_sec = now;
 	}
 	j->rate_buckets[now % RATE_WINDOW]++;
-}
-
-struct eval_acc {
-	struct job *j;
-	json_t *topics;
-	json_t *rules; /* the rule (or "judge") that decided each answer -> count */
-	int64_t total, correct, wrong, ungraded, judged;
-};
-
-static int eval_one(void *ud, int64_t seq, json_t *content)
-{
-	struct eval_acc *a = ud;
-	const char *verdict = json_string_value(json_object_get(content, "verdict"));
-	const char *by = json_string_value(json_object_get(content, "graded_by"));
-	json_t *item = store_item_get(a->j->r->st, a->j->dataset, seq);
-	const char *topic = json_string_value(json_object_get(item, "topic"));
-	json_t *tp;
-
-	if (!verdict || strcmp(verdict, "unclear") == 0) {
-		json_decref(item);
-		return 0; /* still waiting for its judge */
-	}
-	if (!topic || !*topic)
-		topic = "(none)";
-	tp = json_object_get(a->topics, topic);
-	if (!tp) {
-		tp = json_pack("{s:i, s:i, s:i}", "total", 0, "correct", 0, "ungraded", 0);
-		json_object_set_new(a->topics, topic, tp);
-	}
-	a->total++;
-	json_object_set_new(tp, "total", json_integer(json_integer_value(json_object_get(tp, "total")) + 1));
-	if (strcmp(verdict, "correct") == 0) {
-		a->correct++;
-		json_object_set_new(tp, "correct",
-				    json_integer(json_integer_value(json_object_get(tp, "correct")) + 1));
-	} else if (strcmp(verdict, "ungraded") == 0) {
-		a->ungraded++;
-		json_object_set_new(tp, "ungraded",
-				    json_integer(json_integer_value(json_object_get(tp, "ungraded")) + 1));
-	} else {
-		a->wrong++;
-	}
-	if (by && strcmp(by, "judge") == 0)
-		a->judged++;
-	{
-		const char *rule = json_string_value(json_object_get(content, "rule"));
-		const char *k = by && strcmp(by, "judge") == 0 ? "judge"
-				: rule && *rule			? rule
-								: "(none)";
-
-		json_object_set_new(a->rules, k,
-				    json_integer(json_integer_value(json_object_get(a->rules, k)) + 1));
-	}
-	json_decref(item);
-	return 0;
-}
-
-/* Accuracy over the held-out split, overall and by topic. Ungraded answers
- * count in total but neither right nor wrong; accuracy is over the graded. */
-void job_eval_report(struct job *j)
-{
-	struct eval_acc a = { .j = j, .topics = json_object(), .rules = json_object() };
-	const char *key;
-	json_t *tp;
-	int64_t failed = j->st[STEP_EVAL].failed + j->st[STEP_EVAL_JUDGE].failed;
-
-	store_artifacts_each(j->r->st, j->id, "eval", -1, 0, eval_one, &a);
-	json_object_foreach(a.topics, key, tp)
-	{
-		int64_t tot = json_integer_value(json_object_get(tp, "total"));
-		int64_t ung = json_integer_value(json_object_get(tp, "ungraded"));
-		int64_t cor = json_integer_value(json_object_get(tp, "correct"));
-
-		(void)ung;
-		json_object_set_new(tp, "accuracy", json_real(tot > 0 ? (double)cor / (double)tot : 0));
-	}
-	json_decref(j->eval);
-	/* accuracy counts an ungraded answer as not correct (as a benchmark
-	 * would); accuracy_graded leaves them out. */
-	j->eval = json_pack("{s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "accuracy",
-			    a.total > 0 ? (double)a.correct / (double)a.total : 0.0, "accuracy_graded",
-			    a.total - a.ungraded > 0 ? (double)a.correct / (double)(a.total - a.ungraded)
-						     : 0.0,
-			    "total", (json_int_t)a.total, "correct", (json_int_t)a.correct, "wrong",
-			    (json_int_t)a.wrong, "ungraded", (json_int_t)a.ungraded, "judged",
-			    (json_int_t)a.judged, "failed", (json_int_t)failed, "by_topic", a.topics,
-			    "by_rule", a.rules);
-	job_log(j, "eval", "eval: accuracy %.1f%% (%" PRId64 " of %" PRId64 " correct; %" PRId64
-			   " ungraded, %" PRId64 " graded by the judge)",
-		100.0 * json_real_value(json_object_get(j->eval, "accuracy")), a.correct, a.total,
-		a.ungraded, a.judged);
 }
 
 json_t *job_counts_json(const struct job *j)
@@ -319,7 +228,9 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 						    "cached", (json_int_t)j->cached));
 	json_object_set_new(row, "judged",
 			    json_integer(j->st[STEP_JUDGE].done + j->st[STEP_JUDGE].failed +
-					 j->st[STEP_EVAL_JUDGE].done + j->st[STEP_EVAL_JUDGE].failed));
+					 j->st[STEP_EVAL_JUDGE].done + j->st[STEP_EVAL_JUDGE].failed +
+					 j->st[STEP_EVAL_BASE_JUDGE].done + j->st[STEP_EVAL_BASE_JUDGE].failed +
+					 j->st[STEP_EVAL1_JUDGE].done + j->st[STEP_EVAL1_JUDGE].failed));
 	rate = job_rate(j);
 	json_object_set_new(row, "rate_per_s", json_real(rate));
 	for (int s = 0; s < STEP__N; s++)

@@ -183,6 +183,8 @@ void job_save_runtime(struct job *j)
 		json_object_set(rt, "eval", j->eval);
 	if (j->selection)
 		json_object_set(rt, "selection", j->selection);
+	if (j->js.nstudents > 0)
+		json_object_set_new(rt, "round", json_integer(j->round));
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -403,7 +405,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	struct step_request req = { 0 };
 	struct step_ctx ctx = { 0 };
 	struct client_opts o = { 0 };
-	char err[256];
+	char err[256], tag[64];
 	int rc;
 
 	if (bit_get(j, s, seq))
@@ -452,6 +454,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.expect_json = req.expect_json;
 	o.logprobs = req.logprobs;
 	o.echo = req.echo;
+	o.cache_tag = job_cache_tag(j, s, tag, sizeof(tag));
 	if (req.prompt && req.embed)
 		rc = client_embed(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else if (req.prompt)
@@ -962,6 +965,17 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	j->sel = select_get(j->js.strategy);
 	rt = json_object_get(row, "runtime");
 	j->phase_idx = (int)json_integer_value(json_object_get(rt, "phase_idx"));
+	v = json_object_get(rt, "phase");
+	if (json_is_string(v) && strcmp(json_string_value(v), phase_name(job_phase(j))) != 0) {
+		/* Stored by a version whose kind had other phases (a pipeline
+		 * before its checkpoints): the phase by its name. */
+		for (int i = 0; i <= j->kind->nphases; i++)
+			if (strcmp(json_string_value(v),
+				   phase_name(i < j->kind->nphases ? j->kind->phases[i] : PHASE__N)) == 0) {
+				j->phase_idx = i;
+				break;
+			}
+	}
 	j->seeding = !json_is_true(json_object_get(rt, "seeded"));
 	j->selected = json_is_true(json_object_get(rt, "selected"));
 	j->seed_cursor = 0;
@@ -971,6 +985,12 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	v = json_object_get(rt, "selection");
 	if (json_is_object(v))
 		j->selection = json_incref(v);
+	/* an eval job over several students: the one whose round it is */
+	j->round = (int)json_integer_value(json_object_get(rt, "round"));
+	if (j->round < 0 || j->round >= j->js.nstudents)
+		j->round = 0;
+	if (j->js.nstudents > 0)
+		snprintf(j->js.student, sizeof(j->js.student), "%s", j->js.students[j->round]);
 	counts = store_task_counts(r->st, id);
 	json_object_foreach(counts, key, v)
 	{
@@ -1101,6 +1121,11 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (js->embedder[0] && !runner_endpoint_find(r, js->embedder))
 		return mt_err_set(err, -EINVAL, "unknown_embedder", "embedder",
 				  "no [%s] section in the daemon's configuration", js->embedder);
+	for (int i = 0; i < js->nstudents; i++)
+		if (!runner_endpoint_find(r, js->students[i]))
+			return mt_err_set(err, -EINVAL, "unknown_student", "students",
+					  "no [%s] section in the daemon's configuration",
+					  js->students[i]);
 	if (js->train == TRAIN_HOOK && !r->cfg.train_argv)
 		return mt_err_set(err, -EINVAL, "no_train_hook", "train",
 				  "train is \"hook\" but the configuration has no [train] command");

@@ -80,6 +80,8 @@ struct job {
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
 	json_t *selection; /* the selection summary once chosen (diq, 3ds) */
+	int round;     /* an eval job over several students: the index of the
+			* one being evaluated (js.student is that one) */
 };
 
 struct runner {
@@ -176,9 +178,31 @@ void job_rate_note(struct job *j);
 double job_rate(const struct job *j);
 /* The status object's "counts" (new reference). */
 json_t *job_counts_json(const struct job *j);
-/* Computes the eval report into j->eval and logs its line. */
-void job_eval_report(struct job *j);
 /* The once-a-second tick: progress events of jobs that moved. */
 void runner_on_tick(uv_timer_t *h);
+
+/* ---- checkpoints.c ---- */
+/* A phase that evaluates the student: its name in the report ("baseline",
+ * "stage1", "stage2"), the artifact its steps write, and its two steps. */
+struct checkpoint_def {
+	enum phase phase;
+	const char *name;
+	const char *artifact;
+	enum step ask, judge;
+};
+/* The checkpoint evaluated by phase p, or NULL. */
+const struct checkpoint_def *job_checkpoint_of(enum phase p);
+/* Computes the eval report of every checkpoint the job has passed into
+ * j->eval (new object; its "checkpoints" array is the table) and logs the
+ * latest one's lines. */
+void job_eval_report(struct job *j);
+/* The cache tag of step s's calls (client_opts.cache_tag), written into
+ * buf, or NULL for none: a student's answers at a checkpoint after a
+ * retrain are never taken from the cache of the model before it. */
+const char *job_cache_tag(const struct job *j, enum step s, char *buf, size_t len);
+/* At the end of an eval job's round with more students to go: moves the
+ * round's artifacts and tasks aside, starts the eval phase again with the
+ * next student and returns true; false otherwise (nothing done). */
+bool job_eval_next_round(struct job *j);
 
 #endif

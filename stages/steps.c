@@ -883,6 +883,26 @@ static const struct step_def steps[STEP__N] = {
 			    .embedder = true, .screens = true, .text = steps_sel_text_embed,
 			    .writes = "embedding", .next = STEP_EXPLAIN, .next_unclear = -1,
 			    .reply = steps_sel_reply_embed },
+	/* A pipeline's checkpoints before stage one and after the first
+	 * retrain: the eval steps again, each writing its own artifact. */
+	[STEP_EVAL_BASE] = { .name = "eval_baseline", .template_name = "answer",
+			     .phase = PHASE_EVAL_BASE, .student = true, .max_tokens = 1500,
+			     .writes = "eval_baseline", .next = -1,
+			     .next_unclear = STEP_EVAL_BASE_JUDGE, .reply = reply_student },
+	[STEP_EVAL_BASE_JUDGE] = { .name = "eval_baseline_judge", .template_name = "judge",
+				   .phase = PHASE_EVAL_BASE, .wants_json = true,
+				   .schema = schema_judge, .schema_name = "judge_verdict",
+				   .max_tokens = 300, .reads = "eval_baseline",
+				   .writes = "eval_baseline", .next = -1, .next_unclear = -1,
+				   .reply = reply_judge },
+	[STEP_EVAL1] = { .name = "eval_stage1", .template_name = "answer", .phase = PHASE_EVAL1,
+			 .student = true, .max_tokens = 1500, .writes = "eval_stage1", .next = -1,
+			 .next_unclear = STEP_EVAL1_JUDGE, .reply = reply_student },
+	[STEP_EVAL1_JUDGE] = { .name = "eval_stage1_judge", .template_name = "judge",
+			       .phase = PHASE_EVAL1, .wants_json = true, .schema = schema_judge,
+			       .schema_name = "judge_verdict", .max_tokens = 300,
+			       .reads = "eval_stage1", .writes = "eval_stage1", .next = -1,
+			       .next_unclear = -1, .reply = reply_judge },
 };
 
 void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,

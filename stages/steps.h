@@ -10,6 +10,8 @@
  *   stage one:  screen -> explain                    (SFT set 1: explanations)
  *   stage two:  answer -> [judge] -> correct         (SFT set 2: chains)
  *   eval:       eval -> [eval_judge]                 (accuracy report)
+ * and the same eval steps at a pipeline's earlier checkpoints:
+ *   eval_baseline -> [eval_baseline_judge], eval_stage1 -> [eval_stage1_judge]
  * judge steps run only when the rules cannot grade an answer. */
 
 #include <jansson.h>
@@ -34,6 +36,11 @@ enum step {
 	STEP_S3_PROBE,
 	STEP_S3_GREEDY,
 	STEP_S3_EMBED,
+	/* eval and eval_judge at the earlier checkpoints of a pipeline */
+	STEP_EVAL_BASE,
+	STEP_EVAL_BASE_JUDGE,
+	STEP_EVAL1,
+	STEP_EVAL1_JUDGE,
 	STEP__N
 };
 

@@ -85,6 +85,10 @@ struct client_opts {
 	json_t *schema;        /* JSON Schema of the reply or NULL (sent only where the
 	                          endpoint has json_schema) */
 	bool expect_json;      /* extract a JSON object from the reply text */
+	/* NULL: none. Else mixed into the cache key (and so into the stored
+	 * hash): a request asked under another tag is sent again, for a model
+	 * retrained behind the same URL and model name. */
+	const char *cache_tag;
 	/* client_complete only */
 	int logprobs;          /* 0: not sent */
 	bool echo;

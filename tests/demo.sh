@@ -8,6 +8,7 @@
 # Starts: the simulator on 127.0.0.1:8090 (playing teacher and student) and
 # medthinkd with conf/medthinkd.conf (state in ./var). Writes ./out/:
 # set1-*.jsonl, set2-*.jsonl (every export format), eval-report.json,
+# eval-report.md (the checkpoint table), eval.svg, funnel.svg, progress.svg,
 # status.json. Stops what it started when it ends.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,5 +76,9 @@ print("eval: accuracy %.1f%% on %d held-out items (%d ungraded, %d judged)" % (
 for topic, t in sorted((ev.get("by_topic") or {}).items()):
     print("  %-14s %d/%d" % (topic, t.get("correct", 0), t.get("total", 0)))
 PY
+"$BIN/medthink" eval-report "$job" -o out/eval-report.md
+for what in eval funnel progress; do
+  "$BIN/medthink" plot "$job" --what $what -o "out/$what.svg"
+done
 "$BIN/medthink" status "$job"
 echo "== done: results in ./out, every call and artifact in ./var/medthink.db"

@@ -1023,6 +1023,42 @@ static void test_client_endpoint_down(void **state)
 	env_close(&e);
 }
 
+/* A cache tag is part of the cache key: the same request under another tag
+ * is sent again (a model retrained behind the same name); under the same
+ * tag, or none, it is answered from the store as before. */
+static void test_client_cache_tag(void **state)
+{
+	struct env e;
+	struct client_endpoint_cfg cfg = { .max_concurrency = 4 };
+	struct res r[4] = { 0 };
+	static const char *const tags[] = { NULL, "job_1/after_train1", "job_1/after_train1", NULL };
+
+	(void)state;
+	sim_config(NULL);
+	env_open(&e, true);
+	add_ep(&e, "student.sim", &cfg);
+	for (int i = 0; i < 4; i++) {
+		json_t *m = prompt("answer", 9);
+		struct client_opts o = { .temperature = 0, .max_tokens = 256, .cache_tag = tags[i] };
+
+		assert_int_equal(client_chat(e.c, "student.sim", &o, m, got, &r[i]), 0);
+		json_decref(m);
+		wait_for(&e, &r[i].done, 1);
+		assert_int_equal(r[i].err, 0);
+	}
+	assert_false(r[0].cached);
+	assert_false(r[1].cached); /* another tag: sent */
+	assert_true(r[1].call_id != r[0].call_id);
+	assert_true(r[2].cached); /* the same tag: its own row */
+	assert_int_equal(r[2].call_id, r[1].call_id);
+	assert_true(r[3].cached); /* no tag: the untagged row, as before tags */
+	assert_int_equal(r[3].call_id, r[0].call_id);
+	assert_int_equal(sim_stat("requests_total"), 2);
+	for (int i = 0; i < 4; i++)
+		json_decref(r[i].json);
+	env_close(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1032,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(test_client_rpm),          cmocka_unit_test(test_client_many),
 		cmocka_unit_test(test_client_cancel_and_close), cmocka_unit_test(test_client_complete),
 		cmocka_unit_test(test_client_hash_stable),
+		cmocka_unit_test(test_client_cache_tag),
 		cmocka_unit_test(test_client_endpoint_cap),
 		cmocka_unit_test(test_client_pool),
 		cmocka_unit_test(test_client_store_hold),

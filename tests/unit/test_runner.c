@@ -408,8 +408,9 @@ static void test_pipeline_train_none(void **state)
 	id = submit(&e, "{\"dataset\":\"d\",\"kind\":\"pipeline\",\"teacher\":\"t\",\"student\":\"s\","
 			"\"eval_fraction\":0.5,\"seed\":1,\"train\":\"none\"}");
 	run_until(&e, id, "done");
-	assert_string_equal(e.events, "state:running phase:stage1 phase:train1 phase:stage2 "
-				      "phase:train2 phase:eval state:done");
+	/* (the checkpoints eval_baseline and eval_stage1 are new phases) */
+	assert_string_equal(e.events, "state:running phase:eval_baseline phase:stage1 phase:train1 "
+				      "phase:eval_stage1 phase:stage2 phase:train2 phase:eval state:done");
 	s = status(&e, id);
 	assert_string_equal(str(s, "phase"), "done");
 	ev = json_object_get(s, "eval");
@@ -419,6 +420,28 @@ static void test_pipeline_train_none(void **state)
 	assert_int_equal(json_integer_value(json_object_get(ev, "correct")), count(s, "eval", "done"));
 	assert_int_equal(count(s, "answer", "done") + count(s, "eval", "done"), 4);
 	assert_null(strstr(e.messages, "awaiting"));
+	/* the three checkpoints, the same model (train none): no change */
+	{
+		json_t *cks = json_object_get(ev, "checkpoints");
+		static const char *const names[] = { "baseline", "stage1", "stage2" };
+
+		assert_int_equal(json_array_size(cks), 3);
+		for (size_t i = 0; i < 3; i++) {
+			json_t *c = json_array_get(cks, i);
+
+			assert_string_equal(str(c, "name"), names[i]);
+			assert_int_equal(json_integer_value(json_object_get(c, "total")),
+					 count(s, "eval", "done"));
+			assert_int_equal(json_array_size(json_object_get(c, "ci95")), 2);
+			if (i == 0)
+				continue;
+			assert_true(json_is_true(json_object_get(c, "same_model_as_baseline")));
+			assert_true(json_real_value(json_object_get(json_object_get(c, "change"),
+								    "delta")) == 0);
+		}
+		assert_int_equal(count(s, "eval_baseline", "done"), count(s, "eval", "done"));
+		assert_non_null(strstr(str(ev, "note"), "same model"));
+	}
 	json_decref(s);
 	env_close(&e);
 }
@@ -440,12 +463,14 @@ static void test_pipeline_train_manual(void **state)
 	s = status(&e, id);
 	assert_string_equal(str(s, "phase"), "train1");
 	assert_string_equal(str(s, "reason"), "awaiting retrain");
+	/* the student has answered only the baseline's held-out items (the
+	 * baseline checkpoint is new; it replaces "no answer yet") */
+	assert_int_equal(e.fake.requests[T_ANSWER], count(s, "eval_baseline", "done"));
 	json_decref(s);
-	assert_int_equal(e.fake.requests[T_ANSWER], 0);
 
 	assert_int_equal(runner_job_action(e.r, id, "resume", &err), 0);
 	s = status(&e, id);
-	assert_string_equal(str(s, "phase"), "stage2");
+	assert_string_equal(str(s, "phase"), "eval_stage1");
 	json_decref(s);
 	run_until(&e, id, "paused");
 	s = status(&e, id);
@@ -455,9 +480,9 @@ static void test_pipeline_train_manual(void **state)
 
 	assert_int_equal(runner_job_action(e.r, id, "resume", &err), 0);
 	run_until(&e, id, "done");
-	assert_string_equal(e.events, "state:running phase:stage1 phase:train1 state:paused "
-				      "state:running phase:stage2 phase:train2 state:paused "
-				      "state:running phase:eval state:done");
+	assert_string_equal(e.events, "state:running phase:eval_baseline phase:stage1 phase:train1 "
+				      "state:paused state:running phase:eval_stage1 phase:stage2 "
+				      "phase:train2 state:paused state:running phase:eval state:done");
 	assert_non_null(strstr(e.messages, "|resumed after retraining"));
 	env_close(&e);
 }
@@ -518,9 +543,15 @@ static void test_tables(void **state)
 		assert_true(job_kind_parse(kinds[i]) >= 0);
 	assert_int_equal(job_kind_parse("stage9"), -1);
 	k = job_kind_def(JOB_KIND_PIPELINE);
-	assert_int_equal(k->nphases, 5);
-	for (int i = 0; i < k->nphases; i++)
-		assert_int_equal(k->phases[i], i); /* stage1, train1, stage2, train2, eval */
+	/* the checkpoints before stage one and after each retrain (new) */
+	assert_int_equal(k->nphases, 7);
+	assert_int_equal(k->phases[0], PHASE_EVAL_BASE);
+	assert_int_equal(k->phases[1], PHASE_STAGE1);
+	assert_int_equal(k->phases[2], PHASE_TRAIN1);
+	assert_int_equal(k->phases[3], PHASE_EVAL1);
+	assert_int_equal(k->phases[4], PHASE_STAGE2);
+	assert_int_equal(k->phases[5], PHASE_TRAIN2);
+	assert_int_equal(k->phases[6], PHASE_EVAL);
 	assert_int_equal(job_kind_def(JOB_KIND_STAGE1)->phases[0], PHASE_STAGE1);
 	assert_false(job_kind_def(JOB_KIND_EVAL)->needs_teacher);
 	assert_false(job_kind_def(JOB_KIND_STAGE1)->needs_student);
@@ -553,6 +584,10 @@ static void test_tables(void **state)
 	assert_int_equal(step_def(STEP_EXPLAIN)->phase, PHASE_STAGE1);
 	assert_int_equal(step_def(STEP_CORRECT)->phase, PHASE_STAGE2);
 	assert_int_equal(step_def(STEP_EVAL_JUDGE)->phase, PHASE_EVAL);
+	assert_string_equal(step_def(STEP_EVAL_BASE_JUDGE)->reads, "eval_baseline");
+	assert_string_equal(step_def(STEP_EVAL1_JUDGE)->reads, "eval_stage1");
+	assert_int_equal(step_def(STEP_EVAL1)->phase, PHASE_EVAL1);
+	assert_string_equal(phase_name(PHASE_EVAL_BASE), "eval_baseline");
 }
 
 static int group_setup(void **state)

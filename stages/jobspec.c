@@ -6,11 +6,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "stages/refer.h"
 
 
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
 	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
+	"refer",
 };
 
 /* Strategies the spec names but this version does not have yet: refused
@@ -81,6 +83,37 @@ static int get_number(json_t *spec, const char *key, double *out, double dflt, s
 	*out = json_number_value(v);
 	if (!isfinite(*out))
 		return mt_err_set(err, -EINVAL, "invalid_spec", key, "%s must be finite", key);
+	return 0;
+}
+
+/* "refer":{"expressions_per_region":K} (SPEC 9), for kind refer only;
+ * K in 1..REFER_MAX_EXPRESSIONS, default REFER_DEFAULT_EXPRESSIONS. */
+static int refer_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
+{
+	json_t *v = json_object_get(spec, "refer"), *k;
+	const char *key;
+	json_t *x;
+
+	if (js->kind == JOB_KIND_REFER)
+		js->refer_expressions = REFER_DEFAULT_EXPRESSIONS;
+	if (!v || json_is_null(v))
+		return 0;
+	if (js->kind != JOB_KIND_REFER)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "refer applies to kind refer only");
+	if (!json_is_object(v))
+		return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "refer must be an object");
+	json_object_foreach(v, key, x)
+		if (strcmp(key, "expressions_per_region") != 0)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "unknown key \"%s\" in refer", key);
+	k = json_object_get(v, "expressions_per_region");
+	if (k && !json_is_null(k)) {
+		if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+		    json_integer_value(k) > REFER_MAX_EXPRESSIONS)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "refer.expressions_per_region",
+					  "refer.expressions_per_region must be an integer from 1 to %d",
+					  REFER_MAX_EXPRESSIONS);
+		js->refer_expressions = (int)json_integer_value(k);
+	}
 	return 0;
 }
 
@@ -207,7 +240,7 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 					  "on_endpoint_down must be pause or fail");
 		js->fail_on_down = strcmp(m, "fail") == 0;
 	}
-	return 0;
+	return refer_parse(spec, js, err);
 }
 
 json_t *jobspec_to_json(const struct jobspec *js)
@@ -226,6 +259,9 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	json_object_set_new(o, "max_items",
 			    js->max_items > 0 ? json_integer(js->max_items) : json_null());
 	json_object_set_new(o, "on_endpoint_down", json_string(js->fail_on_down ? "fail" : "pause"));
+	if (js->kind == JOB_KIND_REFER)
+		json_object_set_new(o, "refer", json_pack("{s:i}", "expressions_per_region",
+							  js->refer_expressions));
 	return o;
 }
 

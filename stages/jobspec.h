@@ -26,6 +26,7 @@ struct jobspec {
 	double budget_usd;    /* 0: no budget */
 	int64_t max_items;    /* 0: all */
 	bool fail_on_down;    /* on_endpoint_down "fail" (default "pause") */
+	int refer_expressions; /* kind refer: expressions_per_region (1..5) */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval" };
+static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval",
+						   "refer" };
 
 static const struct job_kind_def kinds[JOB_KIND__N] = {
 	[JOB_KIND_PIPELINE] = { "pipeline",
@@ -15,6 +16,8 @@ static const struct job_kind_def kinds[JOB_KIND__N] = {
 	/* An eval job may go without a teacher: answers the rules cannot
 	 * grade are then left ungraded. */
 	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true },
+	/* Referring expressions for the lesions of mask items (docs/refer.md). */
+	[JOB_KIND_REFER] = { "refer", { PHASE_REFER }, 1, true, false },
 };
 
 static const char *const train_names[TRAIN__N] = { "hook", "manual", "none" };

@@ -14,6 +14,7 @@ enum phase {
 	PHASE_STAGE2,
 	PHASE_TRAIN2,
 	PHASE_EVAL,
+	PHASE_REFER, /* referring expressions for mask regions (stages/refer.c) */
 	PHASE__N
 };
 
@@ -25,6 +26,7 @@ enum job_kind {
 	JOB_KIND_STAGE1,
 	JOB_KIND_STAGE2,
 	JOB_KIND_EVAL,
+	JOB_KIND_REFER,
 	JOB_KIND__N
 };
 

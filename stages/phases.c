@@ -26,6 +26,7 @@ struct phase_def {
 				* chooses the subset at the end) */
 	bool held_out;         /* works on the eval split, uncapped by max_items */
 	bool takes_kept;       /* works on what stage one kept, when the job ran it */
+	bool all_items;        /* works on every item, train and eval split alike */
 	const char *train_set; /* a train gate: the SFT set it trains on; NULL otherwise */
 	void (*summary)(struct job *j); /* logs the phase's result at its end */
 };
@@ -38,6 +39,7 @@ static const struct phase_def phase_defs[PHASE__N] = {
 			   .summary = phase_summary_stage2 },
 	[PHASE_TRAIN2] = { .train_set = "2" },
 	[PHASE_EVAL] = { .first = STEP_EVAL, .held_out = true, .summary = job_eval_report },
+	[PHASE_REFER] = { .first = STEP_REFER, .all_items = true },
 };
 
 enum phase job_phase(const struct job *j)
@@ -60,6 +62,8 @@ bool job_phase_is_train(const struct job *j)
 }
 
 bool job_phase_held_out(enum phase p) { return p < PHASE__N && phase_defs[p].held_out; }
+
+bool job_phase_all_items(enum phase p) { return p < PHASE__N && phase_defs[p].all_items; }
 
 bool job_phase_takes_kept(const struct job *j, enum phase p)
 {

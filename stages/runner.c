@@ -218,6 +218,7 @@ struct seed_ctx {
 	struct job *j;
 	bool held_out;   /* the phase works on the eval split */
 	bool kept_only;  /* the phase works on what stage one kept */
+	bool all_items;  /* the phase works on both splits */
 	int64_t *seqs;
 	size_t n;
 	int64_t last;
@@ -231,7 +232,7 @@ static int seed_one(void *ud, int64_t seq, const char *id)
 	bool eval = item_is_eval(j, id ? id : "");
 
 	c->last = seq;
-	if (c->held_out != eval)
+	if (!c->all_items && c->held_out != eval)
 		return 0;
 	if (c->kept_only && !job_item_kept(j, seq))
 		return 0;
@@ -253,7 +254,8 @@ static void job_seed_page(struct job *j)
 	enum phase p = job_phase(j);
 	enum step first = job_phase_first_step(j, p);
 	struct seed_ctx c = { .j = j, .held_out = job_phase_held_out(p),
-			      .kept_only = job_phase_takes_kept(j, p), .last = -1 };
+			      .kept_only = job_phase_takes_kept(j, p),
+			      .all_items = job_phase_all_items(p), .last = -1 };
 	int64_t limit = SEED_PAGE;
 	int rc;
 
@@ -360,7 +362,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct task *t = ud;
 	struct job *j = t->job;
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
-				.attempt = t->attempt, .length_cut = res->length_cut };
+				.attempt = t->attempt, .length_cut = res->length_cut,
+				.spec = j->spec };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -433,6 +436,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.prior = t->prior;
 	ctx.attempt = attempt;
 	ctx.last_problem = last_problem;
+	ctx.spec = j->spec;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);

@@ -26,6 +26,14 @@ enum step {
 	STEP_CORRECT,
 	STEP_EVAL,
 	STEP_EVAL_JUDGE,
+	/* refer (stages/refer.c): the teacher writes the region's expressions,
+	 * then each is screened by its own call, expression i by check i */
+	STEP_REFER,
+	STEP_REFER_CHECK1,
+	STEP_REFER_CHECK2,
+	STEP_REFER_CHECK3,
+	STEP_REFER_CHECK4,
+	STEP_REFER_CHECK5,
 	STEP__N
 };
 
@@ -52,6 +60,7 @@ bool step_is_student(enum step s);
 struct step_def;
 struct step_ctx;
 struct step_outcome;
+struct step_request;
 
 /* What a reply to the step of row d means (see step_reply_judge). */
 typedef void (*step_reply_fn)(const struct step_def *d, const struct step_ctx *ctx,
@@ -75,6 +84,11 @@ struct step_def {
 				    * screen, a wrong answer; -1: nothing */
 	int next_unclear;          /* what follows when the rules cannot grade; -1 */
 	step_reply_fn reply;
+	/* Builds the request itself instead of rendering template_name (the
+	 * refer steps: images drawn for the request); NULL for most rows. */
+	int (*build)(const struct step_def *d, const struct step_ctx *ctx, struct step_request *req,
+		     char *err, size_t errlen);
+	int index; /* the refer checks: which expression (1-based) */
 };
 
 /* The row of step s (a valid enum value). */
@@ -91,6 +105,7 @@ struct step_ctx {
 	const char *last_problem; /* why the previous attempt was re-asked, or NULL */
 	bool length_cut;  /* the reply stopped at max_tokens (finish_reason
 	                     "length"; the runner sets it from the client result) */
+	json_t *spec;     /* the job's normalized spec, or NULL */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */

@@ -16,6 +16,7 @@
 #include "daemon/http.h"
 #include "daemon/upload.h"
 #include "formats/export.h"
+#include "stages/refer_export.h"
 #include "formats/formats.h"
 #include "formats/import.h"
 #include "stages/kinds.h"
@@ -527,6 +528,45 @@ static int export_readiness(struct api *a, struct http_req *req, int64_t job, in
 	return rc;
 }
 
+/* A whole-document format (the refer job's refcoco and lvit): built from
+ * the job's regions at once and sent as one body (docs/refer.md). */
+static void route_export_document(struct api *a, struct http_req *req, int64_t job,
+				  const struct export_format *fmt)
+{
+	json_t *row = store_job_get(a->st, job), *regions = NULL;
+	int64_t ds = 0;
+	char *doc = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!row) {
+		respond_err(req, 404, "not_found", NULL, "no job job_%" PRId64, job);
+		return;
+	}
+	if (store_dataset_resolve(a->st, json_string_value(json_object_get(row, "dataset")), &ds) != 0 ||
+	    refer_export_regions(a->st, job, ds, json_object_get(row, "spec"), &regions) != 0) {
+		respond_err(req, 500, "export_failed", NULL, "cannot read the regions of job_%" PRId64, job);
+		goto out;
+	}
+	if (json_array_size(regions) == 0) {
+		respond_err(req, 409, "set_not_made", "format",
+			    "format %s exports a refer job's expressions; job_%" PRId64 " has none", fmt->name,
+			    job);
+		goto out;
+	}
+	rc = fmt->document(regions, &doc, &len);
+	if (rc) {
+		respond_err(req, rc == -E2BIG ? 413 : 500, "export_failed", "format",
+			    "cannot build the %s document of job_%" PRId64 ": %s", fmt->name, job, strerror(-rc));
+		goto out;
+	}
+	http_respond(req, 200, fmt->content_type ? fmt->content_type : "application/json", doc, len);
+out:
+	free(doc);
+	json_decref(regions);
+	json_decref(row);
+}
+
 static void route_export(struct api *a, struct http_req *req, int64_t job)
 {
 	const char *set = http_req_query(req, "set");
@@ -537,6 +577,10 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	json_t *row;
 	struct stream *s;
 
+	if (format && export_format_find(format) && export_format_find(format)->document) {
+		route_export_document(a, req, job, export_format_find(format));
+		return;
+	}
 	if (!set || (strcmp(set, "1") != 0 && strcmp(set, "2") != 0)) {
 		respond_err(req, 400, "bad_set", "set", "set must be 1 or 2");
 		return;

@@ -63,3 +63,18 @@ expect_eq "dropped: wrong pick" "$wrong" "5"
 expect_eq "dropped: ambiguous" "$amb" "2"
 img=$(sqlite3 "$db" "select count(*) from calls where job_id=$j and request like '%image_url%image_url%'")
 expect_eq "every call sent the image and an overlay" "$img" "24"
+
+# --- exports: one refcoco document, the lvit table; read back with the stdlib
+out=$("$BIN/medthink" export "$job" --set 1 --format refcoco -o "$T/refs.json" 2>&1); rc=$?
+expect_eq "export --format refcoco: exit 0" "$rc" "0"
+summary=$(python3 "$top/tests/refer_reader.py" refcoco "$T/refs.json" 2>&1); rc=$?
+expect_eq "refcoco document valid (stdlib reader)" "$rc" "0"
+# 3 images, 6 annotations, a ref for every region (each kept at least its
+# first expression), 11 kept sentences
+expect_eq "refcoco: what it holds" "$summary" "refcoco: 3 images, 6 annotations, 6 refs, 11 sentences"
+out=$("$BIN/medthink" export "$job" --set 1 --format lvit -o "$T/text.csv" 2>&1); rc=$?
+expect_eq "export --format lvit: exit 0" "$rc" "0"
+summary=$(python3 "$top/tests/refer_reader.py" lvit "$T/text.csv" "$T/refs.json" 2>&1); rc=$?
+expect_eq "lvit table valid, one row per ref" "$rc:$summary" "0:lvit: 6 rows"
+code=$(api_code GET "/v1/jobs/$job/export?format=refcoco")
+expect_eq "GET .../export?format=refcoco: 200" "$code" "200"

@@ -2,7 +2,8 @@
 """Writes small image + mask PNG pairs for the refer tests (standard library
 only: zlib + struct). Usage: refer_pngs.py DIR [N]
 
-DIR/img/caseK.png: a gray 48x40 image with bright blobs where the lesions are.
+DIR/img/caseK.png: a gray 48x40 image with bright blobs where the lesions are
+(a background pattern of its own for each K, so no two requests are alike).
 DIR/mask/caseK.png: a 8-bit gray mask. Cases (K = 0..N-1 cycle through):
   0: binary mask (255), three lesions: upper left 3x3, central 4x4, lower right 6x5
   1: label map (values 1 and 2), two equal lesions touching by an edge, both "left"
@@ -39,10 +40,10 @@ def rects(case):
     return [(3, 36, 1, 1, 255)]
 
 
-def write_pair(d, name, case, w=W, h=H, mask_w=None, empty=False):
+def write_pair(d, name, case, w=W, h=H, mask_w=None, empty=False, salt=0):
     mask_w = mask_w or w
     m = [[0] * mask_w for _ in range(h)]
-    img = [[40 + (x * 3 + y) % 20 for x in range(w)] for y in range(h)]
+    img = [[40 + (x * 3 + y + salt * 7) % 20 + salt // 3 % 16 for x in range(w)] for y in range(h)]
     if not empty:
         for (x0, y0, rw, rh, v) in rects(case):
             for y in range(y0, y0 + rh):
@@ -61,7 +62,7 @@ def main():
     d = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     for k in range(n):
-        write_pair(d, "case%d.png" % k, k % 3)
+        write_pair(d, "case%d.png" % k, k % 3, salt=k)
     b = os.path.join(d, "bad")
     write_pair(os.path.join(b, "size"), "a.png", 0, mask_w=40)
     write_pair(os.path.join(b, "empty"), "a.png", 0, empty=True)

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "formats/formats.h"
 #include "stages/refer.h"
 
 
@@ -142,9 +143,17 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	if (rc)
 		return rc;
 	rc = job_kind_parse(kind);
-	if (rc < 0)
-		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be pipeline, stage1, stage2 or eval, not \"%s\"",
-			    kind);
+	if (rc < 0) {
+		/* the names from the kind table (stages/kinds.c) */
+		const char *names[JOB_KIND__N];
+		char list[160];
+
+		for (int i = 0; i < JOB_KIND__N; i++)
+			names[i] = job_kind_def((enum job_kind)i)->name;
+		formats_names_join(list, sizeof(list), names, JOB_KIND__N, ", ", " or ");
+		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be %s, not \"%s\"", list,
+				  kind);
+	}
 	js->kind = (enum job_kind)rc;
 	kd = job_kind_def(js->kind);
 	rc = get_string(spec, "dataset", js->dataset, sizeof(js->dataset), true, err);

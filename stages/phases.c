@@ -17,6 +17,7 @@
 
 static void phase_summary_stage1(struct job *j);
 static void phase_summary_stage2(struct job *j);
+static void phase_summary_refer(struct job *j);
 
 /* What the runner does in each phase. Work phases have steps (the step
  * table's phase); train phases are gates between them. */
@@ -39,7 +40,7 @@ static const struct phase_def phase_defs[PHASE__N] = {
 			   .summary = phase_summary_stage2 },
 	[PHASE_TRAIN2] = { .train_set = "2" },
 	[PHASE_EVAL] = { .first = STEP_EVAL, .held_out = true, .summary = job_eval_report },
-	[PHASE_REFER] = { .first = STEP_REFER, .all_items = true },
+	[PHASE_REFER] = { .first = STEP_REFER, .all_items = true, .summary = phase_summary_refer },
 };
 
 enum phase job_phase(const struct job *j)
@@ -113,6 +114,21 @@ static void phase_summary_stage2(struct job *j)
 			    " failed): SFT set 2 is ready",
 		j->st[STEP_ANSWER].done, j->st[STEP_JUDGE].done + j->st[STEP_JUDGE].failed,
 		j->st[STEP_CORRECT].done, j->st[STEP_CORRECT].failed);
+}
+
+static void phase_summary_refer(struct job *j)
+{
+	int64_t checked = 0;
+
+	for (int s = STEP_REFER_CHECK1; s <= STEP_REFER_CHECK5; s++)
+		checked += j->st[s].done;
+	job_log(j, "phase", "refer done: %" PRId64 " regions written for (%" PRId64 " failed), %" PRId64
+			    " expressions screened (%" PRId64 " failed); the kept ones are in the refcoco "
+			    "and lvit exports",
+		j->st[STEP_REFER].done, j->st[STEP_REFER].failed, checked,
+		j->st[STEP_REFER_CHECK1].failed + j->st[STEP_REFER_CHECK2].failed +
+			j->st[STEP_REFER_CHECK3].failed + j->st[STEP_REFER_CHECK4].failed +
+			j->st[STEP_REFER_CHECK5].failed);
 }
 
 void job_phase_next(struct job *j)

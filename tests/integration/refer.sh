@@ -45,6 +45,13 @@ expect_eq "import --format masks FILE.jsonl: exit 0" "$rc" "0"
 cat >"$T/r.json" <<J
 {"name":"refer","dataset":"lsms","kind":"refer","teacher":"sim","refer":{"expressions_per_region":3},"seed":1}
 J
+est=$("$BIN/medthink" --json submit "$T/r.json" --dry-run | jq_py 'd["total"]["calls"]')
+expect_eq "dry run: 6 regions x (1 + 3) calls" "$est" "24"
+code=$(api_code POST /v1/jobs --data-binary '{"dataset":"lsms","kind":"refer","teacher":"sim","refer":{"expressions_per_region":6}}')
+expect_eq "expressions_per_region 6 refused: 422" "$code" "422"
+expect_match "... naming the field" "$(cat "$T/last.json")" "refer.expressions_per_region must be an integer from 1 to 5"
+code=$(api_code POST /v1/jobs --data-binary '{"dataset":"lsms","kind":"stage1","teacher":"sim","refer":{}}')
+expect_eq "refer on another kind refused: 422" "$code" "422"
 job=$("$BIN/medthink" submit "$T/r.json")
 if wait_job "$job" done 120; then ok "refer job done"; else nok "refer job done" "$(api http://x/v1/jobs/$job)"; fi
 db="$T/var/medthink.db"
@@ -63,6 +70,7 @@ expect_eq "dropped: wrong pick" "$wrong" "5"
 expect_eq "dropped: ambiguous" "$amb" "2"
 img=$(sqlite3 "$db" "select count(*) from calls where job_id=$j and request like '%image_url%image_url%'")
 expect_eq "every call sent the image and an overlay" "$img" "24"
+expect_match "the phase summary is logged" "$("$BIN/medthink" logs "$job" 2>&1)" "refer done: 6 regions written for \(0 failed\), 18 expressions screened"
 
 # --- exports: one refcoco document, the lvit table; read back with the stdlib
 out=$("$BIN/medthink" export "$job" --set 1 --format refcoco -o "$T/refs.json" 2>&1); rc=$?

@@ -73,7 +73,7 @@ static int png_check(const uint8_t *p, size_t n, const char *name, bool mask, ui
 	memset(&img, 0, sizeof(img));
 	img.version = PNG_IMAGE_VERSION;
 	if (!images_magic_mime(p, n) || strcmp(images_magic_mime(p, n), "image/png") != 0) {
-		snprintf(err, errlen, "%s: not a PNG%s%s", name, images_magic_mime(p, n) ? " (a " : "",
+		snprintf(err, errlen, "%s: not a PNG%s%s", name, images_magic_mime(p, n) ? " (it is " : "",
 		         images_magic_mime(p, n) ? images_magic_mime(p, n) : "");
 		if (images_magic_mime(p, n))
 			strncat(err, "; convert it to PNG)", errlen - strlen(err) - 1);

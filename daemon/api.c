@@ -554,6 +554,23 @@ static void route_export_document(struct api *a, struct http_req *req, int64_t j
 			    job);
 		goto out;
 	}
+	{
+		/* a job still running exports what there is, and says so */
+		json_t *st = runner_job_status(a->runner, job);
+		const char *state = json_string_value(json_object_get(st, "state"));
+		char note[160];
+
+		if (state && strcmp(state, "done") != 0) {
+			if (job_state_parse(state) >= 0 && job_state_finished((enum job_state)job_state_parse(state)))
+				snprintf(note, sizeof(note), "job_%" PRId64 " was %s: its expressions are incomplete",
+					 job, state);
+			else
+				snprintf(note, sizeof(note), "job_%" PRId64 " is %s: its expressions are still being "
+					 "made; this is what there is so far", job, state);
+			http_req_add_header(req, "X-Medthink-Partial", note);
+		}
+		json_decref(st);
+	}
 	rc = fmt->document(regions, &doc, &len);
 	if (rc) {
 		respond_err(req, rc == -E2BIG ? 413 : 500, "export_failed", "format",

@@ -20,7 +20,7 @@ bad() { # NAME DIR REGEX
 }
 bad "size mismatch refused, naming the files" "$D/bad/size" "mask/a.png is 40x40 pixels but its image img/a.png is 48x40"
 bad "empty mask refused" "$D/bad/empty" "mask/a.png: the mask is empty"
-bad "non-PNG image refused" "$D/bad/notpng" "img/a.png: not a PNG \(a image/jpeg"
+bad "non-PNG image refused" "$D/bad/notpng" "img/a.png: not a PNG \(it is image/jpeg; convert it to PNG\)"
 bad "oversized image refused" "$D/bad/big" "img/a.png: 4097x1 pixels, larger than 4096x4096"
 bad "a folder without img/ refused" "$T" "img: No such file or directory"
 code=$(api_code GET /v1/datasets/bad)

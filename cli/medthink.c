@@ -24,6 +24,7 @@
 #include "cli/http.h"
 #include "cli/images.h"
 #include "cli/plot.h"
+#include "cli/masks.h"
 #include "cli/render.h"
 #include "cli/sse.h"
 #include "common/buf.h"
@@ -708,6 +709,33 @@ out:
 	return ret;
 }
 
+/* --format masks: the folder or JSONL file at *file becomes a temporary
+ * body file in src->f (cli/masks.h); a trailing slash is dropped from *file
+ * so the dataset's default name is the folder's. 0, or 1 when it failed
+ * (said). */
+static int import_masks_body(struct ctx *c, struct import_src *src, const char **file)
+{
+	static char trimmed[4096];
+	uint64_t pairs = 0;
+	size_t n = strlen(*file);
+
+	while (n > 1 && (*file)[n - 1] == '/')
+		n--;
+	snprintf(trimmed, sizeof(trimmed), "%.*s", (int)n, *file);
+	*file = trimmed;
+	src->path = trimmed;
+	src->f = tmpfile();
+	if (!src->f) {
+		fail(c, "cannot create a temporary file: %s", strerror(errno));
+		return 1;
+	}
+	if (masks_build(trimmed, src->f, &pairs, src->err, sizeof(src->err)) != 0 || fflush(src->f) != 0) {
+		fail(c, "%s: %s; nothing stored", trimmed, src->err[0] ? src->err : strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_import(struct ctx *c)
 {
 	struct args *a = c->args;
@@ -739,7 +767,11 @@ static int cmd_import(struct ctx *c)
 		goto out;
 	}
 	src.path = file;
-	src.f = fopen(file, "rb");
+	/* masks: the pairs are read and checked here, into a body of data */
+	if (format && strcmp(format, "masks") == 0 && import_masks_body(c, &src, &file) != 0)
+		goto out;
+	if (!src.f)
+		src.f = fopen(file, "rb");
 	if (!src.f) {
 		fail(c, "%s: %s", file, strerror(errno));
 		goto out;

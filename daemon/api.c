@@ -16,6 +16,7 @@
 #include "daemon/http.h"
 #include "daemon/upload.h"
 #include "formats/export.h"
+#include "stages/refer_export.h"
 #include "formats/formats.h"
 #include "formats/import.h"
 #include "stages/kinds.h"
@@ -528,6 +529,62 @@ static int export_readiness(struct api *a, struct http_req *req, int64_t job, in
 	return rc;
 }
 
+/* A whole-document format (the refer job's refcoco and lvit): built from
+ * the job's regions at once and sent as one body (docs/refer.md). */
+static void route_export_document(struct api *a, struct http_req *req, int64_t job,
+				  const struct export_format *fmt)
+{
+	json_t *row = store_job_get(a->st, job), *regions = NULL;
+	int64_t ds = 0;
+	char *doc = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!row) {
+		respond_err(req, 404, "not_found", NULL, "no job job_%" PRId64, job);
+		return;
+	}
+	if (store_dataset_resolve(a->st, json_string_value(json_object_get(row, "dataset")), &ds) != 0 ||
+	    refer_export_regions(a->st, job, ds, json_object_get(row, "spec"), &regions) != 0) {
+		respond_err(req, 500, "export_failed", NULL, "cannot read the regions of job_%" PRId64, job);
+		goto out;
+	}
+	if (json_array_size(regions) == 0) {
+		respond_err(req, 409, "set_not_made", "format",
+			    "format %s exports a refer job's expressions; job_%" PRId64 " has none", fmt->name,
+			    job);
+		goto out;
+	}
+	{
+		/* a job still running exports what there is, and says so */
+		json_t *st = runner_job_status(a->runner, job);
+		const char *state = json_string_value(json_object_get(st, "state"));
+		char note[160];
+
+		if (state && strcmp(state, "done") != 0) {
+			if (job_state_parse(state) >= 0 && job_state_finished((enum job_state)job_state_parse(state)))
+				snprintf(note, sizeof(note), "job_%" PRId64 " was %s: its expressions are incomplete",
+					 job, state);
+			else
+				snprintf(note, sizeof(note), "job_%" PRId64 " is %s: its expressions are still being "
+					 "made; this is what there is so far", job, state);
+			http_req_add_header(req, "X-Medthink-Partial", note);
+		}
+		json_decref(st);
+	}
+	rc = fmt->document(regions, &doc, &len);
+	if (rc) {
+		respond_err(req, rc == -E2BIG ? 413 : 500, "export_failed", "format",
+			    "cannot build the %s document of job_%" PRId64 ": %s", fmt->name, job, strerror(-rc));
+		goto out;
+	}
+	http_respond(req, 200, fmt->content_type ? fmt->content_type : "application/json", doc, len);
+out:
+	free(doc);
+	json_decref(regions);
+	json_decref(row);
+}
+
 static void route_export(struct api *a, struct http_req *req, int64_t job)
 {
 	const char *set = http_req_query(req, "set");
@@ -538,6 +595,10 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 	json_t *row;
 	struct stream *s;
 
+	if (format && export_format_find(format) && export_format_find(format)->document) {
+		route_export_document(a, req, job, export_format_find(format));
+		return;
+	}
 	if (!set || (strcmp(set, "1") != 0 && strcmp(set, "2") != 0)) {
 		respond_err(req, 400, "bad_set", "set", "set must be 1 or 2");
 		return;

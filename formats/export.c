@@ -22,6 +22,8 @@ static const struct export_format *const formats[] = {
 	&export_format_sharegpt,
 	&export_format_alpaca,
 	&export_format_grpo,
+	&export_format_refcoco,
+	&export_format_lvit,
 };
 
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))
@@ -98,7 +100,7 @@ int export_record(const struct export_format *fmt, json_t *item, const char *out
 	if (!line_out)
 		return -EINVAL;
 	*line_out = NULL;
-	if (!fmt || !json_is_object(item))
+	if (!fmt || !fmt->build || !json_is_object(item))
 		return -EINVAL;
 	in.system = opts && opts->system ? opts->system : EXPORT_SYSTEM_PROMPT;
 	in.answer = json_string_value(json_object_get(item, "answer"));

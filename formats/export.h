@@ -63,10 +63,24 @@ struct export_format {
 	 * the text (invalid UTF-8): the record is -EINVAL. Errors: -E2BIG (a
 	 * text over EXPORT_RECORD_MAX), -ENOMEM. */
 	int (*build)(const struct export_input *in, json_t **rec_out);
+	/* A whole-document format (the refer job's refcoco and lvit; build is
+	 * NULL): the document of a job's regions, built at once. regions
+	 * (borrowed) is an array of
+	 *   {"item": a mask item (formats/import_masks.c), "split": "train"|"val",
+	 *    "expressions": [{"text":S, "kept":B, "reason":S}, ...]}
+	 * in item order. *out gets the document (malloc'ed, caller frees) and
+	 * *len its bytes. 0, -EINVAL (an item without a usable mask), -E2BIG
+	 * (over EXPORT_DOCUMENT_MAX), -ENOMEM. NULL for record formats. */
+	int (*document)(json_t *regions, char **out, size_t *len);
+	const char *content_type; /* of a document; NULL for record formats */
 };
+
+#define EXPORT_DOCUMENT_MAX ((size_t)256 << 20)
 
 extern const struct export_format export_format_openai, export_format_sharegpt,
 	export_format_alpaca, export_format_grpo;
+/* the refer job's documents: formats/export_refcoco.c, formats/export_lvit.c */
+extern const struct export_format export_format_refcoco, export_format_lvit;
 
 /* The row named name (exact, lower case), or NULL (name NULL included). */
 const struct export_format *export_format_find(const char *name);

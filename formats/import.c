@@ -26,6 +26,7 @@
 static const struct import_format *const formats[] = {
 	&import_format_native,   &import_format_medqa,    &import_format_medmcqa,
 	&import_format_pubmedqa, &import_format_sharegpt, &import_format_csv,
+	&import_format_masks,
 };
 
 enum csv_state { CS_START, CS_UNQ, CS_Q, CS_QQ, CS_QCR };
@@ -219,7 +220,7 @@ void import_emit(struct import_parser *p, json_t *cand, long line)
 	json_t *opts = json_object_get(cand, "options");
 	json_t *id = json_object_get(cand, "id");
 	json_t *item = NULL, *prev;
-	static const char *const tail[] = {"explanation", "topic", "images", "meta"};
+	static const char *const tail[] = {"explanation", "topic", "images", "mask", "meta"};
 	char ex[IMPORT_EXCERPT_BUF], ex2[IMPORT_EXCERPT_BUF], keys[160], derived[17];
 	const char *idstr;
 	bool is_derived = false;

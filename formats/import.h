@@ -8,7 +8,9 @@
  * a key present only when it has a value:
  *   {"id":str, "question":str, "context":str?, "options":{"A":str,...}?,
  *    "answer":str, "explanation":str?, "topic":str?, "images":[str]?,
- *    "meta":{...}?}
+ *    "mask":{...}?, "meta":{...}?}
+ * "mask" (one lesion of a mask, for the refer job) is described in
+ * formats/import_masks.c and docs/refer.md.
  * With "options" the item is multiple-choice and "answer" is one of its keys;
  * without, it is open-ended and "answer" is the answer text. Strings are
  * valid UTF-8. "id" is unique within one parser's input; when the input has
@@ -134,6 +136,7 @@ struct import_format {
 
 extern const struct import_format import_format_native, import_format_medqa,
 	import_format_medmcqa, import_format_pubmedqa, import_format_sharegpt, import_format_csv;
+extern const struct import_format import_format_masks; /* formats/import_masks.c */
 
 /* The row named name (exact, lower case), or NULL (name NULL included). */
 const struct import_format *import_format_find(const char *name);

@@ -64,6 +64,12 @@ int import_copy_id(struct import_parser *p, long line, json_t *obj, json_t *cand
  * for null or an empty array). 0, or -1 when reported. */
 int import_copy_images(struct import_parser *p, long line, json_t *v, json_t *cand);
 
+/* A native item's "mask" (borrowed): {"png":"data:image/png;base64,...",
+ * "region":K}, checked against the item's first image (images, borrowed)
+ * and stored in cand with the region's size and attributes
+ * (formats/import_masks.c). 0, or -1 when reported. */
+int import_mask_object(struct import_parser *p, long line, json_t *mask, json_t *images, json_t *cand);
+
 /* True when s[0..n) is only spaces, tabs and line ends. */
 bool import_blank(const char *s, size_t n);
 /* import_blank over a JSON string. */

@@ -56,6 +56,10 @@ static void native_parse(struct import_parser *p, const char *rec_key, json_t *o
 		} else if (!strcmp(key, "images")) {
 			if (import_copy_images(p, line, v, cand) < 0)
 				goto bad;
+		} else if (!strcmp(key, "mask")) {
+			if (!json_is_null(v) &&
+			    import_mask_object(p, line, v, json_object_get(obj, "images"), cand) < 0)
+				goto bad;
 		} else if (!strcmp(key, "meta")) {
 			if (!json_is_object(v) && !json_is_null(v)) {
 				import_report(p, line, "\"meta\" must be an object, found %s", import_json_kind(v));

@@ -101,10 +101,17 @@ static double est_prompt_bytes(struct store *st, int64_t ds, json_t *prompts, en
 		if (!item)
 			continue;
 		if (step_request_build(s, &ctx, &req, err, sizeof(err)) == 0) {
-			json_array_foreach(req.messages, k, m)
+			json_array_foreach(req.messages, k, m) {
+				json_t *part;
+				size_t pi;
+
 				sum += (double)strlen(json_string_value(json_object_get(m, "content"))
 							  ? json_string_value(json_object_get(m, "content"))
 							  : "");
+				/* content parts (images): their text only */
+				json_array_foreach(json_object_get(m, "content"), pi, part)
+					sum += (double)json_string_length(json_object_get(part, "text"));
+			}
 			if (req.prompt) /* a completion or embedding step */
 				sum += (double)strlen(req.prompt);
 			got++;
@@ -170,6 +177,12 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 		bool held = job_phase_held_out(p);
 		double base = held ? (double)sp.eval : (double)used;
 
+		/* refer: every item, both splits, capped by max_items */
+		if (job_phase_all_items(p))
+			base = js.max_items > 0 && js.max_items < sp.train + sp.eval
+				       ? (double)js.max_items
+				       : (double)(sp.train + sp.eval);
+
 		if (job_phase_takes_kept(&tmp, p))
 			base *= kept;
 		if (held && js.nstudents > 1)
@@ -183,6 +196,9 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 			double calls, pb, tin, tout, cost;
 
 			if (d->phase != p || !est_on_path(&tmp, p, first, s) || !ep_name[0])
+				continue;
+			/* a refer check past the job's expressions_per_region */
+			if (d->index > 0 && d->index > js.refer_expressions)
 				continue;
 			calls = base * (s == (int)first ? 1.0 : shares[est_shares[s]]);
 			ep = runner_endpoint_find(r, ep_name);

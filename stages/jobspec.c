@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "formats/formats.h"
+#include "stages/refer.h"
 
 
 static const char *const known_keys[] = {
@@ -13,6 +15,7 @@ static const char *const known_keys[] = {
 	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
 	"embedder",
 	"students",
+	"refer",
 };
 
 
@@ -134,6 +137,37 @@ static int parse_students(json_t *spec, struct jobspec *js, struct mt_err *err)
 	return 0;
 }
 
+/* "refer":{"expressions_per_region":K} (SPEC 9), for kind refer only;
+ * K in 1..REFER_MAX_EXPRESSIONS, default REFER_DEFAULT_EXPRESSIONS. */
+static int refer_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
+{
+	json_t *v = json_object_get(spec, "refer"), *k;
+	const char *key;
+	json_t *x;
+
+	if (js->kind == JOB_KIND_REFER)
+		js->refer_expressions = REFER_DEFAULT_EXPRESSIONS;
+	if (!v || json_is_null(v))
+		return 0;
+	if (js->kind != JOB_KIND_REFER)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "refer applies to kind refer only");
+	if (!json_is_object(v))
+		return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "refer must be an object");
+	json_object_foreach(v, key, x)
+		if (strcmp(key, "expressions_per_region") != 0)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "refer", "unknown key \"%s\" in refer", key);
+	k = json_object_get(v, "expressions_per_region");
+	if (k && !json_is_null(k)) {
+		if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+		    json_integer_value(k) > REFER_MAX_EXPRESSIONS)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "refer.expressions_per_region",
+					  "refer.expressions_per_region must be an integer from 1 to %d",
+					  REFER_MAX_EXPRESSIONS);
+		js->refer_expressions = (int)json_integer_value(k);
+	}
+	return 0;
+}
+
 int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 {
 	const char *key;
@@ -159,9 +193,17 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	if (rc)
 		return rc;
 	rc = job_kind_parse(kind);
-	if (rc < 0)
-		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be pipeline, stage1, stage2 or eval, not \"%s\"",
-			    kind);
+	if (rc < 0) {
+		/* the names from the kind table (stages/kinds.c) */
+		const char *names[JOB_KIND__N];
+		char list[160];
+
+		for (int i = 0; i < JOB_KIND__N; i++)
+			names[i] = job_kind_def((enum job_kind)i)->name;
+		formats_names_join(list, sizeof(list), names, JOB_KIND__N, ", ", " or ");
+		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be %s, not \"%s\"", list,
+				  kind);
+	}
 	js->kind = (enum job_kind)rc;
 	kd = job_kind_def(js->kind);
 	rc = get_string(spec, "dataset", js->dataset, sizeof(js->dataset), true, err);
@@ -288,7 +330,7 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 					  "on_endpoint_down must be pause or fail");
 		js->fail_on_down = strcmp(m, "fail") == 0;
 	}
-	return 0;
+	return refer_parse(spec, js, err);
 }
 
 json_t *jobspec_to_json(const struct jobspec *js)
@@ -318,6 +360,9 @@ json_t *jobspec_to_json(const struct jobspec *js)
 			json_array_append_new(a, json_string(js->students[i]));
 		json_object_set_new(o, "students", a);
 	}
+	if (js->kind == JOB_KIND_REFER)
+		json_object_set_new(o, "refer", json_pack("{s:i}", "expressions_per_region",
+							  js->refer_expressions));
 	return o;
 }
 

@@ -36,6 +36,7 @@ struct jobspec {
 	 * nstudents 0 when the spec names one student. */
 	char students[JOBSPEC_MAX_STUDENTS][96];
 	int nstudents;
+	int refer_expressions; /* kind refer: expressions_per_region (1..5) */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval",
-						  "eval_baseline", "eval_stage1" };
+						  "eval_baseline", "eval_stage1", "refer" };
 
 static const struct job_kind_def kinds[JOB_KIND__N] = {
 	/* The student is evaluated at every checkpoint: before stage one,
@@ -19,6 +19,8 @@ static const struct job_kind_def kinds[JOB_KIND__N] = {
 	/* An eval job may go without a teacher: answers the rules cannot
 	 * grade are then left ungraded. */
 	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true },
+	/* Referring expressions for the lesions of mask items (docs/refer.md). */
+	[JOB_KIND_REFER] = { "refer", { PHASE_REFER }, 1, true, false },
 };
 
 static const char *const train_names[TRAIN__N] = { "hook", "manual", "none" };

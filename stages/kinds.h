@@ -18,6 +18,7 @@ enum phase {
 	 * (stages/checkpoints.c); PHASE_EVAL is the one after the second */
 	PHASE_EVAL_BASE,
 	PHASE_EVAL1,
+	PHASE_REFER, /* referring expressions for mask regions (stages/refer.c) */
 	PHASE__N
 };
 
@@ -29,6 +30,7 @@ enum job_kind {
 	JOB_KIND_STAGE1,
 	JOB_KIND_STAGE2,
 	JOB_KIND_EVAL,
+	JOB_KIND_REFER,
 	JOB_KIND__N
 };
 

@@ -17,6 +17,7 @@
 
 static void phase_summary_stage1(struct job *j);
 static void phase_summary_stage2(struct job *j);
+static void phase_summary_refer(struct job *j);
 
 /* What the runner does in each phase. Work phases have steps (the step
  * table's phase); train phases are gates between them. */
@@ -26,6 +27,7 @@ struct phase_def {
 				* chooses the subset at the end) */
 	bool held_out;         /* works on the eval split, uncapped by max_items */
 	bool takes_kept;       /* works on what stage one kept, when the job ran it */
+	bool all_items;        /* works on every item, train and eval split alike */
 	const char *train_set; /* a train gate: the SFT set it trains on; NULL otherwise */
 	void (*summary)(struct job *j); /* logs the phase's result at its end */
 };
@@ -40,6 +42,7 @@ static const struct phase_def phase_defs[PHASE__N] = {
 	[PHASE_EVAL] = { .first = STEP_EVAL, .held_out = true, .summary = job_eval_report },
 	[PHASE_EVAL_BASE] = { .first = STEP_EVAL_BASE, .held_out = true, .summary = job_eval_report },
 	[PHASE_EVAL1] = { .first = STEP_EVAL1, .held_out = true, .summary = job_eval_report },
+	[PHASE_REFER] = { .first = STEP_REFER, .all_items = true, .summary = phase_summary_refer },
 };
 
 enum phase job_phase(const struct job *j)
@@ -62,6 +65,8 @@ bool job_phase_is_train(const struct job *j)
 }
 
 bool job_phase_held_out(enum phase p) { return p < PHASE__N && phase_defs[p].held_out; }
+
+bool job_phase_all_items(enum phase p) { return p < PHASE__N && phase_defs[p].all_items; }
 
 bool job_phase_takes_kept(const struct job *j, enum phase p)
 {
@@ -111,6 +116,21 @@ static void phase_summary_stage2(struct job *j)
 			    " failed): SFT set 2 is ready",
 		j->st[STEP_ANSWER].done, j->st[STEP_JUDGE].done + j->st[STEP_JUDGE].failed,
 		j->st[STEP_CORRECT].done, j->st[STEP_CORRECT].failed);
+}
+
+static void phase_summary_refer(struct job *j)
+{
+	int64_t checked = 0;
+
+	for (int s = STEP_REFER_CHECK1; s <= STEP_REFER_CHECK5; s++)
+		checked += j->st[s].done;
+	job_log(j, "phase", "refer done: %" PRId64 " regions written for (%" PRId64 " failed), %" PRId64
+			    " expressions screened (%" PRId64 " failed); the kept ones are in the refcoco "
+			    "and lvit exports",
+		j->st[STEP_REFER].done, j->st[STEP_REFER].failed, checked,
+		j->st[STEP_REFER_CHECK1].failed + j->st[STEP_REFER_CHECK2].failed +
+			j->st[STEP_REFER_CHECK3].failed + j->st[STEP_REFER_CHECK4].failed +
+			j->st[STEP_REFER_CHECK5].failed);
 }
 
 void job_phase_next(struct job *j)

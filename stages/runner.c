@@ -222,6 +222,7 @@ struct seed_ctx {
 	struct job *j;
 	bool held_out;   /* the phase works on the eval split */
 	bool kept_only;  /* the phase works on what stage one kept */
+	bool all_items;  /* the phase works on both splits */
 	int64_t *seqs;
 	size_t n;
 	int64_t last;
@@ -235,7 +236,7 @@ static int seed_one(void *ud, int64_t seq, const char *id)
 	bool eval = item_is_eval(j, id ? id : "");
 
 	c->last = seq;
-	if (c->held_out != eval)
+	if (!c->all_items && c->held_out != eval)
 		return 0;
 	if (c->kept_only && !job_item_kept(j, seq))
 		return 0;
@@ -257,7 +258,8 @@ static void job_seed_page(struct job *j)
 	enum phase p = job_phase(j);
 	enum step first = job_phase_first_step(j, p);
 	struct seed_ctx c = { .j = j, .held_out = job_phase_held_out(p),
-			      .kept_only = job_phase_takes_kept(j, p), .last = -1 };
+			      .kept_only = job_phase_takes_kept(j, p),
+			      .all_items = job_phase_all_items(p), .last = -1 };
 	int64_t limit = SEED_PAGE;
 	int rc;
 
@@ -365,7 +367,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct job *j = t->job;
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
 				.attempt = t->attempt, .length_cut = res->length_cut,
-				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed };
+				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed,
+				.spec = j->spec };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -440,6 +443,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.last_problem = last_problem;
 	ctx.sel = &j->js.sel;
 	ctx.seed = j->js.seed;
+	ctx.spec = j->spec;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);

@@ -158,6 +158,8 @@ bool job_phase_takes_kept(const struct job *j, enum phase p);
 bool job_item_kept(const struct job *j, int64_t seq);
 /* True when phase p works on the held-out (eval) split. */
 bool job_phase_held_out(enum phase p);
+/* True when phase p works on every item, whatever its split (refer). */
+bool job_phase_all_items(enum phase p);
 /* Starts the job's current phase: a work phase seeds its items; a train
  * phase runs the train gate of js.train. */
 void job_phase_start(struct job *j);

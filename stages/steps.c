@@ -11,6 +11,7 @@
 #include "stages/grade.h"
 #include "stages/prompts.h"
 #include "stages/steps_select.h"
+#include "stages/refer.h"
 #include "stages/textcheck.h"
 
 static const struct step_def steps[STEP__N];
@@ -144,6 +145,10 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		req->echo = d->echo;
 		req->embed = d->embedder;
 		rc = 0;
+		goto out;
+	}
+	if (d->build) {
+		rc = d->build(d, ctx, req, err, errlen);
 		goto out;
 	}
 	vars = json_object();
@@ -903,6 +908,25 @@ static const struct step_def steps[STEP__N] = {
 			       .schema_name = "judge_verdict", .max_tokens = 300,
 			       .reads = "eval_stage1", .writes = "eval_stage1", .next = -1,
 			       .next_unclear = -1, .reply = reply_judge },
+	[STEP_REFER] = { .name = "refer", .template_name = "refer", .phase = PHASE_REFER,
+			 .wants_json = true, .schema = refer_schema_write,
+			 .schema_name = "referring_expressions", .max_tokens = 600,
+			 .writes = "refer_expressions", .next = STEP_REFER_CHECK1, .next_unclear = -1,
+			 .reply = refer_reply_write, .build = refer_build_write },
+#define REFER_CHECK_ROW(I, NEXT)                                                                   \
+	[STEP_REFER_CHECK##I] = { .name = "refer_check" #I, .template_name = "refer_check",       \
+				  .phase = PHASE_REFER, .wants_json = true,                        \
+				  .schema = refer_schema_check, .schema_name = "referring_pick",   \
+				  .max_tokens = 300, .reads = "refer_expressions",                  \
+				  .writes = "refer_check" #I, .next = NEXT, .next_unclear = -1,     \
+				  .reply = refer_reply_check, .build = refer_build_check,           \
+				  .index = I }
+	REFER_CHECK_ROW(1, STEP_REFER_CHECK2),
+	REFER_CHECK_ROW(2, STEP_REFER_CHECK3),
+	REFER_CHECK_ROW(3, STEP_REFER_CHECK4),
+	REFER_CHECK_ROW(4, STEP_REFER_CHECK5),
+	REFER_CHECK_ROW(5, -1),
+#undef REFER_CHECK_ROW
 };
 
 void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,

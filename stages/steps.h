@@ -41,6 +41,14 @@ enum step {
 	STEP_EVAL_BASE_JUDGE,
 	STEP_EVAL1,
 	STEP_EVAL1_JUDGE,
+	/* refer (stages/refer.c): the teacher writes the region's expressions,
+	 * then each is screened by its own call, expression i by check i */
+	STEP_REFER,
+	STEP_REFER_CHECK1,
+	STEP_REFER_CHECK2,
+	STEP_REFER_CHECK3,
+	STEP_REFER_CHECK4,
+	STEP_REFER_CHECK5,
 	STEP__N
 };
 
@@ -67,6 +75,7 @@ bool step_is_student(enum step s);
 struct step_def;
 struct step_ctx;
 struct step_outcome;
+struct step_request;
 
 /* What a reply to the step of row d means (see step_reply_judge). */
 typedef void (*step_reply_fn)(const struct step_def *d, const struct step_ctx *ctx,
@@ -97,6 +106,11 @@ struct step_def {
 	char *(*text)(const struct step_ctx *ctx, char *err, size_t errlen);
 	int logprobs;              /* completion: logprobs asked for */
 	bool echo;                 /* completion: the prompt's logprobs too */
+	/* Builds the request itself instead of rendering template_name (the
+	 * refer steps: images drawn for the request); NULL for most rows. */
+	int (*build)(const struct step_def *d, const struct step_ctx *ctx, struct step_request *req,
+		     char *err, size_t errlen);
+	int index; /* the refer checks: which expression (1-based) */
 };
 
 /* The row of step s (a valid enum value). */
@@ -118,6 +132,7 @@ struct step_ctx {
 	json_t *reply;    /* the whole reply body (logprobs, embeddings), or NULL */
 	const struct select_opts *sel; /* the job's selection options, or NULL */
 	int64_t seed;     /* the job's seed */
+	json_t *spec;     /* the job's normalized spec, or NULL */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "daemon/http.h"
+#include "tests/sim/refer.h"
 #include "tests/sim/replies.h"
 #include "tests/sim/selection.h"
 
@@ -849,9 +850,13 @@ static void handle_chat(struct sim *s, struct http_req *req, json_t *j)
 	rf = json_object_get(j, "response_format");
 	rft = json_string_value(json_object_get(rf, "type"));
 	json_mode = rft && (strcmp(rft, "json_object") == 0 || strcmp(rft, "json_schema") == 0);
-	content = sim_reply(&pr, h, &(struct sim_knobs){ (uint64_t)s->o.seed, s->o.student_accuracy,
-							 s->o.drop_rate, s->o.contradict_rate },
-			    known_gold, json_mode, &is_json);
+	/* the refer tasks (tests/sim/refer.c), else the MedThink ones */
+	content = sim_refer_reply(pr.task, last_user, msgs);
+	is_json = content != NULL;
+	if (!content)
+		content = sim_reply(&pr, h, &(struct sim_knobs){ (uint64_t)s->o.seed, s->o.student_accuracy,
+								 s->o.drop_rate, s->o.contradict_rate },
+				    known_gold, json_mode, &is_json);
 	sim_prompt_free(&pr);
 	free(last_user);
 	if (!content) {

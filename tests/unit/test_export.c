@@ -196,7 +196,12 @@ static void test_format_parse(void **state)
 	assert_null(export_format_at(7));
 	for (size_t i = 0; export_format_at(i); i++)
 		assert_true(export_format_at(i)->description[0] != '\0');
-	assert_string_equal(export_format_list(), "openai|sharegpt|alpaca|grpo");
+	assert_string_equal(export_format_list(), "openai|sharegpt|alpaca|grpo|refcoco|lvit");
+	/* the refer job's whole documents: no record builder */
+	assert_ptr_equal(export_format_find("refcoco"), &export_format_refcoco);
+	assert_ptr_equal(export_format_find("lvit"), &export_format_lvit);
+	assert_null(export_format_refcoco.build);
+	assert_non_null(export_format_lvit.document);
 }
 
 static void test_names_join(void **state)

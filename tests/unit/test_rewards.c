@@ -1,0 +1,123 @@
+/* layers: stages common */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "stages/rewards.h"
+
+#define CORPUS "tests/data/rewards_corpus.jsonl"
+
+/* Every line of the corpus: {"case","completion","gold","format","accuracy",
+ * "strict_format","strict_accuracy"}, the expected rewards written from the
+ * published rules. Prints every mismatch, then fails if any. */
+static void test_corpus(void **state)
+{
+	const struct reward_rules *r1 = rewards_find("r1"), *st = rewards_find("strict");
+	FILE *f = fopen(CORPUS, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, total = 0, bad = 0;
+
+	(void)state;
+	assert_non_null(f);
+	assert_non_null(r1);
+	assert_non_null(st);
+	while ((n = getline(&line, &cap, f)) > 0) {
+		json_error_t jerr;
+		json_t *c;
+		const char *text, *gold, *name;
+		size_t len;
+		double got[4], want[4];
+		static const char *const keys[4] = { "format", "accuracy", "strict_format",
+						     "strict_accuracy" };
+
+		lineno++;
+		c = json_loadb(line, (size_t)n, 0, &jerr);
+		if (!c)
+			fail_msg("%s:%d: %s", CORPUS, lineno, jerr.text);
+		text = json_string_value(json_object_get(c, "completion"));
+		len = json_string_length(json_object_get(c, "completion"));
+		gold = json_string_value(json_object_get(c, "gold"));
+		name = json_string_value(json_object_get(c, "case"));
+		assert_non_null(text);
+		assert_non_null(gold);
+		got[0] = r1->format(text, len);
+		got[1] = r1->accuracy(text, len, gold);
+		got[2] = st->format(text, len);
+		got[3] = st->accuracy(text, len, gold);
+		for (int i = 0; i < 4; i++) {
+			json_t *w = json_object_get(c, keys[i]);
+
+			assert_true(json_is_number(w));
+			want[i] = json_number_value(w);
+			if (got[i] != want[i]) {
+				bad++;
+				printf("corpus line %d (%s): %s expected %.1f, got %.1f\n", lineno,
+				       name ? name : "?", keys[i], want[i], got[i]);
+			}
+		}
+		total++;
+		json_decref(c);
+	}
+	free(line);
+	fclose(f);
+	printf("corpus: %d completions, %d mismatches\n", total, bad);
+	assert_true(total >= 60);
+	assert_int_equal(bad, 0);
+}
+
+/* Sizes and bytes the corpus cannot hold: cut sequences, invalid bytes,
+ * NUL inside the text, a long completion; nothing reads past len. */
+static void test_bytes(void **state)
+{
+	const struct reward_rules *r1 = rewards_find(NULL);
+	static const char cut[] = "<think>x</think><answer>C \xE2\x80</answer>";
+	static const char nul[] = "<think>a\0b</think><answer>C</answer>";
+	char *big;
+	size_t n = (size_t)1 << 20;
+
+	(void)state;
+	assert_string_equal(r1->name, "r1");
+	assert_null(rewards_find("nope"));
+	assert_non_null(rewards_at(1));
+	assert_null(rewards_at(2));
+	assert_true(r1->format(cut, sizeof(cut) - 1) == 1.0);
+	assert_true(r1->accuracy(cut, sizeof(cut) - 1, "C") == 0.5);
+	assert_true(r1->format(nul, sizeof(nul) - 1) == 1.0);
+	assert_true(r1->accuracy(nul, sizeof(nul) - 1, "C") == 1.0);
+	/* only the first len bytes count */
+	assert_true(r1->format(nul, 10) == 0.0);
+	assert_true(r1->accuracy("<answer>C</answer>", 17, "C") == 0.0);
+	assert_true(r1->accuracy("<answer>C</answer>", 18, "") == 0.0);
+	assert_true(r1->accuracy("<answer>C</answer>", 18, NULL) == 0.0);
+	assert_true(r1->format(NULL, 0) == 0.0);
+	big = malloc(n);
+	assert_non_null(big);
+	memset(big, ' ', n);
+	memcpy(big, "<think>", 7);
+	memcpy(big + n - 30, "</think>\n<answer>C</answer>", 27);
+	memcpy(big + n - 3, "   ", 3);
+	assert_true(r1->format(big, n) == 0.0);      /* trailing spaces: no full match */
+	assert_true(r1->accuracy(big, n, "c") == 1.0);
+	assert_true(r1->format(big, n - 3) == 1.0);
+	free(big);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_bytes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -21,6 +21,7 @@
 #include "stages/kinds.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
+#include "stages/score.h"
 #include "stages/story.h"
 #include "store/store.h"
 #include "teacher_clients/client.h"
@@ -962,6 +963,22 @@ static void route_health(struct api *a, struct http_req *req, const struct api_r
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */
 
+/* POST /v1/score?dataset=ID[&rules=r1|strict]: body JSONL {"id","completion"}
+ * -> the rewards of each completion and a summary (stages/score.h). */
+static void route_score(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct mt_err err = { 0 };
+	json_t *res;
+	int rc;
+
+	rc = score_completions(a->st, http_req_query(req, "dataset"), http_req_query(req, "rules"),
+			       m->body ? m->body : "", m->body_len, &res, &err);
+	if (rc != 0)
+		respond_mt_err(req, rc, &err, NULL);
+	else
+		respond_json_take(req, 200, res);
+}
+
 const struct api_route api_routes[] = {
 	{ "GET", "/v1/health", route_health, API_BODY_NONE, 0 },
 	{ "GET", "/v1/formats", route_formats, API_BODY_NONE, 0 },
@@ -980,6 +997,7 @@ const struct api_route api_routes[] = {
 	{ "POST", "/v1/jobs/{id}/retry", route_job_retry, API_BODY_BUFFERED, API_ROUTE_JOB },
 	{ "GET", "/v1/jobs/{id}/prompt-preview", route_job_preview, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
+	{ "POST", "/v1/score", route_score, API_BODY_BUFFERED, 0 },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "stages/prompts.h"
 #include "stages/rewards.h"
 
 #define CORPUS "tests/data/rewards_corpus.jsonl"
@@ -112,11 +113,42 @@ static void test_bytes(void **state)
 	free(big);
 }
 
+/* The R1 template renders MedVLM-R1's user text byte for byte: the problem
+ * (question, then "K) option" lines), then the published instructions with
+ * their indentation, and no system message. */
+static void test_r1_prompt(void **state)
+{
+	static const char want[] =
+		"\n        What is apparent in this image?\nA) Hemorrhage\nB) Acute infarct \n"
+		"        Your task: \n"
+		"        1. Think through the question step by step, enclose your reasoning process "
+		"in <think>...</think> tags. \n"
+		"        2. Then provide the correct single-letter choice (A, B, C, D,...) inside "
+		"<answer>...</answer> tags.\n"
+		"        3. No extra information or text outside of these tags.\n"
+		"        ";
+	json_t *snap = NULL, *msgs = NULL, *item;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(prompts_load_dir(NULL, &snap, err, sizeof(err)), 0);
+	item = json_pack("{s:s, s:{s:s, s:s}, s:s}", "question", "What is apparent in this image?",
+			 "options", "A", "Hemorrhage", "B", "Acute infarct", "answer", "B");
+	assert_int_equal(prompts_render(snap, "r1", item, NULL, &msgs, err, sizeof(err)), 0);
+	assert_int_equal(json_array_size(msgs), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "user");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), want);
+	json_decref(msgs);
+	json_decref(item);
+	json_decref(snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_bytes),
+		cmocka_unit_test(test_r1_prompt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

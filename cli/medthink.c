@@ -520,6 +520,10 @@ static int sender_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+/* The largest MedVLM-R1 document the CLI rewrites (the daemon's document
+ * cap, formats/import.h). */
+#define MEDVLM_DOC_MAX ((uint64_t)256 << 20)
+
 struct import_src {
 	FILE *f;
 	const char *path;
@@ -752,6 +756,29 @@ static int cmd_import(struct ctx *c)
 		src.rewrite = st.images > 0 || st.rejected > 0;
 		if (src.rewrite)
 			src.length = st.bytes;
+	} else if (strcmp(format, "medvlm") == 0) {
+		/* MedVLM-R1 / OmniMedVQA: the image paths are read here, relative
+		 * to the file, and sent as data: URLs in a rewritten copy. */
+		struct images_stats st;
+		FILE *tmp = tmpfile();
+
+		src.basedir = dir_of(file);
+		if (!src.basedir || !tmp) {
+			if (tmp)
+				fclose(tmp);
+			fail(c, "cannot make a temporary file: %s", strerror(errno));
+			goto out;
+		}
+		rc = images_medvlm(src.f, src.basedir, IMAGES_MAX_FILE, MEDVLM_DOC_MAX, tmp, &st, src.err,
+				   sizeof(src.err));
+		if (rc) {
+			fclose(tmp);
+			fail(c, "%s: %s", file, src.err);
+			goto out;
+		}
+		fclose(src.f);
+		src.f = tmp;
+		src.length = st.bytes;
 	}
 
 	if (!name) {

@@ -492,6 +492,8 @@ static int export_readiness(struct api *a, struct http_req *req, int64_t job, in
 		return 0; /* nothing to judge by: export what there is */
 	}
 	def = job_kind_def((enum job_kind)job_kind_parse(kind));
+	if (set != 2 && def->set1_phase != PHASE_STAGE1)
+		want = def->set1_phase; /* an rl job's set 1: its kept prompts */
 	final = job_state_parse(state) >= 0 && job_state_finished((enum job_state)job_state_parse(state));
 	for (k = 0; k < def->nphases; k++) {
 		if (def->phases[k] == want)

@@ -10,7 +10,7 @@
 
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
-	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
+	"selection", "train", "budget_usd", "max_items", "on_endpoint_down", "rl",
 };
 
 /* Strategies the spec names but this version does not have yet: refused
@@ -110,7 +110,7 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 		return rc;
 	rc = job_kind_parse(kind);
 	if (rc < 0)
-		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be pipeline, stage1, stage2 or eval, not \"%s\"",
+		return mt_err_set(err, -EINVAL, "invalid_spec", "kind", "kind must be pipeline, stage1, stage2, eval or rl, not \"%s\"",
 			    kind);
 	js->kind = (enum job_kind)rc;
 	kd = job_kind_def(js->kind);
@@ -130,7 +130,8 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	rc = endpoint_name(spec, "student", js->student, sizeof(js->student), kd->needs_student, err);
 	if (rc)
 		return rc;
-	rc = get_number(spec, "eval_fraction", &js->eval_fraction, 0.1, err);
+	rc = get_number(spec, "eval_fraction", &js->eval_fraction, kd->no_eval_split ? 0.0 : 0.1,
+			err);
 	if (rc)
 		return rc;
 	/* 1 holds out everything: an eval job over a separately imported test set. */
@@ -207,6 +208,12 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 					  "on_endpoint_down must be pause or fail");
 		js->fail_on_down = strcmp(m, "fail") == 0;
 	}
+	v = json_object_get(spec, "rl");
+	if (v && !json_is_null(v) && js->kind != JOB_KIND_RL)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "rl", "rl is for jobs of kind rl");
+	rc = rl_opts_parse(v, &js->rl, err);
+	if (rc)
+		return rc;
 	return 0;
 }
 
@@ -226,6 +233,8 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	json_object_set_new(o, "max_items",
 			    js->max_items > 0 ? json_integer(js->max_items) : json_null());
 	json_object_set_new(o, "on_endpoint_down", json_string(js->fail_on_down ? "fail" : "pause"));
+	if (js->kind == JOB_KIND_RL)
+		json_object_set_new(o, "rl", rl_opts_json(&js->rl));
 	return o;
 }
 

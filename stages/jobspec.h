@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "stages/kinds.h"
+#include "stages/rl.h"
 #include "stages/select.h"
 
 struct jobspec {
@@ -26,6 +27,7 @@ struct jobspec {
 	double budget_usd;    /* 0: no budget */
 	int64_t max_items;    /* 0: all */
 	bool fail_on_down;    /* on_endpoint_down "fail" (default "pause") */
+	struct rl_opts rl;    /* "rl" (kind rl; defaults otherwise) */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

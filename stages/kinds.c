@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval" };
+static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval",
+								 "rl" };
 
 static const struct job_kind_def kinds[JOB_KIND__N] = {
 	[JOB_KIND_PIPELINE] = { "pipeline",
@@ -15,6 +16,8 @@ static const struct job_kind_def kinds[JOB_KIND__N] = {
 	/* An eval job may go without a teacher: answers the rules cannot
 	 * grade are then left ungraded. */
 	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true },
+	/* MedVLM-R1 prompt sets: the student samples, the rewards score. */
+	[JOB_KIND_RL] = { "rl", { PHASE_RL }, 1, false, true, true, PHASE_RL },
 };
 
 static const char *const train_names[TRAIN__N] = { "hook", "manual", "none" };

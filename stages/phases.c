@@ -38,6 +38,7 @@ static const struct phase_def phase_defs[PHASE__N] = {
 			   .summary = phase_summary_stage2 },
 	[PHASE_TRAIN2] = { .train_set = "2" },
 	[PHASE_EVAL] = { .first = STEP_EVAL, .held_out = true, .summary = job_eval_report },
+	[PHASE_RL] = { .first = STEP_RL_SAMPLE, .summary = job_rl_report },
 };
 
 enum phase job_phase(const struct job *j)

@@ -260,6 +260,8 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		rt = json_object_get(full, "runtime");
 		if (json_object_get(rt, "eval"))
 			json_object_set(row, "eval", json_object_get(rt, "eval"));
+		if (json_object_get(rt, "rl"))
+			json_object_set(row, "rl", json_object_get(rt, "rl"));
 		json_object_set_new(row, "phase", json_string(json_is_string(json_object_get(rt, "phase"))
 								      ? json_string_value(json_object_get(rt, "phase"))
 								      : "done"));
@@ -296,6 +298,8 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		json_object_set_new(row, "eta_s", json_real((double)left / rate));
 	if (j->eval)
 		json_object_set(row, "eval", j->eval);
+	if (j->rl)
+		json_object_set(row, "rl", j->rl);
 	return row;
 }
 

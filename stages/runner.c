@@ -181,6 +181,8 @@ void job_save_runtime(struct job *j)
 
 	if (j->eval)
 		json_object_set(rt, "eval", j->eval);
+	if (j->rl)
+		json_object_set(rt, "rl", j->rl);
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -360,7 +362,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct task *t = ud;
 	struct job *j = t->job;
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
-				.attempt = t->attempt, .length_cut = res->length_cut };
+				.attempt = t->attempt, .length_cut = res->length_cut,
+				.rl = &j->js.rl };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -433,6 +436,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.prior = t->prior;
 	ctx.attempt = attempt;
 	ctx.last_problem = last_problem;
+	ctx.rl = &j->js.rl;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);
@@ -445,6 +449,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.max_tokens = req.max_tokens;
 	o.schema = req.schema;
 	o.expect_json = req.expect_json;
+	o.seed = req.seed;
 	rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
 	step_request_clear(&req);
 	if (rc) {
@@ -877,6 +882,7 @@ static void job_free(struct job *j)
 	json_decref(j->spec);
 	json_decref(j->prompts);
 	json_decref(j->eval);
+	json_decref(j->rl);
 	jobspec_clear(&j->js);
 	trainhook_free(j->hook);
 	free(j);
@@ -955,6 +961,9 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	v = json_object_get(rt, "eval");
 	if (json_is_object(v))
 		j->eval = json_incref(v);
+	v = json_object_get(rt, "rl");
+	if (json_is_object(v))
+		j->rl = json_incref(v);
 	counts = store_task_counts(r->st, id);
 	json_object_foreach(counts, key, v)
 	{
@@ -1090,6 +1099,22 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (prompts_load_dir(r->cfg.prompts_dir, prompts, perr, sizeof(perr)) != 0)
 		return mt_err_set(err, -EIO, "prompts", NULL, "cannot load the prompt templates: %s",
 				  perr);
+	/* A template only some kinds use (r1) may be missing from a prompts_dir. */
+	for (int s = 0; s < STEP__N; s++) {
+		const struct step_def *d = step_def((enum step)s);
+
+		for (int i = 0; i < job_kind_def(js->kind)->nphases; i++)
+			if (d->phase == job_kind_def(js->kind)->phases[i] &&
+			    !json_object_get(*prompts, d->template_name)) {
+				json_decref(*prompts);
+				*prompts = NULL;
+				return mt_err_set(err, -EINVAL, "prompts", "kind",
+						  "a %s job needs the prompt template %s "
+						  "(%s.txt in the prompts_dir)",
+						  job_kind_def(js->kind)->name, d->template_name,
+						  d->template_name);
+			}
+	}
 	return 0;
 }
 

@@ -79,6 +79,7 @@ struct job {
 	bool selected; /* stage one's selection budget has been applied */
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
+	json_t *rl;    /* the rl report once computed (stages/rl.h) */
 };
 
 struct runner {
@@ -162,6 +163,10 @@ void job_phase_start(struct job *j);
 void job_phase_next(struct job *j);
 /* Moves a job on when its phase has nothing pending and nothing in flight. */
 void job_phase_check(struct job *j);
+
+/* ---- phases_rl.c ---- */
+/* Computes the rl report into j->rl from the items' artifacts and logs it. */
+void job_rl_report(struct job *j);
 
 /* ---- report.c ---- */
 /* The job's running clock (seconds; store_now() less the time it was not

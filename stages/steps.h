@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "stages/kinds.h"
+#include "stages/rl.h"
 
 enum step {
 	STEP_SCREEN = 0,
@@ -26,6 +27,7 @@ enum step {
 	STEP_CORRECT,
 	STEP_EVAL,
 	STEP_EVAL_JUDGE,
+	STEP_RL_SAMPLE,
 	STEP__N
 };
 
@@ -75,6 +77,10 @@ struct step_def {
 				    * screen, a wrong answer; -1: nothing */
 	int next_unclear;          /* what follows when the rules cannot grade; -1 */
 	step_reply_fn reply;
+	/* Sampled (rl): asked rl.num_generations times at rl.temperature, each
+	 * time with the next seed and never with a re-ask note; every reply is
+	 * kept in the artifact it reads back. */
+	bool samples;
 };
 
 /* The row of step s (a valid enum value). */
@@ -91,6 +97,7 @@ struct step_ctx {
 	const char *last_problem; /* why the previous attempt was re-asked, or NULL */
 	bool length_cut;  /* the reply stopped at max_tokens (finish_reason
 	                     "length"; the runner sets it from the client result) */
+	const struct rl_opts *rl; /* the job's rl options (sampled steps), or NULL */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */
@@ -101,6 +108,7 @@ struct step_request {
 	const char *schema_name;
 	double temperature;
 	int64_t max_tokens;
+	int64_t seed;          /* sent as "seed" when > 0 (sampled steps) */
 };
 
 /* Builds the request for step s. Returns 0, or -EINVAL with err set (a
@@ -144,5 +152,12 @@ void step_outcome_clear(struct step_outcome *out);
  * "chain" the reasoning ending with the final answer line. A new string the
  * caller frees, or NULL when the artifact has no usable text. */
 char *step_sft_output(const char *kind, json_t *artifact, json_t *item);
+
+/* The reply rule of the rl sampling step (stages/steps_rl.c): every reply is
+ * a sample, scored and appended to the item's "rl" artifact; STEP_RETRY asks
+ * for the next sample, STEP_DONE comes with the last (ctx->rl's
+ * num_generations). */
+void step_reply_rl(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+		   json_t *json, struct step_outcome *out);
 
 #endif

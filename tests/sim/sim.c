@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "daemon/http.h"
+#include "tests/sim/r1.h"
 #include "tests/sim/replies.h"
 
 #define SIM_MAX_BODY (32u * 1024 * 1024)
@@ -844,9 +845,14 @@ static void handle_chat(struct sim *s, struct http_req *req, json_t *j)
 	rf = json_object_get(j, "response_format");
 	rft = json_string_value(json_object_get(rf, "type"));
 	json_mode = rft && (strcmp(rft, "json_object") == 0 || strcmp(rft, "json_schema") == 0);
-	content = sim_reply(&pr, h, &(struct sim_knobs){ (uint64_t)s->o.seed, s->o.student_accuracy,
-							 s->o.drop_rate, s->o.contradict_rate },
-			    known_gold, json_mode, &is_json);
+	is_json = false;
+	if (sim_r1_is_prompt(last_user)) /* an rl job's sample: tests/sim/r1.c */
+		content = sim_r1_reply(last_user, json_integer_value(json_object_get(j, "seed")),
+				       (uint64_t)s->o.seed, known_gold);
+	else
+		content = sim_reply(&pr, h, &(struct sim_knobs){ (uint64_t)s->o.seed, s->o.student_accuracy,
+								 s->o.drop_rate, s->o.contradict_rate },
+				    known_gold, json_mode, &is_json);
 	sim_prompt_free(&pr);
 	free(last_user);
 	if (!content) {

@@ -119,7 +119,7 @@ static void test_unknown_format(void **state)
 	assert_null(import_parser_new("xml", NULL, &cb, err, sizeof(err)));
 	assert_string_equal(err,
 	                    "unknown format \"xml\" (valid: native, medqa, medmcqa, pubmedqa, "
-	                    "sharegpt, csv)");
+	                    "sharegpt, csv, medvlm)");
 	assert_null(import_parser_new(NULL, NULL, &cb, NULL, 0));
 	assert_true(import_format_known("medmcqa"));
 	assert_false(import_format_known("MedQA"));
@@ -127,10 +127,10 @@ static void test_unknown_format(void **state)
 	assert_null(import_format_find(NULL));
 	assert_ptr_equal(import_format_at(0), &import_format_native);
 	assert_ptr_equal(import_format_at(5), &import_format_csv);
-	assert_null(import_format_at(6));
+	assert_null(import_format_at(7));
 	for (size_t i = 0; import_format_at(i); i++)
 		assert_true(import_format_at(i)->description[0] != '\0');
-	assert_string_equal(import_format_list(), "native, medqa, medmcqa, pubmedqa, sharegpt, csv");
+	assert_string_equal(import_format_list(), "native, medqa, medmcqa, pubmedqa, sharegpt, csv, medvlm");
 	import_parser_free(NULL);
 }
 

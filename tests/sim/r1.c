@@ -40,7 +40,7 @@ static int r1_keys(const char *text, char *keys)
 
 char *sim_r1_reply(const char *text, int64_t seed, uint64_t sim_seed, const char *known_gold)
 {
-	static const double confidence[] = { 0.0, 0.5, 0.75, 1.0, 1.0, 0.25 };
+	static const double confidence[] = { 0.0, 0.25, 0.5, 0.75, 1.0, 0.5 };
 	char keys[R1_MAX_OPTS], ans, fav;
 	const char *body = strstr(text, R1_MARK1);
 	uint64_t item = sim_hash(text, body ? (size_t)(body - text) : strlen(text), sim_seed);
@@ -59,14 +59,8 @@ char *sim_r1_reply(const char *text, int64_t seed, uint64_t sim_seed, const char
 		      : keys[favi];
 	conf = confidence[(int)(sim_u01(item, 2) * (sizeof(confidence) / sizeof(confidence[0])))];
 	ans = fav;
-	if (sim_u01(h, 4) >= conf && n > 1) {
-		/* another option than the favourite */
-		int o = (int)(sim_u01(h, 5) * (n - 1));
-
-		ans = keys[o];
-		if (ans == fav)
-			ans = keys[n - 1];
-	}
+	if (sim_u01(h, 4) >= conf) /* a guess among all the options */
+		ans = keys[(int)(sim_u01(h, 5) * n)];
 	buf_init(&b, 4096);
 	/* about one sample in six is malformed, one of five ways */
 	if (form < 0.06)

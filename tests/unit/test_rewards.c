@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "stages/prompts.h"
 #include "stages/rewards.h"
+#include "stages/rl.h"
 
 #define CORPUS "tests/data/rewards_corpus.jsonl"
 
@@ -143,12 +145,82 @@ static void test_r1_prompt(void **state)
 	json_decref(snap);
 }
 
+/* rl options, the artifact after each sample, the keep rule and the report. */
+static void test_rl(void **state)
+{
+	struct rl_opts o;
+	struct mt_err err = { 0 };
+	struct rl_report rep = { 0 };
+	json_t *art = NULL, *next, *spec, *rj;
+	static const char *const replies[4] = {
+		"<think>a</think><answer>C</answer>", "<think>b</think><answer>B</answer>",
+		"<answer>C</answer>", "<think>d</think><answer>C.</answer>"
+	};
+	bool complete;
+
+	(void)state;
+	assert_int_equal(rl_opts_parse(NULL, &o, &err), 0);
+	assert_int_equal(o.num_generations, 4);
+	assert_true(o.temperature == 1.0);
+	assert_string_equal(o.keep->name, "mixed");
+	assert_string_equal(o.rewards, "r1");
+	spec = json_pack("{s:i}", "num_generations", 0);
+	assert_int_equal(rl_opts_parse(spec, &o, &err), -EINVAL);
+	assert_string_equal(err.field, "rl.num_generations");
+	json_decref(spec);
+	spec = json_pack("{s:s}", "keep", "some");
+	assert_int_equal(rl_opts_parse(spec, &o, &err), -EINVAL);
+	assert_string_equal(err.field, "rl.keep");
+	json_decref(spec);
+	spec = json_pack("{s:s}", "colour", "red");
+	assert_int_equal(rl_opts_parse(spec, &o, &err), -EINVAL);
+	json_decref(spec);
+	spec = json_pack("{s:i, s:f, s:s, s:s}", "num_generations", 4, "temperature", 0.7, "keep",
+			 "mixed", "rewards", "r1");
+	assert_int_equal(rl_opts_parse(spec, &o, &err), 0);
+	json_decref(spec);
+	rj = rl_opts_json(&o);
+	assert_int_equal(json_integer_value(json_object_get(rj, "num_generations")), 4);
+	json_decref(rj);
+	for (int i = 0; i < 4; i++) {
+		next = rl_artifact_add(&o, art, replies[i], "C", false, &complete);
+		assert_non_null(next);
+		assert_int_equal(rl_samples(next), i + 1);
+		assert_int_equal(complete, i == 3);
+		json_decref(art);
+		art = next;
+	}
+	/* accuracy 1, 0, 1, 0.5: pass rate 0.5; format 1, 1, 0, 1 */
+	assert_true(json_real_value(json_object_get(art, "pass_rate")) == 0.5);
+	assert_int_equal(json_integer_value(json_object_get(art, "format_failures")), 1);
+	assert_true(json_real_value(json_object_get(art, "reward_mean")) == (2 + 1 + 1 + 1.5) / 4);
+	assert_true(json_real_value(json_object_get(art, "reward_std")) > 0.35);
+	assert_true(json_is_true(json_object_get(art, "kept")));
+	rl_report_add(&rep, art);
+	rl_report_add(&rep, json_object_get(art, "samples")); /* not an artifact: ignored */
+	rj = rl_report_json(&rep, &o);
+	assert_int_equal(json_integer_value(json_object_get(rj, "items")), 1);
+	assert_int_equal(json_integer_value(json_object_get(rj, "kept")), 1);
+	assert_int_equal(json_integer_value(json_object_get(rj, "samples")), 4);
+	assert_int_equal(json_integer_value(
+				 json_object_get(json_object_get(rj, "pass_rate_histogram"), "(0.25,0.5]")),
+			 1);
+	json_decref(rj);
+	json_decref(art);
+	/* every sample right: not kept by mixed, kept by all */
+	assert_false(rl_keep_find("mixed")->keep(1.0));
+	assert_false(rl_keep_find("mixed")->keep(0.0));
+	assert_true(rl_keep_find("all")->keep(0.0));
+	assert_null(rl_keep_find(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_bytes),
 		cmocka_unit_test(test_r1_prompt),
+		cmocka_unit_test(test_rl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -285,6 +285,27 @@ static int render_eval(struct buf *out, const json_t *ev)
 	return rc;
 }
 
+/* An rl job's report: kept items, pass-rate histogram, format failures. */
+static int render_rl(struct buf *out, const json_t *rl)
+{
+	const json_t *h = json_object_get(rl, "pass_rate_histogram");
+	const char *k;
+	json_t *v;
+	int rc;
+
+	rc = buf_printf(out, "rl        %llu items, %llu samples, %llu format failures; keep %s: %llu kept\n"
+			     "  pass rate",
+			(unsigned long long)get_u64(rl, "items"), (unsigned long long)get_u64(rl, "samples"),
+			(unsigned long long)get_u64(rl, "format_failures"), get_str(rl, "keep"),
+			(unsigned long long)get_u64(rl, "kept"));
+	json_object_foreach((json_t *)h, k, v)
+		if (!rc)
+			rc = buf_printf(out, " %s: %lld", k, (long long)json_integer_value(v));
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
 int render_job(struct buf *out, const json_t *job, int bar_width)
 {
 	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
@@ -375,6 +396,8 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 	}
 	if (!rc && json_is_object(ev))
 		rc = render_eval(out, ev);
+	if (!rc && json_is_object(json_object_get(job, "rl")))
+		rc = render_rl(out, json_object_get(job, "rl"));
 	if (!rc) {
 		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
 		if (when[0]) {

@@ -562,6 +562,16 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 		json_decref(row);
 		return;
 	}
+	if (fmt->needs_output && job_kind_parse(json_string_value(json_object_get(row, "kind"))) >= 0 &&
+	    job_kind_def((enum job_kind)job_kind_parse(json_string_value(json_object_get(row, "kind"))))
+			    ->set1_phase == PHASE_RL) {
+		respond_err(req, 400, "bad_format", "format",
+			    "job_%" PRId64 " is an rl job: its set is a prompt set with no SFT text; "
+			    "export it with format grpo",
+			    job);
+		json_decref(row);
+		return;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		json_decref(row);

@@ -167,4 +167,55 @@ code=$(api_code POST "/v1/score?dataset=nope" --data-binary '')
 expect_eq "score: an unknown dataset is 404" "$code" 404
 "$BIN/medthink" score "$T/comp.jsonl" >/dev/null 2>&1
 expect_eq "score without --dataset is a usage error" "$?" 2
+# status text and a format with no text to export
+out=$("$BIN/medthink" status "$job")
+expect_match "status shows the rl report" "$out" "^rl +12 items, 48 samples, [0-9]+ format failures; keep mixed: $kept kept"
+expect_match "status shows the pass-rate histogram" "$out" "pass rate 0: [0-9]+ \\(0,0.25\\]: [0-9]+"
+if "$BIN/medthink" export "$job" --set 1 --format openai >/dev/null 2>"$T/exp2.err"; then
+  nok "an rl job exports only grpo"
+else
+  expect_match "an rl job exports only grpo" "$(cat "$T/exp2.err")" "is an rl job: its set is a prompt set"
+fi
+
+# crash safety: kill -9 while samples come in, restart; every sample is
+# stored once, and only calls in flight at a kill are sent again
+cat >"$T/rl3.json" <<J
+{"name":"vqa-rl3","dataset":"vqa","kind":"rl","student":"local",
+ "rl":{"num_generations":3,"temperature":0.7,"keep":"all"}}
+J
+sim_field() { sim_stats "$SIM_PORT_S" | tr -d ' ' | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+gate() { curl -s -o /dev/null -X POST -d "{\"hold-after\":$1}" "http://127.0.0.1:$SIM_PORT_S/sim/config"; }
+before=$(sim_stats "$SIM_PORT_S" | jq_py 'd["requests_total"]')
+gate 5
+job3=$("$BIN/medthink" submit "$T/rl3.json")
+kills=0
+for n in 7 4 9; do
+  i=0
+  while [ "$(sim_field gate_left)" -gt 0 ]; do
+    i=$((i + 1)); [ $i -gt 1200 ] && break
+    sleep 0.05
+  done
+  stop_daemon -KILL
+  kills=$((kills + 1))
+  gate "$n"
+  start_daemon || { nok "restart after kill $kills"; exit 1; }
+done
+gate 0
+if wait_job "$job3" done 120; then ok "rl job finishes after $kills kills"; else nok "rl job finishes after kills" "$(api http://x/v1/jobs/$job3)"; fi
+j3=${job3#job_}
+python3 - "$T/var/medthink.db" "$j3" >"$T/crash.check" 2>&1 <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); j = int(sys.argv[2])
+arts = [json.loads(c) for (c,) in db.execute("select content from artifacts where job_id=? and kind='rl'", (j,))]
+assert len(arts) == 12, len(arts)
+assert all(len(a["samples"]) == 3 and "pass_rate" in a for a in arts), [len(a["samples"]) for a in arts]
+dups = db.execute("select count(*) from (select hash from calls where job_id=? and error is null group by hash having count(*)>1)", (j,)).fetchone()[0]
+assert dups == 0, dups
+print(db.execute("select count(*) from calls where job_id=?", (j,)).fetchone()[0])
+PY
+stored=$(tail -n 1 "$T/crash.check")
+expect_eq "every sample stored once after the kills (36 calls)" "$stored" 36
+sent=$(( $(sim_stats "$SIM_PORT_S" | jq_py 'd["requests_total"]') - before ))
+extra=$((sent - 36))
+[ $extra -ge 0 ] && [ $extra -le $((kills * 8)) ] && ok "re-sent only samples in flight at a kill ($extra <= $((kills * 8)))" || nok "re-sent only in-flight samples" "sent $sent, kills $kills"
 exit $_failed

@@ -697,3 +697,136 @@ out:
 	buf_free(&out);
 	return url;
 }
+
+/* ---- the MedVLM-R1 / OmniMedVQA JSON layout -------------------------------- */
+
+/* Replaces the image paths of one record (its "image" or "images": a string
+ * or an array of strings) by data: URLs; URLs are kept (data: URLs
+ * checked). where names the record. */
+static int medvlm_record(json_t *rec, const char *realbase, uint64_t max_file, const char *where,
+			 struct images_stats *st, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "image", "images" };
+	struct img_ref ref;
+	struct buf url;
+	int rc = 0;
+
+	for (size_t k = 0; k < 2 && rc == 0; k++) {
+		json_t *v = json_object_get(rec, keys[k]), *e;
+		size_t i;
+
+		if (json_is_string(v)) {
+			json_t *arr = json_pack("[O]", v);
+
+			if (!arr || json_object_set_new(rec, keys[k], arr)) {
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			v = arr;
+		}
+		if (!json_is_array(v))
+			continue; /* absent, or the daemon rejects it with its own message */
+		if (json_array_size(v) > IMAGES_MAX_PER_LINE) {
+			snprintf(err, errlen, "%s%zu images, more than %d", where, json_array_size(v),
+				 IMAGES_MAX_PER_LINE);
+			return -E2BIG;
+		}
+		json_array_foreach(v, i, e) {
+			const char *s = json_string_value(e);
+
+			if (!s)
+				continue;
+			if (strncmp(s, "data:", 5) == 0) {
+				rc = data_url_check(s, max_file, where, err, errlen);
+				if (rc)
+					return rc;
+				continue;
+			}
+			if (is_url(s))
+				continue;
+			memset(&ref, 0, sizeof(ref));
+			rc = img_check(&ref, realbase, s, max_file, where, err, errlen);
+			if (rc == 0) {
+				buf_init(&url, images_base64_len((size_t)max_file) + 64);
+				rc = img_write(&ref, buf_writer, &url, where, err, errlen);
+				if (rc == 0 && json_array_set_new(v, i, json_string(url.base ? url.base : "")))
+					rc = -ENOMEM;
+				buf_free(&url);
+			}
+			free(ref.path);
+			if (rc)
+				return rc;
+			st->images++;
+		}
+	}
+	return rc;
+}
+
+int images_medvlm(FILE *in, const char *basedir, uint64_t max_file, uint64_t max_doc, FILE *out,
+		  struct images_stats *st, char *err, size_t errlen)
+{
+	json_t *root = NULL, *rec;
+	json_error_t jerr;
+	char *realbase = NULL, where[200];
+	struct stat sb;
+	size_t i;
+	int rc = -EINVAL;
+
+	memset(st, 0, sizeof(*st));
+	if (fstat(fileno(in), &sb) == 0 && (uint64_t)sb.st_size > max_doc) {
+		snprintf(err, errlen, "%llu bytes, over the %llu byte limit of a document",
+			 (unsigned long long)sb.st_size, (unsigned long long)max_doc);
+		return -EFBIG;
+	}
+	realbase = realpath(basedir, NULL);
+	if (!realbase) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", basedir, strerror(errno));
+		goto out;
+	}
+	root = json_loadf(in, 0, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (!json_is_array(root)) {
+		snprintf(err, errlen, "expected a JSON array of VQA records");
+		goto out;
+	}
+	rc = fputc('[', out) == EOF ? -EIO : 0;
+	json_array_foreach(root, i, rec) {
+		if (rc)
+			break;
+		if (json_is_object(rec)) {
+			json_t *id = json_object_get(rec, "id");
+
+			if (json_is_string(id))
+				snprintf(where, sizeof(where), "record %zu: item \"%.*s\": ", i + 1,
+					 (int)utf8_prefix(json_string_value(id), strlen(json_string_value(id)), 100),
+					 json_string_value(id));
+			else
+				snprintf(where, sizeof(where), "record %zu: ", i + 1);
+			rc = medvlm_record(rec, realbase, max_file, where, st, err, errlen);
+			if (rc)
+				break;
+		}
+		if ((i && fputs(",\n", out) == EOF) || json_dumpf(rec, out, JSON_COMPACT) != 0) {
+			rc = -EIO;
+			snprintf(err, errlen, "cannot write the rewritten document: %s", strerror(errno));
+			break;
+		}
+		/* the record's images are written: free them now */
+		json_array_set_new(root, i, json_null());
+		st->lines++;
+	}
+	if (!rc && (fputs("]\n", out) == EOF || fflush(out) != 0)) {
+		rc = -EIO;
+		snprintf(err, errlen, "cannot write the rewritten document: %s", strerror(errno));
+	}
+	if (!rc)
+		st->bytes = (uint64_t)ftello(out);
+out:
+	json_decref(root);
+	free(realbase);
+	return rc;
+}

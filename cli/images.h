@@ -68,4 +68,17 @@ char *images_data_url(const char *path, uint64_t max_size, char *err, size_t err
 int images_stream(FILE *in, const char *basedir, uint64_t max_file, bool skip_invalid, json_t *rejected,
 		  images_write_fn write, void *ctx, struct images_stats *st, char *err, size_t errlen);
 
+/* Rewrites a MedVLM-R1 / OmniMedVQA dataset (a JSON array of records whose
+ * "image" or "images" is a path or an array of paths) from in into out for
+ * upload: every path is checked by the rules above, relative to basedir,
+ * and replaced by its data: URL; anything else is copied (the daemon judges
+ * it). The document is read whole (at most max_doc bytes); records are
+ * written and freed one by one, so at most one record's images are in
+ * memory. Returns 0 with st (images, records in lines, bytes written), or a
+ * negative errno with err naming the record, the item and the path
+ * ("record 3: image \"x.png\": No such file or directory"); nothing
+ * should be sent then. */
+int images_medvlm(FILE *in, const char *basedir, uint64_t max_file, uint64_t max_doc, FILE *out,
+		  struct images_stats *st, char *err, size_t errlen);
+
 #endif

@@ -543,6 +543,10 @@ static int sender_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+/* The largest MedVLM-R1 document the CLI rewrites (the daemon's document
+ * cap, formats/import.h). */
+#define MEDVLM_DOC_MAX ((uint64_t)256 << 20)
+
 struct import_src {
 	FILE *f;
 	const char *path;
@@ -806,6 +810,29 @@ static int cmd_import(struct ctx *c)
 		src.rewrite = st.images > 0 || st.rejected > 0;
 		if (src.rewrite)
 			src.length = st.bytes;
+	} else if (strcmp(format, "medvlm") == 0) {
+		/* MedVLM-R1 / OmniMedVQA: the image paths are read here, relative
+		 * to the file, and sent as data: URLs in a rewritten copy. */
+		struct images_stats st;
+		FILE *tmp = tmpfile();
+
+		src.basedir = dir_of(file);
+		if (!src.basedir || !tmp) {
+			if (tmp)
+				fclose(tmp);
+			fail(c, "cannot make a temporary file: %s", strerror(errno));
+			goto out;
+		}
+		rc = images_medvlm(src.f, src.basedir, IMAGES_MAX_FILE, MEDVLM_DOC_MAX, tmp, &st, src.err,
+				   sizeof(src.err));
+		if (rc) {
+			fclose(tmp);
+			fail(c, "%s: %s", file, src.err);
+			goto out;
+		}
+		fclose(src.f);
+		src.f = tmp;
+		src.length = st.bytes;
 	}
 
 	if (!name) {
@@ -1760,6 +1787,148 @@ out:
 	return ret;
 }
 
+/* ---- score ---- */
+
+static const struct args_opt score_opts[] = {
+	{"dataset", 'd', true},
+	{"rules", 0, true},
+	{NULL, 0, false},
+};
+
+/* The daemon buffers at most 1 MiB of a request: the file goes in batches
+ * of whole lines below that. */
+#define SCORE_BATCH ((size_t)960 << 10)
+
+static const char *const score_counts[] = { "completions", "format_rewarded", "format_failures",
+					    "accuracy_1", "accuracy_0_5", "accuracy_0", NULL };
+
+/* Adds a batch's summary into sum (counts add; means weighted by count). */
+static void score_sum_add(json_t *sum, json_t *part)
+{
+	double n0 = (double)json_integer_value(json_object_get(sum, "completions"));
+	double n1 = (double)json_integer_value(json_object_get(part, "completions"));
+	static const char *const means[] = { "mean_format_reward", "mean_accuracy_reward" };
+
+	for (int i = 0; i < 2; i++) {
+		double m0 = json_number_value(json_object_get(sum, means[i]));
+		double m1 = json_number_value(json_object_get(part, means[i]));
+
+		json_object_set_new(sum, means[i],
+				    json_real(n0 + n1 > 0 ? (m0 * n0 + m1 * n1) / (n0 + n1) : 0.0));
+	}
+	for (int i = 0; score_counts[i]; i++)
+		json_object_set_new(sum, score_counts[i],
+				    json_integer(json_integer_value(json_object_get(sum, score_counts[i])) +
+						 json_integer_value(json_object_get(part, score_counts[i]))));
+}
+
+/* Sends one batch; appends its results to all and its summary to sum. */
+static int score_batch(struct ctx *c, const char *target, struct buf *b, json_t *all, json_t *sum,
+		       json_t **head)
+{
+	struct http_req req = {.method = "POST", .target = target, .content_type = "application/x-ndjson"};
+	json_t *res = NULL;
+	int ret;
+
+	req.body = b->base ? b->base : "";
+	req.body_len = b->len;
+	ret = api_call(c, &req, &res);
+	if (ret == 0) {
+		json_array_extend(all, json_object_get(res, "results"));
+		score_sum_add(sum, json_object_get(res, "summary"));
+		if (!*head)
+			*head = json_incref(res);
+	}
+	json_decref(res);
+	b->len = 0;
+	return ret;
+}
+
+static int cmd_score(struct ctx *c)
+{
+	const char *file = c->args->pos[0];
+	const char *ds = args_get(c->args, score_opts, "dataset");
+	const char *rules = args_get(c->args, score_opts, "rules");
+	json_t *all = json_array(), *sum = json_object(), *head = NULL, *v;
+	struct buf target, batch;
+	char *line = NULL;
+	size_t cap = 0, i;
+	ssize_t n;
+	long lineno = 0;
+	FILE *f = NULL;
+	int ret = 1;
+
+	buf_init(&target, 4096);
+	buf_init(&batch, SCORE_BATCH + 1);
+	if (!ds || !ds[0]) {
+		ret = usage_error(c->cmd, "--dataset ID is required (the dataset holding the gold answers)");
+		goto out;
+	}
+	if (!all || !sum || buf_puts(&target, "/v1/score?dataset=") || http_query_escape(&target, ds) ||
+	    (rules && (buf_puts(&target, "&rules=") || http_query_escape(&target, rules)))) {
+		fail(c, "out of memory or --dataset too long");
+		goto out;
+	}
+	f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+	if (!f) {
+		fail(c, "%s: %s", file, strerror(errno));
+		goto out;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if ((size_t)n > SCORE_BATCH) {
+			fail(c, "%s:%ld: line of %zd bytes, over the %zu-byte limit", file, lineno, n,
+			     SCORE_BATCH);
+			goto out;
+		}
+		if (batch.len + (size_t)n > SCORE_BATCH &&
+		    score_batch(c, target.base, &batch, all, sum, &head))
+			goto out;
+		if (buf_append(&batch, line, (size_t)n) ||
+		    (line[n - 1] != '\n' && buf_append(&batch, "\n", 1))) {
+			fail(c, "out of memory");
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		fail(c, "%s: read error", file);
+		goto out;
+	}
+	if ((batch.len || !head) && score_batch(c, target.base, &batch, all, sum, &head))
+		goto out;
+	if (c->json) {
+		json_object_set(head, "results", all);
+		json_object_set(head, "summary", sum);
+		print_json(head, false);
+	} else {
+		json_array_foreach(all, i, v)
+			print_json(v, true);
+		fprintf(stderr,
+			"%lld completions (rules %s): format reward 1 on %lld, 0 on %lld; accuracy 1 on "
+			"%lld, 0.5 on %lld, 0 on %lld; mean format %.3f, mean accuracy %.3f\n",
+			(long long)json_integer_value(json_object_get(sum, "completions")),
+			json_string_value(json_object_get(head, "rules")),
+			(long long)json_integer_value(json_object_get(sum, "format_rewarded")),
+			(long long)json_integer_value(json_object_get(sum, "format_failures")),
+			(long long)json_integer_value(json_object_get(sum, "accuracy_1")),
+			(long long)json_integer_value(json_object_get(sum, "accuracy_0_5")),
+			(long long)json_integer_value(json_object_get(sum, "accuracy_0")),
+			json_number_value(json_object_get(sum, "mean_format_reward")),
+			json_number_value(json_object_get(sum, "mean_accuracy_reward")));
+	}
+	ret = 0;
+out:
+	if (f && f != stdin)
+		fclose(f);
+	free(line);
+	json_decref(all);
+	json_decref(sum);
+	json_decref(head);
+	buf_free(&target);
+	buf_free(&batch);
+	return ret;
+}
+
 /* ---- help and the table ---- */
 
 static int cmd_help(struct ctx *c);
@@ -1964,6 +2133,11 @@ static const struct cmd commands[] = {
 	 "Lists the import and export formats the daemon knows, with a line on each (--json: the\n"
 	 "daemon's JSON). The daemon checks --format against these."},
 	{"health", cmd_health, NULL, 0, 0, "health", "Checks that the daemon answers."},
+	{"score", cmd_score, score_opts, 1, 1, "score FILE --dataset ID [--rules r1|strict]",
+	 "Scores completions (JSONL lines {\"id\":ITEM,\"completion\":TEXT}; FILE - reads stdin)\n"
+	 "against the gold answers of dataset ID with the rule rewards (r1: MedVLM-R1's, the\n"
+	 "default; strict). Prints {\"id\",\"format_reward\",\"accuracy_reward\"} per line and a\n"
+	 "summary on stderr (--json: one object with results and summary)."},
 	{"help", cmd_help, NULL, 0, 1, "help [COMMAND]", "Shows the commands, or one command's help."},
 };
 

@@ -342,6 +342,27 @@ static int render_selection(struct buf *out, const json_t *sl)
 	return rc;
 }
 
+/* An rl job's report: kept items, pass-rate histogram, format failures. */
+static int render_rl(struct buf *out, const json_t *rl)
+{
+	const json_t *h = json_object_get(rl, "pass_rate_histogram");
+	const char *k;
+	json_t *v;
+	int rc;
+
+	rc = buf_printf(out, "rl        %llu items, %llu samples, %llu format failures; keep %s: %llu kept\n"
+			     "  pass rate",
+			(unsigned long long)get_u64(rl, "items"), (unsigned long long)get_u64(rl, "samples"),
+			(unsigned long long)get_u64(rl, "format_failures"), get_str(rl, "keep"),
+			(unsigned long long)get_u64(rl, "kept"));
+	json_object_foreach((json_t *)h, k, v)
+		if (!rc)
+			rc = buf_printf(out, " %s: %lld", k, (long long)json_integer_value(v));
+	if (!rc)
+		rc = buf_puts(out, "\n");
+	return rc;
+}
+
 /* The "endpoints" of a status (present while one is not well): its state,
  * and for a pool the replicas taken out with their last error. */
 static int render_endpoints(struct buf *out, const json_t *eps)
@@ -473,6 +494,8 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 		rc = render_endpoints(out, json_object_get(job, "endpoints"));
 	if (!rc && json_is_object(ev))
 		rc = evalreport_status_table(out, ev);
+	if (!rc && json_is_object(json_object_get(job, "rl")))
+		rc = render_rl(out, json_object_get(job, "rl"));
 	if (!rc) {
 		fmt_time(json_object_get(job, "created_at"), when, sizeof(when));
 		if (when[0]) {

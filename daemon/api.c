@@ -22,6 +22,7 @@
 #include "stages/kinds.h"
 #include "stages/runner.h"
 #include "stages/sets.h"
+#include "stages/score.h"
 #include "stages/story.h"
 #include "store/store.h"
 #include "store/timeline.h"
@@ -493,6 +494,8 @@ static int export_readiness(struct api *a, struct http_req *req, int64_t job, in
 		return 0; /* nothing to judge by: export what there is */
 	}
 	def = job_kind_def((enum job_kind)job_kind_parse(kind));
+	if (set != 2 && def->set1_phase != PHASE_STAGE1)
+		want = def->set1_phase; /* an rl job's set 1: its kept prompts */
 	final = job_state_parse(state) >= 0 && job_state_finished((enum job_state)job_state_parse(state));
 	for (k = 0; k < def->nphases; k++) {
 		if (def->phases[k] == want)
@@ -618,6 +621,16 @@ static void route_export(struct api *a, struct http_req *req, int64_t job)
 		return;
 	}
 	if (export_readiness(a, req, job, atoi(set)) != 0) {
+		json_decref(row);
+		return;
+	}
+	if (fmt->needs_output && job_kind_parse(json_string_value(json_object_get(row, "kind"))) >= 0 &&
+	    job_kind_def((enum job_kind)job_kind_parse(json_string_value(json_object_get(row, "kind"))))
+			    ->set1_phase == PHASE_RL) {
+		respond_err(req, 400, "bad_format", "format",
+			    "job_%" PRId64 " is an rl job: its set is a prompt set with no SFT text; "
+			    "export it with format grpo",
+			    job);
 		json_decref(row);
 		return;
 	}
@@ -1197,6 +1210,22 @@ static void route_health(struct api *a, struct http_req *req, const struct api_r
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */
 
+/* POST /v1/score?dataset=ID[&rules=r1|strict]: body JSONL {"id","completion"}
+ * -> the rewards of each completion and a summary (stages/score.h). */
+static void route_score(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct mt_err err = { 0 };
+	json_t *res;
+	int rc;
+
+	rc = score_completions(a->st, http_req_query(req, "dataset"), http_req_query(req, "rules"),
+			       m->body ? m->body : "", m->body_len, &res, &err);
+	if (rc != 0)
+		respond_mt_err(req, rc, &err, NULL);
+	else
+		respond_json_take(req, 200, res);
+}
+
 const struct api_route api_routes[] = {
 	{ "GET", "/v1/health", route_health, API_BODY_NONE, 0 },
 	{ "GET", "/v1/formats", route_formats, API_BODY_NONE, 0 },
@@ -1216,6 +1245,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/jobs/{id}/prompt-preview", route_job_preview, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/v1/jobs/{id}/timeline", route_job_timeline, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
+	{ "POST", "/v1/score", route_score, API_BODY_BUFFERED, 0 },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 

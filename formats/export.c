@@ -103,6 +103,7 @@ int export_record(const struct export_format *fmt, json_t *item, const char *out
 	if (!fmt || !fmt->build || !json_is_object(item))
 		return -EINVAL;
 	in.system = opts && opts->system ? opts->system : EXPORT_SYSTEM_PROMPT;
+	in.prompt = opts ? opts->prompt : NULL;
 	in.answer = json_string_value(json_object_get(item, "answer"));
 	id = json_string_value(json_object_get(item, "id"));
 	if (!in.answer || (ids && !id))

@@ -37,6 +37,11 @@
 struct export_opts {
 	bool no_ids;        /* leave out the top-level "id" (--no-ids, ids=0) */
 	const char *system; /* NULL: EXPORT_SYSTEM_PROMPT */
+	/* The exact user text of an RL prompt set (an rl job's r1 prompt), or
+	 * NULL: grpo then writes TRL GRPOTrainer's layout, {"prompt":[{"role":
+	 * "user","content":[{"type":"image"}...,{"type":"text","text":PROMPT}]}],
+	 * "images":[URL...],"solution":GOLD,"answer":GOLD}. */
+	const char *prompt;
 };
 
 /* What a row builds one record from, all borrowed and checked by
@@ -50,6 +55,7 @@ struct export_input {
 	const char *output;
 	const char *system;
 	const char *answer;
+	const char *prompt; /* opts->prompt */
 };
 
 /* One record layout. A new exporter is one file holding its row and its

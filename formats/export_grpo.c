@@ -4,6 +4,7 @@
 #include "formats/export.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "formats/item.h"
@@ -38,11 +39,50 @@ static int grpo_instruction(struct buf *b, json_t *item)
 	return rc;
 }
 
+/* An RL prompt set's record, as TRL's GRPOTrainer reads it: the prompt as
+ * chat messages whose content parts hold one image placeholder per image
+ * and the exact prompt text, the images beside it (data: URLs), and the
+ * gold in "solution" (the column MedVLM-R1's reward reads) and "answer". */
+static int grpo_build_rl(const struct export_input *in, json_t **rec_out)
+{
+	json_t *parts = json_array(), *images = json_array(), *v;
+	size_t i, total = strlen(in->prompt);
+
+	if (!parts || !images)
+		goto nomem;
+	json_array_foreach(json_object_get(in->item, "images"), i, v) {
+		const char *url = json_string_value(v);
+
+		if (!url)
+			continue;
+		total += strlen(url);
+		if (total > EXPORT_RECORD_MAX) {
+			json_decref(parts);
+			json_decref(images);
+			return -E2BIG;
+		}
+		if (json_array_append_new(parts, json_pack("{s:s}", "type", "image")) ||
+		    json_array_append(images, v))
+			goto nomem;
+	}
+	if (json_array_append_new(parts, json_pack("{s:s, s:s}", "type", "text", "text", in->prompt)))
+		goto nomem;
+	*rec_out = json_pack("{s:[{s:s, s:o}], s:o, s:s, s:s}", "prompt", "role", "user", "content",
+			     parts, "images", images, "solution", in->answer, "answer", in->answer);
+	return 0;
+nomem:
+	json_decref(parts);
+	json_decref(images);
+	return -ENOMEM;
+}
+
 static int grpo_build(const struct export_input *in, json_t **rec_out)
 {
 	struct buf b;
 	int rc;
 
+	if (in->prompt)
+		return grpo_build_rl(in, rec_out);
 	buf_init(&b, EXPORT_RECORD_MAX);
 	rc = buf_puts(&b, in->user);
 	if (!rc)

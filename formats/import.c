@@ -27,6 +27,7 @@ static const struct import_format *const formats[] = {
 	&import_format_native,   &import_format_medqa,    &import_format_medmcqa,
 	&import_format_pubmedqa, &import_format_sharegpt, &import_format_csv,
 	&import_format_masks,
+	&import_format_medvlm,
 };
 
 enum csv_state { CS_START, CS_UNQ, CS_Q, CS_QQ, CS_QCR };

@@ -137,6 +137,7 @@ struct import_format {
 extern const struct import_format import_format_native, import_format_medqa,
 	import_format_medmcqa, import_format_pubmedqa, import_format_sharegpt, import_format_csv;
 extern const struct import_format import_format_masks; /* formats/import_masks.c */
+extern const struct import_format import_format_medvlm;
 
 /* The row named name (exact, lower case), or NULL (name NULL included). */
 const struct import_format *import_format_find(const char *name);

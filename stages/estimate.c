@@ -201,6 +201,8 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 			if (d->index > 0 && d->index > js.refer_expressions)
 				continue;
 			calls = base * (s == (int)first ? 1.0 : shares[est_shares[s]]);
+			if (d->samples) /* one call per sample */
+				calls *= js.rl.num_generations;
 			ep = runner_endpoint_find(r, ep_name);
 			pb = est_prompt_bytes(r->st, ds, prompts, (enum step)s,
 					      held ? sp.eval_seq : sp.train_seq,

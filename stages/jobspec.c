@@ -16,6 +16,7 @@ static const char *const known_keys[] = {
 	"embedder",
 	"students",
 	"refer",
+	"rl",
 };
 
 
@@ -227,7 +228,8 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 				   kd->needs_student, err);
 	if (rc)
 		return rc;
-	rc = get_number(spec, "eval_fraction", &js->eval_fraction, 0.1, err);
+	rc = get_number(spec, "eval_fraction", &js->eval_fraction, kd->no_eval_split ? 0.0 : 0.1,
+			err);
 	if (rc)
 		return rc;
 	/* 1 holds out everything: an eval job over a separately imported test set. */
@@ -330,7 +332,16 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 					  "on_endpoint_down must be pause or fail");
 		js->fail_on_down = strcmp(m, "fail") == 0;
 	}
-	return refer_parse(spec, js, err);
+	rc = refer_parse(spec, js, err);
+	if (rc)
+		return rc;
+	v = json_object_get(spec, "rl");
+	if (v && !json_is_null(v) && js->kind != JOB_KIND_RL)
+		return mt_err_set(err, -EINVAL, "invalid_spec", "rl", "rl is for jobs of kind rl");
+	rc = rl_opts_parse(v, &js->rl, err);
+	if (rc)
+		return rc;
+	return 0;
 }
 
 json_t *jobspec_to_json(const struct jobspec *js)
@@ -363,6 +374,8 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	if (js->kind == JOB_KIND_REFER)
 		json_object_set_new(o, "refer", json_pack("{s:i}", "expressions_per_region",
 							  js->refer_expressions));
+	if (js->kind == JOB_KIND_RL)
+		json_object_set_new(o, "rl", rl_opts_json(&js->rl));
 	return o;
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 #include "stages/kinds.h"
+#include "stages/rl.h"
 #include "stages/select.h"
 
 /* At most this many students in an eval job's "students". */
@@ -37,6 +38,7 @@ struct jobspec {
 	char students[JOBSPEC_MAX_STUDENTS][96];
 	int nstudents;
 	int refer_expressions; /* kind refer: expressions_per_region (1..5) */
+	struct rl_opts rl;    /* "rl" (kind rl; defaults otherwise) */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

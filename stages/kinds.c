@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *const phase_names[PHASE__N] = { "stage1", "train1", "stage2", "train2", "eval",
-						  "eval_baseline", "eval_stage1", "refer" };
+						  "eval_baseline", "eval_stage1", "refer", "rl" };
 
 static const struct job_kind_def kinds[JOB_KIND__N] = {
 	/* The student is evaluated at every checkpoint: before stage one,
@@ -21,6 +21,8 @@ static const struct job_kind_def kinds[JOB_KIND__N] = {
 	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true },
 	/* Referring expressions for the lesions of mask items (docs/refer.md). */
 	[JOB_KIND_REFER] = { "refer", { PHASE_REFER }, 1, true, false },
+	/* MedVLM-R1 prompt sets: the student samples, the rewards score. */
+	[JOB_KIND_RL] = { "rl", { PHASE_RL }, 1, false, true, true, PHASE_RL },
 };
 
 static const char *const train_names[TRAIN__N] = { "hook", "manual", "none" };

@@ -19,6 +19,7 @@ enum phase {
 	PHASE_EVAL_BASE,
 	PHASE_EVAL1,
 	PHASE_REFER, /* referring expressions for mask regions (stages/refer.c) */
+	PHASE_RL,
 	PHASE__N
 };
 
@@ -31,6 +32,7 @@ enum job_kind {
 	JOB_KIND_STAGE2,
 	JOB_KIND_EVAL,
 	JOB_KIND_REFER,
+	JOB_KIND_RL,
 	JOB_KIND__N
 };
 
@@ -42,6 +44,10 @@ struct job_kind_def {
 	int nphases;
 	bool needs_teacher;
 	bool needs_student;
+	/* Jobs of this kind work on every item: eval_fraction defaults to 0. */
+	bool no_eval_split;
+	/* The phase that makes export set 1 (PHASE_STAGE1 when not set). */
+	enum phase set1_phase;
 };
 
 /* The row of kind k (a valid enum value). */

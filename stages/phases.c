@@ -43,6 +43,7 @@ static const struct phase_def phase_defs[PHASE__N] = {
 	[PHASE_EVAL_BASE] = { .first = STEP_EVAL_BASE, .held_out = true, .summary = job_eval_report },
 	[PHASE_EVAL1] = { .first = STEP_EVAL1, .held_out = true, .summary = job_eval_report },
 	[PHASE_REFER] = { .first = STEP_REFER, .all_items = true, .summary = phase_summary_refer },
+	[PHASE_RL] = { .first = STEP_RL_SAMPLE, .summary = job_rl_report },
 };
 
 enum phase job_phase(const struct job *j)

@@ -16,12 +16,16 @@ const char *const prompts_required[] = { "screen", "explain", "answer", "judge",
 
 static const char *const placeholders[] = { "question", "options", "gold", "gold_text",
 	                                    "student_reply", "explanation", "context", "topic",
-	                                    NULL };
+	                                    "problem", NULL };
 static const char *const sections[] = { "mc", "open", "context", "explanation", "topic",
 	                                "student_reply", NULL };
 /* Templates that see the gold answer, and the one that must not. */
 static const char *const gold_templates[] = { "screen", "explain", "judge", "correct", NULL };
-static const char *const blind_templates[] = { "answer", NULL };
+static const char *const blind_templates[] = { "answer", "r1", NULL };
+/* Templates sent exactly as written (a published prompt reproduced byte for
+ * byte): no task line, and neither the load nor the render trims or tidies
+ * their user part beyond the newline that ends the file. */
+static const char *const verbatim_templates[] = { "r1", NULL };
 
 #define SEPARATOR "---user---"
 #define MAX_DEPTH 8
@@ -92,7 +96,7 @@ static enum tag_kind tag_at(const char *p, const char *end, const char **name, s
 
 /* Values a render fills in. NULL: not available (an error if used). */
 struct values {
-	const char *v[8]; /* indexed like placeholders[] */
+	const char *v[9]; /* indexed like placeholders[] */
 	int mc;
 };
 
@@ -303,8 +307,8 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		}
 	}
 	snprintf(task, sizeof task, "### Task: %s", name);
-	if (strncmp(user, task, strlen(task)) != 0 ||
-	    (user[strlen(task)] != '\n' && user[strlen(task)] != '\0')) {
+	if (!in_list(name, nl, verbatim_templates) && (strncmp(user, task, strlen(task)) != 0 ||
+	    (user[strlen(task)] != '\n' && user[strlen(task)] != '\0'))) {
 		seterr(err, errlen, "template %s (user, line 1): must be \"%s\"", name, task);
 		return -EINVAL;
 	}
@@ -467,7 +471,22 @@ static int parse_file(const char *path, const char *stem, char *text, size_t len
 	*sep = '\0';
 	user = sep + strlen(SEPARATOR);
 	sys = trim_block(body);
-	user = trim_block(user);
+	if (in_list(stem, strlen(stem), verbatim_templates)) {
+		/* the line break after the separator and the one ending the file */
+		size_t ul;
+
+		if (*user == '\r')
+			user++;
+		if (*user == '\n')
+			user++;
+		ul = strlen(user);
+		if (ul && user[ul - 1] == '\n')
+			user[--ul] = '\0';
+		if (ul && user[ul - 1] == '\r')
+			user[--ul] = '\0';
+	} else {
+		user = trim_block(user);
+	}
 	t = json_pack("{s:i,s:s,s:s}", "version", ver, "system", sys, "user", user);
 	if (!t) {
 		/* json_pack fails on invalid UTF-8 (or ENOMEM) */
@@ -620,6 +639,27 @@ out:
 
 /* ---- Rendering --------------------------------------------------------- */
 
+char *prompts_problem_text(const char *question, json_t *options)
+{
+	struct buf b;
+	const char *k;
+	json_t *v;
+
+	buf_init(&b, PROMPTS_RENDER_MAX);
+	if (buf_puts(&b, question ? question : ""))
+		goto fail;
+	json_object_foreach(options, k, v) {
+		if (buf_printf(&b, "\n%s) %s", k, json_string_value(v) ? json_string_value(v) : ""))
+			goto fail;
+	}
+	if (!b.base && buf_puts(&b, ""))
+		goto fail;
+	return buf_take(&b);
+fail:
+	buf_free(&b);
+	return NULL;
+}
+
 char *prompts_options_text(json_t *options)
 {
 	return item_options_text(options, PROMPTS_RENDER_MAX);
@@ -697,7 +737,7 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	struct values vals;
 	json_t *t, *options, *msgs = NULL;
 	const char *gold, *k;
-	char *opt_text = NULL, *ctx = NULL;
+	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
 	struct buf sys, user;
 	json_t *v;
 	int rc = 0;
@@ -756,6 +796,13 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
 	vals.v[6] = ctx;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
+	problem = prompts_problem_text(json_string_value(json_object_get(item, "question")),
+				       vals.mc ? options : NULL);
+	if (!problem) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	vals.v[8] = problem;
 	if (!vals.v[5])
 		vals.v[5] = "";
 	if (!vals.v[7])
@@ -764,7 +811,7 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 		json_object_foreach(vars, k, v) {
 			int vi = var_index(k, strlen(k));
 
-			if (vi < 4) { /* item-derived values cannot be overridden */
+			if (vi < 4 || vi == 8) { /* item-derived values cannot be overridden */
 				seterr(err, errlen, "template %s: unknown var \"%s\" (student_reply, "
 				       "explanation, context, topic)", name, k);
 				rc = -EINVAL;
@@ -786,7 +833,8 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	if (rc)
 		goto out;
 	tidy(&sys);
-	tidy(&user);
+	if (!in_list(name, strlen(name), verbatim_templates))
+		tidy(&user);
 	msgs = json_array();
 	if (!msgs) {
 		rc = -ENOMEM;
@@ -806,6 +854,7 @@ out:
 	json_decref(msgs);
 	free(opt_text);
 	free(ctx);
+	free(problem);
 	buf_free(&sys);
 	buf_free(&user);
 	return rc;

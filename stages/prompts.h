@@ -15,7 +15,9 @@
  * that line. Any other brace is literal text (JSON examples are fine).
  * Placeholders: question, options ("A. text" lines), gold (option key, or
  * the answer text of an open item), gold_text (the gold option's text, or
- * the answer text), student_reply, explanation, context, topic.
+ * the answer text), student_reply, explanation, context, topic, problem
+ * (MedVLM-R1's problem text: the question, then one "A) text" line per
+ * option).
  * Sections: mc, open, context, explanation, topic, student_reply (the last
  * four: the value is non-empty).
  *
@@ -65,5 +67,10 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
  * '\n', no trailing newline), as a new string; NULL for a non-object or on
  * ENOMEM. The same text as the exports' (formats/item.h). */
 char *prompts_options_text(json_t *options);
+
+/* MedVLM-R1's "problem": question, then "\nK) text" for each option of
+ * options (an object, keys in stored order; NULL or empty: none), as a new
+ * string; NULL on ENOMEM or over PROMPTS_RENDER_MAX. */
+char *prompts_problem_text(const char *question, json_t *options);
 
 #endif

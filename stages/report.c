@@ -204,6 +204,8 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 			json_object_set(row, "eval", json_object_get(rt, "eval"));
 		if (json_object_get(rt, "selection"))
 			json_object_set(row, "selection", json_object_get(rt, "selection"));
+		if (json_object_get(rt, "rl"))
+			json_object_set(row, "rl", json_object_get(rt, "rl"));
 		json_object_set_new(row, "phase", json_string(json_is_string(json_object_get(rt, "phase"))
 								      ? json_string_value(json_object_get(rt, "phase"))
 								      : "done"));
@@ -244,6 +246,8 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		json_object_set(row, "eval", j->eval);
 	if (j->selection)
 		json_object_set(row, "selection", j->selection);
+	if (j->rl)
+		json_object_set(row, "rl", j->rl);
 	return row;
 }
 

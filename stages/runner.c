@@ -185,6 +185,8 @@ void job_save_runtime(struct job *j)
 		json_object_set(rt, "selection", j->selection);
 	if (j->js.nstudents > 0)
 		json_object_set_new(rt, "round", json_integer(j->round));
+	if (j->rl)
+		json_object_set(rt, "rl", j->rl);
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -368,7 +370,7 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
 				.attempt = t->attempt, .length_cut = res->length_cut,
 				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed,
-				.spec = j->spec };
+				.spec = j->spec, .rl = &j->js.rl };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -444,6 +446,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.sel = &j->js.sel;
 	ctx.seed = j->js.seed;
 	ctx.spec = j->spec;
+	ctx.rl = &j->js.rl;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "prompt: %.*s", (int)utf8_prefix(err, strlen(err), 240), err);
@@ -459,6 +462,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.logprobs = req.logprobs;
 	o.echo = req.echo;
 	o.cache_tag = job_cache_tag(j, s, tag, sizeof(tag));
+	o.seed = req.seed;
 	if (req.prompt && req.embed)
 		rc = client_embed(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else if (req.prompt)
@@ -897,6 +901,7 @@ static void job_free(struct job *j)
 	json_decref(j->prompts);
 	json_decref(j->eval);
 	json_decref(j->selection);
+	json_decref(j->rl);
 	jobspec_clear(&j->js);
 	trainhook_free(j->hook);
 	free(j);
@@ -995,6 +1000,9 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 		j->round = 0;
 	if (j->js.nstudents > 0)
 		snprintf(j->js.student, sizeof(j->js.student), "%s", j->js.students[j->round]);
+	v = json_object_get(rt, "rl");
+	if (json_is_object(v))
+		j->rl = json_incref(v);
 	counts = store_task_counts(r->st, id);
 	json_object_foreach(counts, key, v)
 	{
@@ -1138,6 +1146,24 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (prompts_load_dir(r->cfg.prompts_dir, prompts, perr, sizeof(perr)) != 0)
 		return mt_err_set(err, -EIO, "prompts", NULL, "cannot load the prompt templates: %s",
 				  perr);
+	/* A template only some kinds use (r1) may be missing from a prompts_dir. */
+	for (int s = 0; s < STEP__N; s++) {
+		const struct step_def *d = step_def((enum step)s);
+
+		if (d->text || d->build) /* builds its request without a template */
+			continue;
+		for (int i = 0; i < job_kind_def(js->kind)->nphases; i++)
+			if (d->phase == job_kind_def(js->kind)->phases[i] &&
+			    !json_object_get(*prompts, d->template_name)) {
+				json_decref(*prompts);
+				*prompts = NULL;
+				return mt_err_set(err, -EINVAL, "prompts", "kind",
+						  "a %s job needs the prompt template %s "
+						  "(%s.txt in the prompts_dir)",
+						  job_kind_def(js->kind)->name, d->template_name,
+						  d->template_name);
+			}
+	}
 	return 0;
 }
 

@@ -82,6 +82,7 @@ struct job {
 	json_t *selection; /* the selection summary once chosen (diq, 3ds) */
 	int round;     /* an eval job over several students: the index of the
 			* one being evaluated (js.student is that one) */
+	json_t *rl;    /* the rl report once computed (stages/rl.h) */
 };
 
 struct runner {
@@ -167,6 +168,10 @@ void job_phase_start(struct job *j);
 void job_phase_next(struct job *j);
 /* Moves a job on when its phase has nothing pending and nothing in flight. */
 void job_phase_check(struct job *j);
+
+/* ---- phases_rl.c ---- */
+/* Computes the rl report into j->rl from the items' artifacts and logs it. */
+void job_rl_report(struct job *j);
 
 /* ---- report.c ---- */
 /* The job's running clock (seconds; store_now() less the time it was not

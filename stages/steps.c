@@ -159,7 +159,7 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 			    errlen);
 	if (rc)
 		goto out;
-	if (ctx->attempt > 0 && ctx->last_problem) {
+	if (ctx->attempt > 0 && ctx->last_problem && !d->samples) {
 		char note[600], problem[400];
 
 		/* the reason may quote model text: cut on a character boundary
@@ -186,6 +186,14 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 	req->schema = d->schema ? d->schema() : NULL;
 	req->schema_name = d->schema_name;
 	req->max_tokens = d->max_tokens;
+	if (d->samples) {
+		/* Sample k (0-based: the samples stored so far) is its own request
+		 * by its seed, so its reply is cached and never asked again. */
+		req->temperature = ctx->rl ? ctx->rl->temperature : 1.0;
+		req->seed = (int64_t)rl_samples(ctx->prior) + 1;
+		rc = 0;
+		goto out;
+	}
 	/* A student answer cut by the token limit is asked again with room to
 	 * finish (STEP_CUT_TOKENS_FACTOR times the step's limit). */
 	if (d->student && ctx->attempt > 0 && ctx->last_problem &&
@@ -927,6 +935,10 @@ static const struct step_def steps[STEP__N] = {
 	REFER_CHECK_ROW(4, STEP_REFER_CHECK5),
 	REFER_CHECK_ROW(5, -1),
 #undef REFER_CHECK_ROW
+	[STEP_RL_SAMPLE] = { .name = "rl_sample", .template_name = "r1", .phase = PHASE_RL,
+			     .student = true, .max_tokens = 1024, .reads = "rl", .writes = "rl",
+			     .next = -1, .next_unclear = -1, .reply = step_reply_rl,
+			     .samples = true },
 };
 
 void step_reply_judge(enum step s, const struct step_ctx *ctx, const char *content, json_t *json,

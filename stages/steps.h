@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "stages/kinds.h"
+#include "stages/rl.h"
 
 enum step {
 	STEP_SCREEN = 0,
@@ -49,6 +50,7 @@ enum step {
 	STEP_REFER_CHECK3,
 	STEP_REFER_CHECK4,
 	STEP_REFER_CHECK5,
+	STEP_RL_SAMPLE,
 	STEP__N
 };
 
@@ -111,6 +113,10 @@ struct step_def {
 	int (*build)(const struct step_def *d, const struct step_ctx *ctx, struct step_request *req,
 		     char *err, size_t errlen);
 	int index; /* the refer checks: which expression (1-based) */
+	/* Sampled (rl): asked rl.num_generations times at rl.temperature, each
+	 * time with the next seed and never with a re-ask note; every reply is
+	 * kept in the artifact it reads back. */
+	bool samples;
 };
 
 /* The row of step s (a valid enum value). */
@@ -133,6 +139,7 @@ struct step_ctx {
 	const struct select_opts *sel; /* the job's selection options, or NULL */
 	int64_t seed;     /* the job's seed */
 	json_t *spec;     /* the job's normalized spec, or NULL */
+	const struct rl_opts *rl; /* the job's rl options (sampled steps), or NULL */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */
@@ -149,6 +156,7 @@ struct step_request {
 	int logprobs;
 	bool echo;
 	bool embed;
+	int64_t seed;          /* sent as "seed" when > 0 (sampled steps) */
 };
 
 /* Builds the request for step s. Returns 0, or -EINVAL with err set (a
@@ -192,5 +200,12 @@ void step_outcome_clear(struct step_outcome *out);
  * "chain" the reasoning ending with the final answer line. A new string the
  * caller frees, or NULL when the artifact has no usable text. */
 char *step_sft_output(const char *kind, json_t *artifact, json_t *item);
+
+/* The reply rule of the rl sampling step (stages/steps_rl.c): every reply is
+ * a sample, scored and appended to the item's "rl" artifact; STEP_RETRY asks
+ * for the next sample, STEP_DONE comes with the last (ctx->rl's
+ * num_generations). */
+void step_reply_rl(const struct step_def *d, const struct step_ctx *ctx, const char *content,
+		   json_t *json, struct step_outcome *out);
 
 #endif

@@ -82,6 +82,8 @@ struct client_opts {
 	int64_t job_id;        /* 0: none; used by client_cancel_job and stored */
 	double temperature;    /* < 0: not sent */
 	int64_t max_tokens;    /* 0: not sent */
+	int64_t seed;          /* > 0: sent as "seed" (a sampled call: each seed is its
+	                          own request, so its own cache entry) */
 	json_t *schema;        /* JSON Schema of the reply or NULL (sent only where the
 	                          endpoint has json_schema) */
 	bool expect_json;      /* extract a JSON object from the reply text */

@@ -37,6 +37,8 @@ static int opts_apply(json_t *body, const struct openai_opts *o)
 		rc |= json_object_set_new(body, "temperature", json_real(o->temperature));
 	if (o->max_tokens > 0)
 		rc |= json_object_set_new(body, "max_tokens", json_integer(o->max_tokens));
+	if (o->seed > 0)
+		rc |= json_object_set_new(body, "seed", json_integer(o->seed));
 	return rc;
 }
 

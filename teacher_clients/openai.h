@@ -33,6 +33,7 @@ enum openai_err {
 struct openai_opts {
 	double temperature;
 	int64_t max_tokens;
+	int64_t seed; /* > 0: "seed" */
 	json_t *schema;
 	const char *schema_name; /* NULL: "reply" */
 	bool use_schema;

@@ -30,6 +30,7 @@ struct provider_req {
 	const char *prompt;    /* completion */
 	double temperature;    /* < 0: not sent */
 	int64_t max_tokens;    /* 0: not sent */
+	int64_t seed;          /* > 0: sent as the sampling seed */
 	json_t *schema;        /* JSON Schema of the reply, or NULL */
 	bool use_schema;       /* the endpoint takes schemas (json_schema = true) */
 	int logprobs;          /* completion: 0 not sent */

@@ -24,6 +24,7 @@ static json_t *request_build(const struct provider_req *q)
 	memset(&o, 0, sizeof(o));
 	o.temperature = q->temperature;
 	o.max_tokens = q->max_tokens;
+	o.seed = q->seed;
 	o.schema = q->schema;
 	o.use_schema = q->use_schema && q->schema;
 	o.logprobs = q->logprobs;

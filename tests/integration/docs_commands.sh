@@ -1,6 +1,6 @@
 #!/bin/sh
-# The docs cannot drift: runs every command shown in README.md and
-# docs/tutorial.md, in order, against the simulator, and fails naming the
+# The docs cannot drift: runs every command shown in README.md,
+# docs/tutorial.md and docs/tutorial-rl.md, in order, against the simulator, and fails naming the
 # doc, the line and the command.
 #
 # What runs: every ```sh block (one command a logical line; a trailing "\"
@@ -219,4 +219,5 @@ run_doc README.md 0
 # The tutorial pauses and cancels a running job: its replies take long enough
 # (0.5 s) that a job is still running when the next command comes.
 run_doc docs/tutorial.md 500
+run_doc docs/tutorial-rl.md 0
 [ "$_failed" = 0 ]

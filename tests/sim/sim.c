@@ -20,6 +20,7 @@
 #include "common/utf8.h"
 #include "daemon/http.h"
 #include "tests/sim/refer.h"
+#include "tests/sim/r1.h"
 #include "tests/sim/replies.h"
 #include "tests/sim/selection.h"
 
@@ -853,7 +854,10 @@ static void handle_chat(struct sim *s, struct http_req *req, json_t *j)
 	/* the refer tasks (tests/sim/refer.c), else the MedThink ones */
 	content = sim_refer_reply(pr.task, last_user, msgs);
 	is_json = content != NULL;
-	if (!content)
+	if (!content && sim_r1_is_prompt(last_user)) /* an rl job's sample: tests/sim/r1.c */
+		content = sim_r1_reply(last_user, json_integer_value(json_object_get(j, "seed")),
+				       (uint64_t)s->o.seed, known_gold);
+	else if (!content)
 		content = sim_reply(&pr, h, &(struct sim_knobs){ (uint64_t)s->o.seed, s->o.student_accuracy,
 								 s->o.drop_rate, s->o.contradict_rate },
 				    known_gold, json_mode, &is_json);

@@ -119,7 +119,7 @@ static void test_unknown_format(void **state)
 	assert_null(import_parser_new("xml", NULL, &cb, err, sizeof(err)));
 	assert_string_equal(err,
 	                    "unknown format \"xml\" (valid: native, medqa, medmcqa, pubmedqa, "
-	                    "sharegpt, csv, masks)");
+	                    "sharegpt, csv, masks, medvlm)");
 	assert_null(import_parser_new(NULL, NULL, &cb, NULL, 0));
 	assert_true(import_format_known("medmcqa"));
 	assert_false(import_format_known("MedQA"));
@@ -128,10 +128,12 @@ static void test_unknown_format(void **state)
 	assert_ptr_equal(import_format_at(0), &import_format_native);
 	assert_ptr_equal(import_format_at(5), &import_format_csv);
 	assert_ptr_equal(import_format_at(6), &import_format_masks);
-	assert_null(import_format_at(7));
+	assert_ptr_equal(import_format_at(7), &import_format_medvlm);
+	assert_null(import_format_at(8));
 	for (size_t i = 0; import_format_at(i); i++)
 		assert_true(import_format_at(i)->description[0] != '\0');
-	assert_string_equal(import_format_list(), "native, medqa, medmcqa, pubmedqa, sharegpt, csv, masks");
+	assert_string_equal(import_format_list(),
+			    "native, medqa, medmcqa, pubmedqa, sharegpt, csv, masks, medvlm");
 	import_parser_free(NULL);
 }
 

@@ -666,7 +666,7 @@ static void test_jobspec(void **state)
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"colour\":1}", "colour",
 		 "unknown key \"colour\" in the job spec");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage9\",\"teacher\":\"t\"}", "kind",
-		 "kind must be pipeline, stage1, stage2, eval or refer, not \"stage9\"");
+		 "kind must be pipeline, stage1, stage2, eval, refer or rl, not \"stage9\"");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\"}", "teacher", "teacher is required");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage2\",\"teacher\":\"t\"}", "student",
 		 "student is required");

@@ -303,7 +303,7 @@ static int render_selection(struct buf *out, const json_t *sl)
 				(unsigned long long)get_u64(sl, "selected"),
 				(unsigned long long)get_u64(sl, "candidates"));
 		for (int i = 1; !rc && i <= 4; i++) {
-			char k[4];
+			char k[16];
 			json_t *x;
 
 			snprintf(k, sizeof(k), "Q%d", i);

@@ -75,7 +75,7 @@ expect_eq "status shows the replica out" \
   "$(printf '%s' "$st" | jq_py '[r["state"] for r in d["endpoints"]["student.local"]["replicas"]]')" "['in', 'out', 'in']"
 st=$("$BIN/medthink" status "$job")
 expect_match "medthink status shows the pool" "$st" "endpoint  student.local: ok, replicas 2 of 3 in"
-expect_match "medthink status names the replica out and why" "$st" "out: http://127.0.0.1:$P1/v1 \(.*(refused|connect|reply)"
+expect_match "medthink status names the replica out and why" "$st" "out: http://127.0.0.1:$P1/v1 \(.*(refused|reset|connect|reply|closed|Empty)"
 hl=$("$BIN/medthink" health)
 expect_match "medthink health shows the pool" "$hl" "student.local: 2 of 3 replicas in"
 expect_match "medthink health names the replica out" "$hl" "out: http://127.0.0.1:$P1/v1"

@@ -11,6 +11,7 @@
 static const char *const known_keys[] = {
 	"name", "dataset", "kind", "teacher", "student", "eval_fraction", "seed",
 	"selection", "train", "budget_usd", "max_items", "on_endpoint_down",
+	"teacher_mode",
 };
 
 /* Strategies the spec names but this version does not have yet: refused
@@ -207,6 +208,15 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 					  "on_endpoint_down must be pause or fail");
 		js->fail_on_down = strcmp(m, "fail") == 0;
 	}
+	v = json_object_get(spec, "teacher_mode");
+	if (v && !json_is_null(v)) {
+		const char *m = json_string_value(v);
+
+		if (!m || (strcmp(m, "online") != 0 && strcmp(m, "batch") != 0))
+			return mt_err_set(err, -EINVAL, "invalid_spec", "teacher_mode",
+					  "teacher_mode must be online or batch");
+		js->teacher_batch = strcmp(m, "batch") == 0;
+	}
 	return 0;
 }
 
@@ -226,6 +236,7 @@ json_t *jobspec_to_json(const struct jobspec *js)
 	json_object_set_new(o, "max_items",
 			    js->max_items > 0 ? json_integer(js->max_items) : json_null());
 	json_object_set_new(o, "on_endpoint_down", json_string(js->fail_on_down ? "fail" : "pause"));
+	json_object_set_new(o, "teacher_mode", json_string(js->teacher_batch ? "batch" : "online"));
 	return o;
 }
 

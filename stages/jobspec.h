@@ -26,6 +26,8 @@ struct jobspec {
 	double budget_usd;    /* 0: no budget */
 	int64_t max_items;    /* 0: all */
 	bool fail_on_down;    /* on_endpoint_down "fail" (default "pause") */
+	bool teacher_batch;   /* teacher_mode "batch" (default "online"): teacher calls go
+	                         through the provider's Batch API */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

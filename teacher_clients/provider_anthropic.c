@@ -244,7 +244,7 @@ static int reply_parse(const char *body, size_t len, enum provider_op op, struct
 		return bad(r, "reply_not_object", "%s", "reply is JSON but not an object");
 	type = json_string_value(json_object_get(root, "type"));
 	if ((type && strcmp(type, "error") == 0) || json_object_get(root, "error")) {
-		char msg[200] = "";
+		char msg[150] = "";
 
 		error_fields(root, r->error_code, sizeof(r->error_code), msg, sizeof(msg));
 		r->quota = is_quota(r->error_code, msg);

@@ -233,6 +233,8 @@ int client_batch_resume(struct client *c);
  * (their calls end with -ECANCELED). Returns how many batches were asked
  * to cancel. */
 int client_batch_cancel_job(struct client *c, int64_t job_id);
+/* The prices of endpoint's batch calls (USD per million tokens). 0 or -ENOENT. */
+int client_endpoint_batch_prices(const struct client *c, const char *endpoint, double *in, double *out);
 struct batch_job_stats;
 /* job_id's batch progress (batch.h). */
 void client_batch_job_stats(const struct client *c, int64_t job_id, struct batch_job_stats *out);

@@ -101,6 +101,24 @@ expect_eq "openai expiry: none more than twice" "$(bstat "$SIM_PORT_T" 'd["max_s
 expect_eq "openai expiry: status counts the resubmitted" "$(api "http://x/v1/jobs/$job" | jq_py 'd["batch"]["resubmitted"]')" "3"
 applied_once "$job" "openai expiry"
 
+# --- errored results (a 500 inside the batch): only those go again --------------
+variant err "Errored:"
+bconf "$SIM_PORT_T" '{"error_next":2}'
+job=$(job_spec oerr err sim batch)
+if wait_job "$job" done 180; then ok "openai errored: the job finishes"; else nok "openai errored: the job finishes" "$(api http://x/v1/jobs/$job)"; fi
+twice=$(curl -s "http://127.0.0.1:$SIM_PORT_T/sim/batches" | jq_py 'sum(1 for v in d["bodies"].values() if v == 2)')
+expect_eq "openai errored: only the 2 errored requests went twice (5 with the 3 expired)" "$twice" "5"
+applied_once "$job" "openai errored"
+
+# --- the dry-run estimate prices a batch job at the batch price ---------------------
+printf '{"name":"e1","dataset":"gastro","kind":"stage1","teacher":"claude","eval_fraction":0}\n' >"$T/e1.json"
+printf '{"name":"e2","dataset":"gastro","kind":"stage1","teacher":"claude","eval_fraction":0,"teacher_mode":"batch"}\n' >"$T/e2.json"
+c1=$("$BIN/medthink" --json submit "$T/e1.json" --dry-run | jq_py 'd["steps"][0]["prompt_tokens"]*3 + d["steps"][0]["completion_tokens_max"]*15')
+c2=$("$BIN/medthink" --json submit "$T/e2.json" --dry-run | jq_py 'round(d["steps"][0]["cost_usd_max"]*1e6)')
+c3=$("$BIN/medthink" --json submit "$T/e2.json" --dry-run | jq_py 'd["steps"][0]["prompt_tokens"]*1 + d["steps"][0]["completion_tokens_max"]*5')
+expect_eq "dry-run: batch jobs at batch_price_*" "$c2" "$c3"
+[ "$c1" != "$c3" ] && ok "dry-run: online and batch prices differ" || nok "dry-run: online and batch prices differ"
+
 # --- cancel ---------------------------------------------------------------------------
 variant can "Cancel:"
 bconf "$SIM_PORT_T" '{"hold":true}'

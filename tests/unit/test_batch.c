@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "store/batches.h"
+#include "store/store.h"
 #include "teacher_clients/batch.h"
 
 /* The batch rows: request lines, the submission steps, polls and result
@@ -177,12 +179,85 @@ static void test_anthropic_batch(void **state)
 	batch_result_clear(&r);
 }
 
+/* store/batches.c: what a restart reloads, and a request applied once. */
+struct loaded {
+	int batches, reqs;
+	char pid[32], cid[32];
+};
+
+static int on_batch(void *ud, const struct store_batch_row *b)
+{
+	struct loaded *l = ud;
+
+	l->batches++;
+	snprintf(l->pid, sizeof(l->pid), "%s", b->provider_id ? b->provider_id : "");
+	return 0;
+}
+
+static int on_req(void *ud, const struct store_batch_row *b, const struct store_batch_req_row *r)
+{
+	struct loaded *l = ud;
+
+	(void)b;
+	l->reqs++;
+	snprintf(l->cid, sizeof(l->cid), "%s", r->custom_id);
+	return 0;
+}
+
+static void test_store_batches(void **state)
+{
+	char dir[] = "/tmp/medthink-batch-XXXXXX", path[128], err[256];
+	struct store *st;
+	struct loaded l;
+	int64_t id = 0, id2 = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_batches_init(st), 0);
+	assert_int_equal(store_batches_init(st), 0); /* again: nothing to do */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_batch_insert(st, "teacher.x", 3, 2, &id), 0);
+	assert_int_equal(store_batch_req_insert(st, id, "mt-1", 3, "k1", "{}"), 0);
+	assert_int_equal(store_batch_req_insert(st, id, "mt-2", 3, "k2", "{}"), 0);
+	assert_int_equal(store_batch_req_insert(st, id, "mt-2", 3, "k2", "{}"), -EEXIST);
+	assert_int_equal(store_batch_insert(st, "teacher.x", 3, 1, &id2), 0);
+	assert_int_equal(store_commit(st), 0);
+	/* both unfinished; the second never confirmed (no provider id) */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_batches_load(st, on_batch, on_req, &l), 0);
+	assert_int_equal(l.batches, 2);
+	assert_int_equal(l.reqs, 2);
+	assert_int_equal(store_batch_submitted(st, id, "batch_abc"), 0);
+	assert_int_equal(store_batch_set_state(st, id2, "lost", NULL), 0);
+	/* a request moves from open once */
+	assert_int_equal(store_batch_req_set(st, "mt-1", "applied"), 0);
+	assert_int_equal(store_batch_req_set(st, "mt-1", "applied"), -EALREADY);
+	assert_int_equal(store_batch_req_set(st, "mt-9", "applied"), -ENOENT);
+	assert_int_equal(store_batch_key_count(st, "k2"), 1);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_batches_load(st, on_batch, on_req, &l), 0);
+	assert_int_equal(l.batches, 1);
+	assert_string_equal(l.pid, "batch_abc");
+	assert_int_equal(l.reqs, 1);
+	assert_string_equal(l.cid, "mt-2");
+	assert_int_equal(store_batch_set_state(st, id, "done", "completed"), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(store_batches_load(st, on_batch, on_req, &l), 0);
+	assert_int_equal(l.batches, 0);
+	store_close(st);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openai_batch_submit),
 		cmocka_unit_test(test_openai_batch_poll_results),
 		cmocka_unit_test(test_anthropic_batch),
+		cmocka_unit_test(test_store_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,7 @@ struct bbatch {
 	char *prev;           /* the last submit step's reply */
 	struct batch_poll poll;
 	int url_i;
+	int poll_fails;       /* polls refused in a row (4xx): the batch is gone */
 	double due;           /* loop seconds: next poll / submit try */
 	double submitted_at;  /* wall seconds */
 	bool busy;            /* an HTTP request or a store write is out */
@@ -101,12 +102,31 @@ struct batch_lane {
 	struct jstat *jobs;
 	uv_timer_t timer;
 	uint64_t nonce, seq;
+	size_t writes;        /* store writes queued with the lane's data: freed after them */
 	bool closing, engine_gone, timer_closed;
 	void (*closed)(void *ud);
 	void *closed_ud;
 };
 
 static void lane_arm(struct batch_lane *l);
+static void maybe_free(struct batch_lane *l);
+
+/* Queues a store write of the lane; its done must call write_done(). */
+static int lane_write(struct batch_lane *l, store_apply_fn apply, store_done_fn done, void *ud)
+{
+	int rc = store_batch_add(l->st, apply, done, ud);
+
+	if (rc == 0)
+		l->writes++;
+	return rc;
+}
+
+static void write_done(struct batch_lane *l)
+{
+	l->writes--;
+	if (l->closing)
+		maybe_free(l);
+}
 static void batch_step(struct bbatch *b);
 
 static double now_s(const struct batch_lane *l)
@@ -309,11 +329,13 @@ static int noone_apply(struct store *st, void *ud)
 static void noone_done(void *ud, int status)
 {
 	struct noone *x = ud;
+	struct batch_lane *l = x->l;
 
 	if (status < 0 && status != -ECANCELED)
 		log_warn("batch: the result of %s could not be stored (%s); it will be asked again", x->cid,
 			 strerror(-status));
 	noone_free(x);
+	write_done(l);
 }
 
 /* Stores what nobody waits for: a success as its call row (the cache
@@ -328,6 +350,7 @@ static void store_unwaited(struct batch_lane *l, struct breq *r, const struct ba
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return;
+	x->l = l;
 	snprintf(x->cid, sizeof(x->cid), "%s", r->cid);
 	snprintf(x->key, sizeof(x->key), "%s", r->key);
 	x->job_id = r->job_id;
@@ -350,7 +373,7 @@ static void store_unwaited(struct batch_lane *l, struct breq *r, const struct ba
 			return;
 		}
 	}
-	if (store_batch_add(l->st, noone_apply, noone_done, x) < 0)
+	if (lane_write(l, noone_apply, noone_done, x) < 0)
 		noone_free(x);
 }
 
@@ -382,6 +405,7 @@ static void breq_resolve(struct batch_lane *l, struct breq *r, const struct batc
 	for (; w; w = next) {
 		next = w->next;
 		w->cb(w->ud, &o);
+		o.shared = true; /* one request, paid once */
 		free(w);
 	}
 }
@@ -484,8 +508,11 @@ static void written_done(void *ud, int status)
 	struct bbatch *b = ud;
 
 	b->busy = false;
-	if (b->l->closing)
+	if (b->l->closing) {
+		write_done(b->l); /* may free b */
 		return;
+	}
+	write_done(b->l);
 	if (status < 0) {
 		/* Nothing was submitted: the callers may ask again. */
 		log_warn("batch: %s: a batch could not be stored (%s); its requests are failed back", b->ep->name,
@@ -512,8 +539,11 @@ static void confirmed_done(void *ud, int status)
 	struct bbatch *b = ud;
 
 	b->busy = false;
-	if (b->l->closing)
+	if (b->l->closing) {
+		write_done(b->l); /* may free b */
 		return;
+	}
+	write_done(b->l);
 	if (status < 0)
 		log_error("batch: %s: batch %s was submitted but its id could not be stored (%s)", b->ep->name,
 			  b->pid, strerror(-status));
@@ -534,7 +564,12 @@ static void state_done(void *ud, int status)
 	struct bbatch *b = ud;
 
 	b->busy = false;
-	if (status < 0 && !b->l->closing)
+	if (b->l->closing) {
+		write_done(b->l); /* may free b */
+		return;
+	}
+	write_done(b->l);
+	if (status < 0)
 		log_warn("batch: %s: the state of batch %s could not be stored (%s)", b->ep->name, b->pid,
 			 strerror(-status));
 	if (!b->l->closing)
@@ -551,7 +586,7 @@ static void submit_fail(struct bbatch *b, const char *why)
 		log_error("batch: %s: giving up on submitting a batch of %zu requests: %s", b->ep->name, b->n, why);
 		fail_all(b->l, b->reqs, BATCH_ERRORED, "the batch could not be submitted");
 		b->state = B_DONE;
-		if (b->l->st && store_batch_add(b->l->st, state_apply, state_done, b) == 0)
+		if (b->l->st && lane_write(b->l, state_apply, state_done, b) == 0)
 			b->busy = true;
 		return;
 	}
@@ -585,7 +620,7 @@ static void submit_go(struct bbatch *b)
 	buf_free(&b->lines);
 	log_info("batch: %s: submitted batch %s (%zu requests)", b->ep->name, b->pid, b->n);
 	b->state = B_CONFIRMING;
-	if (b->l->st && store_batch_add(b->l->st, confirmed_apply, confirmed_done, b) == 0) {
+	if (b->l->st && lane_write(b->l, confirmed_apply, confirmed_done, b) == 0) {
 		b->busy = true;
 		return;
 	}
@@ -652,7 +687,7 @@ static void finish(struct bbatch *b)
 	log_info("batch: %s: batch %s %s: %" PRId64 " of %zu requests done", b->ep->name, b->pid, b->poll.status,
 		 b->poll.done, b->n);
 	b->state = B_DONE;
-	if (b->l->st && store_batch_add(b->l->st, state_apply, state_done, b) == 0)
+	if (b->l->st && lane_write(b->l, state_apply, state_done, b) == 0)
 		b->busy = true;
 }
 
@@ -701,8 +736,16 @@ static void poll_reply(struct bbatch *b, const struct engine_resp *r)
 	if (!http_ok(r)) {
 		http_why(r, why, sizeof(why));
 		log_warn("batch: %s: polling batch %s failed (%s)", b->ep->name, b->pid, why);
+		/* A batch the provider keeps refusing (404: another account, deleted)
+		 * never ends: its requests are failed back to be asked again. */
+		if (r->err == 0 && r->status >= 400 && r->status < 500 && r->status != 429 && r->status != 408 &&
+		    ++b->poll_fails >= 5) {
+			snprintf(b->poll.status, sizeof(b->poll.status), "unknown");
+			finish(b);
+		}
 		return;
 	}
+	b->poll_fails = 0;
 	if (b->ep->api->poll_parse(b->ep->base, r->body, r->body_len, &p, why, sizeof(why)) < 0) {
 		log_warn("batch: %s: batch %s: %s", b->ep->name, b->pid, why);
 		return;
@@ -811,7 +854,7 @@ static void gather(struct bep *ep)
 		}
 		if (l->st) {
 			b->state = B_WRITING;
-			if (store_batch_add(l->st, written_apply, written_done, b) == 0) {
+			if (lane_write(l, written_apply, written_done, b) == 0) {
 				b->busy = true;
 				continue;
 			}
@@ -1024,6 +1067,15 @@ static int lost_apply(struct store *st, void *ud)
 	return store_batch_set_state(st, b->id, "lost", NULL);
 }
 
+static void lost_done(void *ud, int status)
+{
+	struct bbatch *b = ud;
+
+	(void)status;
+	b->busy = false;
+	write_done(b->l);
+}
+
 int batch_lane_resume(struct batch_lane *l)
 {
 	struct resume_ctx x = { l, NULL, 0 };
@@ -1035,8 +1087,8 @@ int batch_lane_resume(struct batch_lane *l)
 	if (rc < 0)
 		return rc;
 	for (struct bbatch *b = l->batches; b; b = b->next) {
-		if (b->state == B_DONE && b->id)
-			store_batch_add(l->st, lost_apply, NULL, b);
+		if (b->state == B_DONE && b->id && lane_write(l, lost_apply, lost_done, b) == 0)
+			b->busy = true;
 		else if (b->state == B_SUBMITTED)
 			log_info("batch: %s: resuming batch %s (%zu requests open)", b->ep->name, b->pid, b->n);
 	}
@@ -1271,7 +1323,7 @@ static void lane_free(struct batch_lane *l)
 
 static void maybe_free(struct batch_lane *l)
 {
-	if (l->engine_gone && l->timer_closed)
+	if (l->engine_gone && l->timer_closed && l->writes == 0)
 		lane_free(l);
 }
 

@@ -123,6 +123,8 @@ struct batch_outcome {
 	const char *msg;      /* errored/expired/canceled: what happened */
 	const char *custom_id; /* the request's custom id (mark it applied with the call row) */
 	double waited_ms;     /* from the request's submission to its result */
+	bool shared;          /* another waiter of the same request got it first: this
+	                         one is not billed again (its call row carries no tokens) */
 };
 typedef void (*batch_cb)(void *ud, const struct batch_outcome *o);
 

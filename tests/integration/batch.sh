@@ -132,6 +132,22 @@ if wait_for 30 sh -c "[ \$(curl -s http://127.0.0.1:$SIM_PORT_T/sim/batches | py
 bconf "$SIM_PORT_T" '{"hold":false}'
 : "$n0"
 
+# --- two jobs asking the same requests: submitted once, paid once ------------------
+variant dup "Twice:"
+before=$(bstat "$SIM_PORT_T" 'd["requests_total"]')
+bconf "$SIM_PORT_T" '{"hold":true}'
+ja=$(job_spec da dup sim batch)
+wait_for 60 sh -c "[ \$(sqlite3 '$db' \"select count(*) from batches where state='submitted' and job_id=${ja#job_}\") -ge 1 ]" || nok "two jobs: the first is submitted"
+jb=$(job_spec db dup sim batch)
+flying() { [ "$(api "http://x/v1/jobs/$jb" | jq_py 'd["counts"]["screen"]["in_flight"]')" = 48 ]; }
+wait_for 60 flying || nok "two jobs: the second waits" "$(api "http://x/v1/jobs/$jb")"
+bconf "$SIM_PORT_T" '{"hold":false}'
+if wait_job "$ja" done 180 && wait_job "$jb" done 180; then ok "two jobs: both finish"; else nok "two jobs: both finish" "$(api http://x/v1/jobs/$jb)"; fi
+distinct=$(q "select count(distinct hash) from calls where job_id in (${ja#job_}, ${jb#job_})")
+expect_eq "two jobs: each request submitted once" "$(( $(bstat "$SIM_PORT_T" 'd["requests_total"]') - before ))" "$distinct"
+expect_eq "two jobs: each request billed once" "$(q "select count(*) from (select hash, sum(tokens_in > 0) n from calls where job_id in (${ja#job_}, ${jb#job_}) group by hash) where n != 1")" "0"
+applied_once "$jb" "two jobs (second)"
+
 # --- Anthropic online ------------------------------------------------------------------
 bconf "$SIM_PORT_A" '{"overloaded_next":2,"rate_limited_next":1}'
 variant aon "Anthropic online:"

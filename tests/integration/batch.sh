@@ -77,6 +77,7 @@ job=$(job_spec okill gastro sim batch)
 if wait_for 60 submitted; then ok "openai: a batch is submitted"; else nok "openai: a batch is submitted" "$(tail -5 "$T/medthinkd.log")"; fi
 st=$(api "http://x/v1/jobs/$job" | jq_py 'd["batch"]["batches_open"] >= 1 and d["batch"]["requests"] == 48')
 expect_eq "openai: status shows the batch progress" "$st" "True"
+expect_match "openai: medthink status shows the batches" "$("$BIN/medthink" status "$job" 2>&1)" "batch +1 batches, 1 open \((validating|in_progress|submitting)\); requests 48"
 stop_daemon -KILL
 start_daemon || { nok "daemon restarts"; exit 1; }
 grep -q "resuming batch" "$T/medthinkd.log" && ok "openai: the restart resumes polling" || nok "openai: the restart resumes polling"

@@ -55,7 +55,7 @@ struct client_endpoint_cfg {
 	double price_in_per_mtok;  /* USD per million prompt tokens */
 	double price_out_per_mtok; /* USD per million completion tokens */
 	/* Prices of calls sent through the provider's Batch API (client_opts
-	 * batch); < 0 or 0 with online prices set: half the online price. */
+	 * batch); < 0: half the online price (the daemon passes them resolved). */
 	double batch_price_in_per_mtok, batch_price_out_per_mtok;
 	bool json_schema;          /* send response_format json_schema when a schema is given */
 	const struct provider *provider; /* the wire format (provider.h); NULL: openai */

@@ -469,6 +469,28 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 		if (!rc)
 			rc = buf_puts(out, "\n");
 	}
+	if (!rc && json_is_object(json_object_get(job, "batch"))) {
+		/* teacher_mode batch: the provider batches' progress */
+		const json_t *b = json_object_get(job, "batch");
+		const char *bst = get_str(b, "status");
+		double beta;
+
+		rc = buf_printf(out, "batch     %llu batches, %llu open%s%s%s; requests %llu: done %llu, failed %llu, "
+				     "resubmitted %llu, waiting %llu",
+				(unsigned long long)get_u64(b, "batches"), (unsigned long long)get_u64(b, "batches_open"),
+				bst && *bst ? " (" : "", bst && *bst ? bst : "", bst && *bst ? ")" : "",
+				(unsigned long long)get_u64(b, "requests"), (unsigned long long)get_u64(b, "done"),
+				(unsigned long long)get_u64(b, "failed"), (unsigned long long)get_u64(b, "resubmitted"),
+				(unsigned long long)get_u64(b, "queued"));
+		if (!rc && get_num(b, "eta_s", &beta) && !render_state_final(state)) {
+			char d[32];
+
+			render_duration(d, sizeof(d), beta);
+			rc = buf_printf(out, ", ETA %s", d);
+		}
+		if (!rc)
+			rc = buf_puts(out, "\n");
+	}
 	if (!rc && (json_is_object(tokens) || json_object_get(job, "cost_usd"))) {
 		rc = buf_printf(out, "usage     tokens in %llu, out %llu",
 				(unsigned long long)get_u64(tokens, "in"), (unsigned long long)get_u64(tokens, "out"));

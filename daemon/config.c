@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/utf8.h"
 #include "teacher_clients/pool.h"
+#include "teacher_clients/provider.h"
 
 /* How the file is read: we hand inih one line at a time through our own
  * reader. That gives us the line number of every key (Debian's inih is built
@@ -41,6 +42,7 @@ enum key_type {
 	KT_BOOL,
 	KT_LOGLEVEL,
 	KT_CMD,      /* argv template */
+	KT_PROVIDER, /* the name of a row of teacher_clients/provider.c */
 };
 
 struct key {
@@ -52,7 +54,7 @@ struct key {
 	int64_t min, max;  /* KT_INT */
 };
 
-#define MAX_KEYS 16
+#define MAX_KEYS 32
 #define MAX_SECTS (2 + 2 * CONFIG_MAX_ENDPOINTS)
 #define MAX_PATH_LEN 4095
 #define MAX_TEXT_LEN 256
@@ -75,6 +77,7 @@ static const struct key daemon_keys[] = {
 	{ "request_timeout_s", M_DAEMON, 0, KT_INT, DAEMON_OFF(request_timeout_s), 1, 3600 },
 	{ "idle_timeout_s", M_DAEMON, 0, KT_INT, DAEMON_OFF(idle_timeout_s), 1, 86400 },
 	{ "stream_buffer_kb", M_DAEMON, 0, KT_INT, DAEMON_OFF(stream_buffer_kb), 64, 1048576 },
+	{ "batch_poll_s", M_DAEMON, 0, KT_INT, DAEMON_OFF(batch_poll_s), 1, 86400 },
 	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
 };
 
@@ -93,6 +96,9 @@ static const struct key endpoint_keys[] = {
 	{ "json_schema", M_EP, 0, KT_BOOL, EP_OFF(json_schema), 0, 0 },
 	{ "command", M_STUDENT, 0, KT_CMD, EP_OFF(command), 0, 0 },
 	{ "model_path", M_STUDENT, 0, KT_PATH, EP_OFF(model_path), 0, 0 },
+	{ "provider", M_TEACHER, 0, KT_PROVIDER, EP_OFF(provider), 0, 0 },
+	{ "batch_price_in_per_mtok", M_TEACHER, 0, KT_PRICE, EP_OFF(batch_price_in_per_mtok), 0, 0 },
+	{ "batch_price_out_per_mtok", M_TEACHER, 0, KT_PRICE, EP_OFF(batch_price_out_per_mtok), 0, 0 },
 	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
 };
 
@@ -665,6 +671,8 @@ static int endpoint_add(struct parse *p, struct sect *s, const char *name)
 	ep->timeout_s = 120;
 	ep->max_retries = 6;
 	ep->down_after_s = 120;
+	ep->batch_price_in_per_mtok = -1; /* unset: half the online price */
+	ep->batch_price_out_per_mtok = -1;
 	ep->line = s->line;
 	return 0;
 }
@@ -959,6 +967,10 @@ static int key_set(struct parse *p, struct sect *s, const struct key *k, const c
 		if (log_level_parse(v, f) != 0)
 			return fail(p, line, s, k->name, "\"%s\" is not one of error|warn|info|debug", v);
 		return 0;
+	case KT_PROVIDER:
+		if (provider_find(v) == NULL)
+			return fail(p, line, s, k->name, "\"%s\" is not a provider (openai|anthropic)", v);
+		return set_string(p, f, v);
 	case KT_CMD:
 		return parse_command(p, line, s, k->name, v,
 				     s->kind == SECT_TRAIN ? train_placeholders : student_placeholders, f,
@@ -1146,6 +1158,7 @@ static void endpoint_clear(struct config_endpoint *ep)
 	free(ep->name);
 	free(ep->base_url);
 	free(ep->model);
+	free(ep->provider);
 	free(ep->api_key_env);
 	argv_free(ep->command);
 	free(ep->model_path);
@@ -1195,6 +1208,7 @@ static struct config *config_new_defaults(const char *path)
 	cfg->daemon.request_timeout_s = 30;
 	cfg->daemon.idle_timeout_s = 60;
 	cfg->daemon.stream_buffer_kb = 4096;
+	cfg->daemon.batch_poll_s = 30;
 	if (cfg->path == NULL || cfg->daemon.socket == NULL || cfg->daemon.state_dir == NULL) {
 		config_free(cfg);
 		return NULL;
@@ -1423,6 +1437,11 @@ static void dump_endpoint(FILE *f, const struct config_endpoint *ep)
 	fprintf(f, "price_in_per_mtok = %.15g\n", ep->price_in_per_mtok);
 	fprintf(f, "price_out_per_mtok = %.15g\n", ep->price_out_per_mtok);
 	fprintf(f, "json_schema = %s\n", ep->json_schema ? "true" : "false");
+	if (ep->kind == CONFIG_TEACHER) {
+		fprintf(f, "provider = %s\n", ep->provider ? ep->provider : "openai");
+		fprintf(f, "batch_price_in_per_mtok = %.15g\n", config_endpoint_batch_price(ep, false));
+		fprintf(f, "batch_price_out_per_mtok = %.15g\n", config_endpoint_batch_price(ep, true));
+	}
 	if (ep->kind == CONFIG_STUDENT) {
 		if (ep->model_path != NULL)
 			fprintf(f, "model_path = %s\n", ep->model_path);
@@ -1448,6 +1467,7 @@ int config_dump(const struct config *cfg, FILE *f)
 	fprintf(f, "request_timeout_s = %lld\n", (long long)cfg->daemon.request_timeout_s);
 	fprintf(f, "idle_timeout_s = %lld\n", (long long)cfg->daemon.idle_timeout_s);
 	fprintf(f, "stream_buffer_kb = %lld\n", (long long)cfg->daemon.stream_buffer_kb);
+	fprintf(f, "batch_poll_s = %lld\n", (long long)cfg->daemon.batch_poll_s);
 	if (cfg->daemon.prompts_dir != NULL)
 		fprintf(f, "prompts_dir = %s\n", cfg->daemon.prompts_dir);
 	else
@@ -1471,4 +1491,11 @@ int config_dump(const struct config *cfg, FILE *f)
 	if (fflush(f) != 0 || ferror(f))
 		return -(errno != 0 ? errno : EIO);
 	return 0;
+}
+
+double config_endpoint_batch_price(const struct config_endpoint *ep, bool out)
+{
+	double b = out ? ep->batch_price_out_per_mtok : ep->batch_price_in_per_mtok;
+
+	return b >= 0 ? b : (out ? ep->price_out_per_mtok : ep->price_in_per_mtok) / 2;
 }

@@ -47,6 +47,9 @@ struct config_endpoint {
 	double price_in_per_mtok;  /* USD per million tokens */
 	double price_out_per_mtok;
 	bool json_schema;     /* the endpoint accepts response_format json_schema */
+	char *provider;       /* teacher: the wire format (provider.h row name); NULL: openai */
+	double batch_price_in_per_mtok;  /* teacher, teacher_mode batch; < 0: unset */
+	double batch_price_out_per_mtok; /* (config_endpoint_batch_price) */
 	char **command;       /* student only: argv template (NULL-terminated), or NULL */
 	char *model_path;     /* student only: value for {model_path}, or NULL */
 	int line;             /* line of the section header, for messages */
@@ -64,6 +67,7 @@ struct config_daemon {
 	int64_t request_timeout_s; /* a request head must be complete within this, else 408 */
 	int64_t idle_timeout_s;    /* a client that makes no progress this long is dropped */
 	int64_t stream_buffer_kb;  /* per-connection output cap, KiB */
+	int64_t batch_poll_s;      /* teacher_mode batch: seconds between polls of a batch */
 };
 
 struct config_train {
@@ -110,6 +114,10 @@ void config_free(struct config *cfg);
 /* The API key read from $api_key_env at load, or NULL when the endpoint has
  * none. Borrowed from ep; valid until config_free. Never log it. */
 const char *config_endpoint_api_key(const struct config_endpoint *ep);
+/* A teacher's batch price per million tokens (out: completion, else
+ * prompt): batch_price_*_per_mtok when set, else half the online price
+ * (the providers' batch discount). */
+double config_endpoint_batch_price(const struct config_endpoint *ep, bool out);
 
 /* Finds an endpoint by NAME; NULL when there is none. Borrowed from cfg. */
 const struct config_endpoint *config_teacher_find(const struct config *cfg, const char *name);

@@ -29,6 +29,7 @@
 #include "store/store.h"
 #include "teacher_clients/client.h"
 #include "teacher_clients/pool.h"
+#include "teacher_clients/provider.h"
 
 #ifndef MEDTHINK_VERSION
 #define MEDTHINK_VERSION "0.1.0"
@@ -372,6 +373,9 @@ static int register_endpoints(struct daemon *d, struct runner_endpoint **eps_out
 			ec.price_in_per_mtok = ce->price_in_per_mtok;
 			ec.price_out_per_mtok = ce->price_out_per_mtok;
 			ec.json_schema = ce->json_schema;
+			ec.provider = ce->provider ? provider_find(ce->provider) : NULL;
+			ec.batch_price_in_per_mtok = config_endpoint_batch_price(ce, false);
+			ec.batch_price_out_per_mtok = config_endpoint_batch_price(ce, true);
 			ec.down_after_s = (double)ce->down_after_s;
 			rc = client_endpoint_add(d->cl, &ec);
 			if (rc) {
@@ -586,6 +590,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < d.cfg->n_students; i++)
 			conns += (long)d.cfg->students[i].max_concurrency;
 		cs.max_host_connections = conns > 256 ? conns : 256;
+		cs.batch_poll_s = (double)d.cfg->daemon.batch_poll_s;
 		rc = client_new(&d.loop, d.st, &cs, &d.cl);
 	}
 	if (rc) {
@@ -596,6 +601,8 @@ int main(int argc, char **argv)
 		log_warn("%s has no [teacher.NAME] section: datasets can be imported, but a job "
 			 "that names a teacher is refused", d.cfg->path);
 	rc = register_endpoints(&d, &eps, &neps);
+	if (!rc && client_batch_resume(d.cl) < 0)
+		log_warn("the unfinished provider batches could not be read; they are not polled");
 	if (!rc)
 		rc = secret_env_list(&d);
 	if (rc)

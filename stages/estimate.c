@@ -10,6 +10,7 @@
 
 #include "stages/runner_int.h"
 #include "store/store.h"
+#include "teacher_clients/client.h"
 
 #define EST_SAMPLE 16       /* items whose prompts are rendered per step */
 #define EST_PAGE 4096       /* item ids read per query */
@@ -212,6 +213,12 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 			tout = calls * (double)d->max_tokens;
 			cost = ep ? (tin * ep->price_in_per_mtok + tout * ep->price_out_per_mtok) / 1e6
 				  : 0;
+			if (ep && js.teacher_batch && !d->student) {
+				double bin, bout;
+
+				if (client_endpoint_batch_prices(r->cl, ep_name, &bin, &bout) == 0)
+					cost = (tin * bin + tout * bout) / 1e6;
+			}
 			json_array_append_new(
 				steps, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "step",
 						 d->name, "phase", phase_name(p), "endpoint", ep_name,

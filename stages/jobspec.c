@@ -17,6 +17,7 @@ static const char *const known_keys[] = {
 	"students",
 	"refer",
 	"rl",
+	"teacher_mode",
 };
 
 
@@ -341,6 +342,15 @@ int jobspec_parse(json_t *spec, struct jobspec *js, struct mt_err *err)
 	rc = rl_opts_parse(v, &js->rl, err);
 	if (rc)
 		return rc;
+	v = json_object_get(spec, "teacher_mode");
+	if (v && !json_is_null(v)) {
+		const char *m = json_string_value(v);
+
+		if (!m || (strcmp(m, "online") != 0 && strcmp(m, "batch") != 0))
+			return mt_err_set(err, -EINVAL, "invalid_spec", "teacher_mode",
+					  "teacher_mode must be online or batch");
+		js->teacher_batch = strcmp(m, "batch") == 0;
+	}
 	return 0;
 }
 
@@ -376,6 +386,7 @@ json_t *jobspec_to_json(const struct jobspec *js)
 							  js->refer_expressions));
 	if (js->kind == JOB_KIND_RL)
 		json_object_set_new(o, "rl", rl_opts_json(&js->rl));
+	json_object_set_new(o, "teacher_mode", json_string(js->teacher_batch ? "batch" : "online"));
 	return o;
 }
 

@@ -39,6 +39,8 @@ struct jobspec {
 	int nstudents;
 	int refer_expressions; /* kind refer: expressions_per_region (1..5) */
 	struct rl_opts rl;    /* "rl" (kind rl; defaults otherwise) */
+	bool teacher_batch;   /* teacher_mode "batch" (default "online"): teacher calls go
+	                         through the provider's Batch API */
 };
 
 /* Parses spec (borrowed) into js. Unknown keys, wrong types and values out of

@@ -9,6 +9,7 @@
 #include "store/store.h"
 #include "store/totals.h"
 #include "store/work.h"
+#include "teacher_clients/batch.h"
 #include "teacher_clients/client.h"
 
 double job_run_clock(const struct job *j)
@@ -242,6 +243,21 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		left += j->n_items - j->seed_cursor;
 	if (rate > 0 && j->state == JOB_RUNNING)
 		json_object_set_new(row, "eta_s", json_real((double)left / rate));
+	if (j->js.teacher_batch) {
+		/* teacher_mode batch: the provider batches' progress and the
+		 * slowest open batch's ETA. */
+		struct batch_job_stats bs;
+
+		client_batch_job_stats(r->cl, j->id, &bs);
+		json_object_set_new(row, "batch",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "batches", (json_int_t)bs.batches,
+					      "batches_open", (json_int_t)bs.batches_open, "requests",
+					      (json_int_t)bs.requests, "done", (json_int_t)bs.done, "failed",
+					      (json_int_t)bs.failed, "queued", (json_int_t)bs.queued, "resubmitted",
+					      (json_int_t)bs.resubmitted, "status", bs.status));
+		if (bs.eta_s >= 0)
+			json_object_set_new(json_object_get(row, "batch"), "eta_s", json_real(bs.eta_s));
+	}
 	if (j->eval)
 		json_object_set(row, "eval", j->eval);
 	if (j->selection)

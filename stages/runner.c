@@ -463,6 +463,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.echo = req.echo;
 	o.cache_tag = job_cache_tag(j, s, tag, sizeof(tag));
 	o.seed = req.seed;
+	o.batch = j->js.teacher_batch && !t->def->student;
 	if (req.prompt && req.embed)
 		rc = client_embed(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else if (req.prompt)
@@ -791,6 +792,8 @@ void job_set_state(struct job *j, enum job_state s, const char *reason)
 	log_info("job_%" PRId64 ": %s%s%s", j->id, state, reason ? ": " : "", reason ? reason : "");
 	if (s == JOB_PAUSED || job_state_finished(s))
 		client_cancel_job(j->r->cl, j->id);
+	if (s == JOB_CANCELLED && j->js.teacher_batch)
+		client_batch_cancel_job(j->r->cl, j->id);
 }
 
 /* ---- the pump ----------------------------------------------------------- */
@@ -1029,6 +1032,9 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 		    (j->js.student[0] && j->js.teacher[0] ? endpoint_concurrency(r, j->js.student) : 0) +
 		    64;
 	if (j->window > (r->cfg.max_window > 0 ? r->cfg.max_window : 2048))
+		j->window = r->cfg.max_window > 0 ? r->cfg.max_window : 2048;
+	/* Batch calls wait hours, not seconds: the window is the batch. */
+	if (j->js.teacher_batch)
 		j->window = r->cfg.max_window > 0 ? r->cfg.max_window : 2048;
 	rc = 0;
 out:

@@ -57,6 +57,9 @@ struct client_endpoint_cfg {
 	int max_retries;           /* -1: 0 retries; 0: 6 */
 	double price_in_per_mtok;  /* USD per million prompt tokens */
 	double price_out_per_mtok; /* USD per million completion tokens */
+	/* Prices of calls sent through the provider's Batch API (client_opts
+	 * batch); < 0: half the online price (the daemon passes them resolved). */
+	double batch_price_in_per_mtok, batch_price_out_per_mtok;
 	bool json_schema;          /* send response_format json_schema when a schema is given */
 	const struct provider *provider; /* the wire format (provider.h); NULL: openai */
 	/* Tuning, mostly for tests (0: defaults 0.5 s, 60 s, 5, 30 s). */
@@ -75,6 +78,8 @@ struct client_endpoint_cfg {
 struct client_settings {
 	long max_host_connections; /* curl's per-host connection cap; 0: 256 */
 	size_t reply_max;          /* reply body cap; 0: 8 MiB */
+	double batch_gather_s;     /* batch lane: gathering before a batch goes; 0: 1 s */
+	double batch_poll_s;       /* batch lane: between polls of a batch; 0: 30 s */
 };
 
 /* Per-call options (borrowed for the duration of the client_chat call). */
@@ -98,6 +103,10 @@ struct client_opts {
 	 * hash (a capability probe must reach the engine as it is now); its
 	 * call row is still stored. */
 	bool no_cache;
+	/* teacher_mode "batch": send through the provider's Batch API (batch.h)
+	 * when the endpoint's provider has one; the call ends when the batch
+	 * has its result (hours, not seconds). */
+	bool batch;
 };
 
 /* Final-failure classes, for the per-endpoint error counters. */
@@ -254,6 +263,20 @@ int client_embed(struct client *c, const char *endpoint, const struct client_opt
  * they are not retried but end with -ECANCELED too. A received reply held
  * for its store commit is never cancelled. Returns how many were cancelled. */
 int client_cancel_job(struct client *c, int64_t job_id);
+
+/* Batch lane (batch.h). Loads the unfinished batches from the store and
+ * resumes polling them; call once after every endpoint is added. 0 or a
+ * negative errno. */
+int client_batch_resume(struct client *c);
+/* Cancels job_id's provider batches and its requests not yet submitted
+ * (their calls end with -ECANCELED). Returns how many batches were asked
+ * to cancel. */
+int client_batch_cancel_job(struct client *c, int64_t job_id);
+/* The prices of endpoint's batch calls (USD per million tokens). 0 or -ENOENT. */
+int client_endpoint_batch_prices(const struct client *c, const char *endpoint, double *in, double *out);
+struct batch_job_stats;
+/* job_id's batch progress (batch.h). */
+void client_batch_job_stats(const struct client *c, int64_t job_id, struct batch_job_stats *out);
 
 /* Sets the listener (one; l is borrowed and must outlive the client; NULL
  * removes it). */

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -420,8 +421,10 @@ static struct xfer *xfer_get(struct engine *e)
 
 /* The request's header list: JSON, no 100-continue, then each line of extra
  * (the provider's auth). The copy of a line is wiped: it may hold a key. */
-static int header_list(struct xfer *x, const char *extra)
+static int header_list(struct xfer *x, const char *extra, const char *content_type)
 {
+	char ct[256];
+
 	struct buf line;
 	struct curl_slist *l;
 	const char *p, *nl;
@@ -429,7 +432,10 @@ static int header_list(struct xfer *x, const char *extra)
 	int rc = -ENOMEM;
 
 	buf_init(&line, REQ_HEADERS_MAX);
-	l = curl_slist_append(NULL, "Content-Type: application/json");
+	if (content_type && strlen(content_type) > sizeof(ct) - 16)
+		return -EINVAL;
+	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type : "application/json");
+	l = curl_slist_append(NULL, ct);
 	if (l)
 		x->headers = l;
 	/* No "Expect: 100-continue" round trip for big bodies. */
@@ -481,7 +487,11 @@ int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, vo
 		goto fail;
 	}
 	x->capture = req->capture;
-	rc = header_list(x, req->headers);
+	if (req->method && strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = header_list(x, req->headers, req->content_type);
 	if (rc < 0)
 		goto fail;
 	h = x->easy;
@@ -489,7 +499,7 @@ int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, vo
 	if (curl_easy_setopt(h, CURLOPT_URL, req->url) != CURLE_OK)
 		goto fail;
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (req->get) {
+	if (req->get || (req->method && strcmp(req->method, "GET") == 0)) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);

@@ -42,6 +42,8 @@ struct engine_req {
 	                          any case); borrowed until the callback */
 	long timeout_ms;       /* whole transfer; 0: 120 s */
 	bool get;              /* a GET (body ignored) instead of the POST */
+	const char *method;    /* "GET" or "POST"; NULL: POST */
+	const char *content_type; /* the body's type; NULL: application/json */
 };
 
 /* The outcome of one transfer, valid only during the callback. */
@@ -67,7 +69,7 @@ typedef void (*engine_cb)(void *ud, const struct engine_resp *resp);
 /* Creates an engine on loop (borrowed; must outlive the engine). opts may be
  * NULL. Returns 0 and *out, or -ENOMEM / -EIO (curl could not start). */
 int engine_new(uv_loop_t *loop, const struct engine_opts *opts, struct engine **out);
-/* Starts a POST. Returns 0 and later calls cb exactly once from the loop
+/* Starts a request (a POST unless req->method says GET). Returns 0 and later calls cb exactly once from the loop
  * (never from inside engine_send), or fails with -EINVAL (bad request),
  * -ESHUTDOWN (engine closing) or -ENOMEM and never calls cb. */
 int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, void *ud);

@@ -6,6 +6,7 @@
 /* One row per provider; the first is the default. */
 static const struct provider *const providers[] = {
 	&provider_openai,
+	&provider_anthropic,
 };
 
 const struct provider *provider_find(const char *name)

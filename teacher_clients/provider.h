@@ -23,6 +23,8 @@
 enum provider_op { PROVIDER_CHAT = 0, PROVIDER_COMPLETION, PROVIDER_EMBEDDING, PROVIDER_OP_N };
 
 /* One request, everything borrowed for the call to request_build. */
+struct batch_api;
+
 struct provider_req {
 	enum provider_op op;
 	const char *model;
@@ -102,10 +104,15 @@ struct provider {
 	void (*error_parse)(long status, const char *body, size_t len, struct provider_error *e);
 	/* Reads the limiter's inputs from r's captured headers into out. */
 	void (*rate_read)(const struct engine_resp *r, struct provider_rate *out);
+	/* The provider's Batch API (batch.h), or NULL: teacher_mode "batch"
+	 * then sends online. */
+	const struct batch_api *batch;
 };
 
 /* The OpenAI-compatible API (/chat/completions, /completions, /embeddings). */
 extern const struct provider provider_openai;
+/* The Anthropic Messages API (/messages; x-api-key, anthropic-version). */
+extern const struct provider provider_anthropic;
 
 /* The row named name, or NULL. Names are compared exactly. */
 const struct provider *provider_find(const char *name);

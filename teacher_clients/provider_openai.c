@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "teacher_clients/batch.h"
 #include "teacher_clients/limits.h"
 #include "teacher_clients/openai.h"
 #include "teacher_clients/provider.h"
@@ -119,4 +120,5 @@ const struct provider provider_openai = {
 	.reply_parse = reply_parse,
 	.error_parse = error_parse,
 	.rate_read = rate_read,
+	.batch = &batch_openai,
 };

@@ -1,4 +1,4 @@
-/* layers: daemon common */
+/* layers: daemon teacher_clients store common */
 /* Fuzz target: the config loader (daemon/config.h). The input is written to
  * a file in a private temporary folder and loaded with config_load (the
  * daemon's own path; FUZZ_KEY is set so api_key_env can name a variable).

@@ -23,6 +23,7 @@
 #include "tests/sim/r1.h"
 #include "tests/sim/replies.h"
 #include "tests/sim/selection.h"
+#include "tests/sim/sim_batch.h"
 
 #define SIM_MAX_BODY (32u * 1024 * 1024)
 #define BODY_TABLE_MAX (1u << 20)
@@ -1248,6 +1249,15 @@ static void on_body(void *ud, struct http_req *req, const char *body, size_t len
 	json_t *j;
 	json_error_t jerr;
 
+	{
+		/* Anthropic Messages and the batch APIs: sim_batch.c. */
+		struct sim_batch_env env = { { (uint64_t)s->o.seed, s->o.student_accuracy, s->o.drop_rate,
+					       s->o.contradict_rate },
+					     s->o.require_key, s->o.host, s->o.port };
+
+		if (sim_batch_route(&env, req, method, path, body, len))
+			return;
+	}
 	if (strncmp(path, "/sim/", 5) == 0) {
 		if (strcmp(path, "/sim/stats") == 0 && strcmp(method, "GET") == 0) {
 			j = stats_json(s);

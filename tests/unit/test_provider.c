@@ -35,7 +35,7 @@ static void test_provider_find(void **state)
 	assert_ptr_equal(p, &provider_openai);
 	assert_ptr_equal(provider_default(), &provider_openai);
 	assert_null(provider_find("OpenAI"));
-	assert_null(provider_find("anthropic"));
+	assert_ptr_equal(provider_find("anthropic"), &provider_anthropic);
 	assert_null(provider_find(NULL));
 	assert_string_equal(p->name, "openai");
 	assert_string_equal(p->path[PROVIDER_CHAT], "/chat/completions");

@@ -1,4 +1,4 @@
-/* layers: daemon common */
+/* layers: daemon teacher_clients store common */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

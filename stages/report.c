@@ -146,7 +146,7 @@ json_t *job_counts_json(const struct job *j)
 			continue;
 		json_object_set_new(c, step_name((enum step)s),
 				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "pending",
-					      (json_int_t)(ss->pending - ss->in_flight), "in_flight",
+					      (json_int_t)(ss->pending > ss->in_flight ? ss->pending - ss->in_flight : 0), "in_flight",
 					      (json_int_t)ss->in_flight, "done", (json_int_t)ss->done,
 					      "failed", (json_int_t)ss->failed, "dropped",
 					      (json_int_t)ss->dropped));

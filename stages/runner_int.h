@@ -34,6 +34,7 @@
 struct trainhook;
 struct task;
 struct held_write;
+struct store_counts;
 
 /* Failed commit rounds before the jobs pause with the store's error, and
  * the backoff between rounds (runner.c). */
@@ -79,6 +80,14 @@ struct job {
 	bool selected; /* stage one's selection budget has been applied */
 	struct trainhook *hook;
 	json_t *eval;  /* the eval report once computed */
+	/* Loaded after a restart, its stored task counts and call totals are
+	 * read on a worker thread (store/counts.h) while the job already runs:
+	 * until they are in, st[] and the totals hold only what changed since
+	 * (pending may be negative), and nothing that needs the whole count
+	 * runs (the end of a phase, max_items, a budget's room). */
+	bool counting;
+	struct store_counts *counts;
+	uv_work_t count_work;
 };
 
 struct runner {
@@ -107,6 +116,7 @@ struct runner {
 	void (*close_cb)(void *);
 	void *close_ud;
 	int64_t m_calls, m_items_done, m_items_failed;
+	bool counts_later; /* job_load leaves the counts to a worker (runner_start) */
 };
 
 /* ---- runner.c ---- */

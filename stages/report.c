@@ -234,11 +234,26 @@ static void job_endpoints_json(const struct job *j, json_t *row)
 json_t *runner_job_status(struct runner *r, int64_t id)
 {
 	struct job *j = job_find(r, id);
-	json_t *row = store_job_get(r->st, id);
+	json_t *row;
 	json_t *counts;
 	double rate;
 	int64_t left = 0;
 
+	if (j) {
+		double now = store_now();
+
+		if (!j->row_cache || j->row_stale || now - j->row_at > 1.0 || now < j->row_at) {
+			json_decref(j->row_cache);
+			j->row_cache = store_job_get(r->st, id);
+			json_object_del(j->row_cache, "runtime");
+			j->row_at = now;
+			j->row_stale = false;
+		}
+		/* A shallow copy: only its top-level keys are set below. */
+		row = json_copy(j->row_cache);
+	} else {
+		row = store_job_get(r->st, id);
+	}
 	if (!row)
 		return NULL;
 	json_object_del(row, "runtime");

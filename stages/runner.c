@@ -125,6 +125,12 @@ static void runner_write(struct runner *r, int64_t job, const char *state, const
 	struct held_write *w;
 	int rc = -EAGAIN;
 
+	if (state) {
+		struct job *j = job_find(r, job);
+
+		if (j)
+			j->row_stale = true;
+	}
 	if (!r->hw_head) {
 		rc = state ? store_job_set_state(r->st, job, state, reason)
 			   : store_event_add(r->st, job, type, data, NULL);
@@ -186,6 +192,7 @@ void job_save_runtime(struct job *j)
 
 	if (j->eval)
 		json_object_set(rt, "eval", j->eval);
+	j->row_stale = true;
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -894,6 +901,7 @@ static void job_free(struct job *j)
 	jobspec_clear(&j->js);
 	trainhook_free(j->hook);
 	store_counts_close(j->counts);
+	json_decref(j->row_cache);
 	free(j);
 }
 
@@ -1373,6 +1381,7 @@ int runner_job_set_budget(struct runner *r, int64_t id, double budget)
 	if (!j)
 		return -ENOENT;
 	j->js.budget_usd = budget;
+	j->row_stale = true;
 	json_object_set_new(j->spec, "budget_usd", json_real(budget));
 	return store_job_set_spec(r->st, id, j->spec);
 }

@@ -88,6 +88,12 @@ struct job {
 	bool counting;
 	struct store_counts *counts;
 	uv_work_t count_work;
+	/* The stored job row (less its runtime) behind the status: read again
+	 * after this daemon writes the row (row_stale) or once it is a second
+	 * old, so 50 clients polling the status do not each read the store. */
+	json_t *row_cache;
+	double row_at;
+	bool row_stale;
 };
 
 struct runner {

@@ -875,8 +875,10 @@ static void runner_on_pump(uv_timer_t *h)
 	r->pump_armed = false;
 	if (r->closing)
 		return;
+	r->in_pump = true;
 	for (struct job *j = r->jobs; j; j = j->next)
 		job_pump(j);
+	r->in_pump = false;
 }
 
 void runner_pump_soon(struct runner *r)
@@ -884,7 +886,11 @@ void runner_pump_soon(struct runner *r)
 	if (r->pump_armed || r->closing)
 		return;
 	r->pump_armed = true;
-	uv_timer_start(&r->pump, runner_on_pump, 0, 0);
+	/* From inside the pump (the next page of a seeding, the rest of the
+	 * room) 1 ms, not 0: libuv runs a timer re-armed with 0 from a timer
+	 * callback again in the same pass, before any I/O, so a 0 here would
+	 * seed a million items before the first call is written. */
+	uv_timer_start(&r->pump, runner_on_pump, r->in_pump ? 1 : 0, 0);
 }
 
 /* ---- loading jobs -------------------------------------------------------- */

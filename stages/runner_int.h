@@ -123,6 +123,7 @@ struct runner {
 	void *close_ud;
 	int64_t m_calls, m_items_done, m_items_failed;
 	bool counts_later; /* job_load leaves the counts to a worker (runner_start) */
+	bool in_pump;      /* inside runner_on_pump */
 };
 
 /* ---- runner.c ---- */

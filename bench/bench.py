@@ -995,7 +995,7 @@ def write_report(path, total_s, errors, m=None):
     w("| memory | %s |" % m["mem"])
     w("| kernel / OS | %s / %s |" % (m["kernel"], m["os"]))
     w("| libraries | %s, SQLite %s, Python %s |" % (m["libcurl"], m["sqlite"], m["python"]))
-    w("| run | %s, commit %s, all four benchmarks in %.0f s |" % (m["date"], m["commit"], total_s))
+    w("| run | %s, commit %s, all benchmarks run in %.0f s |" % (m["date"], m["commit"], total_s))
     w("")
     w("Every benchmark starts its own `bin/medthink-sim` (a simulator, not a model; "
       "`--contradict-rate 0` so each item needs exactly one call) and `bin/medthinkd` on "

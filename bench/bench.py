@@ -19,11 +19,17 @@ and writes docs/PERFORMANCE.md (plus build/bench/results.json).
   6 selection   the DIQ-like and 3DS choice at 100k items (build/bench/select_cost):
                 time and peak memory of the selection step itself, as a ratio
                 to importing the same items
+  7 e2e         submit to done as a user times it, at two sizes (BENCH_E2E_N,
+                default 20000,200000): medthinkd, the bare curl-multi loop and
+                the aiohttp script on the same bodies, one after the other;
+                fixed cost and marginal rate from the two sizes, time to
+                first call, CPU per call and peak RSS
 
 Environment: BIN (bin), B (build), BENCH_ONLY (comma list of throughput,
-ratelimit, scale, profile, pool, selection; default all), BENCH_TP_N (20000),
+ratelimit, scale, profile, pool, selection, e2e; default all), BENCH_TP_N (20000),
 BENCH_SCALE_N (1000000), BENCH_RATE_S (70, seconds of each rate-limit run),
-BENCH_POOL_N (8000 items per pool run), BENCH_SEL_N (100000), BENCH_KEEP=1
+BENCH_POOL_N (8000 items per pool run), BENCH_SEL_N (100000), BENCH_E2E_N (two
+sizes), BENCH_E2E_AIO (0: no aiohttp baseline in e2e), BENCH_KEEP=1
 keeps the temporary directory. Standard library only (python3 of Debian).
 """
 import http.client
@@ -48,6 +54,8 @@ BUILD = os.path.join(TOP, os.environ.get("B", "build"))
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
 TP_N = int(os.environ.get("BENCH_TP_N", "20000"))
+E2E_N = [int(x) for x in os.environ.get("BENCH_E2E_N", "20000,200000").split(",") if x.strip()]
+E2E_AIO = os.environ.get("BENCH_E2E_AIO", "1") != "0"
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
 RATE_S = int(os.environ.get("BENCH_RATE_S", "65"))
 EXPORT_S = float(os.environ.get("BENCH_EXPORT_S", "12"))     # cap on each export's read
@@ -629,6 +637,110 @@ def profile(d, sim):
 
 # ---- 2. rate limits ----
 
+def e2e_daemon(d, sim, n):
+    """One stage-one job of n items, submit to done: wall, CPU, first call, peak RSS."""
+    items = os.path.join(T, "e2e%d.jsonl" % n)
+    gen_items(n, items, "e2e%d-" % n)
+    ds, _ = d.import_file(items, "e2e%d" % n)
+    os.remove(items)
+    sim.reset()
+    rss = proc_mem(d.pid)[0]
+    c0 = d.cpu()
+    t0 = time.monotonic()
+    job = d.submit(ds["id"], "sim", "e2e%d" % n)
+    first = None
+    while first is None and time.monotonic() - t0 < 30:
+        if sim.stats()["requests_total"] > 0:
+            first = time.monotonic() - t0
+        else:
+            time.sleep(0.002)
+    last = 0.0
+    while True:
+        now = time.monotonic()
+        if now - last > 0.25:
+            rss = max(rss, proc_mem(d.pid)[0])
+            last = now
+        st = d.status(job)
+        if st.get("state") in ("done", "failed", "cancelled", "paused"):
+            break
+        if now - t0 > 3600:
+            raise RuntimeError("e2e job of %d items did not finish in an hour" % n)
+        time.sleep(0.02)
+    wall = time.monotonic() - t0
+    cpu = d.cpu() - c0
+    calls = sim.stats()["requests_total"]
+    return job, {"items": n, "state": st.get("state"), "failed": int(counts(st).get("failed", 0)),
+                 "wall_s": round(wall, 3), "calls": calls, "calls_per_s": round(calls / wall, 1),
+                 "items_per_s": round(n / wall, 1), "cpu_s": round(cpu, 3),
+                 "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4),
+                 "first_call_s": round(first, 4) if first is not None else None,
+                 "max_rss_kib": rss}
+
+
+def fixed_marginal(rows):
+    """(fixed seconds, marginal items/s) from the first and last size."""
+    if len(rows) < 2 or rows[-1]["items"] == rows[0]["items"]:
+        return None, None
+    a, b = rows[0], rows[-1]
+    dw = b["wall_s"] - a["wall_s"]
+    if dw <= 0:
+        return None, None
+    rate = (b["items"] - a["items"]) / dw
+    return round(a["wall_s"] - a["items"] / rate, 3), round(rate, 1)
+
+
+def bench_e2e():
+    log("5. end to end: sizes %s, latency %d ms, %d in flight" % (E2E_N, LATENCY_MS, CONC))
+    res = {"sizes": [], "load_before": os.getloadavg()}
+    sim = Sim("e2e", "--latency-ms", str(LATENCY_MS))
+    d = Daemon("e2e", {"sim": (sim, {})})
+    d.start()
+    url = sim.url() + "/chat/completions"
+    try:
+        for n in E2E_N:
+            job, a = e2e_daemon(d, sim, n)
+            log("  (a) medthinkd %d items: %s" % (n, a))
+            bodies = os.path.join(T, "e2e-bodies.jsonl")
+            nb = capture_bodies(d, job, bodies)
+            sim.reset()
+            t0 = time.monotonic()
+            out = subprocess.run([os.path.join(BUILD, "bench", "curl_multi"), "--url", url,
+                                  "--bodies", bodies, "--concurrency", str(CONC)],
+                                 capture_output=True, text=True, timeout=3600)
+            bw = time.monotonic() - t0
+            b = json.loads(out.stdout)
+            b.update({"items": nb, "wall_s_outside": round(bw, 3)})
+            # The same clock as (a): process start to exit.
+            b["wall_s"] = round(bw, 3)
+            b["cpu_ms_per_call"] = round(b.get("cpu_s", 0) * 1000 / max(1, nb), 4) if "cpu_s" in b else None
+            log("  (b) curl-multi %d bodies: %s" % (nb, b))
+            c = None
+            if E2E_AIO:
+                sim.reset()
+                dbp = os.path.join(T, "e2e-aio.db")
+                t0 = time.monotonic()
+                out = subprocess.run([PY, os.path.join(TOP, "bench", "aiohttp_sqlite.py"), url, bodies,
+                                      dbp, str(CONC)], capture_output=True, text=True, timeout=3600)
+                cw = time.monotonic() - t0
+                if out.stdout.strip():
+                    c = json.loads(out.stdout)
+                    c.update({"items": nb, "wall_s": round(cw, 3)})
+                for f in (dbp, dbp + "-wal", dbp + "-shm"):
+                    if os.path.exists(f):
+                        os.remove(f)
+                log("  (c) aiohttp+sqlite %d bodies: %s" % (nb, c))
+            os.remove(bodies)
+            res["sizes"].append({"n": n, "a": a, "b": b, "c": c})
+    finally:
+        d.stop()
+        sim.stop()
+    res["load_after"] = os.getloadavg()
+    for k in ("a", "b", "c"):
+        rows = [s[k] for s in res["sizes"] if s.get(k)]
+        res["fixed_" + k], res["marginal_" + k] = fixed_marginal(rows)
+    RESULTS["e2e"] = res
+
+
 def bench_ratelimit():
     log("2. rate limits: %d s runs, side by side" % RATE_S)
     # Token-heavy items: ~6 KB of context each, about 2,100 tokens a call.
@@ -740,8 +852,16 @@ def bench_scale(items_path, gen_proc):
     log("  import: %s" % res["import"])
     # Let the WAL checkpoint settle, then run the job.
     sim.reset()
-    job = d.submit(ds["id"], "sim", "big")
     t0 = time.monotonic()
+    job = d.submit(ds["id"], "sim", "big")
+    res["submit_s"] = round(time.monotonic() - t0, 4)
+    res["first_call_s"] = None
+    while time.monotonic() - t0 < 30:
+        if sim.stats()["requests_total"] > 0:
+            res["first_call_s"] = round(time.monotonic() - t0, 4)
+            break
+        time.sleep(0.002)
+    log("  submit to first call: %s s (submit answered in %s s)" % (res["first_call_s"], res["submit_s"]))
     lat, lat_full = [], []
     rss_max = 0
     kill_at = int(N * 0.9)
@@ -935,6 +1055,49 @@ def fmt_kib(k):
     return "%.1f MiB" % (k / 1024.0)
 
 
+def e2e_report(w):
+    e = RESULTS.get("e2e")
+    w("## 7. End to end: submit to done")
+    w("")
+    if not e or not e.get("sizes"):
+        w("Not run.")
+        w("")
+        return
+    w("As a user times it: from `POST /v1/jobs` to the job's `done` (status polled every 20 ms), "
+      "stage-one jobs (one explain call per item), simulator latency %d ms, %d in flight. At each "
+      "size, right after the daemon's job, the bare curl-multi loop (b) and the aiohttp + sqlite3 "
+      "script (c) send the bodies the daemon sent (read from its calls table), timed from process "
+      "start to exit. Load average before/after: %s / %s (2 cores, shared)."
+      % (LATENCY_MS, CONC, " ".join("%.1f" % x for x in e["load_before"]),
+         " ".join("%.1f" % x for x in e.get("load_after", []))))
+    w("")
+    w("| items | (a) medthinkd items/s | (b) bare loop | (c) aiohttp | a/b | a/c | first call (a) | CPU ms/call a / b | peak RSS (a) | state |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for s in e["sizes"]:
+        a, b, c = s["a"], s["b"], s.get("c")
+        bi = b["items"] / b["wall_s"] if b.get("wall_s") else 0
+        ci = c["items"] / c["wall_s"] if c and c.get("wall_s") else 0
+        w("| %s | %.0f (%.2f s) | %.0f (%.2f s) | %s | %.3f | %s | %s | %.3f / %s | %s | %s, %d failed |"
+          % ("{:,}".format(s["n"]), a["items_per_s"], a["wall_s"], bi, b["wall_s"],
+             "%.0f (%.2f s)" % (ci, c["wall_s"]) if ci else "-",
+             a["items_per_s"] / bi if bi else 0, "%.2f" % (a["items_per_s"] / ci) if ci else "-",
+             "%.3f s" % a["first_call_s"] if a.get("first_call_s") is not None else "none",
+             a["cpu_ms_per_call"], "%.3f" % b["cpu_ms_per_call"] if b.get("cpu_ms_per_call") is not None else "-",
+             fmt_kib(a["max_rss_kib"]), a["state"], a["failed"]))
+    w("")
+    if e.get("marginal_a"):
+        w("Fixed cost and marginal rate from the two sizes (wall = fixed + items / rate):")
+        w("")
+        w("| runner | fixed cost | marginal rate |\n|---|---:|---:|")
+        for k, name in (("a", "(a) medthinkd"), ("b", "(b) bare curl-multi loop"), ("c", "(c) aiohttp + sqlite3")):
+            if e.get("marginal_" + k):
+                w("| %s | %.3f s | %s items/s |" % (name, e["fixed_" + k], "{:,.0f}".format(e["marginal_" + k])))
+        if e.get("marginal_b"):
+            w("")
+            w("Marginal rate a/b: %.3f (target >= 0.9)." % (e["marginal_a"] / e["marginal_b"]))
+    w("")
+
+
 def write_report(path, total_s, errors, m=None):
     m = m or machine()
     L = []
@@ -951,7 +1114,7 @@ def write_report(path, total_s, errors, m=None):
     w("| memory | %s |" % m["mem"])
     w("| kernel / OS | %s / %s |" % (m["kernel"], m["os"]))
     w("| libraries | %s, SQLite %s, Python %s |" % (m["libcurl"], m["sqlite"], m["python"]))
-    w("| run | %s, commit %s, all four benchmarks in %.0f s |" % (m["date"], m["commit"], total_s))
+    w("| run | %s, commit %s, all benchmarks run in %.0f s |" % (m["date"], m["commit"], total_s))
     w("")
     w("Every benchmark starts its own `bin/medthink-sim` (a simulator, not a model; "
       "`--contradict-rate 0` so each item needs exactly one call) and `bin/medthinkd` on "
@@ -1068,6 +1231,11 @@ def write_report(path, total_s, errors, m=None):
         w("| measure | measured | target | |\n|---|---:|---|---|")
         w("| import | %s items/s (%.1f s, %.0f MB/s) | | |" % ("{:,}".format(imp["items_per_s"]), imp["s"], imp["mb_per_s"]))
         w("| import: daemon peak RSS (VmHWM) | %s | | |" % fmt_kib(imp["daemon_peak_rss_kib"]))
+        if "first_call_s" in sc:
+            fc = sc["first_call_s"]
+            w("| submit to the first call the simulator receives (polled every 2 ms) | %s (submit answered in %.3f s) | < 50 ms | %s |"
+              % ("%.3f s" % fc if fc is not None else "none in 30 s", sc["submit_s"],
+                 verdict(fc is not None and fc < 0.05)))
         for fmt, e in sc.get("export", {}).items():
             if e.get("cut"):
                 note = "first %s records: read stopped after %.0f s (time budget)" % (
@@ -1149,6 +1317,7 @@ def write_report(path, total_s, errors, m=None):
     else:
         w("Not run.")
     w("")
+    e2e_report(w)
 
     pf = RESULTS.get("profile")
     w("## Profile")
@@ -1218,7 +1387,7 @@ def main():
                          "--prefix", "m-"], "gen_items")
         for name, fn in (("throughput", bench_throughput), ("ratelimit", bench_ratelimit),
                          ("scale", lambda: bench_scale(big, gen)), ("pool", bench_pool),
-                         ("selection", bench_selection)):
+                         ("selection", bench_selection), ("e2e", bench_e2e)):
             if not want(name):
                 continue
             try:

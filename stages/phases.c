@@ -373,7 +373,7 @@ void job_phase_check(struct job *j)
 	enum phase p = job_phase(j);
 
 	if (j->state != JOB_RUNNING || j->seeding || j->training || j->in_flight > 0 ||
-	    p == PHASE__N || phase_defs[p].train_set)
+	    j->counting || p == PHASE__N || phase_defs[p].train_set)
 		return;
 	if (job_phase_pending(j, p))
 		return;

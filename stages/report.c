@@ -56,7 +56,7 @@ json_t *job_counts_json(const struct job *j)
 			continue;
 		json_object_set_new(c, step_name((enum step)s),
 				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "pending",
-					      (json_int_t)(ss->pending - ss->in_flight), "in_flight",
+					      (json_int_t)(ss->pending > ss->in_flight ? ss->pending - ss->in_flight : 0), "in_flight",
 					      (json_int_t)ss->in_flight, "done", (json_int_t)ss->done,
 					      "failed", (json_int_t)ss->failed, "dropped",
 					      (json_int_t)ss->dropped));
@@ -177,11 +177,26 @@ static void job_endpoints_json(const struct job *j, json_t *row)
 json_t *runner_job_status(struct runner *r, int64_t id)
 {
 	struct job *j = job_find(r, id);
-	json_t *row = store_job_get(r->st, id);
+	json_t *row;
 	json_t *counts;
 	double rate;
 	int64_t left = 0;
 
+	if (j) {
+		double now = store_now();
+
+		if (!j->row_cache || j->row_stale || now - j->row_at > 1.0 || now < j->row_at) {
+			json_decref(j->row_cache);
+			j->row_cache = store_job_get(r->st, id);
+			json_object_del(j->row_cache, "runtime");
+			j->row_at = now;
+			j->row_stale = false;
+		}
+		/* A shallow copy: only its top-level keys are set below. */
+		row = json_copy(j->row_cache);
+	} else {
+		row = store_job_get(r->st, id);
+	}
 	if (!row)
 		return NULL;
 	json_object_del(row, "runtime");

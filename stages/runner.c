@@ -20,13 +20,18 @@
 #include "stages/prompts.h"
 #include "stages/runner_int.h"
 #include "stages/trainhook.h"
+#include "store/counts.h"
 #include "store/store.h"
 #include "store/totals.h"
 #include "store/work.h"
 #include "teacher_clients/client.h"
 
-#define SEED_PAGE 2000    /* items split and queued per loop turn */
+#define SEED_PAGE 500     /* items split and queued per loop turn (a short turn) */
 #define SCAN_PAGE 512     /* pending tasks read per scan */
+/* Calls dispatched per pump turn: the loop hands them to curl (and answers
+ * the API) between turns, so the first calls of a job go out while the
+ * rest of its window is still being built. */
+#define DISPATCH_TURN 128
 
 /* One item in one step, while its call is out. */
 struct task {
@@ -120,6 +125,12 @@ static void runner_write(struct runner *r, int64_t job, const char *state, const
 	struct held_write *w;
 	int rc = -EAGAIN;
 
+	if (state) {
+		struct job *j = job_find(r, job);
+
+		if (j)
+			j->row_stale = true;
+	}
 	if (!r->hw_head) {
 		rc = state ? store_job_set_state(r->st, job, state, reason)
 			   : store_event_add(r->st, job, type, data, NULL);
@@ -187,6 +198,7 @@ void job_save_runtime(struct job *j)
 		json_object_set_new(rt, "round", json_integer(j->round));
 	if (j->rl)
 		json_object_set(rt, "rl", j->rl);
+	j->row_stale = true;
 	if (store_job_set_runtime(j->r->st, j->id, rt) != 0)
 		log_warn("job_%" PRId64 ": cannot store its progress", j->id);
 	json_decref(rt);
@@ -265,6 +277,8 @@ static void job_seed_page(struct job *j)
 	int64_t limit = SEED_PAGE;
 	int rc;
 
+	if (j->counting && job_capped(j, &c))
+		return; /* the cap needs the stored counts */
 	c.seqs = calloc(SEED_PAGE, sizeof(*c.seqs));
 	if (!c.seqs)
 		return;
@@ -321,6 +335,8 @@ static int64_t job_room(const struct job *j)
 
 	if (j->js.budget_usd <= 0)
 		return room;
+	if (j->counting)
+		return 0; /* the spend so far is not summed yet */
 	left = j->js.budget_usd - j->spent;
 	if (left <= 0)
 		return 0;
@@ -845,11 +861,16 @@ static void job_pump(struct job *j)
 		struct scan_ctx c = { .j = j, .s = (enum step)s };
 		int rc;
 
-		if (step_def((enum step)s)->phase != p || ss->pending <= ss->in_flight)
+		if (step_def((enum step)s)->phase != p ||
+		    (!j->counting && ss->pending <= ss->in_flight))
 			continue;
 		c.room = (int)job_room(j);
 		if (c.room <= 0)
 			break;
+		if (c.room > DISPATCH_TURN) {
+			c.room = DISPATCH_TURN;
+			runner_pump_soon(j->r); /* the rest of the room next turn */
+		}
 		/* Pages of pending rows from the cursor; rows in flight are skipped
 		 * and do not count against the room. A short page is the end: the
 		 * next scan starts over (rows behind the cursor may be pending
@@ -880,8 +901,10 @@ static void runner_on_pump(uv_timer_t *h)
 	r->pump_armed = false;
 	if (r->closing)
 		return;
+	r->in_pump = true;
 	for (struct job *j = r->jobs; j; j = j->next)
 		job_pump(j);
+	r->in_pump = false;
 }
 
 void runner_pump_soon(struct runner *r)
@@ -889,7 +912,11 @@ void runner_pump_soon(struct runner *r)
 	if (r->pump_armed || r->closing)
 		return;
 	r->pump_armed = true;
-	uv_timer_start(&r->pump, runner_on_pump, 0, 0);
+	/* From inside the pump (the next page of a seeding, the rest of the
+	 * room) 1 ms, not 0: libuv runs a timer re-armed with 0 from a timer
+	 * callback again in the same pass, before any I/O, so a 0 here would
+	 * seed a million items before the first call is written. */
+	uv_timer_start(&r->pump, runner_on_pump, r->in_pump ? 1 : 0, 0);
 }
 
 /* ---- loading jobs -------------------------------------------------------- */
@@ -907,6 +934,8 @@ static void job_free(struct job *j)
 	json_decref(j->rl);
 	jobspec_clear(&j->js);
 	trainhook_free(j->hook);
+	store_counts_close(j->counts);
+	json_decref(j->row_cache);
 	free(j);
 }
 
@@ -1006,7 +1035,12 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 	v = json_object_get(rt, "rl");
 	if (json_is_object(v))
 		j->rl = json_incref(v);
-	counts = store_task_counts(r->st, id);
+	if (r->counts_later) {
+		j->counting = true; /* job_count_start reads them */
+		counts = NULL;
+	} else {
+		counts = store_task_counts(r->st, id);
+	}
 	json_object_foreach(counts, key, v)
 	{
 		int s = step_parse(key);
@@ -1019,7 +1053,7 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 		j->st[s].dropped = json_integer_value(json_object_get(v, "dropped"));
 	}
 	json_decref(counts);
-	if (store_job_totals(r->st, id, &tot) == 0) {
+	if (!j->counting && store_job_totals(r->st, id, &tot) == 0) {
 		j->spent = tot.cost_usd;
 		j->tok_in = tot.tokens_in;
 		j->tok_out = tot.tokens_out;
@@ -1045,6 +1079,109 @@ out:
 	}
 	*out = j;
 	return rc;
+}
+
+/* Counts from the store now, on the loop thread (the way a job is loaded
+ * outside a restart): replaces whatever was counted in memory since the
+ * load, which the store already holds. */
+static void job_count_now(struct job *j)
+{
+	struct runner *r = j->r;
+	json_t *counts = store_task_counts(r->st, j->id), *v;
+	struct store_totals tot;
+	const char *key;
+
+	json_object_foreach(counts, key, v)
+	{
+		int s = step_parse(key);
+
+		if (s < 0)
+			continue;
+		j->st[s].pending = json_integer_value(json_object_get(v, "pending"));
+		j->st[s].done = json_integer_value(json_object_get(v, "done"));
+		j->st[s].failed = json_integer_value(json_object_get(v, "failed"));
+		j->st[s].dropped = json_integer_value(json_object_get(v, "dropped"));
+	}
+	json_decref(counts);
+	if (store_job_totals(r->st, j->id, &tot) == 0) {
+		j->spent = tot.cost_usd;
+		j->tok_in = tot.tokens_in;
+		j->tok_out = tot.tokens_out;
+		j->calls = tot.calls;
+	}
+}
+
+static void count_work_cb(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	(void)store_counts_run(j->counts);
+}
+
+static void count_after_cb(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	struct store_counts *c = j->counts;
+	int rc = status == 0 ? (c->err[0] ? -EIO : 0) : -ECANCELED;
+
+	if (rc == -ECANCELED || j->r->closing)
+		return; /* job_free closes it */
+	if (rc == 0) {
+		/* The pinned snapshot plus what this daemon counted since. */
+		for (int i = 0; i < c->nrows; i++) {
+			int s = step_parse(c->rows[i].step);
+			struct step_stat *ss;
+
+			if (s < 0)
+				continue;
+			ss = &j->st[s];
+			if (strcmp(c->rows[i].state, STORE_TASK_PENDING) == 0)
+				ss->pending += c->rows[i].n;
+			else if (strcmp(c->rows[i].state, STORE_TASK_DONE) == 0)
+				ss->done += c->rows[i].n;
+			else if (strcmp(c->rows[i].state, STORE_TASK_FAILED) == 0)
+				ss->failed += c->rows[i].n;
+			else if (strcmp(c->rows[i].state, STORE_TASK_DROPPED) == 0)
+				ss->dropped += c->rows[i].n;
+		}
+		j->spent += c->tot.cost_usd;
+		j->tok_in += c->tot.tokens_in;
+		j->tok_out += c->tot.tokens_out;
+		j->calls += c->tot.calls;
+	} else {
+		log_warn("job_%" PRId64 ": counting in the background failed (%s); counting now",
+			 j->id, c->err);
+		job_count_now(j);
+	}
+	store_counts_close(c);
+	j->counts = NULL;
+	j->counting = false;
+	j->progress_dirty = true;
+	job_phase_check(j);
+	runner_pump_soon(j->r);
+}
+
+/* Starts the count of a job loaded with r->counts_later: its snapshot is
+ * pinned now, before any write of this daemon, so what the worker sums and
+ * what the loop counts from here on never overlap. */
+static void job_count_start(struct job *j)
+{
+	struct runner *r = j->r;
+	int rc;
+
+	if (!j->counting)
+		return;
+	rc = store_counts_open(store_path(r->st), j->id, &j->counts);
+	if (rc == 0) {
+		j->count_work.data = j;
+		rc = uv_queue_work(r->loop, &j->count_work, count_work_cb, count_after_cb);
+	}
+	if (rc != 0) {
+		store_counts_close(j->counts);
+		j->counts = NULL;
+		job_count_now(j);
+		j->counting = false;
+	}
 }
 
 void runner_add_job(struct runner *r, struct job *j)
@@ -1097,8 +1234,14 @@ int runner_start(struct runner *r)
 	{
 		struct job *j;
 		int64_t id = json_integer_value(v);
+		int lrc;
 
-		if (job_load(r, id, &j) != 0) {
+		r->counts_later = true;
+		lrc = job_load(r, id, &j);
+		r->counts_later = false;
+		if (lrc == 0)
+			job_count_start(j);
+		if (lrc != 0) {
 			store_job_set_state(r->st, id, job_state_name(JOB_FAILED),
 					    "cannot resume: stored job is invalid");
 			continue;
@@ -1324,6 +1467,7 @@ int runner_job_set_budget(struct runner *r, int64_t id, double budget)
 	if (!j)
 		return -ENOENT;
 	j->js.budget_usd = budget;
+	j->row_stale = true;
 	json_object_set_new(j->spec, "budget_usd", json_real(budget));
 	return store_job_set_spec(r->st, id, j->spec);
 }

@@ -34,6 +34,7 @@
 struct trainhook;
 struct task;
 struct held_write;
+struct store_counts;
 
 /* Failed commit rounds before the jobs pause with the store's error, and
  * the backoff between rounds (runner.c). */
@@ -83,6 +84,20 @@ struct job {
 	int round;     /* an eval job over several students: the index of the
 			* one being evaluated (js.student is that one) */
 	json_t *rl;    /* the rl report once computed (stages/rl.h) */
+	/* Loaded after a restart, its stored task counts and call totals are
+	 * read on a worker thread (store/counts.h) while the job already runs:
+	 * until they are in, st[] and the totals hold only what changed since
+	 * (pending may be negative), and nothing that needs the whole count
+	 * runs (the end of a phase, max_items, a budget's room). */
+	bool counting;
+	struct store_counts *counts;
+	uv_work_t count_work;
+	/* The stored job row (less its runtime) behind the status: read again
+	 * after this daemon writes the row (row_stale) or once it is a second
+	 * old, so 50 clients polling the status do not each read the store. */
+	json_t *row_cache;
+	double row_at;
+	bool row_stale;
 };
 
 struct runner {
@@ -111,6 +126,8 @@ struct runner {
 	void (*close_cb)(void *);
 	void *close_ud;
 	int64_t m_calls, m_items_done, m_items_failed;
+	bool counts_later; /* job_load leaves the counts to a worker (runner_start) */
+	bool in_pump;      /* inside runner_on_pump */
 };
 
 /* ---- runner.c ---- */

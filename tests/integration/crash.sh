@@ -56,6 +56,9 @@ evn=$(sqlite3 "$db" "select count(distinct item_seq) from tasks where job_id=$j 
 expect_eq "every held-out item accounted for" "$evn" "$ev"
 pending=$(sqlite3 "$db" "select count(*) from tasks where job_id=$j and state='pending'")
 expect_eq "nothing pending" "$pending" "0"
+# The counts a restarted daemon summed in the background plus its own.
+sdone=$(api "http://x/v1/jobs/$job" | jq_py 'd["counts"]["explain"]["done"]')
+expect_eq "status counts match the store after restarts" "$sdone" "$(sqlite3 "$db" "select count(*) from tasks where job_id=$j and step='explain' and state='done'")"
 missing=$(sqlite3 "$db" "select count(*) from tasks t where job_id=$j and state='done' and step='explain' and not exists (select 1 from artifacts a where a.job_id=$j and a.kind='explanation' and a.item_seq=t.item_seq)")
 expect_eq "no artifact lost" "$missing" "0"
 dups=$(sqlite3 "$db" "select count(*) from (select hash from calls where error is null group by hash having count(*)>1)")

@@ -22,6 +22,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/supervisor.h"
+#include "daemon/web.h"
 #include "stages/prompts.h"
 #include "stages/runner.h"
 #include "store/check.h"
@@ -627,6 +628,12 @@ int main(int argc, char **argv)
 		shutdown_begin(&d);
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		goto run_down;
+	}
+	if (d.cfg->web.present) {
+		struct web_config wc = { d.cfg->web.host, d.cfg->web.port, d.cfg->daemon.state_dir };
+
+		if (api_web_start(d.api, &wc) != 0)
+			shutdown_begin(&d); /* logged; [web] asked for it, so no silent half start */
 	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);

@@ -20,6 +20,7 @@ function el(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
     else if (k === 'cls') n.className = v;
+    else if (k === 'style') n.style.cssText = v; /* CSSOM: the CSP allows no style attribute */
     else n.setAttribute(k, v);
   }
   add(n, kids);

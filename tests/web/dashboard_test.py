@@ -102,6 +102,9 @@ try:
     check("the page was updated by events, not reloaded",
           lambda: int(b.js("return Number(document.body.dataset.updates || 0)")) > upd0 and
           b.js("return performance.getEntriesByType('navigation').length === 1"))
+    check("the progress bars have width (styles set through the CSSOM pass the CSP)",
+          lambda: b.wait_js("var s = document.querySelector('#job-progress .bar span.done');"
+                            "return s && s.getBoundingClientRect().width > 0"))
     check("spend, funnel and rate charts are drawn",
           lambda: b.wait_js("return !!document.getElementById('spend-chart') && "
                             "!!document.getElementById('funnel-chart') && !!document.getElementById('rate-chart')"))
@@ -122,6 +125,24 @@ try:
     check("the funnel counts what the status says",
           lambda: b.wait_js("var t = document.querySelector('#funnel-chart [data-funnel=kept]');"
                             "return t && t.textContent === String(arguments[0])", job_status()["counts"]["screen"]["done"]))
+    # The shapes of the evaluation checkpoints and the timeline route (a
+    # daemon may or may not have them yet) render through the same code.
+    check("evaluation checkpoints render side by side with the change from the baseline",
+          lambda: b.js("""var d = document.createElement('div'); renderEval(d, {eval: {checkpoints: [
+              {name: 'baseline', total: 20, correct: 8, accuracy: 0.4, ci95: [0.22, 0.61], by_topic: {liver: {total: 10, correct: 4, accuracy: 0.4}}},
+              {name: 'stage1', total: 20, correct: 11, accuracy: 0.55, ci95: [0.34, 0.74], by_topic: {liver: {total: 10, correct: 6, accuracy: 0.6}}},
+              {name: 'stage2', total: 20, correct: 13, accuracy: 0.65, ci95: [0.43, 0.82], by_topic: {liver: {total: 10, correct: 7, accuracy: 0.7}}}]}});
+              var rows = d.querySelectorAll('tr[data-checkpoint]');
+              return rows.length === 3 && rows[2].cells[5].textContent.indexOf('+25.0 pt') === 0 &&
+                rows[1].cells[4].textContent === '34.0% - 74.0%' && d.querySelectorAll('rect[data-bar]').length === 6"""))
+    check("a timeline reply draws calls/s and tokens over time",
+          lambda: b.js("""var d = document.createElement('div'); renderTimeline(d, {bucket_s: 10, points: [
+              {t: 100, calls: 20, tokens_in: 2000, tokens_out: 500, cost_usd: 0.01, items_done: 3},
+              {t: 110, calls: 40, tokens_in: 4000, tokens_out: 900, cost_usd: 0.02, items_done: 9}]});
+              return d.querySelectorAll('#rate-chart path').length === 1 && d.querySelectorAll('#tokens-chart path').length === 2"""))
+    check("without a timeline route the rate chart is drawn from the live progress",
+          lambda: b.js("return !!document.getElementById('rate-chart') && "
+                       "(!!document.getElementById('rate-live-note') || document.querySelector('#job-rate .note') !== null)"))
     b.js("document.getElementById('job-eval').scrollIntoView()")
     shot(b, "job-done")
     b.js("window.scrollTo(0, 0)")

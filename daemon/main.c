@@ -472,7 +472,7 @@ int main(int argc, char **argv)
 	struct runner_config rc_cfg = { 0 };
 	struct api_config ac = { 0 };
 	char err[1024], dbpath[4096];
-	int check = 0, opt, rc, loop_ok = 0;
+	int check = 0, opt, rc, loop_ok = 0, web_failed = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -629,24 +629,26 @@ int main(int argc, char **argv)
 		uv_run(&d.loop, UV_RUN_DEFAULT);
 		goto run_down;
 	}
-	if (d.cfg->web.present) {
-		struct web_config wc = { d.cfg->web.host, d.cfg->web.port, d.cfg->daemon.state_dir };
-
-		if (api_web_start(d.api, &wc) != 0)
-			shutdown_begin(&d); /* logged; [web] asked for it, so no silent half start */
-	}
 	uv_signal_init(&d.loop, &d.sigint);
 	uv_signal_init(&d.loop, &d.sigterm);
 	d.sigint.data = d.sigterm.data = &d;
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	d.signals_on = 1;
-	rc = start_engines(&d);
+	if (d.cfg->web.present) {
+		struct web_config wc = { d.cfg->web.host, d.cfg->web.port, d.cfg->daemon.state_dir };
+
+		if (api_web_start(d.api, &wc) != 0) {
+			web_failed = 1; /* logged; [web] asked for it, so no silent half start */
+			shutdown_begin(&d); /* after the signals: it closes them */
+		}
+	}
+	rc = web_failed ? 0 : start_engines(&d);
 	if (rc) {
 		log_error("cannot start the student engines: %s", strerror(-rc));
 		shutdown_begin(&d);
 	}
-	rc = runner_start(d.runner);
+	rc = web_failed ? 0 : runner_start(d.runner);
 	if (rc > 0)
 		log_info("resumed %d unfinished job(s)", rc);
 	if (!d.stopping)
@@ -654,7 +656,7 @@ int main(int argc, char **argv)
 	log_info("medthinkd %s listening on %s (store %s)", MEDTHINK_VERSION, ac.socket_path, dbpath);
 	notify_ready();
 	uv_run(&d.loop, UV_RUN_DEFAULT);
-	d.exit_code = 0;
+	d.exit_code = web_failed;
 run_down:
 	/* Whatever completed before the stop is committed. */
 	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)

@@ -241,6 +241,7 @@ static int web_token_write(const char *state_dir, const char *token)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+	errno = 0;
 	if (fchmod(fd, 0600) != 0 || write(fd, token, n) != (ssize_t)n || write(fd, "\n", 1) != 1)
 		rc = errno ? -errno : -EIO;
 	if (close(fd) != 0 && rc == 0)

@@ -89,6 +89,15 @@ cat "$T/browser.out"
 [ $rc -eq 0 ] || { grep -q '^not ok' "$T/browser.out" || nok "the browser test ran" "$(tail -n 5 "$T/browser.out")"; _failed=1; }
 [ -f "$ART/job-done.png" ] && ok "a screenshot is kept: $ART/job-done.png" || nok "a screenshot is kept"
 curl -s -X POST -d '{"hold-after":0}' "http://127.0.0.1:$SIM_PORT_T/sim/config" >/dev/null
+
+# A second daemon (its own socket and state_dir) asked to serve the
+# dashboard on the port the first one holds: it stops at start, exit 1.
+port=${base##*:}
+sed -e "s|^socket = .*|socket = $T/second.sock|" -e "s|^state_dir = .*|state_dir = $T/var2|" \
+  -e "s|^listen = .*|listen = 127.0.0.1:$port|" "$T/medthinkd.conf" >"$T/second.conf"
+MEDTHINK_SOCKET="$T/second.sock" "$BIN/medthinkd" -c "$T/second.conf" 2>"$T/second.log"
+expect_eq "a dashboard port in use stops the daemon at start (exit 1)" "$?" 1
+expect_match "and the log says why" "$(cat "$T/second.log")" "web: cannot listen on 127\.0\.0\.1:$port"
 stop_daemon
 expect_eq "the daemon stops cleanly with dashboard clients" "$DAEMON_RC" 0
 exit $_failed

@@ -219,6 +219,37 @@ static void test_server(void **state)
 	rmdir(dir);
 }
 
+/* A port in use: web_start fails, and the half-made server goes from the
+ * loop without a leak (the sanitizer build checks). */
+static void test_port_in_use(void **state)
+{
+	char dir[] = "/tmp/medthink-webtest.XXXXXX", path[256];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct web_config wc = { "127.0.0.1", 0, NULL };
+	struct web *w = (struct web *)&sa;
+	uv_loop_t loop;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	wc.state_dir = dir;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	wc.port = ntohs(sa.sin_port);
+	uv_loop_init(&loop);
+	assert_true(web_start(&loop, NULL, &wc, NULL, &w) < 0);
+	assert_null(w);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%s", dir, WEB_TOKEN_FILE);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ================================================================ config */
 
 static int load(const char *text, struct config **cfg, char *err, size_t errlen)
@@ -297,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_request_token),
 		cmocka_unit_test(test_asset_find),
 		cmocka_unit_test(test_server),
+		cmocka_unit_test(test_port_in_use),
 		cmocka_unit_test(test_config),
 	};
 

@@ -64,6 +64,16 @@ $(B)/gen/prompts_builtin.c: $(PROMPT_TXT) stages/prompts_builtin.sh
 $(B)/gen/prompts_builtin.o: $(B)/gen/prompts_builtin.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# The dashboard's static files (web/), compiled into libdaemon
+# (daemon/web.c serves them; docs/dashboard.md).
+WEB_FILES    := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
+extra_daemon := $(B)/gen/web_assets.o
+$(B)/gen/web_assets.c: $(WEB_FILES) web/assets.sh
+	@mkdir -p $(@D)
+	sh web/assets.sh $@ $(WEB_FILES)
+$(B)/gen/web_assets.o: $(B)/gen/web_assets.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 define layer_rule
 $(B)/lib$(1).a: $(call lib_obj,$(1)) $(extra_$(1))
 	@mkdir -p $$(@D)

@@ -15,6 +15,7 @@
 #include "daemon/api_routes.h"
 #include "daemon/http.h"
 #include "daemon/upload.h"
+#include "daemon/web.h"
 #include "formats/export.h"
 #include "stages/refer_export.h"
 #include "formats/formats.h"
@@ -24,6 +25,7 @@
 #include "stages/sets.h"
 #include "stages/score.h"
 #include "stages/story.h"
+#include "store/search.h"
 #include "store/store.h"
 #include "store/timeline.h"
 #include "teacher_clients/client.h"
@@ -44,6 +46,9 @@ struct api {
 	uint64_t requests;
 	uint64_t uploads_items;
 	char *degraded; /* why /v1/health says "degraded", or NULL */
+	struct web *web; /* the dashboard's listener, or NULL */
+	struct http_server_config hc;
+	int closing;     /* servers still closing */
 	void (*close_cb)(void *);
 	void *close_ud;
 };
@@ -1055,6 +1060,55 @@ static void route_job_item(struct api *a, struct http_req *req, const struct api
 		respond_json_take(req, 200, story);
 }
 
+/* The item browser: GET /v1/jobs/{id}/items?q=TEXT&limit=N&from=SEQ */
+static void route_job_items(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	const char *q = http_req_query(req, "q"), *lim = http_req_query(req, "limit");
+	const char *from = http_req_query(req, "from");
+	json_t *row = store_job_get(a->st, m->job), *res;
+	int64_t ds = -1;
+	char *end;
+	long n = 50, f = 0;
+
+	if (row && store_dataset_resolve(a->st, json_string_value(json_object_get(row, "dataset")),
+					 &ds) != 0)
+		ds = -1;
+	json_decref(row);
+	if (ds < 0) {
+		respond_err(req, 500, "internal", NULL, "cannot read job_%" PRId64 "'s dataset", m->job);
+		return;
+	}
+	if (q && strlen(q) > STORE_SEARCH_QUERY_MAX) {
+		respond_err(req, 422, "invalid", "q", "q is %zu bytes; at most %d", strlen(q),
+			    STORE_SEARCH_QUERY_MAX);
+		return;
+	}
+	if (lim && ((n = strtol(lim, &end, 10)) < 1 || *end || n > STORE_SEARCH_LIMIT_MAX)) {
+		respond_err(req, 422, "invalid", "limit", "limit must be 1..%d", STORE_SEARCH_LIMIT_MAX);
+		return;
+	}
+	if (from && ((f = strtol(from, &end, 10)) < 0 || *end)) {
+		respond_err(req, 422, "invalid", "from", "from must be an item seq >= 0");
+		return;
+	}
+	res = store_items_search(a->st, ds, m->job, q ? q : "", f, (int)n);
+	if (!res)
+		respond_err(req, 500, "internal", NULL, "item search failed: %s", store_last_error(a->st));
+	else
+		respond_json_take(req, 200, res);
+}
+
+/* Failures and drops grouped by reason: GET /v1/jobs/{id}/reasons */
+static void route_job_reasons(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	json_t *res = store_task_reasons(a->st, m->job);
+
+	if (!res)
+		respond_err(req, 500, "internal", NULL, "cannot read the reasons: %s", store_last_error(a->st));
+	else
+		respond_json_take(req, 200, res);
+}
+
 static void route_job_retry(struct api *a, struct http_req *req, const struct api_route_match *m)
 {
 	struct mt_err err = { 0 };
@@ -1246,6 +1300,8 @@ const struct api_route api_routes[] = {
 	{ "GET", "/v1/jobs/{id}/timeline", route_job_timeline, API_BODY_NONE, API_ROUTE_JOB },
 	{ "GET", "/metrics", route_metrics, API_BODY_NONE, 0 },
 	{ "POST", "/v1/score", route_score, API_BODY_BUFFERED, 0 },
+	{ "GET", "/v1/jobs/{id}/items", route_job_items, API_BODY_NONE, API_ROUTE_JOB },
+	{ "GET", "/v1/jobs/{id}/reasons", route_job_reasons, API_BODY_NONE, API_ROUTE_JOB },
 };
 const size_t api_routes_count = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -1339,6 +1395,12 @@ static void route_run(struct api *a, struct http_req *req, struct api_route_matc
 	m->route->handler(a, req, m);
 }
 
+void api_route_serve(struct api *a, struct http_req *req, struct api_route_match *m)
+{
+	a->requests++;
+	route_run(a, req, m);
+}
+
 /* A buffered-body route runs here. Every other request was answered in
  * api_on_request, or is streaming its response (events, export): on_body
  * still fires for those. */
@@ -1399,6 +1461,7 @@ int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct c
 	hc.request_timeout_ms = cfg->request_timeout_ms;
 	hc.idle_timeout_ms = cfg->idle_timeout_ms;
 	hc.stream_buffer = cfg->stream_buffer;
+	a->hc = hc;
 	a->srv = http_server_new(&h, &hc);
 	if (!a->srv) {
 		free(a);
@@ -1419,6 +1482,8 @@ static void api_server_closed(void *ud)
 {
 	struct api *a = ud;
 
+	if (--a->closing > 0)
+		return;
 	if (a->close_cb)
 		a->close_cb(a->close_ud);
 }
@@ -1428,7 +1493,15 @@ void api_close(struct api *a, void (*cb)(void *ud), void *ud)
 	a->close_cb = cb;
 	a->close_ud = ud;
 	runner_set_listener(a->runner, NULL, NULL);
+	a->closing = 1 + (a->web != NULL);
+	if (a->web)
+		web_close(a->web, api_server_closed, a);
 	http_server_close(a->srv, api_server_closed, a);
+}
+
+int api_web_start(struct api *a, const struct web_config *wc)
+{
+	return web_start(a->loop, a, wc, &a->hc, &a->web);
 }
 
 int api_set_degraded(struct api *a, const char *reason)
@@ -1449,6 +1522,7 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
+	web_free(a->web);
 	http_server_free(a->srv);
 	free(a->degraded);
 	free(a);

@@ -30,6 +30,13 @@ struct api_config {
 int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct client *cl,
 	      const struct api_config *cfg, struct api **out);
 
+struct web_config;
+
+/* Starts the dashboard's listener (daemon/web.h) beside the socket, with
+ * the socket's connection limits; api_close closes it too. 0 or a negative
+ * errno / UV_E* (logged). */
+int api_web_start(struct api *a, const struct web_config *wc);
+
 /* From now on GET /v1/health answers {"status":"degraded","reason":...}
  * (reason copied; e.g. a damaged store); NULL makes it "ok" again.
  * 0 or -ENOMEM. */

@@ -60,6 +60,11 @@ struct api_route_match {
  * (405), with m->allow filled. */
 int api_route_match(const char *method, const char *path, struct api_route_match *m);
 
+/* Runs a matched row (m from api_route_match, API_BODY_NONE) for req as
+ * the socket API does: a job id is resolved first (404 when unknown). For
+ * the dashboard's listener (daemon/web.c), which checks its token first. */
+void api_route_serve(struct api *a, struct http_req *req, struct api_route_match *m);
+
 /* The table itself (for tests that walk every row). */
 extern const struct api_route api_routes[];
 extern const size_t api_routes_count;

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <ini.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@
  * otherwise go unnoticed). inih still splits "key = value" lines and strips
  * comments. Parsing stops at the first error: the reader returns EOF. */
 
-enum sect_kind { SECT_NONE, SECT_DAEMON, SECT_TEACHER, SECT_STUDENT, SECT_TRAIN, SECT_EMBEDDER };
+enum sect_kind { SECT_NONE, SECT_DAEMON, SECT_TEACHER, SECT_STUDENT, SECT_TRAIN, SECT_EMBEDDER, SECT_WEB };
 
 #define M_DAEMON (1u << SECT_DAEMON)
 #define M_TEACHER (1u << SECT_TEACHER)
@@ -30,6 +32,7 @@ enum sect_kind { SECT_NONE, SECT_DAEMON, SECT_TEACHER, SECT_STUDENT, SECT_TRAIN,
 #define M_TRAIN (1u << SECT_TRAIN)
 #define M_EMBEDDER (1u << SECT_EMBEDDER)
 #define M_EP (M_TEACHER | M_STUDENT | M_EMBEDDER)
+#define M_WEB (1u << SECT_WEB)
 
 enum key_type {
 	KT_PATH,     /* a file system path */
@@ -66,6 +69,7 @@ struct key {
 #define DAEMON_OFF(f) offsetof(struct config_daemon, f)
 #define EP_OFF(f) offsetof(struct config_endpoint, f)
 #define TRAIN_OFF(f) offsetof(struct config_train, f)
+#define WEB_OFF(f) offsetof(struct config_web, f)
 
 static const struct key daemon_keys[] = {
 	{ "socket", M_DAEMON, 0, KT_SOCKET, DAEMON_OFF(socket), 0, 0 },
@@ -106,6 +110,12 @@ static const struct key train_keys[] = {
 	{ "command", M_TRAIN, M_TRAIN, KT_CMD, TRAIN_OFF(command), 0, 0 },
 	{ "timeout_s", M_TRAIN, 0, KT_INT, TRAIN_OFF(timeout_s), 0, 2592000 },
 	{ "kill_grace_s", M_TRAIN, 0, KT_INT, TRAIN_OFF(kill_grace_s), 1, 3600 },
+	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
+};
+
+static const struct key web_keys[] = {
+	{ "listen", M_WEB, M_WEB, KT_TEXT, WEB_OFF(listen), 0, 0 },
+	{ "allow_remote", M_WEB, 0, KT_BOOL, WEB_OFF(allow_remote), 0, 0 },
 	{ NULL, 0, 0, KT_TEXT, 0, 0, 0 },
 };
 
@@ -606,6 +616,8 @@ static const struct key *keys_of(enum sect_kind kind)
 		return endpoint_keys;
 	case SECT_TRAIN:
 		return train_keys;
+	case SECT_WEB:
+		return web_keys;
 	default:
 		return NULL;
 	}
@@ -633,6 +645,8 @@ static char *sect_base(struct parse *p, const struct sect *s)
 		return (char *)sect_endpoint(p, s);
 	case SECT_TRAIN:
 		return (char *)&p->cfg->train;
+	case SECT_WEB:
+		return (char *)&p->cfg->web;
 	default:
 		return NULL;
 	}
@@ -693,6 +707,8 @@ static int section_open(struct parse *p, const char *label)
 		kind = SECT_DAEMON;
 	} else if (strcmp(label, "train") == 0) {
 		kind = SECT_TRAIN;
+	} else if (strcmp(label, "web") == 0) {
+		kind = SECT_WEB;
 	} else if (strncmp(label, "teacher.", 8) == 0) {
 		kind = SECT_TEACHER;
 		name = label + 8;
@@ -704,7 +720,7 @@ static int section_open(struct parse *p, const char *label)
 		name = label + 9;
 	} else {
 		return fail(p, p->line, s, NULL,
-			    "unknown section (expected [daemon], [teacher.NAME], [student.NAME] or [train])");
+			    "unknown section (expected [daemon], [teacher.NAME], [student.NAME], [embedder.NAME], [train] or [web])");
 	}
 	if (name != NULL && !valid_endpoint_name(name))
 		return fail(p, p->line, s, NULL,
@@ -722,6 +738,9 @@ static int section_open(struct parse *p, const char *label)
 		p->cfg->train.present = true;
 		p->cfg->train.line = s->line;
 		p->cfg->train.kill_grace_s = CONFIG_TRAIN_KILL_GRACE_S;
+	} else if (kind == SECT_WEB) {
+		p->cfg->web.present = true;
+		p->cfg->web.line = s->line;
 	}
 	p->n_sects++;
 	p->cur = s;
@@ -1056,6 +1075,54 @@ static int resolve_key(struct parse *p, const struct sect *s, struct config_endp
 	return 0;
 }
 
+/* [web] listen: "HOST:PORT" with an IPv4 literal, "localhost" or a
+ * bracketed IPv6 literal; a non-loopback host needs allow_remote. */
+static int web_check(struct parse *p, const struct sect *s)
+{
+	struct config_web *w = &p->cfg->web;
+	int line = s->key_line[key_index(web_keys, "listen")];
+	const char *v = w->listen, *colon = strrchr(v, ':');
+	char host[64];
+	size_t hl;
+	int64_t port;
+	struct in6_addr a6;
+	struct in_addr a4;
+	bool loopback;
+
+	if (colon == NULL || colon == v || parse_int(colon + 1, 0, 65535, &port) != 0)
+		return fail(p, line, s, "listen", "\"%s\" is not HOST:PORT (e.g. 127.0.0.1:8765; port 0..65535)", v);
+	hl = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			return fail(p, line, s, "listen", "\"%s\": an IPv6 host is written in brackets, [::1]:8765", v);
+		memcpy(host, v + 1, hl - 2);
+		host[hl - 2] = '\0';
+	} else {
+		if (hl >= sizeof(host))
+			return fail(p, line, s, "listen", "\"%s\": host too long", v);
+		memcpy(host, v, hl);
+		host[hl] = '\0';
+		if (strcmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+	}
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		loopback = (ntohl(a4.s_addr) >> 24) == 127;
+	else if (v[0] == '[' && inet_pton(AF_INET6, host, &a6) == 1)
+		loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+	else
+		return fail(p, line, s, "listen",
+			    "\"%s\": the host must be an IP literal (127.0.0.1, [::1], localhost or an interface address)", v);
+	if (!loopback && !w->allow_remote)
+		return fail(p, line, s, "listen",
+			    "\"%s\" is not a loopback address: the dashboard is for this machine; set allow_remote = true "
+			    "to serve it on other interfaces anyway (the token is then sent in clear text)",
+			    v);
+	if (set_string(p, &w->host, host) != 0)
+		return -1;
+	w->port = (int)port;
+	return 0;
+}
+
 static int finish(struct parse *p)
 {
 	for (size_t i = 0; i < p->n_sects; i++) {
@@ -1077,6 +1144,8 @@ static int finish(struct parse *p)
 					    "replicas outside medthinkd (docs/student-pool.md) or give one URL",
 					    url_count(ep->base_url));
 		}
+		if (s->kind == SECT_WEB && web_check(p, s) != 0)
+			return -1;
 	}
 	/* Keys last, so a file with a typo never makes us read the environment. */
 	for (size_t i = 0; i < p->n_sects; i++) {
@@ -1189,6 +1258,8 @@ void config_free(struct config *cfg)
 	free(cfg->daemon.state_dir);
 	free(cfg->daemon.prompts_dir);
 	argv_free(cfg->train.command);
+	free(cfg->web.listen);
+	free(cfg->web.host);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1488,6 +1559,11 @@ int config_dump(const struct config *cfg, FILE *f)
 	} else {
 		fprintf(f, "\n; no [train] section: pipeline jobs default to train = manual\n");
 	}
+	if (cfg->web.present)
+		fprintf(f, "\n[web]\nlisten = %s\nallow_remote = %s\n", cfg->web.listen,
+			cfg->web.allow_remote ? "true" : "false");
+	else
+		fprintf(f, "\n; no [web] section: no dashboard\n");
 	if (fflush(f) != 0 || ferror(f))
 		return -(errno != 0 ? errno : EIO);
 	return 0;

@@ -78,6 +78,16 @@ struct config_train {
 	int line;
 };
 
+/* [web]: the read-only dashboard (docs/dashboard.md); absent = no web server. */
+struct config_web {
+	bool present;
+	char *listen;      /* as written: "127.0.0.1:8765" */
+	bool allow_remote; /* a non-loopback host is refused without it */
+	char *host;        /* the IP literal to bind (no brackets) */
+	int port;          /* 0 = ephemeral (the log line names the real one) */
+	int line;
+};
+
 struct config {
 	char *path;           /* the file it was loaded from */
 	struct config_daemon daemon;
@@ -90,6 +100,7 @@ struct config {
 	struct config_endpoint *embedders;
 	size_t n_embedders;
 	struct config_train train;
+	struct config_web web;
 };
 
 /* Loads and validates the whole file at path (borrowed). On success stores a

@@ -22,6 +22,7 @@
 #include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/supervisor.h"
+#include "daemon/web.h"
 #include "stages/prompts.h"
 #include "stages/runner.h"
 #include "store/check.h"
@@ -484,7 +485,7 @@ int main(int argc, char **argv)
 	struct runner_config rc_cfg = { 0 };
 	struct api_config ac = { 0 };
 	char err[1024], dbpath[4096];
-	int check = 0, opt, rc, loop_ok = 0;
+	int check = 0, opt, rc, loop_ok = 0, web_failed = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -650,12 +651,20 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	d.signals_on = 1;
-	rc = start_engines(&d);
+	if (d.cfg->web.present) {
+		struct web_config wc = { d.cfg->web.host, d.cfg->web.port, d.cfg->daemon.state_dir };
+
+		if (api_web_start(d.api, &wc) != 0) {
+			web_failed = 1; /* logged; [web] asked for it, so no silent half start */
+			shutdown_begin(&d); /* after the signals: it closes them */
+		}
+	}
+	rc = web_failed ? 0 : start_engines(&d);
 	if (rc) {
 		log_error("cannot start the student engines: %s", strerror(-rc));
 		shutdown_begin(&d);
 	}
-	rc = runner_start(d.runner);
+	rc = web_failed ? 0 : runner_start(d.runner);
 	if (rc > 0)
 		log_info("resumed %d unfinished job(s)", rc);
 	if (!d.stopping)
@@ -663,7 +672,7 @@ int main(int argc, char **argv)
 	log_info("medthinkd %s listening on %s (store %s)", MEDTHINK_VERSION, ac.socket_path, dbpath);
 	notify_ready();
 	uv_run(&d.loop, UV_RUN_DEFAULT);
-	d.exit_code = 0;
+	d.exit_code = web_failed;
 run_down:
 	/* Whatever completed before the stop is committed. */
 	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)

@@ -270,9 +270,9 @@ static void test_errors(void **state)
 		const char *suffix;
 	} cases[] = {
 		{ T_OK "[bogus]\nx = 1\n",
-		  ":4: [bogus]: unknown section (expected [daemon], [teacher.NAME], [student.NAME] or [train])" },
+		  ":4: [bogus]: unknown section (expected [daemon], [teacher.NAME], [student.NAME], [embedder.NAME], [train] or [web])" },
 		{ T_OK "[teacher]\n",
-		  ":4: [teacher]: unknown section (expected [daemon], [teacher.NAME], [student.NAME] or [train])" },
+		  ":4: [teacher]: unknown section (expected [daemon], [teacher.NAME], [student.NAME], [embedder.NAME], [train] or [web])" },
 		{ "[daemon]\nsockett = x\n" T_OK, ":2: [daemon] sockett: unknown key" },
 		{ T_OK "command = x\n", ":4: [teacher.t] command: unknown key" },
 		{ T_OK "rpm = fast\n", ":4: [teacher.t] rpm: \"fast\" is not a whole number >= 0" },

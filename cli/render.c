@@ -398,6 +398,37 @@ static int render_endpoints(struct buf *out, const json_t *eps)
 	return rc;
 }
 
+/* The steps of counts in the order a user reads them: for a kind whose
+ * phases are listed above, phase by phase (a pipeline's baseline first);
+ * then every other step in the order counts has them. At most max. */
+static void render_step_order(const json_t *counts, const char *kind, const char **order, size_t *n,
+			      size_t max)
+{
+	const char *k;
+	json_t *v;
+
+	*n = 0;
+	for (size_t i = 0; kind && i < sizeof(kind_phases) / sizeof(kind_phases[0]); i++) {
+		if (strcmp(kind_phases[i].kind, kind) != 0)
+			continue;
+		for (size_t p = 0; p < 8 && kind_phases[i].phases[p]; p++)
+			json_object_foreach((json_t *)counts, k, v) {
+				const char *ph = step_phase(k);
+
+				if (ph && strcmp(ph, kind_phases[i].phases[p]) == 0 && *n < max)
+					order[(*n)++] = k;
+			}
+	}
+	json_object_foreach((json_t *)counts, k, v) {
+		bool seen = false;
+
+		for (size_t i = 0; i < *n && !seen; i++)
+			seen = strcmp(order[i], k) == 0;
+		if (!seen && *n < max)
+			order[(*n)++] = k;
+	}
+}
+
 int render_job(struct buf *out, const json_t *job, int bar_width)
 {
 	const char *id = get_str(job, "id"), *name = get_str(job, "name"), *kind = get_str(job, "kind");
@@ -425,15 +456,23 @@ int render_job(struct buf *out, const json_t *job, int bar_width)
 		rc = buf_puts(out, "\n");
 
 	if (!rc && json_is_object(counts)) {
-		const char *k;
+		const char *order[64], *k;
+		size_t n = 0;
+		int width = 10;
 		json_t *v;
 
-		json_object_foreach((json_t *)counts, k, v) {
+		render_step_order(counts, kind, order, &n, sizeof(order) / sizeof(order[0]));
+		for (size_t i = 0; i < n; i++)
+			if ((int)strlen(order[i]) > width && strlen(order[i]) < 40)
+				width = (int)strlen(order[i]);
+		for (size_t i = 0; i < n; i++) {
 			struct render_step st;
 
+			k = order[i];
+			v = json_object_get(counts, k);
 			render_step_counts(v, &st);
 			render_bar(bar, sizeof(bar), st.finished, st.total, bar_width);
-			rc = buf_printf(out, "  %-10s %s %6llu/%-6llu", k, bar, (unsigned long long)st.finished,
+			rc = buf_printf(out, "  %-*s %s %6llu/%-6llu", width, k, bar, (unsigned long long)st.finished,
 					(unsigned long long)st.total);
 			if (!rc)
 				rc = st.total ? buf_printf(out, " %5.1f%%",

@@ -107,6 +107,11 @@ for v in '{"dataset":"valset"}' '{"fraction":0.001}'; do
  "embedder":"e","eval_fraction":0,"seed":3,
  "selection":{"strategy":"diq","budget":2,"validation":$v}}
 J
+  case $v in *dataset*)
+    expect_eq "the dry run counts the validation dataset's embeddings" \
+      "$(api -X POST --data-binary "@$T/v.json" "http://x/v1/jobs?dry_run=1" | jq_py '" ".join("%s:%d" % (x["step"], x["calls"]) for x in d["steps"] if x["step"].startswith("diq"))')" \
+      "diq_embed:6 diq_rate:4 diq_loss:4";;
+  esac
   jv=$("$BIN/medthink" submit "$T/v.json") || nok "submit diq with validation $v" "$jv"
   if wait_job "$jv" done 60; then ok "diq job with validation $v finishes"; else nok "diq job with validation $v finishes" "$(api http://x/v1/jobs/$jv)"; fi
   "$BIN/medthink" export "$jv" --set 1 --format openai -o "$T/v1.jsonl" >/dev/null 2>&1 || api "http://x/v1/jobs/$jv/export?set=1&format=openai" >"$T/v1.jsonl"

@@ -144,4 +144,29 @@ print(",".join(sorted(json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip(
 done
 bad=$(api -X POST --data-binary '{"dataset":"vvset","kind":"stage1","teacher":"sim","student":"local","embedder":"e","selection":{"strategy":"diq","budget":2,"validation":{"dataset":"nosuch"}}}' -w ' %{http_code}' "http://x/v1/jobs")
 expect_match "an unknown validation dataset is refused with 422 naming it" "$bad" 'nosuch.* 422$'
+
+# kill -9 while the embeddings are being taken (the simulator answers 3 of
+# the job's calls, then holds the rest): the restarted daemon sends the
+# rest and the choice is the same. New texts, so no reply comes from the store.
+sed 's/"question":"Case /"question":"Again /' "$T/vv.jsonl" >"$T/vv2.jsonl"
+sed 's/"question":"Held /"question":"Again /' "$T/val.jsonl" >"$T/val2.jsonl"
+"$BIN/medthink" import "$T/vv2.jsonl" --name vvset2 >/dev/null || nok "import vvset2"
+"$BIN/medthink" import "$T/val2.jsonl" --name valset2 >/dev/null || nok "import valset2"
+curl -s -o /dev/null -X POST -d '{"hold-after":3}' "http://127.0.0.1:$SIM_PORT_S/sim/config"
+printf '%s' '{"dataset":"vvset2","kind":"stage1","teacher":"sim","student":"local","embedder":"e","eval_fraction":0,"seed":3,"selection":{"strategy":"diq","budget":2,"validation":{"dataset":"valset2"}}}' >"$T/v2.json"
+jk=$("$BIN/medthink" submit "$T/v2.json") || nok "submit diq for the kill" "$jk"
+i=0
+until [ "$(sim_stats "$SIM_PORT_S" | jq_py 'd.get("gate_left", 0)')" = 0 ]; do
+  i=$((i + 1)); [ $i -gt 1200 ] && break   # hang guard only
+  sleep 0.05
+done
+before=$(api "http://x/v1/jobs/$jk" | jq_py 'd["state"]')
+stop_daemon -KILL
+expect_eq "killed mid-job" "$before" "running"
+curl -s -o /dev/null -X POST -d '{"hold-after":0}' "http://127.0.0.1:$SIM_PORT_S/sim/config"
+start_daemon || { nok "restart after kill"; exit 1; }
+if wait_job "$jk" done 60; then ok "the diq job with a validation dataset finishes after kill -9"; else nok "the diq job finishes after kill -9" "$(api http://x/v1/jobs/$jk)"; fi
+expect_eq "same choice and validation items after the kill" \
+  "$(api "http://x/v1/jobs/$jk" | jq_py '"%d %d" % (d["selection"]["validation_items"], d["selection"]["candidates"])'),$(sqlite3 "$db" "select group_concat(item_seq) from (select item_seq from artifacts where job_id=${jk#job_} and kind='selection' and json_extract(content,'\$.selected')=1 order by item_seq)")" \
+  "2 4,2,3"
 exit $_failed

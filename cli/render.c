@@ -315,6 +315,12 @@ static int render_selection(struct buf *out, const json_t *sl)
 		if (!rc)
 			rc = buf_printf(out, "; validation %llu items",
 					(unsigned long long)get_u64(sl, "validation_items"));
+		/* where the validation items came from: another dataset or a share */
+		if (!rc && get_str(json_object_get(sl, "validation"), "dataset"))
+			rc = buf_printf(out, " from dataset %s",
+					get_str(json_object_get(sl, "validation"), "dataset"));
+		else if (!rc && get_num(json_object_get(sl, "validation"), "fraction", &v))
+			rc = buf_printf(out, " (fraction %g held out)", v);
 	} else if (!rc) {
 		rc = buf_printf(out, " %llu rated, %llu kept by the rating, %llu inside the percentile "
 				"window, %llu selected by k-center",

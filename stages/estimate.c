@@ -133,7 +133,7 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 	json_t *prompts = NULL, *steps = NULL, *res = NULL;
 	const char *kept_from;
 	double kept, shares[4];
-	int64_t ds, used, from = 0, tot_calls = 0;
+	int64_t ds, used, from = 0, tot_calls = 0, val_n = 0, vds;
 	double tot_in = 0, tot_out = 0, tot_cost = 0;
 	int rc;
 
@@ -154,6 +154,11 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 		from = sp.last + 1;
 	}
 	used = js.max_items > 0 && js.max_items < sp.train ? js.max_items : sp.train;
+	/* DIQ's validation dataset: its items too are embedded (resolved by
+	 * runner_spec_check) */
+	if (js.sel.validation_dataset[0] &&
+	    store_dataset_resolve(r->st, js.sel.validation_dataset, &vds) == 0)
+		val_n = store_dataset_count(r->st, vds);
 	tmp.kind = job_kind_def(js.kind);
 	tmp.sel = select_get(js.strategy);
 	tmp.js = js;
@@ -202,6 +207,8 @@ int runner_job_estimate(struct runner *r, json_t *spec, json_t **out, struct mt_
 			if (d->index > 0 && d->index > js.refer_expressions)
 				continue;
 			calls = base * (s == (int)first ? 1.0 : shares[est_shares[s]]);
+			if (s == (int)first && first == tmp.sel->first_step)
+				calls += (double)val_n;
 			if (d->samples) /* one call per sample */
 				calls *= js.rl.num_generations;
 			ep = runner_endpoint_find(r, ep_name);

@@ -255,7 +255,7 @@ json_t *runner_job_status(struct runner *r, int64_t id)
 		if (step_def((enum step)s)->phase == job_phase(j))
 			left += j->st[s].pending;
 	if (j->seeding)
-		left += j->n_items - j->seed_cursor;
+		left += j->n_items + j->val_n - j->seed_cursor;
 	if (rate > 0 && j->state == JOB_RUNNING)
 		json_object_set_new(row, "eta_s", json_real((double)left / rate));
 	if (j->js.teacher_batch) {

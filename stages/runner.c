@@ -27,6 +27,7 @@
 #include "teacher_clients/client.h"
 
 #define SEED_PAGE 500     /* items split and queued per loop turn (a short turn) */
+#define SEL_VALIDATION_MAX 100000 /* items of a DIQ validation dataset */
 #define SCAN_PAGE 512     /* pending tasks read per scan */
 /* Calls dispatched per pump turn: the loop hands them to curl (and answers
  * the API) between turns, so the first calls of a job go out while the
@@ -76,14 +77,14 @@ struct job *job_find(struct runner *r, int64_t id)
 
 static bool bit_get(const struct job *j, enum step s, int64_t seq)
 {
-	if (!j->bits[s] || seq < 0 || seq >= j->n_items)
+	if (!j->bits[s] || seq < 0 || seq >= j->n_items + j->val_n)
 		return false;
 	return j->bits[s][seq >> 3] & (1u << (seq & 7));
 }
 
 static void bit_set(struct job *j, enum step s, int64_t seq, bool on)
 {
-	if (!j->bits[s] || seq < 0 || seq >= j->n_items)
+	if (!j->bits[s] || seq < 0 || seq >= j->n_items + j->val_n)
 		return;
 	if (on)
 		j->bits[s][seq >> 3] |= (uint8_t)(1u << (seq & 7));
@@ -264,6 +265,34 @@ static bool job_capped(const struct job *j, const struct seed_ctx *c)
 	return j->js.max_items > 0 && !c->held_out && !c->kept_only;
 }
 
+/* Queues the next page of the DIQ validation dataset's items (seqs n_items
+ * + i) for the strategy's first step, after the job's own; then seeding is
+ * done. Idempotent like job_seed_page. */
+static void job_seed_validation_page(struct job *j, enum step first)
+{
+	int64_t end = j->n_items + j->val_n, n = end - j->seed_cursor, seqs[SEED_PAGE];
+	int rc;
+
+	if (n > SEED_PAGE)
+		n = SEED_PAGE;
+	for (int64_t i = 0; i < n; i++)
+		seqs[i] = j->seed_cursor + i;
+	rc = n > 0 ? store_tasks_insert_pending(j->r->st, j->id, step_name(first), seqs, (size_t)n)
+		   : 0;
+	if (rc < 0) {
+		log_warn("job_%" PRId64 ": queuing validation items failed (%s); will retry", j->id,
+			 strerror(-rc));
+		return;
+	}
+	j->st[first].pending += rc;
+	j->seed_cursor += n;
+	if (j->seed_cursor >= end) {
+		j->seeding = false;
+		job_save_runtime(j);
+	}
+	j->progress_dirty = true;
+}
+
 /* Queues the next page of the phase's items as pending tasks of its first
  * step. Idempotent (INSERT OR IGNORE), so a crash mid-way only redoes pages. */
 static void job_seed_page(struct job *j)
@@ -277,6 +306,10 @@ static void job_seed_page(struct job *j)
 	int64_t limit = SEED_PAGE;
 	int rc;
 
+	if (j->val_n > 0 && first == j->sel->first_step && j->seed_cursor >= j->n_items) {
+		job_seed_validation_page(j, first);
+		return;
+	}
 	if (j->counting && job_capped(j, &c))
 		return; /* the cap needs the stored counts */
 	c.seqs = calloc(SEED_PAGE, sizeof(*c.seqs));
@@ -313,8 +346,12 @@ static void job_seed_page(struct job *j)
 	     j->st[first].pending + j->st[first].done + j->st[first].failed +
 			     j->st[first].dropped >=
 		     j->js.max_items)) {
-		j->seeding = false;
-		job_save_runtime(j);
+		if (j->val_n > 0 && first == j->sel->first_step) {
+			j->seed_cursor = j->n_items; /* then the validation dataset's */
+		} else {
+			j->seeding = false;
+			job_save_runtime(j);
+		}
 	} else {
 		j->seed_cursor = c.last + 1;
 	}
@@ -386,6 +423,7 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	struct step_ctx ctx = { .item = t->item, .prompts = j->prompts, .prior = t->prior,
 				.attempt = t->attempt, .length_cut = res->length_cut,
 				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed,
+				.validation_item = t->seq >= j->n_items,
 				.spec = j->spec, .rl = &j->js.rl };
 
 	j->r->m_calls++;
@@ -444,7 +482,10 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	j->st[s].in_flight++;
 	j->in_flight++;
 
-	t->item = store_item_get(r->st, j->dataset, seq);
+	if (seq >= j->n_items) /* the DIQ validation dataset's */
+		t->item = store_item_get(r->st, j->val_dataset, seq - j->n_items);
+	else
+		t->item = store_item_get(r->st, j->dataset, seq);
 	if (!t->item) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "item %" PRId64 " is not in the store",
 			 seq);
@@ -461,6 +502,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	ctx.last_problem = last_problem;
 	ctx.sel = &j->js.sel;
 	ctx.seed = j->js.seed;
+	ctx.validation_item = seq >= j->n_items;
 	ctx.spec = j->spec;
 	ctx.rl = &j->js.rl;
 	rc = step_request_build(s, &ctx, &req, err, sizeof(err));
@@ -994,9 +1036,15 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 		goto out;
 	}
 	j->n_items = store_dataset_count(r->st, j->dataset);
+	if (j->js.sel.validation_dataset[0]) {
+		rc = store_dataset_resolve(r->st, j->js.sel.validation_dataset, &j->val_dataset);
+		if (rc)
+			goto out;
+		j->val_n = store_dataset_count(r->st, j->val_dataset);
+	}
 	for (int s = 0; s < STEP__N; s++) {
 		j->st[s].cursor = -1;
-		j->bits[s] = calloc((size_t)(j->n_items / 8 + 1), 1);
+		j->bits[s] = calloc((size_t)((j->n_items + j->val_n) / 8 + 1), 1);
 		if (!j->bits[s]) {
 			rc = -ENOMEM;
 			goto out;
@@ -1273,6 +1321,27 @@ int runner_spec_check(struct runner *r, json_t *spec, struct jobspec *js, int64_
 	if (store_dataset_resolve(r->st, js->dataset, ds) != 0)
 		return mt_err_set(err, -EINVAL, "unknown_dataset", "dataset",
 				  "no dataset with id or name \"%s\"", js->dataset);
+	if (js->sel.validation_dataset[0]) {
+		/* DIQ's validation dataset: resolved once, stored by id */
+		int64_t vds;
+		int64_t vn;
+
+		if (store_dataset_resolve(r->st, js->sel.validation_dataset, &vds) != 0)
+			return mt_err_set(err, -EINVAL, "unknown_dataset", "selection.validation.dataset",
+					  "no dataset with id or name \"%s\" (selection.validation.dataset)",
+					  js->sel.validation_dataset);
+		vn = store_dataset_count(r->st, vds);
+		if (vn <= 0)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.validation.dataset",
+					  "the validation dataset \"%s\" has no items",
+					  js->sel.validation_dataset);
+		if (vn > SEL_VALIDATION_MAX)
+			return mt_err_set(err, -EINVAL, "invalid_spec", "selection.validation.dataset",
+					  "the validation dataset \"%s\" has %" PRId64 " items, over the limit "
+					  "of %d", js->sel.validation_dataset, vn, SEL_VALIDATION_MAX);
+		snprintf(js->sel.validation_dataset, sizeof(js->sel.validation_dataset),
+			 "ds_%" PRId64, vds);
+	}
 	if (js->teacher[0] && !runner_endpoint_find(r, js->teacher))
 		return mt_err_set(err, -EINVAL, "unknown_teacher", "teacher",
 				  "no [%s] section in the daemon's configuration", js->teacher);

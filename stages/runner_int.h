@@ -53,6 +53,9 @@ struct job {
 	struct runner *r;
 	struct job *next;
 	int64_t id, dataset, n_items;
+	/* DIQ "validation":{"dataset":...}: its items are queued for the
+	 * strategy's first step after the job's own, as seqs n_items + i */
+	int64_t val_dataset, val_n;
 	char name[128], reason[300];
 	enum job_state state;
 	json_t *spec, *prompts;

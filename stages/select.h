@@ -29,7 +29,9 @@ struct select_opts {
 	double difficulty_percentile; /* diq: the difficulty split, 0-100 (50) */
 	enum select_axis axis;        /* diq: the rating axis that drives it */
 	double validation_fraction;   /* diq: share of the train split held out by seed
-				       * as the validation set (0.05) */
+				       * as the validation set (0.05; 0 with a dataset) */
+	char validation_dataset[128]; /* diq: "validation":{"dataset":...}, the id or
+				       * name as given ("ds_N" once submitted), or "" */
 	double rating_threshold;      /* 3ds: stage A keeps ratings >= this (85) */
 	double pct_lo, pct_hi;        /* 3ds: the percentile window (25, 75) */
 };

@@ -49,18 +49,29 @@ static int diq_opts_parse(json_t *sel, struct select_opts *o, struct mt_err *err
 						  "selection.axis must be overall, knowledge or reasoning");
 			o->axis = (enum select_axis)a;
 		} else if (strcmp(key, "validation") == 0) {
-			json_t *f = json_object_get(v, "fraction");
+			json_t *f = json_object_get(v, "fraction"), *ds = json_object_get(v, "dataset");
 
-			if (json_is_object(v) && json_object_get(v, "dataset"))
-				return mt_err_set(err, -EINVAL, "invalid_spec", "selection.validation",
-						  "selection.validation {\"dataset\":...} is not available in "
-						  "this version; use {\"fraction\":F} (held out of the "
-						  "train split by seed)");
+			if (json_is_object(v) && json_object_size(v) == 1 && ds) {
+				/* a separate imported dataset: resolved at submit */
+				if (!json_is_string(ds) || json_string_length(ds) == 0 ||
+				    json_string_length(ds) >= sizeof(o->validation_dataset))
+					return mt_err_set(err, -EINVAL, "invalid_spec",
+							  "selection.validation.dataset",
+							  "selection.validation.dataset must be a dataset id "
+							  "or name of 1 to %zu bytes",
+							  sizeof(o->validation_dataset) - 1);
+				snprintf(o->validation_dataset, sizeof(o->validation_dataset), "%s",
+					 json_string_value(ds));
+				o->validation_fraction = 0;
+				continue;
+			}
 			if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_number(f) ||
 			    !(json_number_value(f) > 0 && json_number_value(f) < 1))
 				return mt_err_set(err, -EINVAL, "invalid_spec", "selection.validation",
-						  "selection.validation must be {\"fraction\":F} with 0 < F < 1");
+						  "selection.validation must be {\"fraction\":F} with 0 < F < 1 "
+						  "or {\"dataset\":\"ID or name\"}");
 			o->validation_fraction = json_number_value(f);
+			o->validation_dataset[0] = '\0';
 		} else {
 			return mt_err_set(err, -EINVAL, "invalid_spec", "selection",
 					  "unknown key \"%s\" in selection (diq takes budget, "
@@ -75,8 +86,12 @@ static void diq_opts_json(const struct select_opts *o, json_t *sel)
 {
 	json_object_set_new(sel, "difficulty_percentile", json_real(o->difficulty_percentile));
 	json_object_set_new(sel, "axis", json_string(axis_names[o->axis]));
-	json_object_set_new(sel, "validation",
-			    json_pack("{s:f}", "fraction", o->validation_fraction));
+	if (o->validation_dataset[0])
+		json_object_set_new(sel, "validation",
+				    json_pack("{s:s}", "dataset", o->validation_dataset));
+	else
+		json_object_set_new(sel, "validation",
+				    json_pack("{s:f}", "fraction", o->validation_fraction));
 }
 
 static int diq_choose(struct select_ctx *c)
@@ -188,6 +203,13 @@ static int diq_choose(struct select_ctx *c)
 		(json_int_t)q[3], "selected", (json_int_t)qsel[3], "Q4", "items", (json_int_t)q[4],
 		"selected", (json_int_t)qsel[4]);
 	json_object_set_new(c->summary, "selected", json_integer((json_int_t)k));
+	/* where the centroid came from: the job's own share or another dataset */
+	if (c->opts->validation_dataset[0])
+		json_object_set_new(c->summary, "validation",
+				    json_pack("{s:s}", "dataset", c->opts->validation_dataset));
+	else
+		json_object_set_new(c->summary, "validation",
+				    json_pack("{s:f}", "fraction", c->opts->validation_fraction));
 	snprintf(reason, sizeof(reason),
 		 "not selected: the DIQ-like selection keeps %zu of %zu scored items (budget %g)", k,
 		 n, c->budget);

@@ -140,6 +140,7 @@ struct step_ctx {
 	int64_t seed;     /* the job's seed */
 	json_t *spec;     /* the job's normalized spec, or NULL */
 	const struct rl_opts *rl; /* the job's rl options (sampled steps), or NULL */
+	bool validation_item; /* item is of the DIQ validation dataset, not the job's */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */

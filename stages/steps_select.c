@@ -180,8 +180,10 @@ void steps_sel_reply_embed(const struct step_def *d, const struct step_ctx *ctx,
 		return;
 	}
 	validation = d->next == STEP_DIQ_RATE &&
-		     steps_sel_is_validation(ctx->seed,
-					     json_string_value(json_object_get(ctx->item, "id")), frac);
+		     (ctx->validation_item ||
+		      steps_sel_is_validation(ctx->seed,
+					      json_string_value(json_object_get(ctx->item, "id")),
+					      frac));
 	{
 		/* stored as float32 in base64: the choice reads back every
 		 * vector of the job at once */

@@ -664,6 +664,57 @@ static void test_store_failure_pauses(void **state)
 /* max_items caps stage one only; stage two takes exactly what stage one
  * kept. 5 items, max_items 3: stage one screens 0, 1, 2, the teacher drops
  * 1; stage two answers 0 and 2, never the unscreened 3 and 4. */
+/* DIQ's "validation":{"dataset":...} is resolved at submit like the job's
+ * own dataset: an unknown or empty one is refused (422) naming it. */
+static void submit_err(struct env *e, const char *validation, const char *code, const char *msg)
+{
+	char text[512];
+	json_t *spec;
+	struct mt_err err = { 0 };
+	int64_t id = 0;
+
+	snprintf(text, sizeof(text),
+		 "{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"diq\",\"budget\":1,"
+		 "\"validation\":%s}}",
+		 validation);
+	spec = json_loads(text, 0, NULL);
+	assert_non_null(spec);
+	assert_int_equal(runner_job_submit(e->r, spec, &id, &err), -EINVAL); /* 422 */
+	assert_string_equal(err.code, code);
+	if (strcmp(code, "unknown_embedder") != 0)
+		assert_string_equal(err.field, "selection.validation.dataset");
+	assert_string_equal(err.message, msg);
+	json_decref(spec);
+}
+
+static void test_diq_validation_dataset(void **state)
+{
+	static const char *const q[] = { "q=5 d=5 one" };
+	struct env e;
+	int64_t empty;
+
+	(void)state;
+	env_open(&e, q, 1);
+	assert_int_equal(store_dataset_create(e.st, "vempty", "medqa", &empty), 0);
+	assert_int_equal(store_dataset_finish(e.st, empty, 0, NULL), 0);
+	submit_err(&e, "{\"dataset\":\"nosuch\"}", "unknown_dataset",
+		   "no dataset with id or name \"nosuch\" (selection.validation.dataset)");
+	submit_err(&e, "{\"dataset\":\"vempty\"}", "invalid_spec",
+		   "the validation dataset \"vempty\" has no items");
+	/* by name or by id it resolves; the spec goes on to its next check */
+	submit_err(&e, "{\"dataset\":\"d\"}", "unknown_embedder",
+		   "no [embedder.e] section in the daemon's configuration");
+	{
+		char byid[64];
+
+		snprintf(byid, sizeof(byid), "{\"dataset\":\"ds_%lld\"}", (long long)e.ds);
+		submit_err(&e, byid, "unknown_embedder",
+			   "no [embedder.e] section in the daemon's configuration");
+	}
+	env_close(&e);
+}
+
 static void test_stage2_takes_kept(void **state)
 {
 	static const char *const qs[] = { "q=3 d=3 a", "drop b", "q=3 d=3 c", "q=3 d=3 d",
@@ -810,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_action_conflicts),
 		cmocka_unit_test(test_store_failure_pauses),
 		cmocka_unit_test(test_stage2_takes_kept),
+		cmocka_unit_test(test_diq_validation_dataset),
 		cmocka_unit_test(test_resume_budget),
 		cmocka_unit_test(test_rate_excludes_pause),
 		cmocka_unit_test(test_progress_at),

@@ -697,10 +697,15 @@ static void test_jobspec(void **state)
 		 "selection.percentiles", "selection.percentiles must be [LO, HI] with 0 <= LO < HI <= 100");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
 		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"diq\",\"budget\":0.1,"
-		 "\"validation\":{\"dataset\":\"v\"}}}",
+		 "\"validation\":{\"dataset\":\"\"}}}",
+		 "selection.validation.dataset",
+		 "selection.validation.dataset must be a dataset id or name of 1 to 127 bytes");
+	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"student\":\"s\","
+		 "\"embedder\":\"e\",\"selection\":{\"strategy\":\"diq\",\"budget\":0.1,"
+		 "\"validation\":{\"dataset\":\"v\",\"fraction\":0.1}}}",
 		 "selection.validation",
-		 "selection.validation {\"dataset\":...} is not available in this version; use "
-		 "{\"fraction\":F} (held out of the train split by seed)");
+		 "selection.validation must be {\"fraction\":F} with 0 < F < 1 or "
+		 "{\"dataset\":\"ID or name\"}");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":\"t\",\"embedder\":\"e\"}",
 		 "embedder", "embedder is only used by the diq and 3ds selections");
 	spec_err("{\"dataset\":\"d\",\"kind\":\"stage1\",\"teacher\":5}", "teacher",

@@ -46,7 +46,10 @@ expect_eq "the dup check sees every writing call" "$w" "60"
 stored=$(sqlite3 "$db" "select count(*) from calls where job_id=$j")
 sent=$(sim_stats "$SIM_PORT_T" | jq_py 'd["requests_total"]')
 extra=$((sent - stored))
-limit=$((kills * 4))
+# Each kill loses what was not committed: the 4 calls on the wire, plus
+# replies received in the group commit's last few milliseconds (at most one
+# window more; docs/guarantees.md).
+limit=$((kills * 8))
 [ $extra -ge 0 ] && [ $extra -le $limit ] && ok "re-sent only calls in flight at a kill ($extra <= $limit)" || nok "re-sent only in-flight calls" "sent $sent stored $stored kills $kills"
 "$BIN/medthink" export "$job" --set 1 --format refcoco -o "$T/refs.json" >/dev/null 2>&1
 check "refcoco export valid after the kills" python3 "$top/tests/refer_reader.py" refcoco "$T/refs.json"

@@ -1,4 +1,5 @@
 #include "cli/images.h"
+#include "common/base64.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,33 +65,6 @@ const char *images_magic_mime(const unsigned char *p, size_t n)
 			return "image/bmp";
 	}
 	return NULL;
-}
-
-size_t images_base64_len(size_t n) { return (n + 2) / 3 * 4; }
-
-size_t images_base64(const unsigned char *in, size_t n, char *out)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < n) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0);
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-	return o;
 }
 
 /* One image of a line: where its marker sits in the re-serialised text. */
@@ -242,21 +216,6 @@ out:
 	return rc;
 }
 
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Checks a data: URL given in the dataset the way a file is checked: base64,
  * within max_file bytes decoded, an image by its first bytes, and the type
  * it declares is the one its bytes have. */
@@ -279,7 +238,7 @@ static int data_url_check(const char *url, uint64_t max_file, const char *where,
 	while (pad < 2 && pad < n && b64[n - 1 - pad] == '=')
 		pad++;
 	for (size_t i = 0; i < n - pad; i++) {
-		if (b64_val((unsigned char)b64[i]) < 0) {
+		if (base64_value((unsigned char)b64[i]) < 0) {
 			snprintf(what, sizeof(what), "invalid base64 at character %zu of the data", i + 1);
 			img_err(err, errlen, where, url, what);
 			return -EINVAL;
@@ -301,7 +260,7 @@ static int data_url_check(const char *url, uint64_t max_file, const char *where,
 		int k;
 
 		for (k = 0; k < 4 && b64[i + k] != '='; k++)
-			v |= (unsigned)b64_val((unsigned char)b64[i + k]) << (18 - 6 * k);
+			v |= (unsigned)base64_value((unsigned char)b64[i + k]) << (18 - 6 * k);
 		for (int j = 0; j < k - 1; j++)
 			head[hn++] = (unsigned char)(v >> (16 - 8 * j));
 	}
@@ -434,7 +393,7 @@ static uint64_t plan_length(const struct line_plan *pl)
 
 	for (int k = 0; k < pl->nimg; k++)
 		n = n - pl->img[k].len + strlen("data:") + strlen(pl->img[k].mime) + strlen(";base64,") +
-		    images_base64_len((size_t)pl->img[k].size);
+		    base64_len((size_t)pl->img[k].size);
 	return n;
 }
 
@@ -453,7 +412,7 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 	bool first = true;
 
 	in = malloc(CHUNK);
-	out = malloc(images_base64_len(CHUNK) + 1);
+	out = malloc(base64_len(CHUNK) + 1);
 	if (!in || !out) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
@@ -499,7 +458,7 @@ static int img_write(const struct img_ref *ref, images_write_fn write, void *ctx
 				break;
 			}
 			first = false;
-			n = images_base64(in, have, out);
+			n = base64_encode(in, have, out);
 			rc = write(ctx, out, n);
 			have = 0;
 		}
@@ -674,7 +633,7 @@ char *images_data_url(const char *path, uint64_t max_size, char *err, size_t err
 	int rc;
 
 	memset(&ref, 0, sizeof(ref));
-	buf_init(&out, images_base64_len((size_t)max_size) + 64);
+	buf_init(&out, base64_len((size_t)max_size) + 64);
 	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
 	if (!dir) {
 		snprintf(err, errlen, "out of memory");
@@ -747,7 +706,7 @@ static int medvlm_record(json_t *rec, const char *realbase, uint64_t max_file, c
 			memset(&ref, 0, sizeof(ref));
 			rc = img_check(&ref, realbase, s, max_file, where, err, errlen);
 			if (rc == 0) {
-				buf_init(&url, images_base64_len((size_t)max_file) + 64);
+				buf_init(&url, base64_len((size_t)max_file) + 64);
 				rc = img_write(&ref, buf_writer, &url, where, err, errlen);
 				if (rc == 0 && json_array_set_new(v, i, json_string(url.base ? url.base : "")))
 					rc = -ENOMEM;

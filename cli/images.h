@@ -43,12 +43,6 @@ const char *images_mime(const char *path);
  * same pointer for the same type. */
 const char *images_magic_mime(const unsigned char *p, size_t n);
 
-/* Length of the base64 encoding of n bytes (with padding, no NUL). */
-size_t images_base64_len(size_t n);
-/* Encodes n bytes of in as base64 into out, which must hold
- * images_base64_len(n) + 1 bytes; NUL-terminates. Returns the length. */
-size_t images_base64(const unsigned char *in, size_t n, char *out);
-
 /* Builds a whole "data:MIME;base64,..." URL for the file at path (checked
  * as an image path relative to its own folder), in memory. Returns a
  * malloc'ed string (caller frees) or NULL with err set (unreadable, not an

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "cli/images.h"
+#include "common/base64.h"
 
 /* A file's bytes, at most IMAGES_MAX_FILE of them. */
 static int read_file(const char *path, const char *name, uint8_t **out, size_t *len, char *err,
@@ -122,12 +123,12 @@ out:
 static char *data_url(const uint8_t *p, size_t n)
 {
 	static const char pre[] = "data:image/png;base64,";
-	char *s = malloc(sizeof(pre) + images_base64_len(n) + 1);
+	char *s = malloc(sizeof(pre) + base64_len(n) + 1);
 
 	if (!s)
 		return NULL;
 	memcpy(s, pre, sizeof(pre) - 1);
-	images_base64(p, n, s + sizeof(pre) - 1);
+	base64_encode(p, n, s + sizeof(pre) - 1);
 	return s;
 }
 

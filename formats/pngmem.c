@@ -3,6 +3,8 @@
  * are; images and overlays through its simplified API. */
 #include "formats/pngmem.h"
 
+#include "common/base64.h"
+
 #include <errno.h>
 #include <png.h>
 #include <setjmp.h>
@@ -272,28 +274,12 @@ int pngmem_write_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, uint8_t **png_o
 
 #define PNG_URL "data:image/png;base64,"
 
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 int pngmem_from_data_url(const char *url, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
 	const char *s;
-	size_t n, o = 0;
+	size_t n;
 	uint8_t *b;
-	unsigned acc = 0;
-	int bits = 0;
+	long got;
 
 	*out = NULL;
 	if (!url || strncmp(url, PNG_URL, strlen(PNG_URL)) != 0) {
@@ -306,67 +292,30 @@ int pngmem_from_data_url(const char *url, uint8_t **out, size_t *len, char *err,
 		snprintf(err, errlen, "larger than %zu bytes", PNGMEM_MAX_BYTES);
 		return -EINVAL;
 	}
-	b = malloc(n / 4 * 3 + 3);
+	b = malloc(n / 4 * 3 + 1);
 	if (!b) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int v;
-
-		if (s[i] == '=') {
-			for (size_t k = i; k < n; k++)
-				if (s[k] != '=') {
-					v = -1;
-					goto bad;
-				}
-			break;
-		}
-		v = b64_val((unsigned char)s[i]);
-		if (v < 0)
-			goto bad;
-		acc = acc << 6 | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			b[o++] = (uint8_t)(acc >> bits);
-		}
+	got = base64_decode(s, n, b, NULL);
+	if (got < 0) {
+		free(b);
+		snprintf(err, errlen, "bad base64 in the data: URL");
+		return -EINVAL;
 	}
 	*out = b;
-	*len = o;
+	*len = (size_t)got;
 	return 0;
-bad:
-	free(b);
-	snprintf(err, errlen, "bad base64 in the data: URL");
-	return -EINVAL;
 }
 
 char *pngmem_data_url(const uint8_t *p, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t pre = strlen(PNG_URL), i, o;
-	char *s = malloc(pre + (n + 2) / 3 * 4 + 1);
+	size_t pre = strlen(PNG_URL);
+	char *s = malloc(pre + base64_len(n) + 1);
 
 	if (!s)
 		return NULL;
 	memcpy(s, PNG_URL, pre);
-	o = pre;
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-
-		s[o++] = tab[v >> 18 & 63];
-		s[o++] = tab[v >> 12 & 63];
-		s[o++] = tab[v >> 6 & 63];
-		s[o++] = tab[v & 63];
-	}
-	if (i < n) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-
-		s[o++] = tab[v >> 18 & 63];
-		s[o++] = tab[v >> 12 & 63];
-		s[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		s[o++] = '=';
-	}
-	s[o] = '\0';
+	base64_encode(p, n, s + pre);
 	return s;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/hash.h"
 
 static int dbl_cmp(const void *a, const void *b)
@@ -264,13 +265,11 @@ size_t selmath_budget_count(double budget, size_t n)
 	return k >= (double)n ? n : (size_t)k;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 char *selmath_vec_encode(const double *v, size_t n)
 {
-	size_t bytes = n * 4, o = 0;
-	char *out = malloc((bytes + 2) / 3 * 4 + 1);
-	unsigned char *raw = malloc(bytes + 3);
+	size_t bytes = n * 4;
+	char *out = malloc(base64_len(bytes) + 1);
+	unsigned char *raw = malloc(bytes + 1);
 
 	if (!out || !raw) {
 		free(out);
@@ -285,70 +284,36 @@ char *selmath_vec_encode(const double *v, size_t n)
 		for (int b = 0; b < 4; b++)
 			raw[i * 4 + (size_t)b] = (unsigned char)(u >> (8 * b));
 	}
-	raw[bytes] = raw[bytes + 1] = raw[bytes + 2] = 0;
-	for (size_t i = 0; i < bytes; i += 3) {
-		uint32_t x = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-
-		out[o++] = b64[x >> 18 & 63];
-		out[o++] = b64[x >> 12 & 63];
-		out[o++] = i + 1 < bytes ? b64[x >> 6 & 63] : '=';
-		out[o++] = i + 2 < bytes ? b64[x & 63] : '=';
-	}
-	out[o] = '\0';
+	base64_encode(raw, bytes, out);
 	free(raw);
 	return out;
 }
 
-static int b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 long selmath_vec_decode(const char *text, double *out, size_t max)
 {
-	size_t len = text ? strlen(text) : 0, nb = 0, n = 0;
-	unsigned char quad[4];
+	size_t len = text ? strlen(text) : 0, n;
+	unsigned char *raw;
+	long got;
 
 	if (len == 0 || len % 4 != 0)
 		return -1;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		size_t got = 3;
-
-		for (int k = 0; k < 4; k++) {
-			v[k] = b64_val(text[i + (size_t)k]);
-			if (v[k] < 0) {
-				if (text[i + (size_t)k] != '=' || i + 4 != len || k < 2)
-					return -1;
-				v[k] = 0;
-				got = got < (size_t)k - 1 ? got : (size_t)k - 1;
-			}
-		}
-		for (size_t k = 0; k < got; k++) {
-			uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-				     (uint32_t)v[3];
-
-			quad[nb++] = (unsigned char)(x >> (16 - 8 * k));
-			if (nb == 4) {
-				uint32_t u = (uint32_t)quad[0] | (uint32_t)quad[1] << 8 |
-					     (uint32_t)quad[2] << 16 | (uint32_t)quad[3] << 24;
-				float f;
-
-				memcpy(&f, &u, 4);
-				if (n < max)
-					out[n] = f;
-				n++;
-				nb = 0;
-			}
-		}
-	}
-	if (nb != 0)
+	raw = malloc(len / 4 * 3 + 1);
+	if (!raw)
 		return -1;
+	got = base64_decode(text, len, raw, NULL);
+	if (got < 0 || got % 4 != 0) {
+		free(raw);
+		return -1;
+	}
+	n = (size_t)got / 4;
+	for (size_t i = 0; i < n && i < max; i++) {
+		uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+			     (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
+		float f;
+
+		memcpy(&f, &u, 4);
+		out[i] = f;
+	}
+	free(raw);
 	return (long)(n < max ? n : max);
 }

@@ -502,11 +502,11 @@ static void test_base64(void **state)
 	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
 		size_t n = strlen(vec[i][0]);
 
-		assert_int_equal(images_base64((const unsigned char *)vec[i][0], n, out), strlen(vec[i][1]));
+		assert_int_equal(base64_encode((const unsigned char *)vec[i][0], n, out), strlen(vec[i][1]));
 		assert_string_equal(out, vec[i][1]);
-		assert_int_equal(images_base64_len(n), strlen(vec[i][1]));
+		assert_int_equal(base64_len(n), strlen(vec[i][1]));
 	}
-	images_base64(bin, 3, out);
+	base64_encode(bin, 3, out);
 	assert_string_equal(out, "+/+/");
 }
 
@@ -571,8 +571,8 @@ static const char *data_url_of(const char *mime, const void *p, size_t n)
 	static char out[512];
 	int k = snprintf(out, sizeof(out), "data:%s;base64,", mime);
 
-	assert_true(images_base64_len(n) + (size_t)k < sizeof(out));
-	images_base64(p, n, out + k);
+	assert_true(base64_len(n) + (size_t)k < sizeof(out));
+	base64_encode(p, n, out + k);
 	return out;
 }
 

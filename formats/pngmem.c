@@ -168,10 +168,10 @@ int pngmem_read_labels(const void *p, size_t n, uint16_t **labels_out, uint32_t 
 
 	memset(&j, 0, sizeof(j));
 	*labels_out = NULL;
-	if (!pngmem_is_png(p, n)) {
-		snprintf(err, errlen, "not a PNG");
+	/* The header chunk first, as the PNG spec wants and pngmem_size
+	 * reads it: libpng alone lets an ancillary chunk come before it. */
+	if (pngmem_size(p, n, w, h, err, errlen) != 0)
 		return -EINVAL;
-	}
 	j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, reader_error, reader_warning);
 	if (j.png)
 		j.info = png_create_info_struct(j.png);
@@ -210,10 +210,8 @@ int pngmem_read_rgb(const void *p, size_t n, uint8_t **rgb_out, uint32_t *w, uin
 	*rgb_out = NULL;
 	memset(&img, 0, sizeof(img));
 	img.version = PNG_IMAGE_VERSION;
-	if (!pngmem_is_png(p, n)) {
-		snprintf(err, errlen, "not a PNG");
-		return -EINVAL;
-	}
+	if (pngmem_size(p, n, w, h, err, errlen) != 0)
+		return -EINVAL; /* the header chunk first, as in pngmem_read_labels */
 	if (!png_image_begin_read_from_memory(&img, p, n)) {
 		snprintf(err, errlen, "a damaged PNG: %s", img.message);
 		goto out;

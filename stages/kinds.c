@@ -13,14 +13,14 @@ static const struct job_kind_def kinds[JOB_KIND__N] = {
 	[JOB_KIND_PIPELINE] = { "pipeline",
 				{ PHASE_EVAL_BASE, PHASE_STAGE1, PHASE_TRAIN1, PHASE_EVAL1, PHASE_STAGE2,
 				  PHASE_TRAIN2, PHASE_EVAL },
-				7, true, true },
-	[JOB_KIND_STAGE1] = { "stage1", { PHASE_STAGE1 }, 1, true, false },
-	[JOB_KIND_STAGE2] = { "stage2", { PHASE_STAGE2 }, 1, true, true },
+				7, true, true, false, PHASE_STAGE1 },
+	[JOB_KIND_STAGE1] = { "stage1", { PHASE_STAGE1 }, 1, true, false, false, PHASE_STAGE1 },
+	[JOB_KIND_STAGE2] = { "stage2", { PHASE_STAGE2 }, 1, true, true, false, PHASE_STAGE1 },
 	/* An eval job may go without a teacher: answers the rules cannot
 	 * grade are then left ungraded. */
-	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true },
+	[JOB_KIND_EVAL] = { "eval", { PHASE_EVAL }, 1, false, true, false, PHASE_STAGE1 },
 	/* Referring expressions for the lesions of mask items (docs/refer.md). */
-	[JOB_KIND_REFER] = { "refer", { PHASE_REFER }, 1, true, false },
+	[JOB_KIND_REFER] = { "refer", { PHASE_REFER }, 1, true, false, false, PHASE_STAGE1 },
 	/* MedVLM-R1 prompt sets: the student samples, the rewards score. */
 	[JOB_KIND_RL] = { "rl", { PHASE_RL }, 1, false, true, true, PHASE_RL },
 };

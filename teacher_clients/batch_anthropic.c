@@ -137,7 +137,7 @@ static int result_parse(const char *line, size_t len, struct batch_result *r)
 	memset(r, 0, sizeof(*r));
 	res = json_object_get(j, "result");
 	type = json_str(res, "type");
-	if (!cid || strlen(cid) >= sizeof(r->custom_id) || !type)
+	if (!cid || !cid[0] || strlen(cid) >= sizeof(r->custom_id) || !type)
 		goto out;
 	snprintf(r->custom_id, sizeof(r->custom_id), "%s", cid);
 	rc = 0;

@@ -152,7 +152,7 @@ static int result_parse(const char *line, size_t len, struct batch_result *r)
 	int rc = -EBADMSG;
 
 	memset(r, 0, sizeof(*r));
-	if (!cid || strlen(cid) >= sizeof(r->custom_id))
+	if (!cid || !cid[0] || strlen(cid) >= sizeof(r->custom_id))
 		goto out;
 	snprintf(r->custom_id, sizeof(r->custom_id), "%s", cid);
 	resp = json_object_get(j, "response");

@@ -1,6 +1,7 @@
 /* layers: store common */
 /* Fuzz target: the dataset importers (store/import.h). The first byte picks
- * the format (byte % 6: native, medqa, medmcqa, pubmedqa, sharegpt, csv)
+ * the format (below 192, byte % 6: native, medqa, medmcqa, pubmedqa,
+ * sharegpt, csv; from 192, byte % 2: medvlm, masks)
  * and, from its higher bits, small caps and an atomic import that stops at
  * the first rejection; the rest is the file, fed in pieces split by the
  * input's hash. Checks: every item is a normalized item (store/import.h),
@@ -14,7 +15,8 @@
 #include "formats/import.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char *const formats[] = {"native", "medqa", "medmcqa", "pubmedqa", "sharegpt", "csv"};
+static const char *const formats[] = {"native", "medqa", "medmcqa", "pubmedqa", "sharegpt", "csv",
+				       "medvlm", "masks"};
 
 struct state {
 	json_t *ids;
@@ -60,6 +62,8 @@ static int on_item(void *ud, json_t *item, long line)
 		check_string(v, "topic");
 	if ((v = json_object_get(item, "meta")))
 		fuzz_assert(json_is_object(v));
+	if ((v = json_object_get(item, "mask")))
+		fuzz_assert(json_is_object(v) && json_object_get(item, "images"));
 	if ((v = json_object_get(item, "images"))) {
 		size_t i;
 		json_t *im;
@@ -107,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	st.stop_on_error = data[0] / 12 % 2;
 	st.ids = json_object();
-	p = import_parser_new(formats[data[0] % 6], &opts, &cb, err, sizeof(err));
+	p = import_parser_new(formats[data[0] < 192 ? data[0] % 6 : 6 + data[0] % 2], &opts, &cb, err,
+			     sizeof(err));
 	fuzz_assert(p != NULL && st.ids != NULL);
 	fuzz_split_init(&split, data, size);
 	for (off = 1; off < size;) {

@@ -51,6 +51,7 @@ help:
 	@echo "make check-valgrind  a whole pipeline job with the daemon under valgrind"
 	@echo "make demo       run the whole pipeline against the simulator; results in ./out"
 	@echo "make bench      run the benchmarks; writes docs/PERFORMANCE.md"
+	@echo "make bench-issue17  only what decides issue 17 (BENCH_ONLY=issue17 make bench), ~15 min"
 	@echo "make grade-report  the answer extractor against real graded answers (docs/grading.md)"
 	@echo "make fuzz       run every fuzz target FUZZ_SECONDS (60) each (clang, libFuzzer)"
 
@@ -178,6 +179,10 @@ bench:
 	@sh tests/deps.sh --if-missing
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh
+
+.PHONY: bench-issue17
+bench-issue17:
+	@$(MAKE) --no-print-directory bench BENCH_ONLY=issue17
 
 # Each fuzz target for FUZZ_SECONDS on a copy of its corpus; fails on a crash
 # (the input is saved to tests/fuzz/regress/TARGET/). FUZZ_TARGETS=pattern.

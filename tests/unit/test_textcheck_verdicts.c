@@ -25,6 +25,7 @@
 #include "common/hash.h"
 #include "common/utf8.h"
 #include "stages/prompts.h"
+#include "stages/steps.h"
 #include "stages/textcheck.h"
 #include "tests/unit/medthink_data.h"
 
@@ -465,6 +466,7 @@ struct golden {
 	size_t n;
 	FILE *dump;
 	json_t *prompts;
+	size_t same; /* texts screened against the request's messages too */
 };
 
 static struct golden_set *golden_set(struct golden *g, const char *name)
@@ -515,6 +517,37 @@ static const char *prompt_user(json_t *prompt)
 		json_object_get(json_array_get(prompt, json_array_size(prompt) - 1), "content"));
 }
 
+/* The daemon screens a first ask's reply against the messages its request
+ * sent (step_request_build: content parts when the item has images) instead
+ * of the prompt rendered again: the same verdict and reason, with and
+ * without images. */
+static void same_as_request(struct golden *g, json_t *item, json_t *prompt, const char *text)
+{
+	struct step_ctx ctx = { .item = item, .prompts = g->prompts };
+	struct step_request req;
+	char err[200], want[256], got[256];
+	json_t *img = json_deep_copy(item);
+	int k;
+
+	if (!prompt)
+		return;
+	k = run(item, prompt, NULL, text, want);
+	assert_int_equal(step_request_build(STEP_EXPLAIN, &ctx, &req, err, sizeof(err)), 0);
+	assert_int_equal(run(item, req.messages, NULL, text, got), k);
+	assert_string_equal(got, want);
+	step_request_clear(&req);
+	json_object_set_new(img, "images", json_pack("[s]", "data:image/png;base64,AAAA"));
+	ctx.item = img;
+	assert_int_equal(step_request_build(STEP_EXPLAIN, &ctx, &req, err, sizeof(err)), 0);
+	assert_true(json_is_array(json_object_get(
+		json_array_get(req.messages, json_array_size(req.messages) - 1), "content")));
+	assert_int_equal(run(item, req.messages, NULL, text, got), k);
+	assert_string_equal(got, want);
+	g->same++;
+	step_request_clear(&req);
+	json_decref(img);
+}
+
 /* Screens text as it is and mutated (seeded by idx): a passage of it
  * repeated, prompt lines pasted in, and joined with other (another reply)
  * and cut. */
@@ -531,6 +564,7 @@ static void golden_text(struct golden *g, const char *set, size_t idx, json_t *i
 	if (prompts_render(g->prompts, "explain", item, NULL, &prompt, err, sizeof(err)) != 0)
 		prompt = NULL;
 	golden_add(g, set, "plain", idx, item, prompt, text);
+	same_as_request(g, item, prompt, text);
 	/* a passage repeated */
 	if (n > 0) {
 		size_t a = boundary(text, rng_next(&seed) % n), len, at, k, sep;
@@ -571,6 +605,7 @@ static void golden_text(struct golden *g, const char *set, size_t idx, json_t *i
 		memcpy(t + at, u + a, len);
 		strcpy(t + at + len, text + at);
 		golden_add(g, set, "echo", idx, item, prompt, t);
+		same_as_request(g, item, prompt, t);
 	}
 	/* joined with another reply, cut */
 	if (other) {
@@ -687,6 +722,7 @@ static void test_golden(void **state)
 		       "gold", 4);
 	if (g->dump)
 		fclose(g->dump);
+	print_message("%zu texts screened against the request's messages too\n", g->same);
 	if (g->n == 0) {
 		print_message("skipped: none of the data is there\n");
 		json_decref(g->prompts);

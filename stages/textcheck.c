@@ -11,6 +11,7 @@
 #include "common/utf8.h"
 
 #define TC_FIELDS_MAX 40
+#define TC_PIECES_BITS 16384
 
 /* What every check sees: the input, the text cut to the scan size, and what
  * more than one check reads, worked out once (this runs on every teacher
@@ -24,6 +25,9 @@ struct tc {
 	bool have_fields;
 	const char *f[TC_FIELDS_MAX];
 	size_t nf;
+	/* the reply's 4-byte pieces by hash (in_reply) */
+	bool have_pieces;
+	uint64_t pieces[TC_PIECES_BITS / 64];
 	/* the reply's letters and terms (tc_scan) */
 	bool scanned;
 	size_t cjk, latin;
@@ -828,13 +832,63 @@ static bool line_is_item(const char *const *f, const char *line)
 	return false;
 }
 
-/* Whether s[0..n) occurs in the reply. */
-static bool in_reply(const struct tc *t, const char *s, size_t n)
+static inline size_t piece_bit(const char *s)
 {
-	return memmem(t->s, t->n, s, n) != NULL;
+	uint32_t w;
+
+	memcpy(&w, s, 4);
+	return (size_t)((w * UINT32_C(0x9E3779B1)) >> (32 - 14));
 }
 
-static int echo_content(struct tc *t, const char *const *f, const char *content, size_t *echoed,
+/* Where s[0..n) first occurs in the reply, or NULL. The prompt's lines and
+ * the phrases are searched in every reply and are mostly not there: a set
+ * of the reply's 4-byte pieces (by hash, built once a run) rules most of
+ * them out without a search, since a text with a piece the reply does not
+ * have cannot be in it. */
+static const char *in_reply(struct tc *t, const char *s, size_t n)
+{
+	if (n >= 4 && t->n >= n) {
+		if (!t->have_pieces) {
+			memset(t->pieces, 0, sizeof(t->pieces));
+			for (size_t i = 0; i + 4 <= t->n; i++) {
+				size_t b = piece_bit(t->s + i);
+
+				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
+			}
+			t->have_pieces = true;
+		}
+		for (size_t i = 0; i + 4 <= n; i += 2) {
+			size_t b = piece_bit(s + i);
+
+			if (!(t->pieces[b / 64] & (UINT64_C(1) << (b % 64))))
+				return NULL;
+		}
+	}
+	return memmem(t->s, t->n, s, n);
+}
+
+/* The fields a prompt line may come from: the item's (with its
+ * explanation) and the quotable text; looked up at the first prompt line
+ * found in the reply (most replies have none). */
+struct echo_fields {
+	bool have;
+	const char *f[TC_FIELDS_MAX];
+};
+
+static const char *const *echo_fields(struct tc *t, struct echo_fields *ef)
+{
+	if (!ef->have) {
+		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true);
+
+		ef->f[nf] = t->in->quotable;
+		if (ef->f[nf])
+			ef->f[nf + 1] = NULL;
+		ef->have = true;
+	}
+	return ef->f;
+}
+
+static int echo_content(struct tc *t, struct echo_fields *ef, const char *content, size_t *echoed,
 			char *first, size_t firstlen)
 {
 	const char *p = content;
@@ -856,7 +910,7 @@ static int echo_content(struct tc *t, const char *const *f, const char *content,
 		if (len >= TEXTCHECK_ECHO_LINE_MIN_BYTES && len < sizeof(line) && in_reply(t, a, len)) {
 			memcpy(line, a, len);
 			line[len] = '\0';
-			if (!line_is_item(f, line)) {
+			if (!line_is_item(echo_fields(t, ef), line)) {
 				if (!*echoed)
 					excerpt(line, len, first, firstlen);
 				*echoed += len;
@@ -869,7 +923,7 @@ static int echo_content(struct tc *t, const char *const *f, const char *content,
 
 static int check_echo(struct tc *t)
 {
-	const char *f[TC_FIELDS_MAX];
+	struct echo_fields ef = { .have = false };
 	size_t echoed = 0, i;
 	json_t *m;
 	char first[80] = "";
@@ -888,26 +942,19 @@ static int check_echo(struct tc *t)
 	}
 	if (!t->in->prompt)
 		return 0;
-	{
-		size_t nf = item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]) - 1, true);
-
-		f[nf] = t->in->quotable;
-		if (f[nf])
-			f[nf + 1] = NULL;
-	}
 	json_array_foreach(t->in->prompt, i, m)
 	{
 		json_t *c = json_object_get(m, "content"), *part;
 		size_t k;
 
 		if (json_is_string(c))
-			echo_content(t, f, json_string_value(c), &echoed, first, sizeof(first));
+			echo_content(t, &ef, json_string_value(c), &echoed, first, sizeof(first));
 		json_array_foreach(c, k, part)
 		{
 			const char *txt = json_string_value(json_object_get(part, "text"));
 
 			if (txt)
-				echo_content(t, f, txt, &echoed, first, sizeof(first));
+				echo_content(t, &ef, txt, &echoed, first, sizeof(first));
 		}
 	}
 	if (echoed < TEXTCHECK_ECHO_MIN_BYTES)
@@ -1003,7 +1050,7 @@ static int check_new_task(struct tc *t)
 	if (check_ack(t))
 		return 1;
 	for (size_t i = 0; new_task_phrases[i]; i++) {
-		const char *ph = new_task_phrases[i], *at = memmem(t->s, t->n, ph, strlen(ph)), *ls;
+		const char *ph = new_task_phrases[i], *at = in_reply(t, ph, strlen(ph)), *ls;
 
 		if (!at || in_any(tc_fields(t), ph))
 			continue;

@@ -19,7 +19,7 @@
 struct tc {
 	const struct textcheck_input *in;
 	const char *s;
-	size_t n;
+	size_t n, len; /* the text cut to the scan size; its whole length */
 	struct textcheck_result *out;
 	/* the item's quotable fields without its explanation (item_fields) */
 	bool have_fields;
@@ -268,7 +268,8 @@ static uint32_t hset_get(const struct hset *h, uint64_t k)
 
 /* ---- terms ------------------------------------------------------------- */
 
-typedef void (*term_fn)(void *ud, uint64_t term);
+/* A term: s[0..len) of the text, hashed by term_hash. */
+typedef void (*term_fn)(void *ud, const char *s, size_t len);
 
 /* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (in chunks, one call
  * each: the same value as byte by byte). */
@@ -287,6 +288,13 @@ static uint64_t word_hash(const char *s, size_t n)
 		n -= k;
 	}
 	return h;
+}
+
+/* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
+ * letters lower-cased (a term starting with an ASCII byte is a word). */
+static uint64_t term_hash(const char *s, size_t len)
+{
+	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : fnv1a64(FNV1A64_INIT, s, len);
 }
 
 /* Calls fn for each term of s[0..n): CJK bigrams within runs of Han
@@ -313,7 +321,7 @@ static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
 				j++;
 			if (j - i >= 3) {
 				if (fn)
-					fn(ud, word_hash(s + i, j - i));
+					fn(ud, s + i, j - i);
 				count++;
 			}
 			i = j;
@@ -323,7 +331,7 @@ static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
 		if (cp_han(c)) {
 			if (prev) {
 				if (fn)
-					fn(ud, fnv1a64(FNV1A64_INIT, prev, prev_len + l));
+					fn(ud, prev, prev_len + l);
 				count++;
 			}
 			prev = s + i;
@@ -337,9 +345,9 @@ static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
 	return count;
 }
 
-static void term_add(void *ud, uint64_t term)
+static void term_add(void *ud, const char *s, size_t len)
 {
-	hset_add(ud, term);
+	hset_add(ud, term_hash(s, len));
 }
 
 /* The item's text fields that a reply may quote: question, options,
@@ -384,7 +392,8 @@ static const char *const *tc_fields(struct tc *t)
 #define TC_LINES_STACK 256
 
 struct term_list {
-	uint64_t *v;
+	const char *text;
+	uint64_t *v; /* each term's offset in text << 32 | its length */
 	size_t n, cap;
 	size_t *lo;
 	size_t lines;
@@ -393,12 +402,19 @@ struct term_list {
 	size_t lo_stack[TC_LINES_STACK + 1];
 };
 
-static void term_push(void *ud, uint64_t term)
+static void term_push(void *ud, const char *s, size_t len)
 {
 	struct term_list *l = ud;
 
 	if (l->n < l->cap)
-		l->v[l->n++] = term;
+		l->v[l->n++] = (uint64_t)(s - l->text) << 32 | len;
+}
+
+/* The hash of the reply's term j (hashed when asked: the topic check
+ * looks at few of them in most replies). */
+static uint64_t term_at(const struct term_list *l, size_t j)
+{
+	return term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
 }
 
 static void term_list_free(struct term_list *l)
@@ -422,6 +438,7 @@ static int tc_scan(struct tc *t)
 	for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
 		lines++;
 	memset(tl, 0, offsetof(struct term_list, v_stack));
+	tl->text = s;
 	/* a term holds 3 bytes of its own at least (a Han character, or a
 	 * word's three letters) */
 	tl->cap = t->n / 3 + 1;
@@ -466,7 +483,7 @@ static int check_truncated(struct tc *t)
 
 static int check_too_long(struct tc *t)
 {
-	size_t len = strlen(t->in->text);
+	size_t len = t->len;
 	uint64_t max = (uint64_t)t->in->max_tokens * TEXTCHECK_BYTES_PER_TOKEN;
 
 	if (t->in->max_tokens <= 0 || len <= max)
@@ -1150,7 +1167,7 @@ static int check_off_topic(struct tc *t)
 			/* m only grows: stop once the tail shares too much */
 			for (size_t j = tl->lo[i]; j < tl->n && m * 100 <= tail * TEXTCHECK_TOPIC_MAX_SHARE;
 			     j++)
-				m += hset_get(&ref, tl->v[j]) != 0;
+				m += hset_get(&ref, term_at(tl, j)) != 0;
 			if (m * 100 <= tail * TEXTCHECK_TOPIC_MAX_SHARE && (!rc || tail > best_t)) {
 				rc = 1;
 				best_t = tail;
@@ -1158,7 +1175,7 @@ static int check_off_topic(struct tc *t)
 			}
 		}
 		for (size_t j = tl->lo[i]; j < tl->lo[i + 1]; j++)
-			hset_add(&ref, tl->v[j]);
+			hset_add(&ref, term_at(tl, j));
 	}
 	if (rc)
 		tc_reason(t, "a runaway tail off the question: the last %zu%% of the reply shares "
@@ -1194,7 +1211,7 @@ int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out
 	if (!in || !in->text)
 		return -EINVAL;
 	t.s = in->text;
-	t.n = strlen(in->text);
+	t.n = t.len = strlen(in->text);
 	if (t.n > TEXTCHECK_SCAN_MAX)
 		t.n = utf8_prefix(t.s, t.n, TEXTCHECK_SCAN_MAX);
 	for (int k = 0; k < TEXTCHECK__N; k++) {

@@ -678,7 +678,7 @@ static inline uint64_t grams_key(const struct grams *g)
 /* The filter's table: 2-bit saturating counters, 32 a word, about 32 a
  * window (so that texts without repeats rarely get past it), at most
  * 2^GRAM_FILTER_BITS. */
-#define GRAM_FILTER_BITS 17
+#define GRAM_FILTER_BITS 16
 #define GRAM_FLAGGED_STACK 512
 
 static inline size_t gram_bucket(uint64_t h, unsigned bits)
@@ -1123,7 +1123,7 @@ static int check_language(struct tc *t)
 	return 0;
 }
 
-#define TOPIC_REF_STACK 4096
+#define TOPIC_REF_STACK 1024
 
 /* A tail of whole lines that shares (almost) no terms with the item and
  * with the reply before it: the reply went on about something else. */

@@ -99,11 +99,12 @@ static void filler_on(char *dst, size_t n, uint64_t seed)
 		const char *x = words[rng_next(&seed) % 8];
 		size_t len = 3 + rng_next(&seed) % 6;
 
-		for (size_t k = 0; k < len && i < n; k++)
-			dst[i++] = (w % 4 == 3 && x[k]) ? x[k] : (char)('a' + rng_next(&seed) % 26);
 		if (w % 4 == 3)
-			for (size_t k = len; x[k] && i < n; k++)
+			for (size_t k = 0; x[k] && i < n; k++)
 				dst[i++] = x[k];
+		else
+			for (size_t k = 0; k < len && i < n; k++)
+				dst[i++] = (char)('a' + rng_next(&seed) % 26);
 		if (i < n)
 			dst[i++] = ' ';
 		w++;
@@ -526,11 +527,12 @@ static void same_as_request(struct golden *g, json_t *item, json_t *prompt, cons
 	struct step_ctx ctx = { .item = item, .prompts = g->prompts };
 	struct step_request req;
 	char err[200], want[256], got[256];
-	json_t *img = json_deep_copy(item);
+	json_t *img;
 	int k;
 
 	if (!prompt)
 		return;
+	img = json_deep_copy(item);
 	k = run(item, prompt, NULL, text, want);
 	assert_int_equal(step_request_build(STEP_EXPLAIN, &ctx, &req, err, sizeof(err)), 0);
 	assert_int_equal(run(item, req.messages, NULL, text, got), k);

@@ -450,6 +450,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 			 res->message && *res->message ? res->message : strerror(-res->err));
 	} else {
 		step_reply_judge(t->step, &ctx, res->content, res->json, &t->out);
+		json_decref(t->messages); /* judged: not kept while the outcome waits */
+		t->messages = NULL;
 		/* The selection strategy may hold back what follows a screening
 		 * until every item is screened and it has chosen. */
 		if (t->def->screens && j->sel->on_screened)

@@ -11,7 +11,8 @@
 #include "common/utf8.h"
 
 #define TC_FIELDS_MAX 40
-#define TC_PIECES_BITS 16384
+#define TC_PIECES_LOG2 14
+#define TC_PIECES_BITS ((size_t)1 << TC_PIECES_LOG2)
 
 /* What every check sees: the input, the text cut to the scan size, and what
  * more than one check reads, worked out once (this runs on every teacher
@@ -513,29 +514,44 @@ static bool loop_hit(size_t run, size_t p)
 	return run + p >= TEXTCHECK_LOOP_MIN_BYTES && (run + p) / p >= TEXTCHECK_LOOP_MIN_REPEATS;
 }
 
-/* The shortest run that counts: max(MIN_BYTES - p, (MIN_REPEATS - 1) * p)
- * over every period, 56 bytes. */
-#define LOOP_RUN_MIN 56
-/* One probe every LOOP_STRIDE bytes: an 8-byte probe that starts at or
- * before a + LOOP_STRIDE - 1 lies inside any run [a, a + LOOP_RUN_MIN). */
-#define LOOP_STRIDE (LOOP_RUN_MIN - 8)
+/* The shortest run that counts, over every period: the least of
+ * max(MIN_BYTES - p, (MIN_REPEATS - 1) * p), 56 bytes. With these
+ * thresholds it is always over 8 (at least MIN_BYTES * (MIN_REPEATS - 1) /
+ * MIN_REPEATS). */
+_Static_assert(TEXTCHECK_LOOP_MIN_BYTES >= 16 && TEXTCHECK_LOOP_MIN_REPEATS >= 3,
+	       "check_loop probes 8 bytes inside every run that counts");
+
+static size_t loop_run_min(void)
+{
+	size_t best = SIZE_MAX;
+
+	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX; p++) {
+		size_t r = (TEXTCHECK_LOOP_MIN_REPEATS - 1) * p;
+
+		if (p < TEXTCHECK_LOOP_MIN_BYTES && TEXTCHECK_LOOP_MIN_BYTES - p > r)
+			r = TEXTCHECK_LOOP_MIN_BYTES - p;
+		best = r < best ? r : best;
+	}
+	return best;
+}
 
 /* A run of period p is a stretch where s[i] == s[i + p]. For each period,
  * the runs in order; the first that counts and whose unit is not blank is
  * reported, for the shortest period that has one. Every run that counts is
- * at least LOOP_RUN_MIN bytes long, so probing eight bytes every
- * LOOP_STRIDE bytes finds each of them; a probe that matches is grown to its
- * whole run byte by byte (each run once). That is about 1.3 word compares a
- * byte for the 64 periods, where comparing every byte was 8. */
+ * at least loop_run_min() bytes long, so an 8-byte probe every
+ * loop_run_min() - 8 bytes lies inside each of them; a probe that matches
+ * is grown to its whole run byte by byte (each run once). That is about 1.3
+ * word compares a byte for the 64 periods, where comparing every byte was
+ * 8. */
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
-	size_t n = t->n;
+	size_t n = t->n, stride = loop_run_min() - 8;
 
 	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX && p < n; p++) {
 		size_t until = 0; /* the end of the last run grown for this p */
 
-		for (size_t i = 0; i + p + 8 <= n; i += LOOP_STRIDE) {
+		for (size_t i = 0; i + p + 8 <= n; i += stride) {
 			uint64_t a, b;
 			size_t lo, hi;
 			char ex[64];
@@ -854,7 +870,7 @@ static inline size_t piece_bit(const char *s)
 	uint32_t w;
 
 	memcpy(&w, s, 4);
-	return (size_t)((w * UINT32_C(0x9E3779B1)) >> (32 - 14));
+	return (size_t)((w * UINT32_C(0x9E3779B1)) >> (32 - TC_PIECES_LOG2));
 }
 
 /* Where s[0..n) first occurs in the reply, or NULL. The prompt's lines and

@@ -43,6 +43,7 @@ struct task {
 	int attempt;
 	json_t *item;
 	json_t *prior;
+	json_t *messages; /* the request's rendered messages, for screening the reply */
 	struct step_outcome out;
 	int64_t call_id;
 	char fail_reason[300];
@@ -401,6 +402,7 @@ static void task_free(struct task *t)
 		return;
 	json_decref(t->item);
 	json_decref(t->prior);
+	json_decref(t->messages);
 	step_outcome_clear(&t->out);
 	free(t);
 }
@@ -424,7 +426,7 @@ static void task_on_reply(void *ud, const struct client_result *res)
 				.attempt = t->attempt, .length_cut = res->length_cut,
 				.reply = res->reply, .sel = &j->js.sel, .seed = j->js.seed,
 				.validation_item = t->seq >= j->n_items,
-				.spec = j->spec, .rl = &j->js.rl };
+				.spec = j->spec, .rl = &j->js.rl, .messages = t->messages };
 
 	j->r->m_calls++;
 	if (res->err == -ECANCELED) {
@@ -448,6 +450,8 @@ static void task_on_reply(void *ud, const struct client_result *res)
 			 res->message && *res->message ? res->message : strerror(-res->err));
 	} else {
 		step_reply_judge(t->step, &ctx, res->content, res->json, &t->out);
+		json_decref(t->messages); /* judged: not kept while the outcome waits */
+		t->messages = NULL;
 		/* The selection strategy may hold back what follows a screening
 		 * until every item is screened and it has chosen. */
 		if (t->def->screens && j->sel->on_screened)
@@ -528,6 +532,7 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 		rc = client_complete(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else
 		rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
+	t->messages = json_incref(req.messages);
 	step_request_clear(&req);
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "cannot call %s: %s",

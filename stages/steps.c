@@ -259,19 +259,26 @@ static bool screen_text(const struct step_def *d, const struct step_ctx *ctx, co
 				      .length_cut = ctx->length_cut, .max_tokens = d->max_tokens,
 				      .checks = checks };
 	struct textcheck_result r;
-	json_t *vars = json_object(), *msgs = NULL;
+	json_t *vars = NULL, *msgs = NULL;
 	char err[128];
 	int rc;
 
 	if (!text)
 		return false;
-	/* the rendered prompt, for the echo check (it cannot fail here: the
-	 * request was built from it) */
-	if (quotable)
-		json_object_set_new(vars, "student_reply", json_string(quotable));
-	if (prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &msgs, err,
-			   sizeof(err)) == 0)
-		in.prompt = msgs;
+	/* the rendered prompt, for the echo check: the request's own messages
+	 * on a first ask (a re-ask's also carry the note on the previous
+	 * reply, which is no template text); else rendered again (it cannot
+	 * fail here: the request was built from it) */
+	if (ctx->messages && ctx->attempt == 0) {
+		in.prompt = ctx->messages;
+	} else {
+		vars = json_object();
+		if (quotable)
+			json_object_set_new(vars, "student_reply", json_string(quotable));
+		if (prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &msgs, err,
+				   sizeof(err)) == 0)
+			in.prompt = msgs;
+	}
 	rc = textcheck_run(&in, &r);
 	json_decref(msgs);
 	json_decref(vars);

@@ -141,6 +141,9 @@ struct step_ctx {
 	json_t *spec;     /* the job's normalized spec, or NULL */
 	const struct rl_opts *rl; /* the job's rl options (sampled steps), or NULL */
 	bool validation_item; /* item is of the DIQ validation dataset, not the job's */
+	json_t *messages; /* the messages the request sent (step_request_build), or
+	                     NULL: the screening reads them instead of rendering
+	                     the prompt again */
 };
 
 /* A request to make: the messages (new reference) and how to ask. */

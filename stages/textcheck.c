@@ -10,12 +10,29 @@
 #include "common/hash.h"
 #include "common/utf8.h"
 
-/* What every check sees: the input, and the text cut to the scan size. */
+#define TC_FIELDS_MAX 40
+#define TC_PIECES_LOG2 14
+#define TC_PIECES_BITS ((size_t)1 << TC_PIECES_LOG2)
+
+/* What every check sees: the input, the text cut to the scan size, and what
+ * more than one check reads, worked out once (this runs on every teacher
+ * reply on the loop thread: issue 17). */
 struct tc {
 	const struct textcheck_input *in;
 	const char *s;
-	size_t n;
+	size_t n, len; /* the text cut to the scan size; its whole length */
 	struct textcheck_result *out;
+	/* the item's quotable fields without its explanation (item_fields) */
+	bool have_fields;
+	const char *f[TC_FIELDS_MAX];
+	size_t nf;
+	/* the reply's 4-byte pieces by hash (in_reply) */
+	bool have_pieces;
+	uint64_t pieces[TC_PIECES_BITS / 64];
+	/* the reply's letters and terms (tc_scan) */
+	bool scanned;
+	size_t cjk, latin;
+	struct term_list *tl;
 };
 
 typedef int (*textcheck_fn)(struct tc *t);
@@ -57,18 +74,53 @@ static const char *excerpt(const char *s, size_t n, char *dst, size_t dstlen)
 
 /* ---- code points ------------------------------------------------------- */
 
+/* The length of the valid UTF-8 sequence that starts s[0..n) (a lead byte
+ * of 0x80 or more), or 0 when it is not one: utf8_check's rules for one
+ * character (no overlong, surrogate or code point past U+10FFFF). */
+static inline size_t seq_len(const unsigned char *u, size_t n)
+{
+	unsigned c = u[0];
+	size_t k;
+	uint32_t cp, min;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		k = 1;
+		cp = c & 0x1F;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		k = 2;
+		cp = c & 0x0F;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		k = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < 4 && n - 1 < k)
+		return 0;
+	for (size_t i = 1; i <= k; i++) {
+		if ((u[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (u[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return k + 1;
+}
+
 /* Decodes the code point at s[0..n); *len gets its length (1 for an
  * invalid byte, which decodes as U+FFFD). */
-static uint32_t cp_at(const char *s, size_t n, size_t *len)
+static inline uint32_t cp_at(const char *s, size_t n, size_t *len)
 {
-	size_t k = utf8_check(s, n < 4 ? n : 4);
 	const unsigned char *u = (const unsigned char *)s;
 
 	if (u[0] < 0x80) {
 		*len = 1;
 		return u[0];
 	}
-	if (k == 0) {
+	if (seq_len(u, n) == 0) {
 		*len = 1;
 		return 0xFFFD;
 	}
@@ -102,13 +154,25 @@ static bool cp_latin(uint32_t c)
 	       (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7);
 }
 
+static bool ascii_letter(unsigned char c)
+{
+	return (unsigned)((c | 0x20) - 'a') < 26;
+}
+
 static void letters_count(const char *s, size_t n, size_t *cjk, size_t *latin)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, l;
 
 	while (i < n) {
-		uint32_t c = cp_at(s + i, n - i, &l);
+		uint32_t c;
 
+		if (u[i] < 0x80) { /* most of the text: no decoding */
+			*latin += ascii_letter(u[i]);
+			i++;
+			continue;
+		}
+		c = cp_at(s + i, n - i, &l);
 		if (cp_cjk(c))
 			(*cjk)++;
 		else if (cp_latin(c))
@@ -134,20 +198,35 @@ struct hset {
 	uint64_t *key;
 	uint32_t *cnt;
 	size_t mask;
+	bool heap; /* key and cnt are the caller's, else allocated */
 };
 
-static int hset_init(struct hset *h, size_t n)
+/* Sized for n adds: in the caller's key[cap] and cnt[cap] when they are
+ * enough (no allocation per reply), else allocated. The counts do not
+ * depend on the size. */
+static int hset_init(struct hset *h, size_t n, uint64_t *key, uint32_t *cnt, size_t cap)
 {
-	size_t cap = 64;
+	size_t want = 64;
 
-	while (cap < n * 2)
-		cap *= 2;
-	h->key = calloc(cap, sizeof(*h->key));
-	h->cnt = calloc(cap, sizeof(*h->cnt));
-	h->mask = cap - 1;
+	while (want < n * 2)
+		want *= 2;
+	h->mask = want - 1;
+	if (key && want <= cap) {
+		h->key = key;
+		h->cnt = cnt;
+		h->heap = false;
+		memset(key, 0, want * sizeof(*key));
+		memset(cnt, 0, want * sizeof(*cnt));
+		return 0;
+	}
+	h->heap = true;
+	h->key = calloc(want, sizeof(*h->key));
+	h->cnt = calloc(want, sizeof(*h->cnt));
 	if (!h->key || !h->cnt) {
 		free(h->key);
 		free(h->cnt);
+		h->key = NULL;
+		h->cnt = NULL;
 		return -ENOMEM;
 	}
 	return 0;
@@ -155,8 +234,12 @@ static int hset_init(struct hset *h, size_t n)
 
 static void hset_free(struct hset *h)
 {
-	free(h->key);
-	free(h->cnt);
+	if (h->heap) {
+		free(h->key);
+		free(h->cnt);
+	}
+	h->key = NULL;
+	h->cnt = NULL;
 }
 
 /* The slot of k (0 is the empty key, so 0 is stored as 1). */
@@ -186,25 +269,70 @@ static uint32_t hset_get(const struct hset *h, uint64_t k)
 
 /* ---- terms ------------------------------------------------------------- */
 
-typedef void (*term_fn)(void *ud, uint64_t term);
+/* A term: s[0..len) of the text, hashed by term_hash. */
+typedef void (*term_fn)(void *ud, const char *s, size_t len);
+
+/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (in chunks, one call
+ * each: the same value as byte by byte). */
+static uint64_t word_hash(const char *s, size_t n)
+{
+	uint64_t h = FNV1A64_INIT;
+	char lc[64];
+
+	while (n > 0) {
+		size_t k = n < sizeof(lc) ? n : sizeof(lc);
+
+		for (size_t i = 0; i < k; i++)
+			lc[i] = (char)(s[i] | 0x20);
+		h = fnv1a64(h, lc, k);
+		s += k;
+		n -= k;
+	}
+	return h;
+}
+
+/* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
+ * letters lower-cased (a term starting with an ASCII byte is a word). */
+static uint64_t term_hash(const char *s, size_t len)
+{
+	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : fnv1a64(FNV1A64_INIT, s, len);
+}
 
 /* Calls fn for each term of s[0..n): CJK bigrams within runs of Han
  * characters, Latin words of 3+ letters (ASCII case folded). Returns the
  * number of terms. */
 static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, l, count = 0, prev_len = 0;
 	const char *prev = NULL;
 
 	while (i < n) {
-		uint32_t c = cp_at(s + i, n - i, &l);
+		uint32_t c;
 
+		if (u[i] < 0x80) {
+			size_t j = i;
+
+			prev = NULL;
+			if (!ascii_letter(u[i])) {
+				i++;
+				continue;
+			}
+			while (j < n && ascii_letter(u[j]))
+				j++;
+			if (j - i >= 3) {
+				if (fn)
+					fn(ud, s + i, j - i);
+				count++;
+			}
+			i = j;
+			continue;
+		}
+		c = cp_at(s + i, n - i, &l);
 		if (cp_han(c)) {
 			if (prev) {
-				uint64_t h = fnv1a64(FNV1A64_INIT, prev, prev_len + l);
-
 				if (fn)
-					fn(ud, h);
+					fn(ud, prev, prev_len + l);
 				count++;
 			}
 			prev = s + i;
@@ -213,32 +341,14 @@ static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
 			continue;
 		}
 		prev = NULL;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-			size_t j = i;
-			uint64_t h = FNV1A64_INIT;
-
-			while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z'))) {
-				char lc = (char)(s[j] | 0x20);
-
-				h = fnv1a64(h, &lc, 1);
-				j++;
-			}
-			if (j - i >= 3) {
-				if (fn)
-					fn(ud, h);
-				count++;
-			}
-			i = j;
-			continue;
-		}
 		i += l;
 	}
 	return count;
 }
 
-static void term_add(void *ud, uint64_t term)
+static void term_add(void *ud, const char *s, size_t len)
 {
-	hset_add(ud, term);
+	hset_add(ud, term_hash(s, len));
 }
 
 /* The item's text fields that a reply may quote: question, options,
@@ -265,6 +375,103 @@ static size_t item_fields(json_t *item, const char **f, size_t max, bool with_ex
 	return n;
 }
 
+/* The item's fields without its explanation, looked up once a run. */
+static const char *const *tc_fields(struct tc *t)
+{
+	if (!t->have_fields) {
+		t->nf = item_fields(t->in->item, t->f, TC_FIELDS_MAX, false);
+		t->have_fields = true;
+	}
+	return t->f;
+}
+
+/* The reply's terms in order, and where each line's terms start: lo[k] is
+ * the first term of line k (lines as split at '\n', the last one possibly
+ * empty), lo[lines] the count. In the caller's buffers when they are
+ * enough. */
+#define TC_TERMS_STACK 1024
+#define TC_LINES_STACK 256
+
+struct term_list {
+	const char *text;
+	uint64_t *v; /* each term's offset in text << 32 | its length */
+	size_t n, cap;
+	size_t *lo;
+	size_t lines;
+	bool heap_v, heap_lo;
+	uint64_t v_stack[TC_TERMS_STACK];
+	size_t lo_stack[TC_LINES_STACK + 1];
+};
+
+static void term_push(void *ud, const char *s, size_t len)
+{
+	struct term_list *l = ud;
+
+	if (l->n < l->cap)
+		l->v[l->n++] = (uint64_t)(s - l->text) << 32 | len;
+}
+
+/* The hash of the reply's term j (hashed when asked: the topic check
+ * looks at few of them in most replies). */
+static uint64_t term_at(const struct term_list *l, size_t j)
+{
+	return term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
+}
+
+static void term_list_free(struct term_list *l)
+{
+	if (l->heap_v)
+		free(l->v);
+	if (l->heap_lo)
+		free(l->lo);
+}
+
+/* One pass over the reply for the checks that read it by character: its
+ * letters (language) and its terms by line (off_topic). -ENOMEM. */
+static int tc_scan(struct tc *t)
+{
+	struct term_list *tl = t->tl;
+	const char *s = t->s, *end = s + t->n, *p;
+	size_t lines = 1, k = 0;
+
+	if (t->scanned)
+		return 0;
+	for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		lines++;
+	memset(tl, 0, offsetof(struct term_list, v_stack));
+	tl->text = s;
+	/* a term holds 3 bytes of its own at least (a Han character, or a
+	 * word's three letters) */
+	tl->cap = t->n / 3 + 1;
+	tl->v = tl->v_stack;
+	if (tl->cap > TC_TERMS_STACK) {
+		tl->v = malloc(tl->cap * sizeof(*tl->v));
+		tl->heap_v = true;
+	}
+	tl->lo = tl->lo_stack;
+	if (lines > TC_LINES_STACK) {
+		tl->lo = malloc((lines + 1) * sizeof(*tl->lo));
+		tl->heap_lo = true;
+	}
+	if (!tl->v || !tl->lo) {
+		term_list_free(tl);
+		return -ENOMEM;
+	}
+	tl->lines = lines;
+	for (p = s; p <= end && k < lines; k++) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+
+		e = e ? e : end;
+		tl->lo[k] = tl->n;
+		terms_each(p, (size_t)(e - p), term_push, tl);
+		letters_count(p, (size_t)(e - p), &t->cjk, &t->latin);
+		p = e + 1;
+	}
+	tl->lo[k] = tl->n;
+	t->scanned = true;
+	return 0;
+}
+
 /* ---- the checks -------------------------------------------------------- */
 
 static int check_truncated(struct tc *t)
@@ -277,7 +484,7 @@ static int check_truncated(struct tc *t)
 
 static int check_too_long(struct tc *t)
 {
-	size_t len = strlen(t->in->text);
+	size_t len = t->len;
 	uint64_t max = (uint64_t)t->in->max_tokens * TEXTCHECK_BYTES_PER_TOKEN;
 
 	if (t->in->max_tokens <= 0 || len <= max)
@@ -287,7 +494,7 @@ static int check_too_long(struct tc *t)
 	return 1;
 }
 
-static bool byte_blank(char c)
+static inline bool byte_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-' || c == '=' || c == '_' ||
 	       c == '*';
@@ -307,95 +514,87 @@ static bool loop_hit(size_t run, size_t p)
 	return run + p >= TEXTCHECK_LOOP_MIN_BYTES && (run + p) / p >= TEXTCHECK_LOOP_MIN_REPEATS;
 }
 
-/* Reports the run of period p whose last matching byte is at e (s[e] ==
- * s[e + p]) and which is run bytes long; 0 when its unit is blank. */
-static int loop_report(struct tc *t, size_t p, size_t e, size_t run)
-{
-	const char *s = t->s;
-	size_t n = t->n;
-	const char *u = s + e + 1 - run;
-	char ex[64];
+/* The shortest run that counts, over every period: the least of
+ * max(MIN_BYTES - p, (MIN_REPEATS - 1) * p), 56 bytes. With these
+ * thresholds it is always over 8 (at least MIN_BYTES * (MIN_REPEATS - 1) /
+ * MIN_REPEATS). */
+_Static_assert(TEXTCHECK_LOOP_MIN_BYTES >= 16 && TEXTCHECK_LOOP_MIN_REPEATS >= 3,
+	       "check_loop probes 8 bytes inside every run that counts");
 
-	if (unit_blank(u, p))
-		return 0;
-	/* report the whole run */
-	while (e + p + 1 < n && s[e + 1] == s[e + 1 + p]) {
-		e++;
-		run++;
+static size_t loop_run_min(void)
+{
+	size_t best = SIZE_MAX;
+
+	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX; p++) {
+		size_t r = (TEXTCHECK_LOOP_MIN_REPEATS - 1) * p;
+
+		if (p < TEXTCHECK_LOOP_MIN_BYTES && TEXTCHECK_LOOP_MIN_BYTES - p > r)
+			r = TEXTCHECK_LOOP_MIN_BYTES - p;
+		best = r < best ? r : best;
 	}
-	tc_reason(t, "a runaway loop: \"%s\" repeated %zu times", excerpt(u, p, ex, sizeof(ex)),
-		  (run + p) / p);
-	return 1;
+	return best;
 }
 
-/* For each period p, the runs of s[i] == s[i + p]. This runs on every
- * teacher reply on the loop thread, so it compares eight bytes at a time: a
- * run long enough to count is at least 56 bytes (max(MIN_BYTES - p,
- * (MIN_REPEATS - 1) * p)), so no stretch inside one word can be one, and
- * checking at the first mismatch of each word finds every run that counts. */
+/* A run of period p is a stretch where s[i] == s[i + p]. For each period,
+ * the runs in order; the first that counts and whose unit is not blank is
+ * reported, for the shortest period that has one. Every run that counts is
+ * at least loop_run_min() bytes long, so an 8-byte probe every
+ * loop_run_min() - 8 bytes lies inside each of them; a probe that matches
+ * is grown to its whole run byte by byte (each run once). That is about 1.3
+ * word compares a byte for the 64 periods, where comparing every byte was
+ * 8. */
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
-	size_t n = t->n;
+	size_t n = t->n, stride = loop_run_min() - 8;
 
 	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX && p < n; p++) {
-		size_t run = 0, i = 0;
+		size_t until = 0; /* the end of the last run grown for this p */
 
-		while (i + p < n) {
-			uint64_t a, b, x;
+		for (size_t i = 0; i + p + 8 <= n; i += stride) {
+			uint64_t a, b;
+			size_t lo, hi;
+			char ex[64];
 
-			if (i + p + 8 > n) { /* the tail, byte by byte */
-				if (s[i] != s[i + p]) {
-					run = 0;
-				} else if (loop_hit(++run, p) && loop_report(t, p, i, run)) {
-					return 1;
-				}
-				i++;
+			if (i < until)
 				continue;
-			}
 			memcpy(&a, s + i, 8);
 			memcpy(&b, s + i + p, 8);
-			x = a ^ b;
-			if (x == 0) {
-				run += 8;
-				if (loop_hit(run, p) && loop_report(t, p, i + 7, run))
-					return 1;
-				i += 8;
+			if (a != b)
 				continue;
-			}
-			{
-				/* bytes in memory order: the lowest set byte of x is the
-				 * first mismatch on little-endian, the highest on big */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-				size_t first = (size_t)__builtin_ctzll(x) / 8;
-				size_t last = 7 - (size_t)__builtin_clzll(x) / 8;
-#else
-				size_t first = (size_t)__builtin_clzll(x) / 8;
-				size_t last = 7 - (size_t)__builtin_ctzll(x) / 8;
-#endif
-				if (first > 0 && loop_hit(run + first, p) &&
-				    loop_report(t, p, i + first - 1, run + first))
-					return 1;
-				run = 7 - last;
-				i += 8;
-			}
+			lo = i;
+			hi = i + 8;
+			while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
+				lo--;
+			while (hi + p < n && s[hi] == s[hi + p])
+				hi++;
+			until = hi;
+			if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
+				continue;
+			tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
+				  excerpt(s + lo, p, ex, sizeof(ex)), (hi - lo + p) / p);
+			return 1;
 		}
 	}
 	return 0;
 }
 
+#define LINES_STACK 512
+
 /* One line re-emitted again and again (a header the model loops on). */
 static int check_lines(struct tc *t)
 {
 	struct hset h;
-	const char *s = t->s, *end = s + t->n, *p = s;
+	const char *s = t->s, *end = s + t->n, *p = s, *q;
 	char ex[80];
 	int rc = 0;
 	size_t lines = 1;
+	uint64_t key[LINES_STACK];
+	uint32_t cnt[LINES_STACK];
 
-	for (const char *q = s; q < end; q++)
-		lines += *q == '\n';
-	if (hset_init(&h, lines))
+	for (q = s; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		lines++;
+	if (hset_init(&h, lines, key, cnt, LINES_STACK))
 		return -ENOMEM;
 	while (p < end && rc == 0) {
 		const char *e = memchr(p, '\n', (size_t)(end - p)), *a = p, *b;
@@ -412,7 +611,7 @@ static int check_lines(struct tc *t)
 			size_t count = 0;
 
 			/* count them all, for the reason */
-			for (const char *q = s; q < end;) {
+			for (q = s; q < end;) {
 				const char *qe = memchr(q, '\n', (size_t)(end - q)), *qa = q, *qb;
 
 				qe = qe ? qe : end;
@@ -435,68 +634,192 @@ static int check_lines(struct tc *t)
 }
 
 /* Many long n-grams occurring again and again: a degenerate text. */
-/* The hash of every GRAM_BYTES window of s, or 0 for a window that starts
- * inside a character or is all blank: a rolling polynomial hash (this runs
- * on every teacher reply on the loop thread, so each window costs O(1), not
- * O(GRAM_BYTES)), mixed for the hash set. New array of n - GRAM_BYTES + 1
- * entries, or NULL. */
-static uint64_t *gram_hashes(const char *s, size_t n)
+
+/* The windows of GRAM_BYTES bytes of s, in order, each with a rolling
+ * polynomial hash (O(1) a window, not O(GRAM_BYTES)). A window that starts
+ * inside a character or is all blank does not count. */
+struct grams {
+	const char *s;
+	size_t n, i;      /* the current window is s[i .. i + GRAM_BYTES) */
+	uint64_t h, top;  /* its hash; B^(w-1), the weight of the byte leaving */
+	size_t nonblank;  /* its bytes that are not blank */
+};
+
+#define GRAM_B UINT64_C(0x100000001b3)
+
+static inline void grams_start(struct grams *g, const char *s, size_t n)
 {
-	const uint64_t B = UINT64_C(0x100000001b3);
-	size_t w = TEXTCHECK_GRAM_BYTES, nw = n - w + 1, nonblank = 0;
-	uint64_t *hv = malloc(nw * sizeof(*hv)), h = 0, top = 1;
-
-	if (!hv)
-		return NULL;
-	for (size_t k = 1; k < w; k++)
-		top *= B; /* B^(w-1): the weight of the byte leaving the window */
-	for (size_t k = 0; k < w; k++) {
-		h = h * B + (unsigned char)s[k];
-		nonblank += !byte_blank(s[k]);
+	g->s = s;
+	g->n = n;
+	g->i = 0;
+	g->h = 0;
+	g->top = 1;
+	g->nonblank = 0;
+	for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+		g->top *= GRAM_B;
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++) {
+		g->h = g->h * GRAM_B + (unsigned char)s[k];
+		g->nonblank += !byte_blank(s[k]);
 	}
-	for (size_t i = 0;; i++) {
-		uint64_t m = hash_mix64(h);
+}
 
-		hv[i] = ((unsigned char)s[i] & 0xC0) == 0x80 || nonblank == 0 ? 0 : (m ? m : 1);
-		if (i + 1 >= nw)
-			break;
-		h = (h - (unsigned char)s[i] * top) * B + (unsigned char)s[i + w];
-		nonblank += !byte_blank(s[i + w]);
-		nonblank -= !byte_blank(s[i]);
+static inline bool grams_counts(const struct grams *g)
+{
+	return ((unsigned char)g->s[g->i] & 0xC0) != 0x80 && g->nonblank > 0;
+}
+
+/* Moves to the next window; false past the last. */
+static inline bool grams_next(struct grams *g)
+{
+	const unsigned char *u = (const unsigned char *)g->s;
+	size_t i = g->i, w = TEXTCHECK_GRAM_BYTES;
+
+	if (i + w >= g->n)
+		return false;
+	g->h = (g->h - u[i] * g->top) * GRAM_B + u[i + w];
+	g->nonblank += !byte_blank((char)u[i + w]);
+	g->nonblank -= !byte_blank((char)u[i]);
+	g->i = i + 1;
+	return true;
+}
+
+/* The window's key for the exact count: never 0. */
+static inline uint64_t grams_key(const struct grams *g)
+{
+	uint64_t m = hash_mix64(g->h);
+
+	return m ? m : 1;
+}
+
+/* The filter's table: 2-bit saturating counters, 32 a word, about 32 a
+ * window (so that texts without repeats rarely get past it), at most
+ * 2^GRAM_FILTER_BITS. */
+#define GRAM_FILTER_BITS 16
+#define GRAM_FLAGGED_STACK 512
+
+static inline size_t gram_bucket(uint64_t h, unsigned bits)
+{
+	return (size_t)((h * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
+static inline unsigned gram_counter(const uint64_t *tab, size_t b)
+{
+	return (unsigned)(tab[b >> 5] >> ((b & 31) * 2)) & 3u;
+}
+
+/* Exactly: the bytes covered by windows whose content occurs
+ * GRAM_MIN_COUNT (3) times or more, as the union of those windows. In
+ * passes that are cheap for a text that repeats little: (1) saturating
+ * counters by window hash (starting inside a character or not), which can
+ * only count too much, never too little; the windows in buckets that reached
+ * 3 bound the coverage from above (30 bytes each): under the thresholds, the
+ * text is clean; (2) the union of just those windows, a tighter bound;
+ * (3) the exact count of just those windows by their 64-bit key. Sets
+ * *covered, or returns -ENOMEM. */
+static int grams_covered(const char *s, size_t n, size_t *covered)
+{
+	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0, inb = 0;
+	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
+	uint64_t key[2 * GRAM_FLAGGED_STACK];
+	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned bits = 10;
+	struct hset h;
+	struct grams g;
+	int rc = 0;
+
+	*covered = 0;
+	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
+		bits++;
+	memset(tab, 0, ((size_t)1 << bits) / 4);
+	/* (1): the rolling hash inline, the blank test left to pass 2 */
+	{
+		uint64_t hh = 0, top = 1;
+
+		for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+			top *= GRAM_B;
+		for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+			hh = hh * GRAM_B + u[k];
+		for (size_t i = 0;; i++) {
+			if ((u[i] & 0xC0) != 0x80) {
+				size_t b = gram_bucket(hh, bits);
+				unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
+
+				if (c < 3)
+					tab[b >> 5] += (uint64_t)1 << sh;
+				inb += c == 2 ? 3 : c == 3 ? 1 : 0;
+			}
+			if (i + 1 >= nw)
+				break;
+			hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
+		}
 	}
-	return hv;
+	bound = inb * TEXTCHECK_GRAM_BYTES;
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (2) */
+	bound = 0;
+	grams_start(&g, s, n);
+	do {
+		if (grams_counts(&g) && gram_counter(tab, gram_bucket(g.h, bits)) >= 3) {
+			size_t e = g.i + TEXTCHECK_GRAM_BYTES;
+
+			bound += e - (g.i > until ? g.i : until);
+			until = e;
+			nflag++;
+		}
+	} while (grams_next(&g));
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (3) */
+	if (nflag > GRAM_FLAGGED_STACK) {
+		flag = malloc(nflag * sizeof(*flag));
+		if (!flag)
+			return -ENOMEM;
+	}
+	if (hset_init(&h, nflag, key, cnt, 2 * GRAM_FLAGGED_STACK)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	nflag = 0;
+	grams_start(&g, s, n);
+	do {
+		if (grams_counts(&g) && gram_counter(tab, gram_bucket(g.h, bits)) >= 3) {
+			flag[nflag++] = g.i;
+			hset_add(&h, grams_key(&g));
+		}
+	} while (grams_next(&g));
+	/* the union of the windows that occur often enough, in order */
+	until = 0;
+	grams_start(&g, s, n);
+	for (size_t k = 0; k < nflag; k++) {
+		size_t e = flag[k] + TEXTCHECK_GRAM_BYTES;
+
+		while (g.i < flag[k])
+			grams_next(&g);
+		if (hset_get(&h, grams_key(&g)) < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		*covered += e - (flag[k] > until ? flag[k] : until);
+		until = e;
+	}
+	hset_free(&h);
+out:
+	if (flag != flag_stack)
+		free(flag);
+	return rc;
 }
 
 static int check_grams(struct tc *t)
 {
-	const char *s = t->s;
-	size_t n = t->n, covered = 0, until = 0, nw;
-	uint64_t *hv;
-	struct hset h;
+	size_t n = t->n, covered;
+	int rc;
 
 	if (n < TEXTCHECK_GRAM_BYTES * 2 || n < TEXTCHECK_GRAM_MIN_BYTES)
 		return 0;
-	nw = n - TEXTCHECK_GRAM_BYTES + 1;
-	hv = gram_hashes(s, n);
-	if (!hv)
-		return -ENOMEM;
-	if (hset_init(&h, n)) {
-		free(hv);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nw; i++)
-		if (hv[i])
-			hset_add(&h, hv[i]);
-	for (size_t i = 0; i < nw; i++) {
-		size_t e = i + TEXTCHECK_GRAM_BYTES;
-
-		if (!hv[i] || hset_get(&h, hv[i]) < TEXTCHECK_GRAM_MIN_COUNT)
-			continue;
-		covered += e - (i > until ? i : until);
-		until = e;
-	}
-	hset_free(&h);
-	free(hv);
+	rc = grams_covered(t->s, n, &covered);
+	if (rc < 0)
+		return rc;
 	if (covered < TEXTCHECK_GRAM_MIN_BYTES || covered * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
 	tc_reason(t, "degenerate text: %zu%% of it is passages repeated %d times or more",
@@ -542,7 +865,63 @@ static bool line_is_item(const char *const *f, const char *line)
 	return false;
 }
 
-static int echo_content(struct tc *t, const char *const *f, const char *content, size_t *echoed,
+static inline size_t piece_bit(const char *s)
+{
+	uint32_t w;
+
+	memcpy(&w, s, 4);
+	return (size_t)((w * UINT32_C(0x9E3779B1)) >> (32 - TC_PIECES_LOG2));
+}
+
+/* Where s[0..n) first occurs in the reply, or NULL. The prompt's lines and
+ * the phrases are searched in every reply and are mostly not there: a set
+ * of the reply's 4-byte pieces (by hash, built once a run) rules most of
+ * them out without a search, since a text with a piece the reply does not
+ * have cannot be in it. */
+static const char *in_reply(struct tc *t, const char *s, size_t n)
+{
+	if (n >= 4 && t->n >= n) {
+		if (!t->have_pieces) {
+			memset(t->pieces, 0, sizeof(t->pieces));
+			for (size_t i = 0; i + 4 <= t->n; i++) {
+				size_t b = piece_bit(t->s + i);
+
+				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
+			}
+			t->have_pieces = true;
+		}
+		for (size_t i = 0; i + 4 <= n; i += 2) {
+			size_t b = piece_bit(s + i);
+
+			if (!(t->pieces[b / 64] & (UINT64_C(1) << (b % 64))))
+				return NULL;
+		}
+	}
+	return memmem(t->s, t->n, s, n);
+}
+
+/* The fields a prompt line may come from: the item's (with its
+ * explanation) and the quotable text; looked up at the first prompt line
+ * found in the reply (most replies have none). */
+struct echo_fields {
+	bool have;
+	const char *f[TC_FIELDS_MAX];
+};
+
+static const char *const *echo_fields(struct tc *t, struct echo_fields *ef)
+{
+	if (!ef->have) {
+		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true);
+
+		ef->f[nf] = t->in->quotable;
+		if (ef->f[nf])
+			ef->f[nf + 1] = NULL;
+		ef->have = true;
+	}
+	return ef->f;
+}
+
+static int echo_content(struct tc *t, struct echo_fields *ef, const char *content, size_t *echoed,
 			char *first, size_t firstlen)
 {
 	const char *p = content;
@@ -550,6 +929,7 @@ static int echo_content(struct tc *t, const char *const *f, const char *content,
 
 	while (*p) {
 		const char *e = strchr(p, '\n'), *a = p, *b;
+		size_t len;
 
 		e = e ? e : p + strlen(p);
 		b = e;
@@ -557,13 +937,16 @@ static int echo_content(struct tc *t, const char *const *f, const char *content,
 			a++;
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
 			b--;
-		if ((size_t)(b - a) >= TEXTCHECK_ECHO_LINE_MIN_BYTES && (size_t)(b - a) < sizeof(line)) {
-			memcpy(line, a, (size_t)(b - a));
-			line[b - a] = '\0';
-			if (!line_is_item(f, line) && memmem(t->s, t->n, line, (size_t)(b - a))) {
+		len = (size_t)(b - a);
+		/* most prompt lines are not in the reply: that search first, and
+		 * the item's fields (long) only for a line that is */
+		if (len >= TEXTCHECK_ECHO_LINE_MIN_BYTES && len < sizeof(line) && in_reply(t, a, len)) {
+			memcpy(line, a, len);
+			line[len] = '\0';
+			if (!line_is_item(echo_fields(t, ef), line)) {
 				if (!*echoed)
-					excerpt(line, (size_t)(b - a), first, firstlen);
-				*echoed += (size_t)(b - a);
+					excerpt(line, len, first, firstlen);
+				*echoed += len;
 			}
 		}
 		p = *e ? e + 1 : e;
@@ -573,41 +956,38 @@ static int echo_content(struct tc *t, const char *const *f, const char *content,
 
 static int check_echo(struct tc *t)
 {
-	const char *f[40];
+	struct echo_fields ef = { .have = false };
 	size_t echoed = 0, i;
 	json_t *m;
 	char first[80] = "";
 
 	/* the item's own question and gold may hold a token; its reference
-	 * explanation is teacher text like this reply and may not */
-	item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]), false);
-	for (i = 0; chat_tokens[i]; i++) {
-		if (memmem(t->s, t->n, chat_tokens[i], strlen(chat_tokens[i])) &&
-		    !in_any(f, chat_tokens[i])) {
-			tc_reason(t, "the reply holds the chat-template token %s", chat_tokens[i]);
-			return 1;
+	 * explanation is teacher text like this reply and may not. Every
+	 * token starts with '<' or '[': most replies have neither. */
+	if (memchr(t->s, '<', t->n) || memchr(t->s, '[', t->n)) {
+		for (i = 0; chat_tokens[i]; i++) {
+			if (in_reply(t, chat_tokens[i], strlen(chat_tokens[i])) &&
+			    !in_any(tc_fields(t), chat_tokens[i])) {
+				tc_reason(t, "the reply holds the chat-template token %s", chat_tokens[i]);
+				return 1;
+			}
 		}
 	}
-	{
-		size_t nf = item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]) - 1, true);
-
-		f[nf] = t->in->quotable;
-		if (f[nf])
-			f[nf + 1] = NULL;
-	}
+	if (!t->in->prompt)
+		return 0;
 	json_array_foreach(t->in->prompt, i, m)
 	{
 		json_t *c = json_object_get(m, "content"), *part;
 		size_t k;
 
 		if (json_is_string(c))
-			echo_content(t, f, json_string_value(c), &echoed, first, sizeof(first));
+			echo_content(t, &ef, json_string_value(c), &echoed, first, sizeof(first));
 		json_array_foreach(c, k, part)
 		{
 			const char *txt = json_string_value(json_object_get(part, "text"));
 
 			if (txt)
-				echo_content(t, f, txt, &echoed, first, sizeof(first));
+				echo_content(t, &ef, txt, &echoed, first, sizeof(first));
 		}
 	}
 	if (echoed < TEXTCHECK_ECHO_MIN_BYTES)
@@ -672,31 +1052,44 @@ static bool in_explanation(json_t *item, const char *ph)
 	return x && strstr(x, ph);
 }
 
+/* Whether a message of the prompt holds ph (string content, or the text
+ * parts of content parts: the request of an item with images). */
+static bool in_prompt(json_t *prompt, const char *ph)
+{
+	json_t *m, *part;
+	size_t k, j;
+
+	json_array_foreach(prompt, k, m)
+	{
+		json_t *c = json_object_get(m, "content");
+
+		if (json_is_string(c) && strstr(json_string_value(c), ph))
+			return true;
+		json_array_foreach(c, j, part)
+		{
+			const char *txt = json_string_value(json_object_get(part, "text"));
+
+			if (txt && strstr(txt, ph))
+				return true;
+		}
+	}
+	return false;
+}
+
 static int check_new_task(struct tc *t)
 {
-	const char *f[40];
 	char ex[80];
 
 	if (check_ack(t))
 		return 1;
-	item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]), false);
 	for (size_t i = 0; new_task_phrases[i]; i++) {
-		const char *ph = new_task_phrases[i], *at = memmem(t->s, t->n, ph, strlen(ph)), *ls;
-		json_t *m;
-		size_t k;
-		bool in_prompt = false;
+		const char *ph = new_task_phrases[i], *at = in_reply(t, ph, strlen(ph)), *ls;
 
-		if (!at || in_any(f, ph))
+		if (!at || in_any(tc_fields(t), ph))
 			continue;
-		json_array_foreach(t->in->prompt, k, m)
-		{
-			const char *c = json_string_value(json_object_get(m, "content"));
-
-			in_prompt |= c && strstr(c, ph);
-		}
 		/* the template asks it; but the item's reference explanation is
 		 * rendered into the prompt too, and is teacher text like this */
-		if (in_prompt && !in_explanation(t->in->item, ph))
+		if (in_prompt(t->in->prompt, ph) && !in_explanation(t->in->item, ph))
 			continue;
 		ls = at;
 		while (ls > t->s && ls[-1] != '\n')
@@ -715,15 +1108,20 @@ static int check_new_task(struct tc *t)
 
 static int check_language(struct tc *t)
 {
-	const char *f[40];
-	size_t cjk = 0, latin = 0, rc = 0, rl = 0, n;
-	int item_share, reply_share;
+	const char *const *f = tc_fields(t);
+	size_t cjk = 0, latin = 0, rc, rl;
+	int item_share, reply_share, err;
 
-	n = item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]), false);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < t->nf; i++)
 		letters_count(f[i], strlen(f[i]), &cjk, &latin);
-	letters_count(t->s, t->n, &rc, &rl);
-	if (cjk + latin < TEXTCHECK_LANG_MIN_LETTERS || rc + rl < TEXTCHECK_LANG_MIN_LETTERS)
+	if (cjk + latin < TEXTCHECK_LANG_MIN_LETTERS)
+		return 0;
+	err = tc_scan(t);
+	if (err)
+		return err;
+	rc = t->cjk;
+	rl = t->latin;
+	if (rc + rl < TEXTCHECK_LANG_MIN_LETTERS)
 		return 0;
 	item_share = (int)(cjk * 100 / (cjk + latin));
 	reply_share = (int)(rc * 100 / (rc + rl));
@@ -741,87 +1139,65 @@ static int check_language(struct tc *t)
 	return 0;
 }
 
+#define TOPIC_REF_STACK 1024
+
 /* A tail of whole lines that shares (almost) no terms with the item and
  * with the reply before it: the reply went on about something else. */
-struct term_list {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static void term_push(void *ud, uint64_t term)
-{
-	struct term_list *l = ud;
-
-	if (l->n < l->cap)
-		l->v[l->n++] = term;
-}
-
 static int check_off_topic(struct tc *t)
 {
-	const char *f[40], *s = t->s, *end = s + t->n, *ctx;
+	const char *const *f = tc_fields(t), *ctx;
+	struct term_list *tl = t->tl;
 	struct hset ref = { 0 };
-	struct term_list tl = { 0 };
-	size_t nf, nterms = 0, lines = 1, k = 0, *lo = NULL;
-	size_t best_m = 0, best_t = 0;
-	int rc = -ENOMEM;
+	size_t nterms = 0, best_m = 0, best_t = 0;
+	uint64_t key[TOPIC_REF_STACK];
+	uint32_t cnt[TOPIC_REF_STACK];
+	int rc;
 
-	nf = item_fields(t->in->item, f, sizeof(f) / sizeof(f[0]), false);
 	ctx = json_string_value(json_object_get(t->in->item, "context"));
-	for (size_t i = 0; i < nf; i++)
-		if (f[i] != ctx)
+	for (size_t i = 0; i < t->nf; i++)
+		if (f[i] != ctx) {
 			nterms += terms_each(f[i], strlen(f[i]), NULL, NULL);
+		}
 	if (nterms == 0)
 		return 0; /* nothing to compare with */
-	tl.cap = terms_each(s, t->n, NULL, NULL);
-	for (const char *q = s; q < end; q++)
-		lines += *q == '\n';
-	tl.v = malloc((tl.cap + 1) * sizeof(*tl.v));
-	lo = malloc((lines + 1) * sizeof(*lo));
-	if (!tl.v || !lo || hset_init(&ref, nterms + tl.cap))
-		goto out;
-	for (size_t i = 0; i < nf; i++)
+	rc = tc_scan(t);
+	if (rc)
+		return rc;
+	/* no tail can hold TOPIC_MIN_TERMS terms */
+	if (tl->n < TEXTCHECK_TOPIC_MIN_TERMS)
+		return 0;
+	if (hset_init(&ref, nterms + tl->n, key, cnt, TOPIC_REF_STACK))
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nf; i++)
 		if (f[i] != ctx)
 			terms_each(f[i], strlen(f[i]), term_add, &ref);
-	/* lo[k]: the first term of line k */
-	for (const char *p = s; p <= end && k < lines; k++) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
-
-		e = e ? e : end;
-		lo[k] = tl.n;
-		terms_each(p, (size_t)(e - p), term_push, &tl);
-		p = e + 1;
-	}
-	lo[k] = tl.n;
-	rc = 0;
 	/* Split before line i: the tail is lines i.., compared with the item
 	 * and the head (lines before i). Only tails that are most of the reply
 	 * count, so a legitimate closing remark never fires. */
-	for (size_t i = 0; i < k && i < TEXTCHECK_TOPIC_SPLITS_MAX; i++) {
-		size_t tail = tl.n - lo[i], m = 0;
+	for (size_t i = 0; i < tl->lines && i < TEXTCHECK_TOPIC_SPLITS_MAX; i++) {
+		size_t tail = tl->n - tl->lo[i], m = 0;
 
-		if (tail * 100 < tl.n * TEXTCHECK_TOPIC_TAIL_SHARE)
+		if (tail * 100 < tl->n * TEXTCHECK_TOPIC_TAIL_SHARE)
 			break;
 		if (tail >= TEXTCHECK_TOPIC_MIN_TERMS) {
-			for (size_t j = lo[i]; j < tl.n; j++)
-				m += hset_get(&ref, tl.v[j]) != 0;
+			/* m only grows: stop once the tail shares too much */
+			for (size_t j = tl->lo[i]; j < tl->n && m * 100 <= tail * TEXTCHECK_TOPIC_MAX_SHARE;
+			     j++)
+				m += hset_get(&ref, term_at(tl, j)) != 0;
 			if (m * 100 <= tail * TEXTCHECK_TOPIC_MAX_SHARE && (!rc || tail > best_t)) {
 				rc = 1;
 				best_t = tail;
 				best_m = m;
 			}
 		}
-		for (size_t j = lo[i]; j < lo[i + 1]; j++)
-			hset_add(&ref, tl.v[j]);
+		for (size_t j = tl->lo[i]; j < tl->lo[i + 1]; j++)
+			hset_add(&ref, term_at(tl, j));
 	}
 	if (rc)
 		tc_reason(t, "a runaway tail off the question: the last %zu%% of the reply shares "
 			  "%zu of its %zu terms with the item and what precedes it",
-			  best_t * 100 / (tl.n ? tl.n : 1), best_m, best_t);
-out:
-	if (ref.key)
-		hset_free(&ref);
-	free(tl.v);
-	free(lo);
+			  best_t * 100 / (tl->n ? tl->n : 1), best_m, best_t);
+	hset_free(&ref);
 	return rc;
 }
 
@@ -842,14 +1218,16 @@ const char *textcheck_name(int kind)
 
 int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out)
 {
-	struct tc t = { .in = in, .out = out };
+	struct term_list tl;
+	struct tc t = { .in = in, .out = out, .tl = &tl };
+	int ret = 0;
 
 	out->kind = -1;
 	out->reason[0] = '\0';
 	if (!in || !in->text)
 		return -EINVAL;
 	t.s = in->text;
-	t.n = strlen(in->text);
+	t.n = t.len = strlen(in->text);
 	if (t.n > TEXTCHECK_SCAN_MAX)
 		t.n = utf8_prefix(t.s, t.n, TEXTCHECK_SCAN_MAX);
 	for (int k = 0; k < TEXTCHECK__N; k++) {
@@ -861,14 +1239,18 @@ int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out
 		rc = rules[k].check(&t);
 		if (rc < 0) {
 			out->reason[0] = '\0';
-			return rc;
+			ret = rc;
+			break;
 		}
 		if (rc > 0) {
 			out->kind = k;
 			memcpy(detail, out->reason, sizeof(detail));
 			tc_reason(&t, "%s: %s", rules[k].name, detail);
-			return 1;
+			ret = 1;
+			break;
 		}
 	}
-	return 0;
+	if (t.scanned)
+		term_list_free(&tl);
+	return ret;
 }

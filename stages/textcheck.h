@@ -99,7 +99,9 @@ struct textcheck_input {
 	                         non-letters) */
 	json_t *item;         /* normalized item: language and topic reference,
 	                         and the text the reply may quote */
-	json_t *prompt;       /* the rendered messages, or NULL: no echo check */
+	json_t *prompt;       /* the rendered messages (string content or content
+	                         parts, whose text is read), or NULL: no echo
+	                         check */
 	const char *quotable; /* more text the reply may quote (the student's
 	                         reply a correction discusses), or NULL */
 	bool length_cut;      /* the reply stopped at max_tokens */

@@ -1,5 +1,6 @@
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/walbuf.h"
 #include "store/check.h"
 
 #include <errno.h>
@@ -687,7 +688,8 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto out;
 	}
 	rc = sqlite3_open_v2(path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                     store_walbuf_vfs());
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "store %s: cannot open: %s", path,
 		         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

@@ -111,12 +111,20 @@ static const char schema_v2[] =
 	"CREATE INDEX calls_job_cost ON calls(job_id, cost_usd, tokens_in, tokens_out);\n"
 	"DROP INDEX calls_job;\n";
 
+/* Version 3: the same totals from an index in call order: each new call's
+ * entry goes at the end of its job's range (one leaf page per group commit)
+ * instead of at its cost's place (one page per call). */
+static const char schema_v3[] =
+	"CREATE INDEX calls_job_seq ON calls(job_id, id, cost_usd, tokens_in, tokens_out);\n"
+	"DROP INDEX calls_job_cost;\n";
+
 static const struct migration {
 	int version;
 	const char *sql;
 } migrations[] = {
 	{ 1, schema_v1 },
 	{ 2, schema_v2 },
+	{ 3, schema_v3 },
 };
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -298,6 +298,10 @@ static int wb_current_time64(sqlite3_vfs *v, sqlite3_int64 *out)
 
 static void walbuf_register(void)
 {
+	/* Before SQLite initializes (sqlite3_vfs_find does): no global memory
+	 * statistics, whose mutex every SQLite malloc and free took (nothing
+	 * here reads them). Refused, harmlessly, when SQLite already runs. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	walbuf_orig = sqlite3_vfs_find(NULL);
 	/* Version 2 or later (every unix VFS): the time in milliseconds. */
 	if (!walbuf_orig || walbuf_orig->iVersion < 2)

@@ -18,7 +18,8 @@
 
 /* The VFS's name for sqlite3_open_v2, registered (not as the default) on
  * the first call; NULL when it cannot be registered (then open with the
- * default VFS). Thread-safe. */
+ * default VFS). The first call also turns off SQLite's memory statistics
+ * (SQLITE_CONFIG_MEMSTATUS) when SQLite has not started yet. Thread-safe. */
 const char *store_walbuf_vfs(void);
 
 #endif

@@ -71,6 +71,17 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
+	if (n == 1) {
+		/* One statement is atomic by itself: no savepoint (an item's next
+		 * step, queued in every group commit of a pipeline). */
+		rc = store_bind(st, s, "itid", job, step, seqs[0], now);
+		if (rc == 0)
+			rc = store_step_done(st, s, "inserting tasks");
+		if (rc == 0)
+			added = sqlite3_changes(store_db(st));
+		sqlite3_clear_bindings(s);
+		return rc < 0 ? rc : added;
+	}
 	rc = store_begin(st);
 	if (rc < 0)
 		return rc;

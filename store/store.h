@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -66,8 +66,11 @@ void store_clock_set(double (*now)(void));
  * Writes that must be durable before something moves on (a model reply
  * before its item advances) are queued here and committed together: the
  * daemon calls store_batch_flush() once per loop iteration (uv_prepare).
- * apply runs inside the transaction, in its own savepoint: if it fails, only
- * its own writes are rolled back. done then runs after the COMMIT with
+ * apply runs inside the transaction; if one fails, only its own writes are
+ * lost: the transaction is rolled back and the batch applied again with
+ * each apply in a savepoint of its own. So apply may run twice in a flush
+ * (and again in a later one after a failed COMMIT): it writes the store and
+ * sets only what every run sets again (a row id). done then runs after the COMMIT with
  * apply's status (0 committed; negative otherwise), or with -EIO for all of
  * them if the COMMIT itself fails (-ENOSPC when the disk is full). done may
  * queue more writes. */

@@ -52,6 +52,12 @@ json_t *store_col_json(sqlite3_stmt *s, int i, const char *what);
 /* Compact JSON text of j for storage (free() it); NULL when j cannot be
  * encoded. */
 char *store_json_dump(json_t *j);
+/* Compact JSON text of j for one bind, without a malloc per call: the
+ * text is in st's scratch buffer (valid until the next call on st), or,
+ * when larger than the scratch keeps, in *owned (free() it). *len gets its
+ * length (no NUL counted; the scratch text has none). NULL when j cannot
+ * be encoded. */
+const char *store_json_text(struct store *st, json_t *j, size_t *len, char **owned);
 /* Every row of s (already bound) as an array of row(s) objects (new
  * reference); NULL on error. s may be NULL (its preparation failed). */
 json_t *store_rows_json(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),

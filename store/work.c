@@ -22,19 +22,33 @@ static bool task_state_valid(const char *state)
 int store_task_put(struct store *st, int64_t job, const char *step, int64_t item_seq,
                    const char *state, int attempts, const char *reason)
 {
+	/* Nearly always the row is there (seeded pending): an UPDATE rewrites
+	 * it in place, where INSERT OR REPLACE deletes and inserts it again in
+	 * the table and in tasks_state. */
+	static const char sql_update[] =
+		"UPDATE tasks SET state = ?4, attempts = ?5, reason = ?6, updated_at = ?7 "
+		"WHERE job_id = ?1 AND step = ?2 AND item_seq = ?3";
 	static const char sql[] =
 		"INSERT OR REPLACE INTO tasks(job_id, step, item_seq, state, attempts, reason, "
 		"updated_at) VALUES(?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s;
+	double now = store_now();
 	int rc;
 
 	if (!step || !*step || !task_state_valid(state) || attempts < 0)
 		return -EINVAL;
+	s = store_stmt(st, sql_update);
+	if (!s)
+		return -EIO;
+	rc = store_bind(st, s, "itititd", job, step, item_seq, state, (int64_t)attempts, reason, now);
+	if (rc == 0)
+		rc = store_step_done(st, s, "storing a task");
+	if (rc < 0 || sqlite3_changes(store_db(st)) > 0)
+		return rc;
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
-	rc = store_bind(st, s, "itititd", job, step, item_seq, state, (int64_t)attempts, reason,
-			store_now());
+	rc = store_bind(st, s, "itititd", job, step, item_seq, state, (int64_t)attempts, reason, now);
 	if (rc == 0)
 		rc = store_step_done(st, s, "storing a task");
 	return rc;
@@ -57,6 +71,17 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
+	if (n == 1) {
+		/* One statement is atomic by itself: no savepoint (an item's next
+		 * step, queued in every group commit of a pipeline). */
+		rc = store_bind(st, s, "itid", job, step, seqs[0], now);
+		if (rc == 0)
+			rc = store_step_done(st, s, "inserting tasks");
+		if (rc == 0)
+			added = sqlite3_changes(store_db(st));
+		sqlite3_clear_bindings(s);
+		return rc < 0 ? rc : added;
+	}
 	rc = store_begin(st);
 	if (rc < 0)
 		return rc;
@@ -160,21 +185,25 @@ int store_artifact_put(struct store *st, int64_t job, const char *kind, int64_t 
 		"INSERT OR REPLACE INTO artifacts(job_id, kind, item_seq, call_id, content, created_at) "
 		"VALUES(?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *s;
-	char *text = NULL;
+	const char *text;
+	char *owned = NULL;
+	size_t len = 0;
 	int rc;
 
 	if (!kind || !*kind || !content)
 		return -EINVAL;
-	text = store_json_dump(content);
+	text = store_json_text(st, content, &len, &owned);
 	if (!text)
 		return -EINVAL;
 	s = store_stmt(st, sql);
-	rc = s ? store_bind(st, s, "itiItd", job, kind, item_seq, call_id, text, store_now()) : -EIO;
+	rc = s ? store_bind(st, s, "itiInd", job, kind, item_seq, call_id, store_now()) : -EIO;
+	if (rc == 0 && sqlite3_bind_text(s, 5, text, (int)len, SQLITE_STATIC) != SQLITE_OK)
+		rc = store_err(st, sqlite3_errcode(store_db(st)), "storing an artifact");
 	if (rc == 0)
 		rc = store_step_done(st, s, "storing an artifact");
 	if (s)
-		sqlite3_clear_bindings(s); /* text is freed next */
-	free(text);
+		sqlite3_clear_bindings(s); /* text is the scratch's, or freed next */
+	free(owned);
 	return rc;
 }
 

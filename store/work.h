@@ -26,7 +26,8 @@ struct store;
 int store_task_put(struct store *st, int64_t job, const char *step, int64_t item_seq,
                    const char *state, int attempts, const char *reason);
 /* Adds n pending tasks for the given item seqs; existing ones are left as
- * they are (INSERT OR IGNORE). One transaction (nested when one is open).
+ * they are (INSERT OR IGNORE). One transaction (nested when one is open;
+ * for one seq, the single statement).
  * Returns how many rows were added (>= 0), or a negative errno. */
 int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
                                const int64_t *seqs, size_t n);

@@ -720,15 +720,39 @@ static void tidy(struct buf *b)
 	b->len = o;
 }
 
+/* The message object, built directly: json_pack would parse its format and
+ * check the text's UTF-8 with jansson's slower per-character walk. */
 static int add_message(json_t *msgs, const char *role, struct buf *b)
 {
-	json_t *m = json_pack("{s:s,s:s}", "role", role, "content", b->base ? b->base : "");
+	const char *text = b->base ? b->base : "";
+	size_t len = b->base ? b->len : 0;
+	json_t *m, *content;
 
-	if (!m)
+	if (utf8_check(text, len) != len)
 		return -EINVAL; /* invalid UTF-8 in a value */
+	m = json_object();
+	content = json_stringn_nocheck(text, len);
+	if (!m || !content || json_object_set_new_nocheck(m, "role", json_string_nocheck(role)) ||
+	    json_object_set_new_nocheck(m, "content", content)) {
+		if (!m)
+			json_decref(content);
+		json_decref(m);
+		return -ENOMEM;
+	}
 	if (json_array_append_new(msgs, m) != 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* Whether template t names placeholder {name} in either part: the values
+ * that take building (the options lines, the problem text) are built only
+ * for the templates that use them. */
+static int template_uses(json_t *t, const char *tag)
+{
+	const char *sys = json_string_value(json_object_get(t, "system"));
+	const char *user = json_string_value(json_object_get(t, "user"));
+
+	return (sys && strstr(sys, tag)) || (user && strstr(user, tag));
 }
 
 int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
@@ -771,7 +795,7 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	options = json_object_get(item, "options");
 	vals.mc = json_is_object(options) && json_object_size(options) > 0;
 	if (vals.mc) {
-		opt_text = prompts_options_text(options);
+		opt_text = template_uses(t, "{options}") ? prompts_options_text(options) : strdup("");
 		if (!opt_text) {
 			rc = -ENOMEM;
 			goto out;
@@ -796,8 +820,10 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
 	vals.v[6] = ctx;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
-	problem = prompts_problem_text(json_string_value(json_object_get(item, "question")),
-				       vals.mc ? options : NULL);
+	problem = template_uses(t, "{problem}")
+			  ? prompts_problem_text(json_string_value(json_object_get(item, "question")),
+						 vals.mc ? options : NULL)
+			  : strdup("");
 	if (!problem) {
 		rc = -ENOMEM;
 		goto out;
@@ -823,6 +849,19 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 				goto out;
 			}
 			vals.v[vi] = json_string_value(v);
+		}
+	}
+	{
+		/* One allocation for the user part: room for the template and every
+		 * value it may hold (a guess; more is appended as needed). */
+		size_t room = 64;
+
+		for (int i = 0; i < 9; i++)
+			room += vals.v[i] ? strlen(vals.v[i]) : 0;
+		if (buf_grow(&sys, 256 + strlen(json_string_value(json_object_get(t, "system")))) == -ENOMEM ||
+		    buf_grow(&user, room + strlen(json_string_value(json_object_get(t, "user")))) == -ENOMEM) {
+			rc = -ENOMEM;
+			goto out;
 		}
 	}
 	rc = walk(name, "system", json_string_value(json_object_get(t, "system")), &vals, &sys, err,

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,30 +695,57 @@ static char *item_context(json_t *item)
 	return buf_take(&b);
 }
 
-/* Collapses runs of blank lines (left by empty values) to one, and trims. */
+/* Collapses runs of blank lines (left by empty values) to one, and trims:
+ * spaces and tabs before a newline go, at most two newlines follow each
+ * other, none lead and no space or newline ends the text. A line at a
+ * time (memchr, memmove): the rendered text is a few KiB per call. */
 static void tidy(struct buf *b)
 {
-	size_t o = 0, nl = 0;
+	size_t o = 0, nl = 0, i = 0;
 	char *s = b->base;
 
 	if (!s)
 		return;
-	for (size_t i = 0; i < b->len; i++) {
-		if (s[i] == '\n') {
-			/* drop trailing spaces before a newline */
-			while (o > 0 && (s[o - 1] == ' ' || s[o - 1] == '\t'))
-				o--;
-			if (++nl > 2 || o == 0)
-				continue;
-		} else if (s[i] != ' ' && s[i] != '\t') {
+	while (i < b->len) {
+		char *e = memchr(s + i, '\n', b->len - i);
+		size_t end = e ? (size_t)(e - s) : b->len, t = end;
+
+		while (t > i && (s[t - 1] == ' ' || s[t - 1] == '\t'))
+			t--;
+		if (t > i) {
+			/* a line with text: kept without its trailing spaces */
+			if (o != i)
+				memmove(s + o, s + i, t - i);
+			o += t - i;
 			nl = 0;
 		}
-		s[o++] = s[i];
+		if (!e)
+			break; /* the last line: its trailing spaces go in the final trim anyway */
+		if (++nl <= 2 && o > 0)
+			s[o++] = '\n';
+		i = end + 1;
 	}
 	while (o > 0 && (s[o - 1] == '\n' || s[o - 1] == ' ' || s[o - 1] == '\t'))
 		o--;
 	s[o] = '\0';
 	b->len = o;
+}
+
+/* utf8_check(s, len), with the ASCII that prompts mostly are passed over
+ * eight bytes at a time (no byte >= 0x80, none NUL). */
+static size_t text_check(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if ((w & 0x8080808080808080ULL) ||
+		    ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+			break;
+	}
+	return i + utf8_check(s + i, len - i);
 }
 
 /* The message object, built directly: json_pack would parse its format and
@@ -728,7 +756,7 @@ static int add_message(json_t *msgs, const char *role, struct buf *b)
 	size_t len = b->base ? b->len : 0;
 	json_t *m, *content;
 
-	if (utf8_check(text, len) != len)
+	if (text_check(text, len) != len)
 		return -EINVAL; /* invalid UTF-8 in a value */
 	m = json_object();
 	content = json_stringn_nocheck(text, len);

@@ -85,6 +85,21 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
+/* Whether none of the 8 bytes at s needs a look: below 0x20, '"', '\\' or
+ * 0x80 and up (word tricks: a byte below n sets its high bit in
+ * (w - n * 0x01..) & ~w). */
+static bool plain8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t w, q, b;
+
+	memcpy(&w, s, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+		 ((b - ones) & ~b & high));
+}
+
 static void put_string(struct out *o, const char *str, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -92,10 +107,15 @@ static void put_string(struct out *o, const char *str, size_t len)
 
 	putc1(o, '"');
 	while (s < end) {
-		unsigned char c = *s;
+		unsigned char c;
 		char e[6];
 		size_t elen = 2;
 
+		if (end - s >= 8 && plain8(s)) {
+			s += 8;
+			continue;
+		}
+		c = *s;
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
 			s++;
 			continue;

@@ -4,6 +4,7 @@
  * bytes then their length, reals as jansson prints them). */
 #include "teacher_clients/jsondump.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -170,10 +171,27 @@ static void put_int(struct out *o, json_int_t v)
 	put(o, p, (size_t)(b + sizeof(b) - p));
 }
 
-/* Reals are rare in a body (temperature): jansson prints them itself. */
+/* A body holds one real or two (temperature): a whole number below 1e15 is
+ * what jansson's "%.17g" makes of it plus ".0"; any other value jansson
+ * prints itself. */
 static void put_real(struct out *o, const json_t *v)
 {
-	char *s = json_dumps(v, JSON_ENCODE_ANY);
+	double d = json_real_value(v);
+	char *s;
+
+	if (d == 0) {
+		if (signbit(d))
+			put(o, "-0.0", 4);
+		else
+			put(o, "0.0", 3);
+		return;
+	}
+	if (d == floor(d) && fabs(d) < 1e15) {
+		put_int(o, (json_int_t)d);
+		put(o, ".0", 2);
+		return;
+	}
+	s = json_dumps(v, JSON_ENCODE_ANY);
 
 	if (!s) {
 		o->fail = true;

@@ -76,8 +76,10 @@ static json_t *rnd_value(int depth)
 		return json_integer(rnd() & 1 ? ints[rnd() % 10] : (json_int_t)rnd());
 	}
 	case 3: {
-		static const double reals[] = { 0.0, -0.0, 1.0, 0.7, 0.5, 1e-7, 1e300, -2.5e-300, 3.141592653589793, 100.0 };
-		return json_real(reals[rnd() % 10]);
+		static const double reals[] = { 0.0, -0.0, 1.0, 0.7, 0.5, 1e-7, 1e300, -2.5e-300, 3.141592653589793,
+						100.0, 2.0, -3.0, 123456789012345.0, 999999999999999.0, 1e15, 1e16,
+						-4503599627370496.0, 0.1, 1.5 };
+		return json_real(reals[rnd() % (sizeof(reals) / sizeof(reals[0]))]);
 	}
 	case 4:
 	case 5: return rnd_string(rnd() % 4 ? 24 : 300);

@@ -85,6 +85,8 @@ static int hex4(const unsigned char *p, uint32_t *out)
 
 static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
 {
+	if (len == 0)
+		return true;
 	if (*n + len > r->scap) {
 		size_t cap = r->scap ? r->scap : 256;
 		char *q;

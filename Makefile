@@ -4,7 +4,7 @@
 # needs (and a half-written file in one layer does not break another's tests).
 
 CC      ?= cc
-PKGS    := libuv libcurl jansson sqlite3 inih libpng
+PKGS    := libuv libcurl jansson sqlite3 inih libpng libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror -MMD -MP \
            -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

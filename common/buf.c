@@ -105,3 +105,8 @@ char *buf_take(struct buf *b)
 	b->cap = 0;
 	return p;
 }
+
+int buf_grow(struct buf *b, size_t n)
+{
+	return buf_reserve(b, n);
+}

@@ -28,5 +28,9 @@ void buf_consume(struct buf *b, size_t n);
 /* Hands the memory to the caller (NUL-terminated, may be NULL when empty)
  * and leaves the buffer empty. */
 char *buf_take(struct buf *b);
+/* Makes room now for n more bytes (and the NUL) so that the appends that
+ * follow do not reallocate. Returns 0, -ENOBUFS (past the cap: nothing
+ * changes) or -ENOMEM. */
+int buf_grow(struct buf *b, size_t n);
 
 #endif

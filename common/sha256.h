@@ -1,7 +1,9 @@
 #ifndef MT_SHA256_H
 #define MT_SHA256_H
-/* SHA-256 (FIPS 180-4), written for medthink; no OpenSSL. Used for the
- * request hashes of the calls cache. Pure functions, any thread. */
+/* SHA-256 (FIPS 180-4). Used for the request hashes of the calls cache.
+ * sha256_hex runs libcrypto's SHA-256 (the CPU's SHA extensions) when it
+ * has one; the incremental functions are portable C; the digests are the
+ * same. Pure functions, any thread. */
 
 #include <stddef.h>
 #include <stdint.h>

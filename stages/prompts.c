@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -694,25 +695,35 @@ static char *item_context(json_t *item)
 	return buf_take(&b);
 }
 
-/* Collapses runs of blank lines (left by empty values) to one, and trims. */
+/* Collapses runs of blank lines (left by empty values) to one, and trims:
+ * spaces and tabs before a newline go, at most two newlines follow each
+ * other, none lead and no space or newline ends the text. A line at a
+ * time (memchr, memmove): the rendered text is a few KiB per call. */
 static void tidy(struct buf *b)
 {
-	size_t o = 0, nl = 0;
+	size_t o = 0, nl = 0, i = 0;
 	char *s = b->base;
 
 	if (!s)
 		return;
-	for (size_t i = 0; i < b->len; i++) {
-		if (s[i] == '\n') {
-			/* drop trailing spaces before a newline */
-			while (o > 0 && (s[o - 1] == ' ' || s[o - 1] == '\t'))
-				o--;
-			if (++nl > 2 || o == 0)
-				continue;
-		} else if (s[i] != ' ' && s[i] != '\t') {
+	while (i < b->len) {
+		char *e = memchr(s + i, '\n', b->len - i);
+		size_t end = e ? (size_t)(e - s) : b->len, t = end;
+
+		while (t > i && (s[t - 1] == ' ' || s[t - 1] == '\t'))
+			t--;
+		if (t > i) {
+			/* a line with text: kept without its trailing spaces */
+			if (o != i)
+				memmove(s + o, s + i, t - i);
+			o += t - i;
 			nl = 0;
 		}
-		s[o++] = s[i];
+		if (!e)
+			break; /* the last line: its trailing spaces go in the final trim anyway */
+		if (++nl <= 2 && o > 0)
+			s[o++] = '\n';
+		i = end + 1;
 	}
 	while (o > 0 && (s[o - 1] == '\n' || s[o - 1] == ' ' || s[o - 1] == '\t'))
 		o--;
@@ -720,15 +731,56 @@ static void tidy(struct buf *b)
 	b->len = o;
 }
 
+/* utf8_check(s, len), with the ASCII that prompts mostly are passed over
+ * eight bytes at a time (no byte >= 0x80, none NUL). */
+static size_t text_check(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if ((w & 0x8080808080808080ULL) ||
+		    ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+			break;
+	}
+	return i + utf8_check(s + i, len - i);
+}
+
+/* The message object, built directly: json_pack would parse its format and
+ * check the text's UTF-8 with jansson's slower per-character walk. */
 static int add_message(json_t *msgs, const char *role, struct buf *b)
 {
-	json_t *m = json_pack("{s:s,s:s}", "role", role, "content", b->base ? b->base : "");
+	const char *text = b->base ? b->base : "";
+	size_t len = b->base ? b->len : 0;
+	json_t *m, *content;
 
-	if (!m)
+	if (text_check(text, len) != len)
 		return -EINVAL; /* invalid UTF-8 in a value */
+	m = json_object();
+	content = json_stringn_nocheck(text, len);
+	if (!m || !content || json_object_set_new_nocheck(m, "role", json_string_nocheck(role)) ||
+	    json_object_set_new_nocheck(m, "content", content)) {
+		if (!m)
+			json_decref(content);
+		json_decref(m);
+		return -ENOMEM;
+	}
 	if (json_array_append_new(msgs, m) != 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* Whether template t names placeholder {name} in either part: the values
+ * that take building (the options lines, the problem text) are built only
+ * for the templates that use them. */
+static int template_uses(json_t *t, const char *tag)
+{
+	const char *sys = json_string_value(json_object_get(t, "system"));
+	const char *user = json_string_value(json_object_get(t, "user"));
+
+	return (sys && strstr(sys, tag)) || (user && strstr(user, tag));
 }
 
 int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
@@ -771,7 +823,7 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	options = json_object_get(item, "options");
 	vals.mc = json_is_object(options) && json_object_size(options) > 0;
 	if (vals.mc) {
-		opt_text = prompts_options_text(options);
+		opt_text = template_uses(t, "{options}") ? prompts_options_text(options) : strdup("");
 		if (!opt_text) {
 			rc = -ENOMEM;
 			goto out;
@@ -796,8 +848,10 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
 	vals.v[6] = ctx;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
-	problem = prompts_problem_text(json_string_value(json_object_get(item, "question")),
-				       vals.mc ? options : NULL);
+	problem = template_uses(t, "{problem}")
+			  ? prompts_problem_text(json_string_value(json_object_get(item, "question")),
+						 vals.mc ? options : NULL)
+			  : strdup("");
 	if (!problem) {
 		rc = -ENOMEM;
 		goto out;
@@ -823,6 +877,19 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 				goto out;
 			}
 			vals.v[vi] = json_string_value(v);
+		}
+	}
+	{
+		/* One allocation for the user part: room for the template and every
+		 * value it may hold (a guess; more is appended as needed). */
+		size_t room = 64;
+
+		for (int i = 0; i < 9; i++)
+			room += vals.v[i] ? strlen(vals.v[i]) : 0;
+		if (buf_grow(&sys, 256 + strlen(json_string_value(json_object_get(t, "system")))) == -ENOMEM ||
+		    buf_grow(&user, room + strlen(json_string_value(json_object_get(t, "user")))) == -ENOMEM) {
+			rc = -ENOMEM;
+			goto out;
 		}
 	}
 	rc = walk(name, "system", json_string_value(json_object_get(t, "system")), &vals, &sys, err,

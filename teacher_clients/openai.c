@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "teacher_clients/extract.h"
+#include "teacher_clients/jsonload.h"
 
 #define OPENAI_REPLY_MAX ((size_t)64 << 20)
 
@@ -247,7 +248,7 @@ int openai_reply_parse(const char *body, size_t len, enum openai_kind kind, stru
 		return reply_fail(r, OPENAI_E_NOT_JSON, "reply body is empty");
 	if (len > OPENAI_REPLY_MAX)
 		return reply_fail(r, OPENAI_E_TOO_LARGE, "reply body of %zu bytes is over the limit", len);
-	r->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	r->root = jsonload_buf(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!r->root) {
 		/* An error at the very end of the input means the JSON started
 		 * well and was cut off: a truncated body, not a non-JSON one. */

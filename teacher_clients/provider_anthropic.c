@@ -17,6 +17,7 @@
 
 #include "common/utf8.h"
 #include "teacher_clients/batch.h"
+#include "teacher_clients/jsonload.h"
 #include "teacher_clients/limits.h"
 #include "teacher_clients/openai.h"
 #include "teacher_clients/provider.h"
@@ -232,7 +233,7 @@ static int reply_parse(const char *body, size_t len, enum provider_op op, struct
 		return bad(r, "reply_invalid", "%s", "no reply parser for this request kind");
 	if (len > REPLY_MAX)
 		return bad(r, "reply_too_large", "%s", "reply over 64 MiB");
-	root = body ? json_loadb(body, len, 0, &jerr) : NULL;
+	root = body ? jsonload_buf(body, len, 0, &jerr) : NULL;
 	if (!root) {
 		/* JSON that runs out before its end was cut short, not garbage. */
 		if (body && len && (body[0] == '{' || body[0] == '[') && (size_t)jerr.position >= len)

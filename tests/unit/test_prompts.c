@@ -243,6 +243,17 @@ static void test_render_errors(void **state)
 	assert_non_null(strstr(err, "judge"));
 	assert_null(msgs);
 	json_decref(big_vars);
+	/* a value that got in unchecked with invalid UTF-8, after a long ASCII
+	 * run and at the very end: refused, never sent */
+	big_vars = json_pack("{s:o}", "student_reply",
+			     json_stringn_nocheck("A long enough ASCII reply first, then \xc3(", 40));
+	assert_int_equal(prompts_render(snap, "judge", item, big_vars, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "UTF-8"));
+	assert_null(msgs);
+	json_decref(big_vars);
+	big_vars = json_pack("{s:o}", "student_reply", json_stringn_nocheck("Answer: B \xed\xa0\x80", 13));
+	assert_int_equal(prompts_render(snap, "judge", item, big_vars, &msgs, err, sizeof err), -EINVAL);
+	json_decref(big_vars);
 	json_decref(bad_vars);
 	json_decref(int_var);
 	json_decref(no_q);

@@ -1,0 +1,322 @@
+/* json_dumps(JSON_COMPACT | JSON_SORT_KEYS) byte for byte (jansson 2.14's
+ * dump.c: the same escapes, "\u%04X" upper-case for the other control
+ * characters, raw UTF-8 above 0x7F, '/' not escaped, keys ordered by their
+ * bytes then their length, reals as jansson prints them). */
+#include "teacher_clients/jsondump.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct out {
+	char *p;
+	size_t len, cap;
+	bool fail;
+};
+
+static bool reserve(struct out *o, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (o->fail)
+		return false;
+	if (o->len + n + 1 <= o->cap)
+		return true;
+	cap = o->cap ? o->cap : 1024;
+	while (cap < o->len + n + 1)
+		cap *= 2;
+	p = realloc(o->p, cap);
+	if (!p) {
+		o->fail = true;
+		return false;
+	}
+	o->p = p;
+	o->cap = cap;
+	return true;
+}
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (!reserve(o, n))
+		return;
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void putc1(struct out *o, char c)
+{
+	if (!reserve(o, 1))
+		return;
+	o->p[o->len++] = c;
+}
+
+/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), 0 when it
+ * is not one (jansson's utf8_check_first/utf8_check_full). */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	uint32_t v;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		v = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		v = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+	    (n == 4 && v < 0x10000))
+		return 0;
+	return n;
+}
+
+/* Whether none of the 8 bytes at s needs a look: below 0x20, '"', '\\' or
+ * 0x80 and up (word tricks: a byte below n sets its high bit in
+ * (w - n * 0x01..) & ~w). */
+static bool plain8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t w, q, b;
+
+	memcpy(&w, s, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+		 ((b - ones) & ~b & high));
+}
+
+static void put_string(struct out *o, const char *str, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)str, *run = s, *end = s + len;
+
+	putc1(o, '"');
+	while (s < end) {
+		unsigned char c;
+		char e[6];
+		size_t elen = 2;
+
+		if (end - s >= 8 && plain8(s)) {
+			s += 8;
+			continue;
+		}
+		c = *s;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			s++;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t n = utf8_seq(s, (size_t)(end - s));
+
+			if (!n) {
+				o->fail = true;
+				return;
+			}
+			s += n;
+			continue;
+		}
+		put(o, (const char *)run, (size_t)(s - run));
+		e[0] = '\\';
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		default:
+			e[1] = 'u';
+			e[2] = e[3] = '0';
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			elen = 6;
+			break;
+		}
+		put(o, e, elen);
+		run = ++s;
+	}
+	put(o, (const char *)run, (size_t)(s - run));
+	putc1(o, '"');
+}
+
+static void put_int(struct out *o, json_int_t v)
+{
+	char b[24], *p = b + sizeof(b);
+	/* in unsigned arithmetic: the most negative value has no positive */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	put(o, p, (size_t)(b + sizeof(b) - p));
+}
+
+/* A body holds one real or two (temperature): a whole number below 1e15 is
+ * what jansson's "%.17g" makes of it plus ".0"; any other value jansson
+ * prints itself. */
+static void put_real(struct out *o, const json_t *v)
+{
+	double d = json_real_value(v);
+	char *s;
+
+	if (d == 0) {
+		if (signbit(d))
+			put(o, "-0.0", 4);
+		else
+			put(o, "0.0", 3);
+		return;
+	}
+	if (d == floor(d) && fabs(d) < 1e15) {
+		put_int(o, (json_int_t)d);
+		put(o, ".0", 2);
+		return;
+	}
+	s = json_dumps(v, JSON_ENCODE_ANY);
+
+	if (!s) {
+		o->fail = true;
+		return;
+	}
+	put(o, s, strlen(s));
+	free(s);
+}
+
+struct key {
+	const char *s;
+	size_t len;
+	json_t *v;
+};
+
+static int key_cmp(const struct key *a, const struct key *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int r = memcmp(a->s, b->s, n);
+
+	if (r)
+		return r;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+static void put_value(struct out *o, const json_t *v, int depth);
+
+static void put_object(struct out *o, const json_t *v, int depth)
+{
+	struct key stack[16], *keys = stack;
+	size_t n = json_object_size(v), i = 0, j;
+	void *it;
+
+	if (n > sizeof(stack) / sizeof(stack[0])) {
+		keys = malloc(n * sizeof(*keys));
+		if (!keys) {
+			o->fail = true;
+			return;
+		}
+	}
+	for (it = json_object_iter((json_t *)v); it && i < n; it = json_object_iter_next((json_t *)v, it)) {
+		struct key k = { json_object_iter_key(it), json_object_iter_key_len(it),
+				 json_object_iter_value(it) };
+
+		/* insertion sort: bodies have a handful of keys per object */
+		for (j = i; j > 0 && key_cmp(&keys[j - 1], &k) > 0; j--)
+			keys[j] = keys[j - 1];
+		keys[j] = k;
+		i++;
+	}
+	putc1(o, '{');
+	for (j = 0; j < i && !o->fail; j++) {
+		if (j)
+			putc1(o, ',');
+		put_string(o, keys[j].s, keys[j].len);
+		putc1(o, ':');
+		put_value(o, keys[j].v, depth + 1);
+	}
+	putc1(o, '}');
+	if (keys != stack)
+		free(keys);
+}
+
+static void put_value(struct out *o, const json_t *v, int depth)
+{
+	size_t i, n;
+
+	if (o->fail)
+		return;
+	if (!v || depth > JSONDUMP_MAX_DEPTH) {
+		o->fail = true;
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		put(o, "null", 4);
+		break;
+	case JSON_TRUE:
+		put(o, "true", 4);
+		break;
+	case JSON_FALSE:
+		put(o, "false", 5);
+		break;
+	case JSON_INTEGER:
+		put_int(o, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		put_real(o, v);
+		break;
+	case JSON_STRING:
+		put_string(o, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_ARRAY:
+		n = json_array_size(v);
+		putc1(o, '[');
+		for (i = 0; i < n && !o->fail; i++) {
+			if (i)
+				putc1(o, ',');
+			put_value(o, json_array_get(v, i), depth + 1);
+		}
+		putc1(o, ']');
+		break;
+	case JSON_OBJECT:
+		put_object(o, v, depth);
+		break;
+	default:
+		o->fail = true;
+	}
+}
+
+char *jsondump_sorted(const json_t *v, size_t *len)
+{
+	struct out o = { 0 };
+
+	if (!json_is_object(v) && !json_is_array(v))
+		return NULL;
+	put_value(&o, v, 0);
+	if (!o.fail && !reserve(&o, 0))
+		o.fail = true;
+	if (o.fail) {
+		free(o.p);
+		return NULL;
+	}
+	o.p[o.len] = '\0';
+	if (len)
+		*len = o.len;
+	return o.p;
+}

@@ -1,0 +1,23 @@
+#ifndef MT_JSONDUMP_H
+#define MT_JSONDUMP_H
+/* The canonical text of a request body: exactly the bytes of jansson's
+ * json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS), which the cache keys of
+ * every stored call were made from, written in one pass into one buffer
+ * (jansson's dump checks each container against a hash set of parents,
+ * calls back per chunk and copies the result once more: about a third of
+ * the client's CPU per request). */
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* The compact, key-sorted JSON text of v (an object or an array, as
+ * json_dumps without JSON_ENCODE_ANY), as a new NUL-terminated string
+ * (caller frees); *len (may be NULL) gets its length. NULL where json_dumps
+ * gives NULL (v NULL or not a container, a string that is not valid UTF-8,
+ * out of memory) and for nesting deeper than JSONDUMP_MAX_DEPTH (jansson
+ * would refuse a cycle; no body nests that deep). Pure; any thread. */
+char *jsondump_sorted(const json_t *v, size_t *len);
+
+#define JSONDUMP_MAX_DEPTH 512
+
+#endif

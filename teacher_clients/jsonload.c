@@ -1,0 +1,462 @@
+/* A one-pass JSON reader into jansson values for well-formed documents;
+ * anything else is left to json_loadb (jansson 2.14's load.c rules: only
+ * " \t\n\r" as space, no control characters or invalid UTF-8 in strings,
+ * surrogate pairs in \u escapes, integers in json_int_t, reals by strtod). */
+#include "teacher_clients/jsonload.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Deeper documents are read by jansson (its limit is 2048). */
+#define FAST_MAX_DEPTH 64
+/* Longest number text read here. */
+#define NUM_MAX 64
+
+struct rd {
+	const unsigned char *p, *end;
+	size_t flags;
+	char *scratch;      /* decoded strings with escapes */
+	size_t scap;
+};
+
+static void skip_ws(struct rd *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+		r->p++;
+}
+
+/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), 0 if none
+ * (jansson's utf8_check_first/utf8_check_full). */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	uint32_t v;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		v = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		v = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+	    (n == 4 && v < 0x10000))
+		return 0;
+	return n;
+}
+
+static int hex4(const unsigned char *p, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (uint32_t)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (uint32_t)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
+{
+	if (len == 0)
+		return true;
+	if (*n + len > r->scap) {
+		size_t cap = r->scap ? r->scap : 256;
+		char *q;
+
+		while (cap < *n + len)
+			cap *= 2;
+		q = realloc(r->scratch, cap);
+		if (!q)
+			return false;
+		r->scratch = q;
+		r->scap = cap;
+	}
+	memcpy(r->scratch + *n, s, len);
+	*n += len;
+	return true;
+}
+
+/* Whether none of the 8 bytes at s needs a look: below 0x20, '"', '\\' or
+ * 0x80 and up (a byte below n sets its high bit in (w - n * 0x01..) & ~w). */
+static bool plain8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t w, q, b;
+
+	memcpy(&w, s, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+		 ((b - ones) & ~b & high));
+}
+
+/* Reads a string at r->p (on the opening quote). The text (s, len) is either
+ * in the input (no escapes) or in r->scratch. false: leave it to jansson. */
+static bool read_string(struct rd *r, const char **s, size_t *len)
+{
+	const unsigned char *p = r->p + 1, *run = p;
+	size_t n = 0;
+	bool esc = false;
+
+	while (p < r->end) {
+		unsigned char c;
+
+		if (r->end - p >= 8 && plain8(p)) {
+			p += 8;
+			continue;
+		}
+		c = *p;
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return false;
+		if (c >= 0x80) {
+			size_t k = utf8_seq(p, (size_t)(r->end - p));
+
+			if (!k)
+				return false;
+			p += k;
+			continue;
+		}
+		if (c != '\\') {
+			p++;
+			continue;
+		}
+		/* an escape: what came before it goes to the scratch text */
+		if (!scratch_put(r, &n, run, (size_t)(p - run)))
+			return false;
+		esc = true;
+		if (p + 1 >= r->end)
+			return false;
+		c = p[1];
+		if (c == 'u') {
+			uint32_t cp, lo;
+			unsigned char u[4];
+			size_t ul;
+
+			if (r->end - p < 6 || hex4(p + 2, &cp))
+				return false;
+			p += 6;
+			if (cp == 0)
+				return false; /* \u0000: jansson's error without JSON_ALLOW_NUL */
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				if (r->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) ||
+				    lo < 0xDC00 || lo > 0xDFFF)
+					return false;
+				p += 6;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+				return false;
+			}
+			if (cp < 0x80) {
+				u[0] = (unsigned char)cp;
+				ul = 1;
+			} else if (cp < 0x800) {
+				u[0] = (unsigned char)(0xC0 | (cp >> 6));
+				u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+				ul = 2;
+			} else if (cp < 0x10000) {
+				u[0] = (unsigned char)(0xE0 | (cp >> 12));
+				u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+				u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+				ul = 3;
+			} else {
+				u[0] = (unsigned char)(0xF0 | (cp >> 18));
+				u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+				u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+				u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+				ul = 4;
+			}
+			if (!scratch_put(r, &n, u, ul))
+				return false;
+		} else {
+			char o;
+
+			switch (c) {
+			case '"': o = '"'; break;
+			case '\\': o = '\\'; break;
+			case '/': o = '/'; break;
+			case 'b': o = '\b'; break;
+			case 'f': o = '\f'; break;
+			case 'n': o = '\n'; break;
+			case 'r': o = '\r'; break;
+			case 't': o = '\t'; break;
+			default: return false;
+			}
+			if (!scratch_put(r, &n, &o, 1))
+				return false;
+			p += 2;
+		}
+		run = p;
+	}
+	if (p >= r->end)
+		return false;
+	if (esc) {
+		if (!scratch_put(r, &n, run, (size_t)(p - run)))
+			return false;
+		*s = r->scratch ? r->scratch : "";
+		*len = n;
+	} else {
+		*s = (const char *)(r->p + 1);
+		*len = (size_t)(p - (r->p + 1));
+	}
+	r->p = p + 1;
+	return true;
+}
+
+static json_t *read_number(struct rd *r)
+{
+	const unsigned char *p = r->p, *start = p;
+	bool real = false, neg = false;
+	char num[NUM_MAX + 1];
+	size_t n;
+
+	if (p < r->end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	if (p >= r->end)
+		return NULL;
+	if (*p == '0') {
+		p++;
+	} else if (*p >= '1' && *p <= '9') {
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	} else {
+		return NULL;
+	}
+	if (p < r->end && *p == '.') {
+		real = true;
+		p++;
+		if (p >= r->end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < r->end && (*p == 'e' || *p == 'E')) {
+		real = true;
+		p++;
+		if (p < r->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= r->end || *p < '0' || *p > '9')
+			return NULL;
+		while (p < r->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	n = (size_t)(p - start);
+	if (n > NUM_MAX)
+		return NULL;
+	r->p = p;
+	if (!real) {
+		/* in unsigned arithmetic, out of range left to jansson */
+		unsigned long long v = 0, lim = neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX;
+
+		for (const unsigned char *d = start + neg; d < p; d++) {
+			unsigned dig = (unsigned)(*d - '0');
+
+			if (v > (lim - dig) / 10)
+				return NULL;
+			v = v * 10 + dig;
+		}
+		if (sizeof(json_int_t) < sizeof(long long) && v > (unsigned long long)INT32_MAX)
+			return NULL;
+		return json_integer(neg ? (json_int_t)(0 - v) : (json_int_t)v);
+	}
+	memcpy(num, start, n);
+	num[n] = '\0';
+	{
+		double d;
+
+		errno = 0;
+		d = strtod(num, NULL);
+		if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)
+			return NULL;
+		return json_real(d);
+	}
+}
+
+static json_t *read_value(struct rd *r, int depth);
+
+static json_t *read_object(struct rd *r, int depth)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	r->p++;
+	skip_ws(r);
+	if (r->p < r->end && *r->p == '}') {
+		r->p++;
+		return o;
+	}
+	for (;;) {
+		const char *k;
+		size_t kl;
+		json_t *v;
+		char stack[128], *key = stack;
+
+		if (r->p >= r->end || *r->p != '"' || !read_string(r, &k, &kl))
+			goto fail;
+		/* the key's text may be in the scratch, which the value reuses */
+		if (kl >= sizeof(stack)) {
+			key = malloc(kl + 1);
+			if (!key)
+				goto fail;
+		}
+		memcpy(key, k, kl);
+		key[kl] = '\0';
+		skip_ws(r);
+		if (r->p >= r->end || *r->p != ':' ||
+		    ((r->flags & JSON_REJECT_DUPLICATES) && json_object_getn(o, key, kl))) {
+			if (key != stack)
+				free(key);
+			goto fail;
+		}
+		r->p++;
+		skip_ws(r);
+		v = read_value(r, depth + 1);
+		if (!v || json_object_setn_new_nocheck(o, key, kl, v)) {
+			if (key != stack)
+				free(key);
+			goto fail;
+		}
+		if (key != stack)
+			free(key);
+		skip_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			skip_ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			return o;
+		}
+		goto fail;
+	}
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *read_array(struct rd *r, int depth)
+{
+	json_t *a = json_array();
+
+	if (!a)
+		return NULL;
+	r->p++;
+	skip_ws(r);
+	if (r->p < r->end && *r->p == ']') {
+		r->p++;
+		return a;
+	}
+	for (;;) {
+		json_t *v = read_value(r, depth + 1);
+
+		if (!v || json_array_append_new(a, v))
+			goto fail;
+		skip_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			skip_ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			return a;
+		}
+		goto fail;
+	}
+fail:
+	json_decref(a);
+	return NULL;
+}
+
+static bool word(struct rd *r, const char *w, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+		return false;
+	r->p += n;
+	return true;
+}
+
+static json_t *read_value(struct rd *r, int depth)
+{
+	const char *s;
+	size_t len;
+
+	if (r->p >= r->end || depth > FAST_MAX_DEPTH)
+		return NULL;
+	switch (*r->p) {
+	case '{':
+		return read_object(r, depth);
+	case '[':
+		return read_array(r, depth);
+	case '"':
+		return read_string(r, &s, &len) ? json_stringn_nocheck(s, len) : NULL;
+	case 't':
+		return word(r, "true", 4) ? json_true() : NULL;
+	case 'f':
+		return word(r, "false", 5) ? json_false() : NULL;
+	case 'n':
+		return word(r, "null", 4) ? json_null() : NULL;
+	default:
+		return read_number(r);
+	}
+}
+
+json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	struct rd r = { 0 };
+	json_t *v = NULL;
+
+	if (buf && !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))) {
+		r.p = (const unsigned char *)buf;
+		r.end = r.p + len;
+		r.flags = flags;
+		skip_ws(&r);
+		if (r.p < r.end && ((flags & JSON_DECODE_ANY) || *r.p == '{' || *r.p == '['))
+			v = read_value(&r, 1);
+		skip_ws(&r);
+		if (v && r.p != r.end) {
+			json_decref(v);
+			v = NULL;
+		}
+		free(r.scratch);
+	}
+	if (v) {
+		if (err)
+			memset(err, 0, sizeof(*err));
+		return v;
+	}
+	return json_loadb(buf, len, flags, err);
+}

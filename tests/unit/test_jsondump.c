@@ -1,0 +1,194 @@
+/* layers: teacher_clients common */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "teacher_clients/jsondump.h"
+#include "teacher_clients/openai.h"
+
+/* The cache keys of stored calls were made from jansson's text: the writer
+ * must give the same bytes for everything a body can hold. */
+static void same_as_jansson(const json_t *v)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	size_t len = 0;
+	char *got = jsondump_sorted(v, &len);
+
+	if (!want) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	assert_int_equal(len, strlen(want));
+	free(want);
+	free(got);
+}
+
+static uint64_t rnd_state = 88172645463325252ULL;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/* Text of every kind a string may hold: ASCII, the characters that are
+ * escaped, other control characters, 2-, 3- and 4-byte UTF-8, NUL. */
+static json_t *rnd_string(size_t maxlen)
+{
+	static const char *const pieces[] = { "a", "Z", " ", "\"", "\\", "/", "\b", "\f", "\n", "\r",
+					      "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe4\xb8\xad",
+					      "\xf0\x9f\x98\x80", "{", "}", ":", ",", "0", "<", "&" };
+	char buf[512];
+	size_t n = 0, want = (size_t)(rnd() % maxlen);
+
+	while (n < want) {
+		const char *p = pieces[rnd() % (sizeof(pieces) / sizeof(pieces[0]))];
+		size_t pl = strlen(p);
+
+		if (n + pl + 2 > sizeof(buf))
+			break;
+		if (rnd() % 40 == 0) {
+			buf[n++] = '\0'; /* a NUL inside a string: "\u0000" */
+			continue;
+		}
+		memcpy(buf + n, p, pl);
+		n += pl;
+	}
+	return json_stringn(buf, n);
+}
+
+static json_t *rnd_value(int depth)
+{
+	switch (rnd() % (depth > 3 ? 6 : 8)) {
+	case 0: return json_null();
+	case 1: return rnd() & 1 ? json_true() : json_false();
+	case 2: {
+		static const json_int_t ints[] = { 0, 1, -1, 9, 10, 64, 1024, -987654321, INT64_MAX, INT64_MIN };
+		return json_integer(rnd() & 1 ? ints[rnd() % 10] : (json_int_t)rnd());
+	}
+	case 3: {
+		static const double reals[] = { 0.0, -0.0, 1.0, 0.7, 0.5, 1e-7, 1e300, -2.5e-300, 3.141592653589793,
+						100.0, 2.0, -3.0, 123456789012345.0, 999999999999999.0, 1e15, 1e16,
+						-4503599627370496.0, 0.1, 1.5 };
+		return json_real(reals[rnd() % (sizeof(reals) / sizeof(reals[0]))]);
+	}
+	case 4:
+	case 5: return rnd_string(rnd() % 4 ? 24 : 300);
+	case 6: {
+		json_t *a = json_array();
+		size_t n = rnd() % 5;
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, rnd_value(depth + 1));
+		return a;
+	}
+	default: {
+		json_t *o = json_object();
+		size_t n = rnd() % 20;
+
+		for (size_t i = 0; i < n; i++) {
+			json_t *k = rnd_string(8);
+
+			json_object_setn_new(o, json_string_value(k), json_string_length(k), rnd_value(depth + 1));
+			json_decref(k);
+		}
+		return o;
+	}
+	}
+}
+
+static void test_random_values(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 3000; i++) {
+		json_t *v = rnd() & 1 ? json_object() : json_array();
+		size_t n = rnd() % 8;
+
+		for (size_t k = 0; k < n; k++) {
+			if (json_is_object(v)) {
+				char key[16];
+
+				snprintf(key, sizeof(key), "k%llu", (unsigned long long)(rnd() % 50));
+				json_object_set_new(v, key, rnd_value(1));
+			} else {
+				json_array_append_new(v, rnd_value(1));
+			}
+		}
+		same_as_jansson(v);
+		json_decref(v);
+	}
+}
+
+static void test_bodies(void **state)
+{
+	json_t *msgs = json_array(), *body, *schema;
+	struct openai_opts o = { .temperature = 0.0, .max_tokens = 1024, .seed = 3 };
+	char *s;
+
+	(void)state;
+	json_array_append_new(msgs, openai_message("system", "You are a careful \"medical\" tutor.\n\tBe brief."));
+	json_array_append_new(msgs, openai_message("user", "### Task: explain\n患者 45岁 😀 A/B \\ end"));
+	body = openai_chat_body("sim-teacher", msgs, &o);
+	same_as_jansson(body);
+	json_decref(body);
+	schema = json_pack("{s:s, s:{s:{s:s}}, s:[s]}", "type", "object", "properties", "keep", "type",
+			   "boolean", "required", "keep");
+	o.temperature = 0.7;
+	o.schema = schema;
+	o.use_schema = true;
+	body = openai_chat_body("sim-teacher", msgs, &o);
+	same_as_jansson(body);
+	json_decref(body);
+	json_decref(schema);
+	json_decref(msgs);
+	/* empty containers, and the keys ordered by bytes then length */
+	body = json_pack("{s:{}, s:[], s:i, s:i, s:i, s:i}", "b", "a", "ab", 1, "a\xc3\xa9", 2, "aa", 3, "B", 4);
+	same_as_jansson(body);
+	s = jsondump_sorted(body, NULL);
+	assert_string_equal(s, "{\"B\":4,\"a\":[],\"aa\":3,\"ab\":1,\"a\xc3\xa9\":2,\"b\":{}}");
+	free(s);
+	json_decref(body);
+}
+
+static void test_refused(void **state)
+{
+	json_t *v;
+
+	(void)state;
+	assert_null(jsondump_sorted(NULL, NULL));
+	v = json_string("x");
+	assert_null(jsondump_sorted(v, NULL)); /* not a container, as json_dumps */
+	json_decref(v);
+	/* invalid UTF-8 that got in unchecked: jansson refuses to write it */
+	v = json_array();
+	json_array_append_new(v, json_stringn_nocheck("ok \xc3", 4));
+	same_as_jansson(v);
+	json_decref(v);
+	v = json_array();
+	json_array_append_new(v, json_stringn_nocheck("\xed\xa0\x80", 3)); /* a surrogate */
+	same_as_jansson(v);
+	json_decref(v);
+	v = json_array();
+	json_array_append_new(v, json_stringn_nocheck("\xe0\x80\xaf", 3)); /* overlong */
+	same_as_jansson(v);
+	json_decref(v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_values),
+		cmocka_unit_test(test_bodies),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -526,13 +526,13 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	o.cache_tag = job_cache_tag(j, s, tag, sizeof(tag));
 	o.seed = req.seed;
 	o.batch = j->js.teacher_batch && !t->def->student;
+	t->messages = json_incref(req.messages); /* before the call: t is the callback's */
 	if (req.prompt && req.embed)
 		rc = client_embed(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else if (req.prompt)
 		rc = client_complete(r->cl, step_endpoint(j, t->def), &o, req.prompt, task_on_reply, t);
 	else
 		rc = client_chat(r->cl, step_endpoint(j, t->def), &o, req.messages, task_on_reply, t);
-	t->messages = json_incref(req.messages);
 	step_request_clear(&req);
 	if (rc) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "cannot call %s: %s",

@@ -79,12 +79,15 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
                      void *ud)
 {
 	/* Both are served by an index: the primary key, or tasks_state, which
-	 * on a WITHOUT ROWID table ends with item_seq. */
+	 * on a WITHOUT ROWID table ends with item_seq. The planner, with no
+	 * statistics, takes the primary key for the second as well and walks
+	 * every done row before the first pending one: 780,000 of them (0.8 s,
+	 * 8,000 pages) before a restarted job's first call. Hence INDEXED BY. */
 	static const char sql_any[] =
 		"SELECT item_seq, state, attempts, reason FROM tasks "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? ORDER BY item_seq LIMIT ?";
 	static const char sql_state[] =
-		"SELECT item_seq, state, attempts, reason FROM tasks "
+		"SELECT item_seq, state, attempts, reason FROM tasks INDEXED BY tasks_state "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? AND state = ? "
 		"ORDER BY item_seq LIMIT ?";
 	int64_t lim = limit > 0 ? limit : -1;

@@ -49,6 +49,7 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	sqlite3_stmt *s;
 	double now = store_now();
 	int rc, added = 0;
+	bool own;
 
 	if (!step || !*step || (n && !seqs))
 		return -EINVAL;
@@ -57,18 +58,23 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
+	/* A fsync per seeding page stood between a submit and its first call. */
+	own = sqlite3_get_autocommit(store_db(st)) &&
+	      sqlite3_exec(store_db(st), "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) == SQLITE_OK;
 	rc = store_begin(st);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = store_bind(st, s, "itid", job, step, seqs[i], now);
-		if (rc == 0)
-			rc = store_step_done(st, s, "inserting tasks");
-		if (rc == 0)
-			added += sqlite3_changes(store_db(st));
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = store_bind(st, s, "itid", job, step, seqs[i], now);
+			if (rc == 0)
+				rc = store_step_done(st, s, "inserting tasks");
+			if (rc == 0)
+				added += sqlite3_changes(store_db(st));
+		}
+		sqlite3_clear_bindings(s);
+		rc = store_tx_end(st, rc);
 	}
-	sqlite3_clear_bindings(s);
-	rc = store_tx_end(st, rc);
+	if (own)
+		sqlite3_exec(store_db(st), "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	return rc < 0 ? rc : added;
 }
 

@@ -56,6 +56,8 @@ struct daemon {
 	/* The page-by-page store check, once, on a worker after start. */
 	struct store_check *check;
 	uv_work_t check_work;
+	uv_timer_t check_timer; /* the check after a resume waits for the first calls */
+	int check_timer_on;
 	int check_rc;
 	double check_s;
 	char check_first[256], check_err[1024];
@@ -125,6 +127,7 @@ static int prompts_ready(const struct config *cfg)
  * nothing waits on them but the items they move on. */
 #define COMMIT_DELAY_MS 5
 #define COMMIT_BATCH 256
+#define CHECK_DELAY_MS 1000 /* after a resume: the store check waits this long */
 
 static void commit_now(struct daemon *d);
 
@@ -247,6 +250,36 @@ static void check_start(struct daemon *d, const char *dbpath)
 	}
 }
 
+static void check_timer_closed(uv_handle_t *h)
+{
+	struct daemon *d = h->data;
+
+	d->check_timer_on = 0;
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	uv_close((uv_handle_t *)t, check_timer_closed);
+	if (!d->stopping)
+		check_start(d, store_path(d->st));
+}
+
+/* After resuming jobs, the check (it reads the whole file) starts a moment
+ * later: on 2 cores its thread and the loop's first turns would share them,
+ * and a restart owes its first call within a second. */
+static void check_start_later(struct daemon *d, const char *dbpath, int resumed)
+{
+	if (resumed <= 0 || uv_timer_init(&d->loop, &d->check_timer) != 0) {
+		check_start(d, dbpath);
+		return;
+	}
+	d->check_timer.data = d;
+	d->check_timer_on = 1;
+	uv_timer_start(&d->check_timer, on_check_timer, CHECK_DELAY_MS, 0);
+}
+
 /* medthinkd --check-store: the full check (integrity_check: also every
  * index against its table), offline or beside a running daemon (it only
  * reads). */
@@ -314,6 +347,8 @@ static void shutdown_begin(struct daemon *d)
 	log_info("shutting down");
 	if (d->check)
 		store_check_interrupt(d->check);
+	if (d->check_timer_on && !uv_is_closing((uv_handle_t *)&d->check_timer))
+		uv_close((uv_handle_t *)&d->check_timer, check_timer_closed);
 	d->closing_parts = 2 + (d->api != NULL) + (d->sup != NULL);
 	if (d->sup) {
 		supervisor_close(d->sup, closed_cb, d);
@@ -668,7 +703,7 @@ int main(int argc, char **argv)
 	if (rc > 0)
 		log_info("resumed %d unfinished job(s)", rc);
 	if (!d.stopping)
-		check_start(&d, dbpath);
+		check_start_later(&d, dbpath, rc);
 	log_info("medthinkd %s listening on %s (store %s)", MEDTHINK_VERSION, ac.socket_path, dbpath);
 	notify_ready();
 	uv_run(&d.loop, UV_RUN_DEFAULT);

@@ -45,6 +45,130 @@ struct csv {
 	bool any_quote; /* a "" line is a record with one empty field, not a blank line */
 };
 
+/* The ids seen so far, for "duplicate id" (a million-item import held
+ * them as a jansson object, ~150 bytes an id; this is ~25). Each id is a
+ * record in one arena: the line it was first used on (8 bytes), its length
+ * (2 bytes, ids are at most ID_MAX_BYTES), its bytes. The table is open
+ * addressing over uint64 slots: the high 32 bits of the id's hash, then
+ * the record's offset + 1 (0 = empty); a full compare on a tag match keeps
+ * it exact. */
+struct idset {
+	uint64_t *slot;
+	size_t cap, n; /* cap a power of two, n <= cap * 3/4 */
+	char *arena;
+	size_t alen, acap;
+};
+
+#define IDSET_ARENA_MAX ((size_t)UINT32_MAX - 1)
+
+static uint64_t idset_hash(const char *id, size_t len)
+{
+	return hash_mix64(fnv1a64(FNV1A64_INIT, id, len));
+}
+
+static const char *idset_rec(const struct idset *s, uint64_t slot, size_t *len)
+{
+	const char *r = s->arena + (size_t)(slot & 0xffffffffu) - 1;
+	uint16_t l;
+
+	memcpy(&l, r + 8, sizeof(l));
+	*len = l;
+	return r + 10;
+}
+
+/* The slot of id, or of the empty place it would go. */
+static size_t idset_find(const struct idset *s, const char *id, size_t len, uint64_t h)
+{
+	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	uint64_t tag = h >> 32;
+
+	for (;; i = (i + 1) & mask) {
+		uint64_t v = s->slot[i];
+		const char *rid;
+		size_t rlen;
+
+		if (v == 0)
+			return i;
+		if ((v >> 32) != tag)
+			continue;
+		rid = idset_rec(s, v, &rlen);
+		if (rlen == len && memcmp(rid, id, len) == 0)
+			return i;
+	}
+}
+
+static int idset_grow(struct idset *s)
+{
+	size_t ncap = s->cap ? s->cap * 2 : 1024;
+	uint64_t *old = s->slot, *ns = calloc(ncap, sizeof(*ns));
+	size_t ocap = s->cap;
+
+	if (!ns)
+		return -ENOMEM;
+	s->slot = ns;
+	s->cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		const char *rid;
+		size_t rlen;
+
+		if (!old[i])
+			continue;
+		rid = idset_rec(s, old[i], &rlen);
+		ns[idset_find(s, rid, rlen, idset_hash(rid, rlen))] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+/* 1 and the line id was first used on in *first when it is in the set; 0
+ * after adding it with line; -ENOMEM when it does not fit. */
+static int idset_add(struct idset *s, const char *id, long line, long *first)
+{
+	size_t len = strlen(id), i, need = 10 + len;
+	uint64_t h = idset_hash(id, len), ln = (uint64_t)line;
+	uint16_t l16 = (uint16_t)len;
+
+	if (len > UINT16_MAX)
+		return -ENOMEM; /* ids are capped far below */
+	if (s->cap && (i = idset_find(s, id, len, h), s->slot[i] != 0)) {
+		memcpy(&ln, s->arena + (size_t)(s->slot[i] & 0xffffffffu) - 1, sizeof(ln));
+		*first = (long)ln;
+		return 1;
+	}
+	if ((s->n + 1) * 4 > s->cap * 3 && idset_grow(s) < 0)
+		return -ENOMEM;
+	if (s->alen + need > s->acap) {
+		size_t ncap = s->acap ? s->acap * 2 : 64 << 10;
+		char *na;
+
+		while (ncap < s->alen + need)
+			ncap *= 2;
+		if (ncap > IDSET_ARENA_MAX)
+			ncap = IDSET_ARENA_MAX;
+		if (s->alen + need > ncap)
+			return -ENOMEM;
+		na = realloc(s->arena, ncap);
+		if (!na)
+			return -ENOMEM;
+		s->arena = na;
+		s->acap = ncap;
+	}
+	memcpy(s->arena + s->alen, &ln, 8);
+	memcpy(s->arena + s->alen + 8, &l16, 2);
+	memcpy(s->arena + s->alen + 10, id, len);
+	s->slot[idset_find(s, id, len, h)] = (h >> 32 << 32) | (uint64_t)(s->alen + 1);
+	s->alen += need;
+	s->n++;
+	return 0;
+}
+
+static void idset_free(struct idset *s)
+{
+	free(s->slot);
+	free(s->arena);
+	memset(s, 0, sizeof(*s));
+}
+
 struct import_parser {
 	const struct import_format *fmt;
 	struct import_cb cb;
@@ -61,7 +185,7 @@ struct import_parser {
 	bool skipping;   /* JSONL: dropping the rest of an over-long line */
 	bool doc_over;
 	struct csv csv;
-	json_t *seen; /* id -> (first line << 1) | derived */
+	struct idset seen; /* every id so far, with the line it was first used on */
 	char prefix[128]; /* "record N" context of whole-document formats */
 	void *state;      /* the layout's own (import_parser_state) */
 };
@@ -220,7 +344,8 @@ void import_emit(struct import_parser *p, json_t *cand, long line)
 	json_t *a = json_object_get(cand, "answer");
 	json_t *opts = json_object_get(cand, "options");
 	json_t *id = json_object_get(cand, "id");
-	json_t *item = NULL, *prev;
+	json_t *item = NULL;
+	long first;
 	static const char *const tail[] = {"explanation", "topic", "images", "mask", "meta"};
 	char ex[IMPORT_EXCERPT_BUF], ex2[IMPORT_EXCERPT_BUF], keys[160], derived[17];
 	const char *idstr;
@@ -282,9 +407,12 @@ void import_emit(struct import_parser *p, json_t *cand, long line)
 		idstr = derived;
 		is_derived = true;
 	}
-	prev = json_object_get(p->seen, idstr);
-	if (prev) {
-		long first = (long)(json_integer_value(prev) >> 1);
+	rc = idset_add(&p->seen, idstr, line, &first);
+	if (rc < 0) {
+		import_oom(p);
+		goto out;
+	}
+	if (rc > 0) {
 		const char *where = p->fmt->kind == IMPORT_DOCUMENT ? "record" : "line";
 
 		if (is_derived)
@@ -294,10 +422,6 @@ void import_emit(struct import_parser *p, json_t *cand, long line)
 			import_report(p, line, "duplicate id \"%s\" (first used %s %s %ld)",
 			       import_excerpt(idstr, ex2, sizeof(ex2)), where[0] == 'r' ? "in" : "on", where,
 			       first);
-		goto out;
-	}
-	if (json_object_set_new(p->seen, idstr, json_integer(((json_int_t)line << 1) | is_derived))) {
-		import_oom(p);
 		goto out;
 	}
 
@@ -814,9 +938,6 @@ struct import_parser *import_parser_new(const char *format, const struct import_
 	p->line = 1;
 	buf_init(&p->lbuf, f->kind == IMPORT_DOCUMENT ? p->max_doc : p->max_line + 1);
 	buf_init(&p->csv.rec, p->max_line + CSV_MAX_FIELDS + 1);
-	p->seen = json_object();
-	if (!p->seen)
-		goto nomem;
 	if (f->kind == IMPORT_CSV) {
 		p->csv.fields = calloc(CSV_MAX_FIELDS, sizeof(*p->csv.fields));
 		if (!p->csv.fields)
@@ -839,7 +960,7 @@ void import_parser_free(struct import_parser *p)
 	buf_free(&p->lbuf);
 	buf_free(&p->csv.rec);
 	free(p->csv.fields);
-	json_decref(p->seen);
+	idset_free(&p->seen);
 	free(p);
 }
 

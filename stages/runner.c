@@ -27,6 +27,7 @@
 #include "teacher_clients/client.h"
 
 #define SEED_PAGE 500     /* items split and queued per loop turn (a short turn) */
+#define SEED_FIRST 64     /* the first page: the first calls wait for it */
 #define SEL_VALIDATION_MAX 100000 /* items of a DIQ validation dataset */
 #define SCAN_PAGE 512     /* pending tasks read per scan */
 /* Calls dispatched per pump turn: the loop hands them to curl (and answers
@@ -304,7 +305,7 @@ static void job_seed_page(struct job *j)
 	struct seed_ctx c = { .j = j, .held_out = job_phase_held_out(p),
 			      .kept_only = job_phase_takes_kept(j, p),
 			      .all_items = job_phase_all_items(p), .last = -1 };
-	int64_t limit = SEED_PAGE;
+	int64_t limit = j->seed_cursor == 0 ? SEED_FIRST : SEED_PAGE;
 	int rc;
 
 	if (j->val_n > 0 && first == j->sel->first_step && j->seed_cursor >= j->n_items) {

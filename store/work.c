@@ -63,6 +63,7 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	sqlite3_stmt *s;
 	double now = store_now();
 	int rc, added = 0;
+	bool own;
 
 	if (!step || !*step || (n && !seqs))
 		return -EINVAL;
@@ -82,18 +83,23 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 		sqlite3_clear_bindings(s);
 		return rc < 0 ? rc : added;
 	}
+	/* A fsync per seeding page stood between a submit and its first call. */
+	own = sqlite3_get_autocommit(store_db(st)) &&
+	      sqlite3_exec(store_db(st), "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) == SQLITE_OK;
 	rc = store_begin(st);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = store_bind(st, s, "itid", job, step, seqs[i], now);
-		if (rc == 0)
-			rc = store_step_done(st, s, "inserting tasks");
-		if (rc == 0)
-			added += sqlite3_changes(store_db(st));
+	if (rc == 0) {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = store_bind(st, s, "itid", job, step, seqs[i], now);
+			if (rc == 0)
+				rc = store_step_done(st, s, "inserting tasks");
+			if (rc == 0)
+				added += sqlite3_changes(store_db(st));
+		}
+		sqlite3_clear_bindings(s);
+		rc = store_tx_end(st, rc);
 	}
-	sqlite3_clear_bindings(s);
-	rc = store_tx_end(st, rc);
+	if (own)
+		sqlite3_exec(store_db(st), "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 	return rc < 0 ? rc : added;
 }
 
@@ -104,12 +110,15 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
                      void *ud)
 {
 	/* Both are served by an index: the primary key, or tasks_state, which
-	 * on a WITHOUT ROWID table ends with item_seq. */
+	 * on a WITHOUT ROWID table ends with item_seq. The planner, with no
+	 * statistics, takes the primary key for the second as well and walks
+	 * every done row before the first pending one: 780,000 of them (0.8 s,
+	 * 8,000 pages) before a restarted job's first call. Hence INDEXED BY. */
 	static const char sql_any[] =
 		"SELECT item_seq, state, attempts, reason FROM tasks "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? ORDER BY item_seq LIMIT ?";
 	static const char sql_state[] =
-		"SELECT item_seq, state, attempts, reason FROM tasks "
+		"SELECT item_seq, state, attempts, reason FROM tasks INDEXED BY tasks_state "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? AND state = ? "
 		"ORDER BY item_seq LIMIT ?";
 	int64_t lim = limit > 0 ? limit : -1;

@@ -27,7 +27,10 @@ int store_task_put(struct store *st, int64_t job, const char *step, int64_t item
                    const char *state, int attempts, const char *reason);
 /* Adds n pending tasks for the given item seqs; existing ones are left as
  * they are (INSERT OR IGNORE). One transaction (nested when one is open;
- * for one seq, the single statement).
+ * for one seq, the single statement). A transaction of its own commits
+ * with synchronous=NORMAL (no fsync, as the group commit): pending rows are
+ * derived from the items and inserted again by a seeding that did not
+ * finish, and whatever marks the seeding finished commits FULL after them.
  * Returns how many rows were added (>= 0), or a negative errno. */
 int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
                                const int64_t *seqs, size_t n);

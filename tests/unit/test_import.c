@@ -256,6 +256,35 @@ static void test_duplicate_id(void **state)
 	                    "6: duplicate item: same question, options and answer as line 5\n");
 }
 
+/* Many ids: the id set grows (table and arena) many times over and still
+ * finds an id first used 50,000 lines before, keeps ids that are prefixes
+ * of each other apart, and names the first line. */
+static void test_duplicate_id_many(void **state)
+{
+	struct buf in, want;
+	struct sink s;
+
+	(void)state;
+	buf_init(&in, (size_t)64 << 20);
+	buf_init(&want, (size_t)1 << 20);
+	for (int i = 0; i < 50000; i++)
+		assert_int_equal(buf_printf(&in, "{\"id\":\"n%d\",\"question\":\"q%d\",\"answer\":\"a\"}\n", i, i), 0);
+	/* lines 50001..: "n1" .. again, with the first lines; "n" and "n0x" are new */
+	for (int i = 0; i < 50000; i += 997)
+		assert_int_equal(buf_printf(&in, "{\"id\":\"n%d\",\"question\":\"r\",\"answer\":\"b\"}\n", i), 0);
+	assert_int_equal(buf_printf(&in, "{\"id\":\"n\",\"question\":\"q\",\"answer\":\"a\"}\n"), 0);
+	assert_int_equal(buf_printf(&in, "{\"id\":\"n0x\",\"question\":\"q\",\"answer\":\"a\"}\n"), 0);
+	for (int i = 0, line = 50001; i < 50000; i += 997, line++)
+		assert_int_equal(buf_printf(&want, "%d: duplicate id \"n%d\" (first used on line %d)\n",
+					    line, i, i + 1), 0);
+	sink_init(&s);
+	run_chunked("native", in.base, in.len, 65536, 0, &s);
+	assert_string_equal(str(&s.errors), want.base);
+	sink_free(&s);
+	buf_free(&in);
+	buf_free(&want);
+}
+
 static void test_utf8(void **state)
 {
 	(void)state;
@@ -922,6 +951,7 @@ int main(void)
 		cmocka_unit_test(test_missing_fields),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_duplicate_id),
+		cmocka_unit_test(test_duplicate_id_many),
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_split_feeds),

@@ -302,6 +302,20 @@ json_t *runner_job_list(struct runner *r)
 	return out;
 }
 
+size_t runner_job_ids(struct runner *r, int64_t *ids, size_t max, bool *busy)
+{
+	size_t n = 0;
+
+	*busy = false;
+	for (struct job *j = r->jobs; j; j = j->next) {
+		if (n < max)
+			ids[n] = j->id;
+		n++;
+		*busy |= j->state == JOB_RUNNING || j->state == JOB_QUEUED;
+	}
+	return n;
+}
+
 void runner_metrics(struct runner *r, struct buf *b)
 {
 	buf_puts(b, "# HELP medthink_jobs Jobs loaded in this daemon by state.\n"

@@ -18,6 +18,8 @@
  * Threads: the loop thread only. Errors: 0 or a negative errno. */
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -113,6 +115,11 @@ int runner_job_set_budget(struct runner *r, int64_t id, double budget_usd);
 json_t *runner_job_status(struct runner *r, int64_t id);
 /* Every job's status object, oldest first. */
 json_t *runner_job_list(struct runner *r);
+
+/* The ids of the loaded jobs (every job this daemon runs or ran since it
+ * started), at most max of them into ids, and *busy = whether one of them
+ * is queued or running. Returns how many are loaded. Loop thread. */
+size_t runner_job_ids(struct runner *r, int64_t *ids, size_t max, bool *busy);
 
 /* True when the job is finished (done, failed or cancelled). */
 int runner_job_finished(struct runner *r, int64_t id);

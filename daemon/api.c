@@ -406,7 +406,7 @@ static void api_on_runner_event(void *ud, int64_t job, const char *type, json_t 
 	if (strcmp(type, "progress") == 0)
 		snap_pub_kick(a->pub);
 	else
-		snap_pub_now(a->pub);
+		snap_pub_job(a->pub, job);
 	for (s = a->streams; s; s = next) {
 		next = s->next;
 		if (s->kind != STREAM_EVENTS || s->job != job)
@@ -1475,8 +1475,11 @@ static void api_on_respond(void *ud, struct http_req *req)
 	struct api *a = ud;
 	const char *method = http_req_method(req);
 
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		snap_pub_forget(a->pub);
+	/* A GET changes no job (what moves on its own is published by the
+	 * runner's events and the periodic publish). */
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+		return;
+	snap_pub_forget(a->pub);
 	snap_pub_now(a->pub);
 }
 
@@ -1502,6 +1505,7 @@ static int api_front_start(struct api *a)
 	if (rc == 0) {
 		http_server_on_respond(a->srv, api_on_respond, a);
 		snap_pub_now(a->pub);
+		snap_pub_kick(a->pub); /* again once the runner has loaded its jobs */
 		rc = front_start(a->loop, a->srv, a->snap, a->cfg.socket_path, &a->hc, api_on_want, a,
 				 &a->front);
 	}

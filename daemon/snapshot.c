@@ -46,7 +46,9 @@ struct snap_pub {
 	struct snap_pub_ops ops;
 	uv_timer_t timer;
 	bool timer_on;
+	bool full_next; /* the next tick renders every job (the first one) */
 	int64_t *ids; /* loaded jobs, scratch */
+	bool *active; /* queued or running, per ids[i] */
 	size_t ids_cap;
 	/* The list's texts of the jobs that are not loaded (read from the
 	 * store once; static while nothing but this daemon changes them). */
@@ -289,6 +291,7 @@ int snap_pub_new(uv_loop_t *loop, struct snapshot *s, struct runner *r, struct s
 		return rc;
 	}
 	p->timer.data = p;
+	p->full_next = true;
 	*out = p;
 	return 0;
 }
@@ -405,26 +408,44 @@ static int list_render(struct snap_pub *p, const int64_t *ids, size_t nids, stru
 	return rc;
 }
 
-void snap_pub_now(struct snap_pub *p)
+/* The loaded jobs into p->ids / p->active; returns how many. */
+static size_t pub_load_ids(struct snap_pub *p, bool *busy)
+{
+	size_t n = runner_job_ids(p->r, p->ids, p->active, p->ids_cap, busy);
+
+	if (n > p->ids_cap) {
+		int64_t *a = realloc(p->ids, n * 2 * sizeof(*a));
+		bool *b = a ? realloc(p->active, n * 2 * sizeof(*b)) : NULL;
+
+		if (a)
+			p->ids = a;
+		if (b) {
+			p->active = b;
+			p->ids_cap = n * 2;
+		}
+		n = runner_job_ids(p->r, p->ids, p->active, p->ids_cap, busy);
+		if (n > p->ids_cap)
+			n = p->ids_cap;
+	}
+	return n;
+}
+
+/* One publish: the status of job `only` (> 0), of every active job
+ * (only == 0, active_only), or of every loaded job; then health, and the
+ * list and metrics when wanted. */
+static void pub_pass(struct snap_pub *p, int64_t only, bool active_only)
 {
 	bool busy = false;
 	size_t n;
 	struct buf b;
 
-	n = runner_job_ids(p->r, p->ids, p->ids_cap, &busy);
-	if (n > p->ids_cap) {
-		int64_t *a = realloc(p->ids, n * 2 * sizeof(*a));
-
-		if (a) {
-			p->ids = a;
-			p->ids_cap = n * 2;
-		}
-		n = runner_job_ids(p->r, p->ids, p->ids_cap, &busy);
-		if (n > p->ids_cap)
-			n = p->ids_cap;
-	}
+	n = pub_load_ids(p, &busy);
 	for (size_t i = 0; i < n; i++) {
-		char *text = status_text(p, p->ids[i]);
+		char *text;
+
+		if ((only > 0 && p->ids[i] != only) || (only == 0 && active_only && !p->active[i]))
+			continue;
+		text = status_text(p, p->ids[i]);
 
 		if (text)
 			snapshot_set_job(p->s, p->ids[i], text, strlen(text));
@@ -447,7 +468,8 @@ void snap_pub_now(struct snap_pub *p)
 	}
 	buf_reset(&b);
 	if (snapshot_wanted(p->s, SNAP_LIST)) {
-		qsort(p->ids, n, sizeof(*p->ids), cmp_id);
+		if (n) /* ids only from here on: active[] no longer matches */
+			qsort(p->ids, n, sizeof(*p->ids), cmp_id);
 		if ((p->nl_valid || nl_load(p, p->ids, n) == 0) && list_render(p, p->ids, n, &b) == 0)
 			snapshot_set(p->s, SNAP_LIST, b.base, b.len);
 		else
@@ -461,17 +483,29 @@ void snap_pub_now(struct snap_pub *p)
 		snap_pub_kick(p);
 }
 
+void snap_pub_now(struct snap_pub *p) { pub_pass(p, 0, false); }
+
+void snap_pub_job(struct snap_pub *p, int64_t job) { pub_pass(p, job, false); }
+
 static void pub_on_timer(uv_timer_t *t)
 {
 	struct snap_pub *p = t->data;
 	bool busy = false;
 
-	runner_job_ids(p->r, NULL, 0, &busy);
+	runner_job_ids(p->r, NULL, NULL, 0, &busy);
+	if (p->full_next) {
+		/* the jobs the runner loaded at start */
+		p->full_next = false;
+		pub_pass(p, 0, false);
+		return;
+	}
 	if (!busy) {
 		uv_timer_stop(&p->timer);
 		p->timer_on = false;
 	}
-	snap_pub_now(p);
+	/* The last turn of a job that just stopped is published by its state
+	 * event; here only what moves while a job runs. */
+	pub_pass(p, 0, true);
 }
 
 void snap_pub_kick(struct snap_pub *p)
@@ -503,5 +537,6 @@ void snap_pub_free(struct snap_pub *p)
 		return;
 	nl_clear(p);
 	free(p->ids);
+	free(p->active);
 	free(p);
 }

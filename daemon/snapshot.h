@@ -84,10 +84,15 @@ int snap_pub_new(uv_loop_t *loop, struct snapshot *s, struct runner *r, struct s
 
 /* Renders and publishes everything now: every loaded job's status, the
  * health, the list and metrics when wanted; starts the periodic publish
- * while a job is queued or running. */
+ * while a job is queued or running (which renders only the queued and
+ * running jobs). */
 void snap_pub_now(struct snap_pub *p);
 
-/* Makes sure the periodic publish runs (a job made progress). */
+/* The same for one job's status (a state or phase change) and the rest. */
+void snap_pub_job(struct snap_pub *p, int64_t job);
+
+/* Makes sure the periodic publish runs (a job made progress). The first
+ * tick after snap_pub_new renders every loaded job. */
 void snap_pub_kick(struct snap_pub *p);
 
 /* Forgets what the job list holds for jobs that are not loaded (after a

@@ -302,16 +302,20 @@ json_t *runner_job_list(struct runner *r)
 	return out;
 }
 
-size_t runner_job_ids(struct runner *r, int64_t *ids, size_t max, bool *busy)
+size_t runner_job_ids(struct runner *r, int64_t *ids, bool *active, size_t max, bool *busy)
 {
 	size_t n = 0;
 
 	*busy = false;
 	for (struct job *j = r->jobs; j; j = j->next) {
-		if (n < max)
+		bool on = j->state == JOB_RUNNING || j->state == JOB_QUEUED;
+
+		if (n < max) {
 			ids[n] = j->id;
+			active[n] = on;
+		}
 		n++;
-		*busy |= j->state == JOB_RUNNING || j->state == JOB_QUEUED;
+		*busy |= on;
 	}
 	return n;
 }

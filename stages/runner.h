@@ -117,9 +117,10 @@ json_t *runner_job_status(struct runner *r, int64_t id);
 json_t *runner_job_list(struct runner *r);
 
 /* The ids of the loaded jobs (every job this daemon runs or ran since it
- * started), at most max of them into ids, and *busy = whether one of them
- * is queued or running. Returns how many are loaded. Loop thread. */
-size_t runner_job_ids(struct runner *r, int64_t *ids, size_t max, bool *busy);
+ * started), at most max of them into ids, and active[i] = whether job i is
+ * queued or running (either array may be NULL when max is 0). Returns how
+ * many are loaded; *busy = whether any is active. Loop thread. */
+size_t runner_job_ids(struct runner *r, int64_t *ids, bool *active, size_t max, bool *busy);
 
 /* True when the job is finished (done, failed or cancelled). */
 int runner_job_finished(struct runner *r, int64_t id);

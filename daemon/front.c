@@ -298,6 +298,7 @@ static void front_thread(void *arg)
 {
 	struct front *f = arg;
 
+	pthread_setname_np(pthread_self(), "mt-front"); /* top -H, perf */
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 

@@ -225,9 +225,10 @@ static int front_classify(void *ud, const char *data, size_t len)
 		return HTTP_CLASSIFY_DETACH;
 	target = p + 4;
 	sp = memchr(target, ' ', (size_t)(end - target));
-	if (!sp || memchr(target, '\n', (size_t)(sp - target)))
-		return sp || len < LINE_MAX_BYTES ? (sp ? HTTP_CLASSIFY_DETACH : HTTP_CLASSIFY_MORE)
-						  : HTTP_CLASSIFY_KEEP;
+	if (memchr(target, '\n', (size_t)((sp ? sp : end) - target)))
+		return HTTP_CLASSIFY_DETACH; /* not a request line of ours: the loop answers it */
+	if (!sp)
+		return len < LINE_MAX_BYTES ? HTTP_CLASSIFY_MORE : HTTP_CLASSIFY_KEEP;
 	plen = (size_t)(sp - target);
 	for (size_t i = 0; i < plen; i++)
 		if (target[i] == '?' || target[i] == '#') {

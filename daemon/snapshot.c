@@ -47,9 +47,11 @@ struct snap_pub {
 	uv_timer_t timer;
 	bool timer_on;
 	bool full_next; /* the next tick renders every job (the first one) */
-	int64_t *ids; /* loaded jobs, scratch */
-	bool *active; /* queued or running, per ids[i] */
+	struct runner_job_brief *jobs; /* loaded jobs, scratch */
+	int64_t *ids;                  /* their ids, sorted for the list */
 	size_t ids_cap;
+	struct pub_seen { int64_t id; uint64_t version; } *seen; /* rendered, sorted */
+	size_t nseen, seen_cap;
 	/* The list's texts of the jobs that are not loaded (read from the
 	 * store once; static while nothing but this daemon changes them). */
 	struct snap_job *nl;
@@ -408,47 +410,91 @@ static int list_render(struct snap_pub *p, const int64_t *ids, size_t nids, stru
 	return rc;
 }
 
-/* The loaded jobs into p->ids / p->active; returns how many. */
-static size_t pub_load_ids(struct snap_pub *p, bool *busy)
+/* The loaded jobs into p->jobs and p->ids; returns how many. */
+static size_t pub_load_ids(struct snap_pub *p, bool *busy, bool *settled)
 {
-	size_t n = runner_job_ids(p->r, p->ids, p->active, p->ids_cap, busy);
+	size_t n = runner_job_briefs(p->r, p->jobs, p->ids_cap, busy);
 
 	if (n > p->ids_cap) {
-		int64_t *a = realloc(p->ids, n * 2 * sizeof(*a));
-		bool *b = a ? realloc(p->active, n * 2 * sizeof(*b)) : NULL;
+		struct runner_job_brief *a = realloc(p->jobs, n * 2 * sizeof(*a));
+		int64_t *b = a ? realloc(p->ids, n * 2 * sizeof(*b)) : NULL;
 
 		if (a)
-			p->ids = a;
+			p->jobs = a;
 		if (b) {
-			p->active = b;
+			p->ids = b;
 			p->ids_cap = n * 2;
 		}
-		n = runner_job_ids(p->r, p->ids, p->active, p->ids_cap, busy);
+		n = runner_job_briefs(p->r, p->jobs, p->ids_cap, busy);
 		if (n > p->ids_cap)
 			n = p->ids_cap;
+	}
+	*settled = true;
+	for (size_t i = 0; i < n; i++) {
+		p->ids[i] = p->jobs[i].id;
+		*settled &= p->jobs[i].finished;
 	}
 	return n;
 }
 
-/* One publish: the status of job `only` (> 0), of every active job
- * (only == 0, active_only), or of every loaded job; then health, and the
- * list and metrics when wanted. */
-static void pub_pass(struct snap_pub *p, int64_t only, bool active_only)
+/* True (and remembered) when job id's version differs from the last one
+ * rendered. */
+static bool pub_changed(struct snap_pub *p, int64_t id, uint64_t version)
+{
+	size_t lo = 0, hi = p->nseen;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->seen[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < p->nseen && p->seen[lo].id == id) {
+		if (p->seen[lo].version == version)
+			return false;
+		p->seen[lo].version = version;
+		return true;
+	}
+	if (p->nseen == p->seen_cap) {
+		size_t cap = p->seen_cap ? p->seen_cap * 2 : 16;
+		struct pub_seen *a = realloc(p->seen, cap * sizeof(*a));
+
+		if (!a)
+			return true;
+		p->seen = a;
+		p->seen_cap = cap;
+	}
+	memmove(&p->seen[lo + 1], &p->seen[lo], (p->nseen - lo) * sizeof(*p->seen));
+	p->seen[lo].id = id;
+	p->seen[lo].version = version;
+	p->nseen++;
+	return true;
+}
+
+/* One publish: the status of job `only` (> 0), of every job that is
+ * active or changed since it was last rendered (only == 0, changed_only),
+ * or of every loaded job; then health, and the list and metrics when
+ * wanted. Returns whether a job is active; *settled = every job finished. */
+static bool pub_pass(struct snap_pub *p, int64_t only, bool changed_only, bool *settled)
 {
 	bool busy = false;
 	size_t n;
 	struct buf b;
 
-	n = pub_load_ids(p, &busy);
+	n = pub_load_ids(p, &busy, settled);
 	for (size_t i = 0; i < n; i++) {
+		const struct runner_job_brief *jb = &p->jobs[i];
+		bool changed = pub_changed(p, jb->id, jb->version);
 		char *text;
 
-		if ((only > 0 && p->ids[i] != only) || (only == 0 && active_only && !p->active[i]))
+		if ((only > 0 && jb->id != only) || (only == 0 && changed_only && !jb->active && !changed))
 			continue;
-		text = status_text(p, p->ids[i]);
+		text = status_text(p, jb->id);
 
 		if (text)
-			snapshot_set_job(p->s, p->ids[i], text, strlen(text));
+			snapshot_set_job(p->s, jb->id, text, strlen(text));
 		free(text);
 	}
 	{
@@ -468,7 +514,7 @@ static void pub_pass(struct snap_pub *p, int64_t only, bool active_only)
 	}
 	buf_reset(&b);
 	if (snapshot_wanted(p->s, SNAP_LIST)) {
-		if (n) /* ids only from here on: active[] no longer matches */
+		if (n)
 			qsort(p->ids, n, sizeof(*p->ids), cmp_id);
 		if ((p->nl_valid || nl_load(p, p->ids, n) == 0) && list_render(p, p->ids, n, &b) == 0)
 			snapshot_set(p->s, SNAP_LIST, b.base, b.len);
@@ -481,36 +527,48 @@ static void pub_pass(struct snap_pub *p, int64_t only, bool active_only)
 	snapshot_notify_waiters(p->s);
 	if (busy)
 		snap_pub_kick(p);
+	else if (!*settled && !p->timer_on && !p->close_cb) {
+		p->timer_on = true;
+		uv_timer_start(&p->timer, pub_on_timer, SNAP_IDLE_MS, SNAP_IDLE_MS);
+	}
+	return busy;
 }
 
-void snap_pub_now(struct snap_pub *p) { pub_pass(p, 0, false); }
+void snap_pub_now(struct snap_pub *p)
+{
+	bool settled;
 
-void snap_pub_job(struct snap_pub *p, int64_t job) { pub_pass(p, job, false); }
+	pub_pass(p, 0, false, &settled);
+}
 
+void snap_pub_job(struct snap_pub *p, int64_t job)
+{
+	bool settled;
+
+	pub_pass(p, job, false, &settled);
+}
+
+/* Every SNAP_PERIOD_MS while a job is active; every SNAP_IDLE_MS while a
+ * job is paused or queued behind a gate (its counters may still move: held
+ * writes land, a retry); stopped once every job is finished. */
 static void pub_on_timer(uv_timer_t *t)
 {
 	struct snap_pub *p = t->data;
-	bool busy = false;
+	bool settled, busy;
 
-	runner_job_ids(p->r, NULL, NULL, 0, &busy);
-	if (p->full_next) {
-		/* the jobs the runner loaded at start */
-		p->full_next = false;
-		pub_pass(p, 0, false);
-		return;
-	}
-	if (!busy) {
+	busy = pub_pass(p, 0, !p->full_next, &settled);
+	p->full_next = false;
+	if (settled) {
 		uv_timer_stop(&p->timer);
 		p->timer_on = false;
+	} else {
+		uv_timer_set_repeat(&p->timer, busy ? SNAP_PERIOD_MS : SNAP_IDLE_MS);
 	}
-	/* The last turn of a job that just stopped is published by its state
-	 * event; here only what moves while a job runs. */
-	pub_pass(p, 0, true);
 }
 
 void snap_pub_kick(struct snap_pub *p)
 {
-	if (p->timer_on || p->close_cb)
+	if ((p->timer_on && uv_timer_get_repeat(&p->timer) == SNAP_PERIOD_MS) || p->close_cb)
 		return;
 	p->timer_on = true;
 	uv_timer_start(&p->timer, pub_on_timer, SNAP_PERIOD_MS, SNAP_PERIOD_MS);
@@ -536,7 +594,8 @@ void snap_pub_free(struct snap_pub *p)
 	if (!p)
 		return;
 	nl_clear(p);
+	free(p->jobs);
 	free(p->ids);
-	free(p->active);
+	free(p->seen);
 	free(p);
 }

@@ -13,7 +13,8 @@
  * runner (stages/report.c) and the API (metrics, health) and publishes
  * them synchronously when a client could notice (before every response the
  * main loop writes, on every job state or phase change) and every
- * SNAP_PERIOD_MS while a job is queued or running. The job list and the
+ * SNAP_PERIOD_MS while a job is queued or running or has calls in flight
+ * (SNAP_IDLE_MS while one is paused). The job list and the
  * metrics are rendered only while someone asks for them (SNAP_WANTED_MS
  * after the last request); otherwise their text is withdrawn and the front
  * thread waits for the next publish. */
@@ -26,6 +27,7 @@
 #include <uv.h>
 
 #define SNAP_PERIOD_MS 15
+#define SNAP_IDLE_MS 200
 #define SNAP_WANTED_MS 5000
 
 struct buf;

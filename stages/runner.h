@@ -116,11 +116,18 @@ json_t *runner_job_status(struct runner *r, int64_t id);
 /* Every job's status object, oldest first. */
 json_t *runner_job_list(struct runner *r);
 
-/* The ids of the loaded jobs (every job this daemon runs or ran since it
- * started), at most max of them into ids, and active[i] = whether job i is
- * queued or running (either array may be NULL when max is 0). Returns how
- * many are loaded; *busy = whether any is active. Loop thread. */
-size_t runner_job_ids(struct runner *r, int64_t *ids, bool *active, size_t max, bool *busy);
+/* What a status publisher needs to know of a loaded job, cheaply. */
+struct runner_job_brief {
+	int64_t id;
+	bool active;      /* queued or running, or calls still in flight */
+	bool finished;    /* done, failed or cancelled, with nothing in flight */
+	uint64_t version; /* changes whenever the counters of its status may have */
+};
+
+/* The loaded jobs (every job this daemon runs or ran since it started), at
+ * most max of them into out (NULL when max is 0). Returns how many are
+ * loaded; *busy = whether any is active. Loop thread. */
+size_t runner_job_briefs(struct runner *r, struct runner_job_brief *out, size_t max, bool *busy);
 
 /* True when the job is finished (done, failed or cancelled). */
 int runner_job_finished(struct runner *r, int64_t id);

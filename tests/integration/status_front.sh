@@ -157,6 +157,21 @@ if status != 200 or json.loads(body).get("id") != job:
 status, body = Conn().req("GET", "/v1/jobs/job_999999")
 if status != 404:
     fail("missing job: %d" % status)
+# 5. Requests the front does not take are answered by the main loop as
+#    before: no route, a request line without a version, garbage, and a
+#    request after an empty line (the front's own).
+for raw, want in ((b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+                  (b"GET /v1/health\r\n\r\n", 200),  # http-parser takes it (HTTP/0.9)
+                  (b"BLAH\r\n\r\n", 400),
+                  (b"\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 200)):
+    c = Conn()
+    c.s.sendall(raw)
+    try:
+        status = c.read()[0]
+    except (EOFError, OSError) as e:
+        status = str(e)
+    if status != want:
+        fail("%r: %s, want %d" % (raw, status, want))
 print("running_seen %s %s" % (running_seen, last))
 for f in failures[:10]:
     print("failure: " + f)

@@ -13,7 +13,9 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "daemon/api_routes.h"
+#include "daemon/front.h"
 #include "daemon/http.h"
+#include "daemon/snapshot.h"
 #include "daemon/upload.h"
 #include "daemon/web.h"
 #include "formats/export.h"
@@ -48,6 +50,11 @@ struct api {
 	char *degraded; /* why /v1/health says "degraded", or NULL */
 	struct web *web; /* the dashboard's listener, or NULL */
 	struct http_server_config hc;
+	/* The front thread answers status, list, metrics and health from
+	 * snapshots (daemon/front.h); a->srv serves what it hands over. */
+	struct snapshot *snap;
+	struct snap_pub *pub;
+	struct front *front;
 	int closing;     /* servers still closing */
 	void (*close_cb)(void *);
 	void *close_ud;
@@ -394,6 +401,12 @@ static void api_on_runner_event(void *ud, int64_t job, const char *type, json_t 
 	struct api *a = ud;
 	struct stream *s, *next;
 
+	/* Published before any subscriber hears of it: a client that reads
+	 * "state" here and asks for the status gets the new one. */
+	if (strcmp(type, "progress") == 0)
+		snap_pub_kick(a->pub);
+	else
+		snap_pub_job(a->pub, job);
 	for (s = a->streams; s; s = next) {
 		next = s->next;
 		if (s->kind != STREAM_EVENTS || s->job != job)
@@ -839,13 +852,12 @@ static void client_metrics(struct client *cl, struct buf *b)
 	replica_metrics(cl, b);
 }
 
-static void route_metrics(struct api *a, struct http_req *req, const struct api_route_match *m)
+/* The whole /metrics text, appended to b (also the front's snapshot). */
+static void api_metrics_render(void *ud, struct buf *b)
 {
-	struct buf b;
+	struct api *a = ud;
 
-	(void)m;
-	buf_init(&b, (size_t)8 << 20);
-	buf_printf(&b,
+	buf_printf(b,
 		   "# HELP medthink_up 1 while the daemon runs.\n# TYPE medthink_up gauge\n"
 		   "medthink_up 1\n"
 		   "# HELP medthink_api_requests_total Socket API requests.\n"
@@ -856,10 +868,20 @@ static void route_metrics(struct api *a, struct http_req *req, const struct api_
 		   "# TYPE medthink_import_items_total counter\nmedthink_import_items_total %" PRIu64 "\n"
 		   "# HELP medthink_store_batch_pending Writes waiting for the next group commit.\n"
 		   "# TYPE medthink_store_batch_pending gauge\nmedthink_store_batch_pending %zu\n",
-		   a->requests, http_server_connection_count(a->srv), a->uploads_items,
+		   a->requests + front_requests(a->front),
+		   http_server_connection_count(a->srv) + front_connections(a->front), a->uploads_items,
 		   store_batch_pending(a->st));
-	runner_metrics(a->runner, &b);
-	client_metrics(a->cl, &b);
+	runner_metrics(a->runner, b);
+	client_metrics(a->cl, b);
+}
+
+static void route_metrics(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	struct buf b;
+
+	(void)m;
+	buf_init(&b, (size_t)8 << 20);
+	api_metrics_render(a, &b);
 	http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.base, b.len);
 	buf_free(&b);
 }
@@ -1245,11 +1267,12 @@ static json_t *health_pools(struct client *cl)
 	return o;
 }
 
-static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
+/* The /v1/health object (also the front's snapshot). */
+static json_t *api_health_json(void *ud)
 {
+	struct api *a = ud;
 	json_t *h, *pools = health_pools(a->cl);
 
-	(void)m;
 	if (a->degraded)
 		h = json_pack("{s:s, s:s, s:s}", "status", "degraded", "reason", a->degraded, "version",
 			      a->cfg.version);
@@ -1259,7 +1282,13 @@ static void route_health(struct api *a, struct http_req *req, const struct api_r
 		json_object_set_new(h, "pools", pools);
 	else
 		json_decref(pools);
-	respond_json_take(req, 200, h);
+	return h;
+}
+
+static void route_health(struct api *a, struct http_req *req, const struct api_route_match *m)
+{
+	(void)m;
+	respond_json_take(req, 200, api_health_json(a));
 }
 
 /* ---- the route table (SPEC 6) -------------------------------------------- */
@@ -1439,6 +1468,59 @@ static void api_on_request(void *ud, struct http_req *req)
 	route_run(a, req, &m);
 }
 
+/* Before every response the main loop writes: whatever the request did is
+ * in the snapshot before the client can ask the front for it. */
+static void api_on_respond(void *ud, struct http_req *req)
+{
+	struct api *a = ud;
+	const char *method = http_req_method(req);
+
+	/* A GET changes no job (what moves on its own is published by the
+	 * runner's events and the periodic publish). */
+	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+		return;
+	snap_pub_forget(a->pub);
+	snap_pub_now(a->pub);
+}
+
+static void api_on_want(void *ud)
+{
+	snap_pub_now(((struct api *)ud)->pub);
+}
+
+static void api_pub_closed_free(void *ud)
+{
+	snap_pub_free(ud);
+}
+
+/* The snapshot, its publisher and the front thread on cfg.socket_path;
+ * a->srv serves the connections it hands over. Undone on failure. */
+static int api_front_start(struct api *a)
+{
+	struct snap_pub_ops ops = { api_metrics_render, api_health_json, a };
+	int rc = snapshot_new(&a->snap);
+
+	if (rc == 0)
+		rc = snap_pub_new(a->loop, a->snap, a->runner, a->st, &ops, &a->pub);
+	if (rc == 0) {
+		http_server_on_respond(a->srv, api_on_respond, a);
+		snap_pub_now(a->pub);
+		snap_pub_kick(a->pub); /* again once the runner has loaded its jobs */
+		rc = front_start(a->loop, a->srv, a->snap, a->cfg.socket_path, &a->hc, api_on_want, a,
+				 &a->front);
+	}
+	if (rc && a->pub) {
+		/* the timer never ran: close it and let the loop free it */
+		snap_pub_close(a->pub, api_pub_closed_free, a->pub);
+		a->pub = NULL;
+	}
+	if (rc) {
+		snapshot_free(a->snap);
+		a->snap = NULL;
+	}
+	return rc;
+}
+
 int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct client *cl,
 	      const struct api_config *cfg, struct api **out)
 {
@@ -1467,7 +1549,7 @@ int api_start(uv_loop_t *loop, struct store *st, struct runner *runner, struct c
 		free(a);
 		return -ENOMEM;
 	}
-	rc = http_server_listen_unix(a->srv, loop, cfg->socket_path);
+	rc = api_front_start(a);
 	if (rc) {
 		http_server_free(a->srv);
 		free(a);
@@ -1493,9 +1575,13 @@ void api_close(struct api *a, void (*cb)(void *ud), void *ud)
 	a->close_cb = cb;
 	a->close_ud = ud;
 	runner_set_listener(a->runner, NULL, NULL);
-	a->closing = 1 + (a->web != NULL);
+	http_server_on_respond(a->srv, NULL, NULL);
+	a->closing = 3 + (a->web != NULL);
 	if (a->web)
 		web_close(a->web, api_server_closed, a);
+	/* The front first (joined here): nothing is handed over after it. */
+	front_stop(a->front, api_server_closed, a);
+	snap_pub_close(a->pub, api_server_closed, a);
 	http_server_close(a->srv, api_server_closed, a);
 }
 
@@ -1515,6 +1601,7 @@ int api_set_degraded(struct api *a, const char *reason)
 	}
 	free(a->degraded);
 	a->degraded = copy;
+	snap_pub_now(a->pub);
 	return 0;
 }
 
@@ -1523,6 +1610,9 @@ void api_free(struct api *a)
 	if (!a)
 		return;
 	web_free(a->web);
+	front_free(a->front);
+	snap_pub_free(a->pub);
+	snapshot_free(a->snap);
 	http_server_free(a->srv);
 	free(a->degraded);
 	free(a);

@@ -1,6 +1,7 @@
 #include "daemon/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,10 +152,18 @@ struct http_server {
 	unsigned handles_open; /* listener + every connection */
 	void (*close_cb)(void *);
 	void *close_ud;
+	/* http_server_set_detach / http_server_on_respond */
+	int (*classify)(void *ud, const char *data, size_t len);
+	void (*detach)(void *ud, int fd, const char *data, size_t len);
+	void *detach_ud;
+	void (*on_respond)(void *ud, struct http_req *req);
+	void *respond_ud;
 	char rbuf[READ_BUF_SIZE];
 };
 
 static http_parser_settings parser_settings;
+static uv_once_t parser_settings_once = UV_ONCE_INIT;
+static void parser_settings_init(void);
 
 static void conn_close(struct conn *c);
 static void conn_shutdown(struct conn *c);
@@ -496,6 +505,8 @@ static int req_write_head(struct http_req *req, int status, const char *content_
 	uv_buf_t parts[2];
 	int rc;
 
+	if (c->srv->on_respond)
+		c->srv->on_respond(c->srv->respond_ud, req);
 	buf_init(&h, EXTRA_HEADERS_MAX + 1024);
 	rc = buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, status_text(status));
 	if (!rc && content_type)
@@ -981,12 +992,40 @@ static bool conn_try_finish(struct conn *c)
 	return true;
 }
 
+/* Hands the connection (a dup of its fd) and its unparsed input to the
+ * server's detach callback, then closes this side: the socket stays open
+ * through the dup. Only between requests with nothing left to write. */
+static size_t conn_detach(struct conn *c, const char *data, size_t len)
+{
+	uv_os_fd_t fd;
+	int nfd = -1;
+
+	if (uv_fileno(&c->h.handle, &fd) == 0)
+		nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (nfd < 0) {
+		log_warn("http: cannot hand a connection over: %s", strerror(errno));
+		conn_close(c);
+		return len;
+	}
+	c->srv->detach(c->srv->detach_ud, nfd, data, len);
+	conn_close(c);
+	return len;
+}
+
 /* Parses data; returns the bytes consumed (the rest must be kept). */
 static size_t conn_execute(struct conn *c, const char *data, size_t len)
 {
 	size_t n;
 	enum http_errno err;
 
+	if (!c->req && c->srv->classify) {
+		int k = c->srv->classify(c->srv->detach_ud, data, len);
+
+		if (k == HTTP_CLASSIFY_MORE)
+			return 0;
+		if (k == HTTP_CLASSIFY_DETACH)
+			return c->queued ? 0 : conn_detach(c, data, len);
+	}
 	if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
 		http_parser_pause(&c->parser, 0);
 	c->in_parser = true;
@@ -1386,8 +1425,12 @@ static int on_message_complete(http_parser *p)
 			return -1;
 	}
 	if (conn_try_finish(c)) {
-		if (c->stop)
+		/* With a classifier each request starts from conn_execute. */
+		if (c->stop || s->classify) {
 			http_parser_pause(p, 1);
+			if (!c->stop)
+				conn_kick(c);
+		}
 		return 0;
 	}
 	/* Wait for the handler (or the flush) before the next request. */
@@ -1432,6 +1475,13 @@ struct http_server *http_server_new(const struct http_handler *handler,
 		s->cfg.stream_low_water = s->high_water / 2 < LOW_WATER_MAX ? s->high_water / 2
 									   : LOW_WATER_MAX;
 	s->allowed_uid = geteuid();
+	/* Once: servers may run on several loop threads (daemon/front.c). */
+	uv_once(&parser_settings_once, parser_settings_init);
+	return s;
+}
+
+static void parser_settings_init(void)
+{
 	http_parser_settings_init(&parser_settings);
 	parser_settings.on_message_begin = on_message_begin;
 	parser_settings.on_url = on_url;
@@ -1440,7 +1490,22 @@ struct http_server *http_server_new(const struct http_handler *handler,
 	parser_settings.on_headers_complete = on_headers_complete;
 	parser_settings.on_body = on_body;
 	parser_settings.on_message_complete = on_message_complete;
-	return s;
+}
+
+void http_server_set_detach(struct http_server *s,
+			    int (*classify)(void *ud, const char *data, size_t len),
+			    void (*detach)(void *ud, int fd, const char *data, size_t len), void *ud)
+{
+	s->classify = classify;
+	s->detach = detach;
+	s->detach_ud = ud;
+}
+
+void http_server_on_respond(struct http_server *s, void (*cb)(void *ud, struct http_req *req),
+			    void *ud)
+{
+	s->on_respond = cb;
+	s->respond_ud = ud;
 }
 
 void http_server_set_allowed_uid(struct http_server *s, uid_t uid) { s->allowed_uid = uid; }
@@ -1567,6 +1632,38 @@ int http_server_adopt_fd(struct http_server *s, uv_loop_t *loop, int fd)
 		return rc;
 	}
 	conn_begin(c);
+	return 0;
+}
+
+int http_server_adopt(struct http_server *s, uv_loop_t *loop, int fd, const char *data,
+		      size_t len)
+{
+	struct conn *c;
+	int rc;
+
+	if (s->closing || (s->loop && s->loop != loop)) {
+		close(fd);
+		return -EBUSY;
+	}
+	s->loop = loop;
+	c = conn_new(s, true);
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc = uv_pipe_open(&c->h.pipe, fd);
+	if (rc < 0) {
+		close(fd);
+		conn_close(c);
+		return rc;
+	}
+	if (len && buf_append(&c->inbuf, data, len)) {
+		conn_close(c); /* closes fd */
+		return -ENOBUFS;
+	}
+	conn_begin(c);
+	if (len)
+		conn_kick(c);
 	return 0;
 }
 

@@ -4,7 +4,8 @@
  * Used by the daemon's socket API (Unix socket, peer uid checked with
  * SO_PEERCRED) and by the simulator (TCP on loopback).
  *
- * Everything here runs on the loop thread; nothing is thread-safe.
+ * Everything here runs on the loop thread of its server; nothing is
+ * thread-safe, but servers on different loops (threads) are independent.
  * The process must ignore SIGPIPE (a write to a vanished peer of a Unix
  * socket would otherwise kill it).
  *
@@ -148,6 +149,39 @@ int http_server_adopt_fd(struct http_server *s, uv_loop_t *loop, int fd);
  * more input (closing, or done after Connection: close or an error);
  * -EINVAL for len 0 or over 64 KiB. Loop thread only. */
 int http_server_feed(struct http_server *s, const char *data, size_t len);
+
+/* ---- Handing connections between loops (daemon/front.c) ---- */
+
+enum http_classify { HTTP_CLASSIFY_KEEP, HTTP_CLASSIFY_DETACH, HTTP_CLASSIFY_MORE };
+
+/* Before a connection parses each request, classify(ud, data, len) sees the
+ * input held so far (borrowed, from the request's first byte; len > 0):
+ * KEEP parses and serves it here; MORE waits for more input (the request
+ * head still counts against the timeouts); DETACH hands the connection
+ * over, once every earlier response has been written: detach(ud, fd,
+ * data, len) gets a new fd of the socket (taken) and the unparsed input
+ * (borrowed: copy it), and this server closes its side without touching
+ * the socket. Set before listening; NULL classify turns it off. Both
+ * callbacks run on this server's loop thread. */
+void http_server_set_detach(struct http_server *s,
+			    int (*classify)(void *ud, const char *data, size_t len),
+			    void (*detach)(void *ud, int fd, const char *data, size_t len), void *ud);
+
+/* Serves a connection handed over by another server: fd (taken, closed on
+ * failure too) with len bytes already read from it (borrowed, copied; at
+ * most 256 KiB), as an accepted Unix connection whose peer was checked.
+ * The server need not listen; loop must be the same for every call.
+ * Returns 0, -EBUSY (closing, or another loop), -ENOMEM, -ENOBUFS or a
+ * UV_E* code. Loop thread only. */
+int http_server_adopt(struct http_server *s, uv_loop_t *loop, int fd, const char *data,
+		      size_t len);
+
+/* cb(ud, req) runs just before every response head this server writes
+ * (http_respond*, http_stream_start), on the loop thread; it must not call
+ * into this module for req. The daemon publishes its status snapshot there,
+ * so a client never reads a snapshot older than a response it got. */
+void http_server_on_respond(struct http_server *s, void (*cb)(void *ud, struct http_req *req),
+			    void *ud);
 
 /* ---- Requests: accessors (valid while the handler owns the request) ---- */
 

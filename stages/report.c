@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/hash.h"
 #include "stages/runner_int.h"
 #include "store/store.h"
 #include "store/totals.h"
@@ -300,6 +301,31 @@ json_t *runner_job_list(struct runner *r)
 	}
 	json_decref(rows);
 	return out;
+}
+
+size_t runner_job_briefs(struct runner *r, struct runner_job_brief *out, size_t max, bool *busy)
+{
+	size_t n = 0;
+
+	*busy = false;
+	for (struct job *j = r->jobs; j; j = j->next) {
+		bool on = j->state == JOB_RUNNING || j->state == JOB_QUEUED || j->in_flight > 0;
+
+		if (n < max) {
+			int64_t v[] = { (int64_t)j->state, j->in_flight, j->calls, j->cached, j->tok_in,
+					j->tok_out, (int64_t)(j->spent * 1e9) };
+			uint64_t h = fnv1a64(FNV1A64_INIT, j->st, sizeof(j->st));
+
+			h = fnv1a64(h, v, sizeof(v));
+			out[n].id = j->id;
+			out[n].active = on;
+			out[n].finished = job_state_finished(j->state) && j->in_flight == 0;
+			out[n].version = fnv1a64(h, j->reason, strlen(j->reason));
+		}
+		n++;
+		*busy |= on;
+	}
+	return n;
 }
 
 void runner_metrics(struct runner *r, struct buf *b)

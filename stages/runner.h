@@ -18,6 +18,8 @@
  * Threads: the loop thread only. Errors: 0 or a negative errno. */
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -113,6 +115,19 @@ int runner_job_set_budget(struct runner *r, int64_t id, double budget_usd);
 json_t *runner_job_status(struct runner *r, int64_t id);
 /* Every job's status object, oldest first. */
 json_t *runner_job_list(struct runner *r);
+
+/* What a status publisher needs to know of a loaded job, cheaply. */
+struct runner_job_brief {
+	int64_t id;
+	bool active;      /* queued or running, or calls still in flight */
+	bool finished;    /* done, failed or cancelled, with nothing in flight */
+	uint64_t version; /* changes whenever the counters of its status may have */
+};
+
+/* The loaded jobs (every job this daemon runs or ran since it started), at
+ * most max of them into out (NULL when max is 0). Returns how many are
+ * loaded; *busy = whether any is active. Loop thread. */
+size_t runner_job_briefs(struct runner *r, struct runner_job_brief *out, size_t max, bool *busy);
 
 /* True when the job is finished (done, failed or cancelled). */
 int runner_job_finished(struct runner *r, int64_t id);

@@ -169,7 +169,7 @@ int main(int argc, char **argv)
 		/* The daemon checkpoints on a thread of its own twice a second
 		 * (about every 2,000 calls): here too, outside the time taken. */
 		if (i % 2000 < per)
-			store_ckpt_run(ck);
+			store_ckpt_run(ck, NULL);
 		c0 = cpu_now();
 		/* The outcomes of the previous window's calls, then this window's
 		 * call rows, in one group commit. */

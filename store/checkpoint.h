@@ -14,8 +14,9 @@ struct store_ckpt;
 /* Opens the checkpoint connection on the database at path. 0 or -EIO. */
 int store_ckpt_open(const char *path, struct store_ckpt **out);
 /* Runs one PASSIVE checkpoint. Blocking: call it from a worker thread,
- * never two at once. Returns 0 or -EIO (logged). */
-int store_ckpt_run(struct store_ckpt *c);
+ * never two at once. *log_frames (may be NULL) gets the frames in the WAL
+ * when it ran (-1 when unknown). Returns 0 or -EIO (logged). */
+int store_ckpt_run(struct store_ckpt *c, int *log_frames);
 /* Closes the connection (no checkpoint may be running). NULL is a no-op. */
 void store_ckpt_close(struct store_ckpt *c);
 

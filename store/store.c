@@ -610,7 +610,9 @@ static int set_pragmas(struct store *st, const char *path)
 	return exec_sql(st,
 	                "PRAGMA synchronous=FULL;"
 	                "PRAGMA foreign_keys=ON;"
-	                "PRAGMA cache_size=-16000;",
+	                "PRAGMA cache_size=-16000;"
+	                /* the WAL file shrinks back to this when it restarts */
+	                "PRAGMA journal_size_limit=134217728;",
 	                "setting PRAGMAs");
 }
 

@@ -129,11 +129,19 @@ static void test_commit_seen_by_another_connection(void **state)
 	{
 		struct store_ckpt *ck = NULL;
 
+		int first = -1, again = -1;
+
 		assert_int_equal(store_ckpt_open(f->path, &ck), 0);
-		assert_int_equal(store_ckpt_run(ck), 0);
+		/* The checkpoint sees the WAL (SQLite 3.40 on a connection that
+		 * never read reports -1 and copies nothing)... */
+		assert_int_equal(store_ckpt_run(ck, &first), 0);
+		assert_true(first > 1000);
+		insert_calls(st, 650, 30, 2000, 1);
+		/* ...and, every frame copied, the next commit starts the WAL over. */
+		assert_int_equal(store_ckpt_run(ck, &again), 0);
+		assert_true(again > 0 && again < first);
 		store_ckpt_close(ck);
 	}
-	insert_calls(st, 650, 30, 2000, 1);
 	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);
 	store_close(st);
 	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);

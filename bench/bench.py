@@ -1279,7 +1279,7 @@ def bench_scale(items_path, gen_proc):
     db.close()
     sent_after = s_end["requests_total"] - r0
     res["resume"] = {"stored_at_kill": stored[0], "distinct_stored_at_kill": stored[1],
-                     "store_calls_at_kill": stored_all, "pending_at_kill": N - stored[1],
+                     "store_calls_at_kill": stored_all, "pending_at_kill": N - pre["finished_at_kill"],
                      "sent_before_kill": r0, "in_flight_lost": r0 - stored[0],
                      "restart_to_first_call_s": round(first, 3) if first is not None else None,
                      "sent_after_restart": sent_after,

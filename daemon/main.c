@@ -3,6 +3,8 @@
  * socket, and runs the loop until SIGINT/SIGTERM. */
 
 #include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,6 +191,11 @@ static void ckpt_work_cb(uv_work_t *w)
 {
 	struct daemon *d = w->data;
 
+	/* On a small machine the copy competes with the loop and the status
+	 * thread for a core: it yields to them. The pool's threads run only
+	 * background work here (checkpoints, the store check, a restart's
+	 * counts), so the nice value stays with the thread. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	store_ckpt_run(d->ckpt, &d->ckpt_log);
 }
 

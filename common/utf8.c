@@ -3,49 +3,60 @@
 #include <stdint.h>
 #include <string.h>
 
+size_t utf8_seq_len(const char *str, size_t left)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	unsigned c = s[0];
+	size_t n, k;
+	uint32_t cp, min;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		cp = c & 0x1F;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		cp = c & 0x0F;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (k = 1; k < n; k++) {
+		unsigned b = s[k];
+
+		if ((b & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (b & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
 size_t utf8_check(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 
 	while (i < len) {
-		unsigned c = s[i];
-		size_t n, k;
-		uint32_t cp, min;
+		size_t n;
 
-		if (c < 0x80) {
-			if (c == 0)
+		if (s[i] < 0x80) {
+			if (s[i] == 0)
 				return i;
 			i++;
 			continue;
 		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-			cp = c & 0x1F;
-			min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			n = 2;
-			cp = c & 0x0F;
-			min = 0x800;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
+		n = utf8_seq_len(str + i, len - i);
+		if (n == 0)
 			return i;
-		}
-		if (len - i - 1 < n)
-			return i;
-		for (k = 1; k <= n; k++) {
-			unsigned b = s[i + k];
-
-			if ((b & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (b & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return i;
-		i += n + 1;
+		i += n;
 	}
 	return len;
 }

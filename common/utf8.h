@@ -11,6 +11,11 @@
  * points past U+10FFFF, as JSON and SQLite text need. */
 size_t utf8_check(const char *s, size_t len);
 
+/* Length (2-4) of the valid UTF-8 sequence at s, whose first byte is >=
+ * 0x80, within left bytes; 0 when it is not one (same rules as
+ * utf8_check, which are jansson's). */
+size_t utf8_seq_len(const char *s, size_t left);
+
 /* Replaces, in place, every byte of s (NUL-terminated) that is not valid
  * UTF-8 with '?'. */
 void utf8_sanitize(char *s);

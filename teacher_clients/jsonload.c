@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 /* Deeper documents are read by jansson (its limit is 2048). */
 #define FAST_MAX_DEPTH 64
 /* Longest number text read here. */
@@ -29,37 +31,10 @@ static void skip_ws(struct rd *r)
 		r->p++;
 }
 
-/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), 0 if none
- * (jansson's utf8_check_first/utf8_check_full). */
-static size_t utf8_seq(const unsigned char *s, size_t left)
+/* The UTF-8 sequence at s (lead byte >= 0x80): its length, 0 when invalid. */
+static inline size_t utf8_seq(const unsigned char *s, size_t left)
 {
-	unsigned char c = s[0];
-	size_t n, i;
-	uint32_t v;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		v = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		v = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-	    (n == 4 && v < 0x10000))
-		return 0;
-	return n;
+	return utf8_seq_len((const char *)s, left);
 }
 
 static int hex4(const unsigned char *p, uint32_t *out)

@@ -112,6 +112,14 @@ static void test_openai_batch_poll_results(void **state)
 	batch_result_clear(&r);
 	assert_int_equal(a->result_parse("nope", 4, &r), -EBADMSG);
 	batch_result_clear(&r);
+	/* an empty custom_id names no request (found by the batch fuzz target) */
+	{
+		static const char empty[] = "{\"custom_id\":\"\",\"response\":{\"status_code\":200,"
+					    "\"body\":{}},\"error\":null}";
+
+		assert_int_equal(a->result_parse(empty, strlen(empty), &r), -EBADMSG);
+		batch_result_clear(&r);
+	}
 }
 
 static void test_anthropic_batch(void **state)

@@ -183,6 +183,24 @@ static void test_png_round_trip(void **state)
 	assert_int_equal(pngmem_size(png, n, &w, &h, err, sizeof(err)), 0);
 	assert_int_equal(w, 12);
 	assert_int_equal(h, 9);
+	/* a chunk before the header: refused by every reader (found by the
+	 * png fuzz target: libpng alone decoded it) */
+	{
+		uint8_t *odd = malloc(n + 12), *px = NULL;
+		uint16_t *lb = NULL;
+
+		assert_non_null(odd);
+		memcpy(odd, png, 8);
+		memcpy(odd + 8, "\0\0\0\0rrrr\0\0\0\0", 12); /* empty ancillary chunk */
+		memcpy(odd + 20, png + 8, n - 8);
+		assert_int_equal(pngmem_size(odd, n + 12, &w, &h, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "no header chunk"));
+		assert_int_equal(pngmem_read_labels(odd, n + 12, &lb, &w, &h, err, sizeof(err)), -EINVAL);
+		assert_int_equal(pngmem_read_rgb(odd, n + 12, &px, &w, &h, err, sizeof(err)), -EINVAL);
+		assert_null(lb);
+		assert_null(px);
+		free(odd);
+	}
 	url = pngmem_data_url(png, n);
 	assert_int_equal(pngmem_from_data_url(url, &back, &n2, err, sizeof(err)), 0);
 	assert_int_equal(n2, n);

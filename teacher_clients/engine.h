@@ -9,8 +9,11 @@
  *
  * Threads: everything on the loop thread. Memory: a transfer holds its easy
  * handle, its header list and its received body; finished transfers go to a
- * small free list for reuse. Thousands may be added at once: curl queues
- * those above the connection limits itself. */
+ * small free list for reuse, keeping their options and header list for the
+ * next request. A socket curl opens keeps its uv_poll_t until curl closes it,
+ * so a kept-alive connection's next request starts no watcher (while no
+ * transfer uses it, an event on it stops its watcher). Thousands may be
+ * added at once: curl queues those above the connection limits itself. */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -22,6 +24,12 @@
 
 /* The request's extra header lines, at most (keys are capped at 8 KiB). */
 #define REQ_HEADERS_MAX (16 * 1024)
+/* Sockets curl opened through opensocket_fn are found by descriptor below
+ * this; one above it is watched only while curl asks (as any other). */
+#define FD_TABLE_MAX (1 << 20)
+
+/* How a transfer's easy handle is set up (enum xfer_mode). */
+enum xfer_mode { XM_NONE, XM_POST, XM_GET };
 
 struct xfer {
 	struct engine *e;
@@ -37,13 +45,28 @@ struct xfer {
 	engine_cb cb;
 	void *ud;
 	uint64_t started_ns;
+	/* The easy handle keeps its options between transfers: only what
+	 * changes is set again (see engine_send). */
+	enum xfer_mode mode;
+	bool https;
+	bool headers_set;     /* headers is the handle's CURLOPT_HTTPHEADER */
+	long timeout_ms;      /* the handle's CURLOPT_TIMEOUT_MS (-1: not set) */
 	struct xfer *prev, *next; /* active list, or free list (next only) */
 };
 
+/* One watched socket. A socket curl opened itself (opensocket_fn) lives
+ * until curl closes it (closesocket_fn): between transfers on a kept-alive
+ * connection it stays watched for what the last transfer asked, so the next
+ * transfer that asks the same costs no epoll_ctl (uv_poll_start always
+ * deletes and re-adds, uv_poll_init checks with an add and a delete and sets
+ * O_NONBLOCK again: five system calls a call otherwise). */
 struct esock {
 	uv_poll_t poll;
 	struct engine *e;
 	curl_socket_t fd;
+	int events;  /* the uv events watched (0: none) */
+	bool owned;  /* opened by opensocket_fn: in e->byfd until closed */
+	bool idle;   /* curl let it go (a connection in its cache) */
 	struct esock *prev, *next;
 };
 
@@ -56,6 +79,10 @@ struct engine {
 	struct xfer *free_list;
 	size_t nfree, nactive;
 	struct esock *socks;
+	struct esock **byfd; /* the owned sockets by descriptor, nbyfd slots */
+	size_t nbyfd;
+	uint64_t timer_due;  /* when the armed timer fires (loop ms) */
+	struct engine_counters cnt;
 	uint64_t connects;
 	int open_handles;   /* uv handles not yet closed (timer + polls) */
 	bool closing;
@@ -101,12 +128,15 @@ static void handle_closed(uv_handle_t *h)
 	if (--e->open_handles == 0 && e->closing) {
 		if (e->closed)
 			e->closed(e->closed_ud);
+		free(e->byfd);
 		free(e);
 	}
 }
 
 static void sock_close(struct engine *e, struct esock *s)
 {
+	if (s->owned && (size_t)s->fd < e->nbyfd && e->byfd[s->fd] == s)
+		e->byfd[s->fd] = NULL;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -116,6 +146,60 @@ static void sock_close(struct engine *e, struct esock *s)
 	uv_close((uv_handle_t *)&s->poll, handle_closed);
 }
 
+/* A new watcher for fd (not started). NULL when libuv refuses the fd or
+ * memory is short. */
+static struct esock *sock_new(struct engine *e, curl_socket_t fd)
+{
+	struct esock *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return NULL;
+	rc = uv_poll_init_socket(e->loop, &s->poll, fd);
+	if (rc < 0) {
+		log_error("engine: watching socket %d: %s", (int)fd, uv_strerror(rc));
+		free(s);
+		return NULL;
+	}
+	s->poll.data = e;
+	s->e = e;
+	s->fd = fd;
+	s->next = e->socks;
+	if (e->socks)
+		e->socks->prev = s;
+	e->socks = s;
+	e->open_handles++;
+	e->cnt.poll_inits++;
+	return s;
+}
+
+/* Room for fd in the table of owned sockets: 0, or -ENOMEM / -ERANGE (then
+ * the socket is watched only while curl asks, as one it did not open). */
+static int byfd_room(struct engine *e, curl_socket_t fd)
+{
+	size_t n = e->nbyfd ? e->nbyfd : 64;
+	struct esock **t;
+
+	if (fd < 0 || fd >= FD_TABLE_MAX)
+		return -ERANGE;
+	if ((size_t)fd < e->nbyfd)
+		return 0;
+	while (n <= (size_t)fd)
+		n *= 2;
+	t = realloc(e->byfd, n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	memset(t + e->nbyfd, 0, (n - e->nbyfd) * sizeof(*t));
+	e->byfd = t;
+	e->nbyfd = n;
+	return 0;
+}
+
+static struct esock *sock_owned(const struct engine *e, curl_socket_t fd)
+{
+	return fd >= 0 && (size_t)fd < e->nbyfd ? e->byfd[fd] : NULL;
+}
+
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
 	struct esock *s = (struct esock *)p;
@@ -123,9 +207,19 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 	int flags = 0;
 	int running = 0;
 
-	if (status < 0)
+	if (s->idle) {
+		/* Something arrived on a connection no transfer waits on (the
+		 * server closed it): stop watching, curl finds it dead when it
+		 * looks at it again. Level-triggered, it would wake every turn. */
+		uv_poll_stop(p);
+		s->events = 0;
+		e->cnt.idle_wakes++;
+		return;
+	}
+	if (status < 0) {
 		flags = CURL_CSELECT_ERR;
-	else {
+		s->events = 0; /* libuv stopped the watcher */
+	} else {
 		if (events & UV_READABLE)
 			flags |= CURL_CSELECT_IN;
 		if (events & UV_WRITABLE)
@@ -142,39 +236,80 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	int events = 0, rc;
 
 	(void)easy;
+	if (!s)
+		s = sock_owned(e, fd);
 	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			curl_multi_assign(e->multi, fd, NULL);
+		if (!s)
+			return 0;
+		curl_multi_assign(e->multi, fd, NULL);
+		if (s->owned)
+			s->idle = true; /* kept until closesocket_fn */
+		else
 			sock_close(e, s);
-		}
 		return 0;
 	}
 	if (!s) {
-		s = calloc(1, sizeof(*s));
+		/* Not opened by opensocket_fn (a resolver's socket pair): watched
+		 * only while curl asks. */
+		s = sock_new(e, fd);
 		if (!s)
 			return -1;
-		rc = uv_poll_init_socket(e->loop, &s->poll, fd);
-		if (rc < 0) {
-			log_error("engine: watching socket %d: %s", (int)fd, uv_strerror(rc));
-			free(s);
-			return -1;
-		}
-		s->poll.data = e;
-		s->e = e;
-		s->fd = fd;
-		s->next = e->socks;
-		if (e->socks)
-			e->socks->prev = s;
-		e->socks = s;
-		e->open_handles++;
-		curl_multi_assign(e->multi, fd, s);
 	}
+	if (!socketp)
+		curl_multi_assign(e->multi, fd, s);
+	s->idle = false;
 	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
 		events |= UV_READABLE;
 	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
 		events |= UV_WRITABLE;
+	if (events == s->events && uv_is_active((uv_handle_t *)&s->poll))
+		return 0;
 	rc = uv_poll_start(&s->poll, events, poll_cb);
-	return rc < 0 ? -1 : 0;
+	if (rc < 0) {
+		s->events = 0;
+		return -1;
+	}
+	s->events = events;
+	e->cnt.poll_starts++;
+	return 0;
+}
+
+/* curl's sockets for connections: watched from here until curl closes
+ * them (closesocket_fn), so a kept-alive connection keeps its watcher. */
+static curl_socket_t opensocket_fn(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct engine *e = clientp;
+	curl_socket_t fd;
+	struct esock *s;
+
+	(void)purpose;
+	/* What curl does without the callback, plus close-on-exec: the
+	 * daemon's children never hold a teacher connection. */
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return CURL_SOCKET_BAD;
+	if (e->closing || byfd_room(e, fd) < 0)
+		return fd;
+	if (e->byfd[fd])
+		sock_close(e, e->byfd[fd]); /* its socket was closed behind curl's back */
+	s = sock_new(e, fd);
+	if (!s)
+		return fd;
+	s->owned = true;
+	e->byfd[fd] = s;
+	return fd;
+}
+
+static int closesocket_fn(void *clientp, curl_socket_t fd)
+{
+	struct engine *e = clientp;
+	struct esock *s = sock_owned(e, fd);
+
+	/* The watcher goes before the descriptor: a new socket may get its
+	 * number at once. */
+	if (s)
+		sock_close(e, s);
+	return close(fd);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -194,10 +329,16 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
 	(void)multi;
 	if (e->closing)
 		return 0;
-	if (timeout_ms < 0)
+	if (timeout_ms < 0) {
 		uv_timer_stop(&e->timer);
-	else
-		uv_timer_start(&e->timer, timer_cb, (uint64_t)timeout_ms, 0);
+		return 0;
+	}
+	/* curl tells the same deadline again after most actions. */
+	if (uv_is_active((uv_handle_t *)&e->timer) && e->timer_due == uv_now(e->loop) + (uint64_t)timeout_ms)
+		return 0;
+	e->timer_due = uv_now(e->loop) + (uint64_t)timeout_ms;
+	e->cnt.timer_starts++;
+	uv_timer_start(&e->timer, timer_cb, (uint64_t)timeout_ms, 0);
 	return 0;
 }
 
@@ -270,10 +411,9 @@ static void xfer_unlink(struct engine *e, struct xfer *x)
 	e->nactive--;
 }
 
+/* The header list and the easy handle's options stay for the next transfer. */
 static void xfer_recycle(struct engine *e, struct xfer *x)
 {
-	curl_slist_free_all(x->headers);
-	x->headers = NULL;
 	if (e->closing || e->nfree >= e->o.free_max) {
 		xfer_free(x);
 		return;
@@ -400,7 +540,6 @@ static struct xfer *xfer_get(struct engine *e)
 		e->free_list = x->next;
 		e->nfree--;
 		x->next = NULL;
-		curl_easy_reset(x->easy);
 	} else {
 		x = calloc(1, sizeof(*x));
 		if (!x)
@@ -419,9 +558,35 @@ static struct xfer *xfer_get(struct engine *e)
 	return x;
 }
 
+/* Whether list is what header_list builds for extra and content_type. */
+static bool header_list_same(const struct curl_slist *l, const char *extra, const char *content_type)
+{
+	const char *ct = content_type ? content_type : "application/json";
+	const char *p, *nl;
+	size_t len;
+
+	if (!l || strncmp(l->data, "Content-Type: ", 14) != 0 || strcmp(l->data + 14, ct) != 0)
+		return false;
+	l = l->next;
+	if (!l || strcmp(l->data, "Expect:") != 0)
+		return false;
+	for (p = extra; p && *p; p = nl ? nl + 1 : p + len) {
+		nl = strchr(p, '\n');
+		len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len == 0)
+			continue;
+		l = l->next;
+		if (!l || strncmp(l->data, p, len) != 0 || l->data[len] != '\0')
+			return false;
+	}
+	return l->next == NULL;
+}
+
 /* The request's header list: JSON, no 100-continue, then each line of extra
- * (the provider's auth). The copy of a line is wiped: it may hold a key. */
-static int header_list(struct xfer *x, const char *extra, const char *content_type)
+ * (the provider's auth). The copy of a line is wiped: it may hold a key.
+ * A recycled transfer keeps its list when the request's is the same (every
+ * call of an endpoint): 1 then, 0 when built anew. */
+static int header_list(struct engine *e, struct xfer *x, const char *extra, const char *content_type)
 {
 	char ct[256];
 
@@ -431,9 +596,15 @@ static int header_list(struct xfer *x, const char *extra, const char *content_ty
 	size_t len;
 	int rc = -ENOMEM;
 
-	buf_init(&line, REQ_HEADERS_MAX);
 	if (content_type && strlen(content_type) > sizeof(ct) - 16)
 		return -EINVAL;
+	if (header_list_same(x->headers, extra, content_type))
+		return 1;
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	x->headers_set = false;
+	e->cnt.header_builds++;
+	buf_init(&line, REQ_HEADERS_MAX);
 	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type : "application/json");
 	l = curl_slist_append(NULL, ct);
 	if (l)
@@ -463,12 +634,60 @@ out:
 	if (line.base)
 		memset(line.base, 0, line.len);
 	buf_free(&line);
+	if (rc < 0) {
+		curl_slist_free_all(x->headers);
+		x->headers = NULL;
+	}
 	return rc;
+}
+
+/* Sets what every transfer of this kind keeps: the options that do not
+ * change between requests of the same mode and scheme. */
+static void xfer_setup(struct engine *e, struct xfer *x, enum xfer_mode mode, bool https)
+{
+	CURL *h = x->easy;
+
+	if (x->mode != XM_NONE)
+		curl_easy_reset(h);
+	e->cnt.easy_setups++;
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (mode == XM_GET)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	else
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	/* Waiting for a multiplexed connection only pays where ALPN can offer
+	 * HTTP/2; on plain http it would hold every transfer behind the first
+	 * response. */
+	if (https)
+		curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_fn);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_fn);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, opensocket_fn);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, closesocket_fn);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, e);
+	x->mode = mode;
+	x->https = https;
+	x->headers_set = false;
+	x->timeout_ms = -1;
 }
 
 int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, void *ud)
 {
 	struct xfer *x = NULL;
+	enum xfer_mode mode;
+	bool https;
+	long timeout_ms;
 	CURL *h;
 	int rc;
 
@@ -491,40 +710,30 @@ int engine_send(struct engine *e, const struct engine_req *req, engine_cb cb, vo
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = header_list(x, req->headers, req->content_type);
+	mode = req->get || (req->method && strcmp(req->method, "GET") == 0) ? XM_GET : XM_POST;
+	https = strncasecmp(req->url, "https:", 6) == 0;
+	if (x->mode != mode || x->https != https)
+		xfer_setup(e, x, mode, https);
+	rc = header_list(e, x, req->headers, req->content_type);
 	if (rc < 0)
 		goto fail;
 	h = x->easy;
 	rc = -EINVAL;
 	if (curl_easy_setopt(h, CURLOPT_URL, req->url) != CURLE_OK)
 		goto fail;
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (req->get || (req->method && strcmp(req->method, "GET") == 0)) {
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	} else {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
+	if (mode == XM_POST) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	/* Waiting for a multiplexed connection only pays where ALPN can offer
-	 * HTTP/2; on plain http it would hold every transfer behind the first
-	 * response. */
-	if (strncasecmp(req->url, "https:", 6) == 0)
-		curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 120000L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_fn);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_fn);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, (char *)x);
+	if (!x->headers_set) {
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->headers);
+		x->headers_set = true;
+	}
+	timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000L;
+	if (timeout_ms != x->timeout_ms) {
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+		x->timeout_ms = timeout_ms;
+	}
 	x->cb = cb;
 	x->ud = ud;
 	x->started_ns = uv_hrtime();
@@ -561,6 +770,13 @@ size_t engine_in_flight(const struct engine *e)
 uint64_t engine_connects(const struct engine *e)
 {
 	return e ? e->connects : 0;
+}
+
+void engine_counters_get(const struct engine *e, struct engine_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (e)
+		*out = e->cnt;
 }
 
 static void teardown_cb(uv_timer_t *t)

@@ -9,8 +9,11 @@
  *
  * Threads: everything on the loop thread. Memory: a transfer holds its easy
  * handle, its header list and its received body; finished transfers go to a
- * small free list for reuse. Thousands may be added at once: curl queues
- * those above the connection limits itself. */
+ * small free list for reuse, keeping their options and header list for the
+ * next request. A socket curl opens keeps its uv_poll_t until curl closes it,
+ * so a kept-alive connection's next request starts no watcher (while no
+ * transfer uses it, an event on it stops its watcher). Thousands may be
+ * added at once: curl queues those above the connection limits itself. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -80,6 +83,20 @@ const char *engine_resp_header(const struct engine_resp *r, const char *name);
 size_t engine_in_flight(const struct engine *e);
 /* Connections opened so far (CURLINFO_NUM_CONNECTS summed), for tests of reuse. */
 uint64_t engine_connects(const struct engine *e);
+
+/* What the engine did so far, for tests that check the cost of a call by
+ * counts: a kept-alive connection's next request sets up nothing anew. */
+struct engine_counters {
+	uint64_t easy_setups;   /* easy handles given their fixed options (new, or GET <-> POST) */
+	uint64_t header_builds; /* request header lists built (not kept from the last request) */
+	uint64_t poll_inits;    /* sockets given a watcher */
+	uint64_t poll_starts;   /* watchers started or changed (uv_poll_start) */
+	uint64_t idle_wakes;    /* events on a kept-alive connection no transfer used (it stops) */
+	uint64_t timer_starts;  /* curl's timer armed anew (an unchanged deadline is not) */
+};
+
+/* Copies e's counters to *out (zeros when e is NULL). Loop thread. */
+void engine_counters_get(const struct engine *e, struct engine_counters *out);
 /* Closes the engine: from the next loop turn, transfers still running are
  * called back with -ECANCELED, curl is cleaned up, the timer and the polls
  * are closed; when the last handle is closed, closed(ud) runs (may be NULL)

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -988,6 +989,32 @@ static int batch_finish(struct store *st, struct batch_queue *run, int rc, bool 
 
 static int writer_reap(struct store *st, bool wait);
 
+/* Puts run's writes (none applied) back in front of what was queued since,
+ * in order. Returns rc, or fails them all as a COMMIT would when the two
+ * cannot be merged (no memory). */
+static int queue_requeue(struct store *st, struct batch_queue *run, int rc)
+{
+	size_t n = st->queue.n;
+
+	if (n > run->cap - run->n) {
+		struct batch_entry *v = realloc(run->v, (run->n + n) * sizeof(*v));
+
+		if (!v)
+			return batch_finish(st, run, -EIO, true);
+		run->v = v;
+		run->cap = run->n + n;
+	}
+	if (n)
+		memcpy(run->v + run->n, st->queue.v, n * sizeof(*run->v));
+	run->n += n;
+	st->queue.n = 0;
+	free(st->spare.v);
+	st->spare = st->queue;
+	st->queue = *run;
+	*run = (struct batch_queue){ NULL, 0, 0 };
+	return rc;
+}
+
 int store_batch_flush(struct store *st)
 {
 	struct batch_queue run;
@@ -1004,10 +1031,10 @@ int store_batch_flush(struct store *st)
 		log_error("store: batch flush inside an open transaction");
 		return -EINVAL;
 	}
-	rc = batch_commit(st, st->queue.v, st->queue.n, &kept);
-	if (kept)
-		return rc; /* the queue is kept */
 	run = queue_take(st);
+	rc = batch_commit(st, run.v, run.n, &kept);
+	if (kept)
+		return queue_requeue(st, &run, rc); /* the queue is kept */
 	return batch_finish(st, &run, rc, true);
 }
 
@@ -1026,6 +1053,19 @@ int store_batch_flush(struct store *st)
 #define BUSY_LOOP_MS 2000
 #define BUSY_WRITER_MS 10000
 
+struct busy {
+	int limit_ms;
+	atomic_uint_fast64_t waits; /* transactions that had to wait */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 struct store_writer {
 	struct store *ws;          /* the writer's connection */
 	pthread_t thread;
@@ -1041,14 +1081,18 @@ struct store_writer {
 	bool inflight;             /* handed over, not yet reaped */
 	void (*wake)(void *ud);
 	void *wake_ud;
-	int busy_loop_ms, busy_writer_ms;
+	struct busy busy_loop, busy_writer;
+	/* counts for the log line at stop */
+	uint64_t batches, writes, commit_ns; /* the writer's, read after join */
+	uint64_t handed_at, latency_ns;     /* the loop's */
 };
 
 /* SQLite's busy handler: short sleeps while the other connection's
  * transaction ends, -EBUSY after *ud milliseconds. */
 static int busy_wait(void *ud, int n)
 {
-	int limit_ms = *(const int *)ud;
+	struct busy *b = ud;
+	int limit_ms = b->limit_ms;
 	/* 50 us x 20, 200 us x 80, then 1 ms each */
 	long ns = n < 20 ? 50000L : n < 100 ? 200000L : 1000000L;
 	long spent_ms = n < 20 ? n / 20 : n < 100 ? 1 + (n - 20) / 5 : 17 + (n - 100);
@@ -1056,6 +1100,8 @@ static int busy_wait(void *ud, int n)
 
 	if (spent_ms >= limit_ms)
 		return 0;
+	if (n == 0)
+		atomic_fetch_add_explicit(&b->waits, 1, memory_order_relaxed);
 	nanosleep(&ts, NULL);
 	return 1;
 }
@@ -1069,6 +1115,7 @@ static void *writer_main(void *arg)
 	for (;;) {
 		struct batch_queue run;
 		bool kept = false;
+		uint64_t t0;
 		int rc = 0;
 
 		while (!w->has_work && !w->stop)
@@ -1078,6 +1125,7 @@ static void *writer_main(void *arg)
 		run = w->run;
 		w->has_work = false;
 		pthread_mutex_unlock(&w->mu);
+		t0 = mono_ns();
 		for (size_t at = 0; at < run.n; at += WRITER_SLICE) {
 			size_t n = run.n - at < WRITER_SLICE ? run.n - at : WRITER_SLICE;
 			int src = batch_commit(ws, run.v + at, n, &kept);
@@ -1101,6 +1149,9 @@ static void *writer_main(void *arg)
 			if (at + n >= run.n)
 				break;
 		}
+		w->batches++;
+		w->writes += run.n;
+		w->commit_ns += mono_ns() - t0;
 		pthread_mutex_lock(&w->mu);
 		w->run = run;
 		w->rc = rc;
@@ -1148,34 +1199,9 @@ static int writer_reap(struct store *st, bool wait)
 	}
 	pthread_mutex_unlock(&w->mu);
 	w->inflight = false;
-	if (kept) {
-		/* Nothing was applied: the batch goes back in front of what
-		 * was queued since, in order, for a later submit. */
-		size_t n = st->queue.n;
-
-		if (n && run.n + n <= run.cap) {
-			memcpy(run.v + run.n, st->queue.v, n * sizeof(*run.v));
-			run.n += n;
-			st->queue.n = 0;
-		} else if (n) {
-			struct batch_entry *v = realloc(run.v, (run.n + n) * sizeof(*v));
-
-			if (!v) {
-				/* Cannot merge: these fail as a COMMIT would. */
-				return batch_finish(st, &run, -EIO, true);
-			}
-			memcpy(v + run.n, st->queue.v, n * sizeof(*v));
-			run.v = v;
-			run.cap = run.n + n;
-			run.n += n;
-			st->queue.n = 0;
-		}
-		free(st->spare.v);
-		st->spare = st->queue;
-		st->spare.n = 0;
-		st->queue = run;
-		return rc;
-	}
+	w->latency_ns += mono_ns() - w->handed_at;
+	if (kept) /* nothing was applied: queued again for a later submit */
+		return queue_requeue(st, &run, rc);
 	/* The writer folded each slice's COMMIT into its statuses. */
 	return batch_finish(st, &run, rc, false);
 }
@@ -1196,6 +1222,7 @@ int store_batch_submit(struct store *st)
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	w->inflight = true;
+	w->handed_at = mono_ns();
 	return (int)run.n;
 }
 
@@ -1205,9 +1232,9 @@ void store_writer_busy_set(struct store *st, int loop_ms, int writer_ms)
 {
 	if (!st->w)
 		return;
-	st->w->busy_loop_ms = loop_ms;
+	st->w->busy_loop.limit_ms = loop_ms;
 	pthread_mutex_lock(&st->w->mu); /* read by the writer's busy handler */
-	st->w->busy_writer_ms = writer_ms;
+	st->w->busy_writer.limit_ms = writer_ms;
 	pthread_mutex_unlock(&st->w->mu);
 }
 
@@ -1284,8 +1311,8 @@ int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud)
 		return -ENOMEM;
 	w->wake = wake;
 	w->wake_ud = ud;
-	w->busy_loop_ms = BUSY_LOOP_MS;
-	w->busy_writer_ms = BUSY_WRITER_MS;
+	w->busy_loop.limit_ms = BUSY_LOOP_MS;
+	w->busy_writer.limit_ms = BUSY_WRITER_MS;
 	rc = writer_open(st, &w->ws);
 	if (rc < 0) {
 		free(w);
@@ -1296,8 +1323,8 @@ int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud)
 	pthread_cond_init(&w->finished_cv, NULL);
 	/* Two connections write one file now: each waits for the other's
 	 * transaction instead of failing with SQLITE_BUSY. */
-	sqlite3_busy_handler(w->ws->db, busy_wait, &w->busy_writer_ms);
-	sqlite3_busy_handler(st->db, busy_wait, &w->busy_loop_ms);
+	sqlite3_busy_handler(w->ws->db, busy_wait, &w->busy_writer);
+	sqlite3_busy_handler(st->db, busy_wait, &w->busy_loop);
 	/* Signals are the loop's: the writer takes none. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1333,6 +1360,14 @@ void store_writer_stop(struct store *st)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	st->w = NULL;
+	if (w->batches)
+		log_info("store: the writer committed %" PRIu64 " writes in %" PRIu64 " batches "
+			 "(%.1f ms each, %.1f ms from hand-over to callbacks); the loop's transactions "
+			 "waited for it %" PRIu64 " times, it for them %" PRIu64 " times",
+			 w->writes, w->batches, (double)w->commit_ns / 1e6 / (double)w->batches,
+			 (double)w->latency_ns / 1e6 / (double)w->batches,
+			 (uint64_t)atomic_load(&w->busy_loop.waits),
+			 (uint64_t)atomic_load(&w->busy_writer.waits));
 	sqlite3_busy_handler(st->db, NULL, NULL);
 	store_close(w->ws);
 	free(w->run.v);

@@ -782,13 +782,13 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	st->closing = true;
-	store_writer_stop(st);
-	batch_cancel_all(st);
 	if (st->depth > 0) {
 		log_warn("store: closing with an open transaction; rolling it back");
 		while (st->depth > 0)
 			store_rollback(st);
 	}
+	store_writer_stop(st);
+	batch_cancel_all(st);
 	for (size_t i = 0; i < st->capslots; i++)
 		sqlite3_finalize(st->slots[i].stmt);
 	free(st->slots);
@@ -1021,16 +1021,19 @@ int store_batch_flush(struct store *st)
 	bool kept;
 	int rc;
 
+	if (st->queue.n == 0 && !store_batch_busy(st))
+		return 0;
+	if (st->depth != 0) {
+		/* (and the writer would wait for this transaction) */
+		log_error("store: batch flush inside an open transaction");
+		return -EINVAL;
+	}
 	/* With a writer: what it has is finished first, so done callbacks
 	 * keep the order of the writes. */
 	if (st->w)
 		writer_reap(st, true);
 	if (st->queue.n == 0)
 		return 0;
-	if (st->depth != 0) {
-		log_error("store: batch flush inside an open transaction");
-		return -EINVAL;
-	}
 	run = queue_take(st);
 	rc = batch_commit(st, run.v, run.n, &kept);
 	if (kept)

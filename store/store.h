@@ -118,7 +118,9 @@ int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud);
 /* Waits for the batch with the writer and runs its done callbacks, stops
  * and joins the thread, closes its connection. What done callbacks queue
  * stays queued (store_batch_flush commits it on this thread, store_close
- * cancels it). No-op without a writer or for NULL. store_close calls it. */
+ * cancels it). No-op without a writer or for NULL. store_close calls it.
+ * Loop thread, outside a store_begin transaction (the writer would wait for
+ * it). */
 void store_writer_stop(struct store *st);
 /* Hands every queued write to the writer when it is idle. Returns how many
  * were handed over; 0 when nothing is queued or the writer is busy (they

@@ -50,6 +50,8 @@ struct daemon {
 	size_t n_secret_env;
 	uv_prepare_t commit;   /* group commit once per loop iteration */
 	uv_timer_t retry;      /* a busy store: commit again shortly */
+	uv_async_t writer;     /* the store's writer thread finished a batch */
+	int writer_on;         /* commits run on that thread (store_writer_start) */
 	uv_signal_t sigint, sigterm;
 	struct store_ckpt *ckpt; /* WAL checkpoints on a worker thread */
 	uv_timer_t ckpt_timer;
@@ -157,6 +159,13 @@ static void commit_now(struct daemon *d)
 	int rc;
 
 	uv_timer_stop(&d->retry);
+	if (d->writer_on) {
+		/* The writer commits; a busy writer takes what is queued
+		 * when it is done (on_writer). */
+		if (store_batch_submit(d->st) > 0)
+			d->last_commit = uv_now(&d->loop);
+		return;
+	}
 	d->last_commit = uv_now(&d->loop);
 	/* Commits until the queue is empty: done callbacks may queue more
 	 * writes (an item's next step), bounded so one turn cannot spin. */
@@ -359,6 +368,30 @@ static int check_store_main(const char *dbpath)
 	return 0;
 }
 
+/* The writer thread is done with a batch (store_writer_start's wake). */
+static void writer_wake(void *ud)
+{
+	struct daemon *d = ud;
+
+	uv_async_send(&d->writer);
+}
+
+/* Its done callbacks run here, on the loop; what they queued (an item's
+ * next step) goes to the writer at once, as the loop's own commit did in
+ * the same turn. */
+static void on_writer(uv_async_t *a)
+{
+	struct daemon *d = a->data;
+	int rc = store_batch_reap(d->st);
+
+	if (rc == -EBUSY) {
+		uv_timer_start(&d->retry, on_retry, 5, 0);
+		return;
+	}
+	if (store_batch_pending(d->st) > 0 && !commit_held(d))
+		commit_now(d);
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
 	struct daemon *d = p->data;
@@ -367,6 +400,8 @@ static void on_prepare(uv_prepare_t *p)
 
 	if (pending == 0 || commit_held(d))
 		return;
+	if (d->writer_on && store_batch_busy(d->st))
+		return; /* on_writer hands these over */
 	if (pending >= COMMIT_BATCH || waited >= COMMIT_DELAY_MS || d->stopping) {
 		commit_now(d);
 		return;
@@ -385,6 +420,14 @@ static void closed_cb(void *ud)
 	if (--d->closing_parts > 0)
 		return;
 	commit_now(d);
+	if (d->writer_on) {
+		/* Its last batch commits and calls back here; the rest (what
+		 * those callbacks queue) commits on this thread below. */
+		store_writer_stop(d->st);
+		d->writer_on = 0;
+		uv_close((uv_handle_t *)&d->writer, NULL);
+		commit_now(d);
+	}
 	uv_prepare_stop(&d->commit);
 	uv_close((uv_handle_t *)&d->commit, NULL);
 	uv_close((uv_handle_t *)&d->retry, NULL);
@@ -712,6 +755,19 @@ int main(int argc, char **argv)
 	uv_prepare_init(&d.loop, &d.commit);
 	d.commit.data = &d;
 	uv_prepare_start(&d.commit, on_prepare);
+	/* Group commits off the loop: from here every exit runs the loop
+	 * through closed_cb, which stops the writer. */
+	if (uv_async_init(&d.loop, &d.writer, on_writer) == 0) {
+		d.writer.data = &d;
+		rc = store_writer_start(d.st, writer_wake, &d);
+		if (rc == 0) {
+			d.writer_on = 1;
+		} else {
+			log_warn("store: no writer thread (%s); group commits run on the loop",
+				 strerror(-rc));
+			uv_close((uv_handle_t *)&d.writer, NULL);
+		}
+	}
 	uv_timer_init(&d.loop, &d.retry);
 	d.retry.data = &d;
 	ac.socket_path = d.cfg->daemon.socket;
@@ -761,6 +817,11 @@ int main(int argc, char **argv)
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	d.exit_code = web_failed;
 run_down:
+	if (d.writer_on) {
+		store_writer_stop(d.st);
+		d.writer_on = 0;
+		uv_close((uv_handle_t *)&d.writer, NULL);
+	}
 	/* Whatever completed before the stop is committed. */
 	while (store_batch_pending(d.st) > 0 && store_batch_flush(d.st) > 0)
 		;

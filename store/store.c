@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -153,6 +156,8 @@ struct batch_queue {
 	size_t n, cap;
 };
 
+struct store_writer;
+
 struct store {
 	sqlite3 *db;
 	struct stmt_slot *slots; /* open addressing, cap a power of two */
@@ -167,6 +172,8 @@ struct store {
 	size_t jtextcap;
 	char *path;              /* as opened, for messages */
 	char last_err[200];      /* SQLite's message of the last failed write */
+	struct store_writer *w;  /* the writer thread, or NULL (flushes commit here) */
+	bool group_only;         /* the writer's connection: always synchronous=NORMAL */
 };
 
 static double (*clock_fn)(void);
@@ -775,12 +782,13 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	st->closing = true;
-	batch_cancel_all(st);
 	if (st->depth > 0) {
 		log_warn("store: closing with an open transaction; rolling it back");
 		while (st->depth > 0)
 			store_rollback(st);
 	}
+	store_writer_stop(st);
+	batch_cancel_all(st);
 	for (size_t i = 0; i < st->capslots; i++)
 		sqlite3_finalize(st->slots[i].stmt);
 	free(st->slots);
@@ -904,39 +912,41 @@ static int batch_apply_one(struct store *st, struct batch_entry *e, bool isolate
 	return rc;
 }
 
-int store_batch_flush(struct store *st)
+/* Applies n entries of v on st's connection and commits them in one
+ * transaction, setting each entry's status (before the COMMIT's outcome:
+ * batch_finish folds that in). Returns 0 or the COMMIT's negative errno;
+ * *kept is set when the transaction could not even begin (-EBUSY): then
+ * nothing was applied and no status is set. Runs on whichever thread owns
+ * st: the loop (store_batch_flush) or the writer. */
+static int batch_commit(struct store *st, struct batch_entry *v, size_t n, bool *kept)
 {
-	struct batch_queue run;
-	int committed = 0;
 	bool isolated = false;
 	int rc;
 
-	if (st->queue.n == 0)
-		return 0;
-	if (st->depth != 0) {
-		log_error("store: batch flush inside an open transaction");
-		return -EINVAL;
-	}
+	*kept = false;
 	/* Group commits are not acknowledged to any client: they run with
 	 * synchronous=NORMAL (WAL: the commit reaches the OS, which keeps it
 	 * across a kill -9 of the daemon; the WAL is synced by the next FULL
 	 * commit or checkpoint). Everything acknowledged to a client (datasets,
-	 * jobs, state changes) keeps synchronous=FULL. */
-	exec_sql(st, "PRAGMA synchronous=NORMAL", "batch sync mode");
+	 * jobs, state changes) keeps synchronous=FULL. The writer's connection
+	 * does group commits only and stays at NORMAL. */
+	if (!st->group_only)
+		exec_sql(st, "PRAGMA synchronous=NORMAL", "batch sync mode");
 	rc = store_begin(st);
 	if (rc < 0) {
-		exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
-		return rc; /* the queue is kept */
+		if (!st->group_only)
+			exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
+		*kept = true;
+		return rc;
 	}
-	run = queue_take(st);
 	/* First every write straight in the transaction (two statements fewer
 	 * per write than a savepoint each). Should one fail, the transaction
 	 * is rolled back and the whole batch runs again with each write in a
 	 * savepoint of its own, so a failing write loses only its own rows, as
 	 * before. */
-	for (size_t i = 0; i < run.n; i++) {
-		run.v[i].status = batch_apply_one(st, &run.v[i], false);
-		if (run.v[i].status < 0) {
+	for (size_t i = 0; i < n; i++) {
+		v[i].status = batch_apply_one(st, &v[i], false);
+		if (v[i].status < 0) {
 			isolated = true;
 			break;
 		}
@@ -944,22 +954,430 @@ int store_batch_flush(struct store *st)
 	if (isolated) {
 		store_rollback(st);
 		rc = store_begin(st);
-		for (size_t i = 0; i < run.n; i++)
-			run.v[i].status = rc < 0 ? rc : batch_apply_one(st, &run.v[i], true);
+		for (size_t i = 0; i < n; i++)
+			v[i].status = rc < 0 ? rc : batch_apply_one(st, &v[i], true);
 	}
 	rc = st->depth ? store_commit(st) : rc;
-	exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
-	for (size_t i = 0; i < run.n; i++) {
-		if (rc < 0)
-			run.v[i].status = rc == -ENOSPC ? rc : -EIO;
-		else if (run.v[i].status == 0)
+	if (!st->group_only)
+		exec_sql(st, "PRAGMA synchronous=FULL", "sync mode");
+	return rc;
+}
+
+/* The status a write gets when the COMMIT of its transaction fails. */
+static int commit_status(int rc) { return rc == -ENOSPC ? rc : -EIO; }
+
+/* Folds the COMMIT's outcome rc into the statuses of run's entries (unless
+ * they already hold it: fold false), runs their done callbacks in order
+ * (loop thread), and gives the array back. Returns the number committed or
+ * rc. */
+static int batch_finish(struct store *st, struct batch_queue *run, int rc, bool fold)
+{
+	int committed = 0;
+
+	for (size_t i = 0; i < run->n; i++) {
+		if (rc < 0 && fold)
+			run->v[i].status = commit_status(rc);
+		else if (run->v[i].status == 0)
 			committed++;
 	}
-	for (size_t i = 0; i < run.n; i++)
-		if (run.v[i].done)
-			run.v[i].done(run.v[i].ud, run.v[i].status);
-	queue_return(st, &run);
+	for (size_t i = 0; i < run->n; i++)
+		if (run->v[i].done)
+			run->v[i].done(run->v[i].ud, run->v[i].status);
+	queue_return(st, run);
 	return rc < 0 ? rc : committed;
+}
+
+static int writer_reap(struct store *st, bool wait);
+
+/* Puts run's writes (none applied) back in front of what was queued since,
+ * in order. Returns rc, or fails them all as a COMMIT would when the two
+ * cannot be merged (no memory). */
+static int queue_requeue(struct store *st, struct batch_queue *run, int rc)
+{
+	size_t n = st->queue.n;
+
+	if (n > run->cap - run->n) {
+		struct batch_entry *v = realloc(run->v, (run->n + n) * sizeof(*v));
+
+		if (!v)
+			return batch_finish(st, run, -EIO, true);
+		run->v = v;
+		run->cap = run->n + n;
+	}
+	if (n)
+		memcpy(run->v + run->n, st->queue.v, n * sizeof(*run->v));
+	run->n += n;
+	st->queue.n = 0;
+	free(st->spare.v);
+	st->spare = st->queue;
+	st->queue = *run;
+	*run = (struct batch_queue){ NULL, 0, 0 };
+	return rc;
+}
+
+int store_batch_flush(struct store *st)
+{
+	struct batch_queue run;
+	bool kept;
+	int rc;
+
+	if (st->queue.n == 0 && !store_batch_busy(st))
+		return 0;
+	if (st->depth != 0) {
+		/* (and the writer would wait for this transaction) */
+		log_error("store: batch flush inside an open transaction");
+		return -EINVAL;
+	}
+	/* With a writer: what it has is finished first, so done callbacks
+	 * keep the order of the writes. */
+	if (st->w)
+		writer_reap(st, true);
+	if (st->queue.n == 0)
+		return 0;
+	run = queue_take(st);
+	rc = batch_commit(st, run.v, run.n, &kept);
+	if (kept)
+		return queue_requeue(st, &run, rc); /* the queue is kept */
+	return batch_finish(st, &run, rc, true);
+}
+
+/* ---- The writer thread ----------------------------------------------------
+ * The loop hands the whole queue over (store_batch_submit) when the writer
+ * is idle; the writer applies and commits it on its own connection, then
+ * calls wake; the loop takes it back (store_batch_reap) and runs the done
+ * callbacks. One batch at a time: what is queued meanwhile is the next. */
+
+/* Writes per transaction on the writer: the loop's own short transactions
+ * wait for the writer's to end, so a large queue (held writes retried at
+ * once) commits in slices. */
+#define WRITER_SLICE 1024
+/* How long a connection waits for the other's transaction before -EBUSY:
+ * a hang guard, not a pace (the writer's slices take milliseconds). */
+#define BUSY_LOOP_MS 2000
+#define BUSY_WRITER_MS 10000
+
+struct busy {
+	int limit_ms;
+	atomic_uint_fast64_t waits; /* transactions that had to wait */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct store_writer {
+	struct store *ws;          /* the writer's connection */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work;       /* to the writer: a batch, or stop */
+	pthread_cond_t finished_cv; /* to a waiting loop: the batch is done */
+	/* under mu */
+	struct batch_queue run;    /* the batch with the writer */
+	bool has_work, finished, stop, kept;
+	int rc;                    /* the batch's commit status */
+	char err[200];             /* the writer's last SQLite error message */
+	/* the loop thread's alone */
+	bool inflight;             /* handed over, not yet reaped */
+	void (*wake)(void *ud);
+	void *wake_ud;
+	struct busy busy_loop, busy_writer;
+	/* counts for the log line at stop */
+	uint64_t batches, writes, commit_ns; /* the writer's, read after join */
+	uint64_t handed_at, latency_ns;     /* the loop's */
+};
+
+/* SQLite's busy handler: short sleeps while the other connection's
+ * transaction ends, -EBUSY after *ud milliseconds. */
+static int busy_wait(void *ud, int n)
+{
+	struct busy *b = ud;
+	int limit_ms = b->limit_ms;
+	/* 50 us x 20, 200 us x 80, then 1 ms each */
+	long ns = n < 20 ? 50000L : n < 100 ? 200000L : 1000000L;
+	long spent_ms = n < 20 ? n / 20 : n < 100 ? 1 + (n - 20) / 5 : 17 + (n - 100);
+	struct timespec ts = { 0, ns };
+
+	if (spent_ms >= limit_ms)
+		return 0;
+	if (n == 0)
+		atomic_fetch_add_explicit(&b->waits, 1, memory_order_relaxed);
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+static void *writer_main(void *arg)
+{
+	struct store_writer *w = arg;
+	struct store *ws = w->ws;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		struct batch_queue run;
+		bool kept = false;
+		uint64_t t0;
+		int rc = 0;
+
+		while (!w->has_work && !w->stop)
+			pthread_cond_wait(&w->work, &w->mu);
+		if (!w->has_work)
+			break;
+		run = w->run;
+		w->has_work = false;
+		pthread_mutex_unlock(&w->mu);
+		t0 = mono_ns();
+		for (size_t at = 0; at < run.n; at += WRITER_SLICE) {
+			size_t n = run.n - at < WRITER_SLICE ? run.n - at : WRITER_SLICE;
+			int src = batch_commit(ws, run.v + at, n, &kept);
+
+			if (kept && at == 0) {
+				rc = src; /* nothing applied: the loop queues it again */
+				break;
+			}
+			if (kept) {
+				/* The slices before are committed; the rest fail
+				 * as a COMMIT would. */
+				kept = false;
+				n = run.n - at;
+			}
+			if (src < 0) {
+				for (size_t i = at; i < at + n; i++)
+					run.v[i].status = commit_status(src);
+				if (rc == 0)
+					rc = src;
+			}
+			if (at + n >= run.n)
+				break;
+		}
+		w->batches++;
+		w->writes += run.n;
+		w->commit_ns += mono_ns() - t0;
+		pthread_mutex_lock(&w->mu);
+		w->run = run;
+		w->rc = rc;
+		w->kept = kept;
+		if (ws->last_err[0]) {
+			snprintf(w->err, sizeof(w->err), "%s", ws->last_err);
+			ws->last_err[0] = '\0';
+		}
+		w->finished = true;
+		pthread_cond_broadcast(&w->finished_cv);
+		pthread_mutex_unlock(&w->mu);
+		w->wake(w->wake_ud);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Takes the writer's finished batch back and runs its done callbacks;
+ * with wait, waits for it first. Returns what store_batch_reap does. */
+static int writer_reap(struct store *st, bool wait)
+{
+	struct store_writer *w = st->w;
+	struct batch_queue run;
+	bool kept;
+	int rc;
+
+	if (!w || !w->inflight)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	while (wait && !w->finished)
+		pthread_cond_wait(&w->finished_cv, &w->mu);
+	if (!w->finished) {
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
+	w->finished = false;
+	run = w->run;
+	w->run = (struct batch_queue){ NULL, 0, 0 };
+	rc = w->rc;
+	kept = w->kept;
+	if (w->err[0]) {
+		snprintf(st->last_err, sizeof(st->last_err), "%s", w->err);
+		w->err[0] = '\0';
+	}
+	pthread_mutex_unlock(&w->mu);
+	w->inflight = false;
+	w->latency_ns += mono_ns() - w->handed_at;
+	if (kept) /* nothing was applied: queued again for a later submit */
+		return queue_requeue(st, &run, rc);
+	/* The writer folded each slice's COMMIT into its statuses. */
+	return batch_finish(st, &run, rc, false);
+}
+
+int store_batch_submit(struct store *st)
+{
+	struct store_writer *w = st->w;
+	struct batch_queue run;
+
+	if (!w)
+		return -EINVAL;
+	if (w->inflight || st->queue.n == 0)
+		return 0;
+	run = queue_take(st);
+	pthread_mutex_lock(&w->mu);
+	w->run = run;
+	w->has_work = true;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	w->inflight = true;
+	w->handed_at = mono_ns();
+	return (int)run.n;
+}
+
+int store_batch_reap(struct store *st) { return writer_reap(st, false); }
+
+void store_writer_busy_set(struct store *st, int loop_ms, int writer_ms)
+{
+	if (!st->w)
+		return;
+	st->w->busy_loop.limit_ms = loop_ms;
+	pthread_mutex_lock(&st->w->mu); /* read by the writer's busy handler */
+	st->w->busy_writer.limit_ms = writer_ms;
+	pthread_mutex_unlock(&st->w->mu);
+}
+
+int store_batch_wait(struct store *st) { return writer_reap(st, true); }
+
+bool store_batch_busy(const struct store *st) { return st->w && st->w->inflight; }
+
+/* The writer's connection: the same file, VFS and settings as st's, with
+ * no migrations (st's open did them). */
+static int writer_open(struct store *st, struct store **out)
+{
+	const char *file = sqlite3_db_filename(st->db, "main");
+	struct store *ws = NULL;
+	int ckpt = 1000, rc;
+
+	*out = NULL;
+	if (!file || !*file)
+		return -ENOTSUP; /* an in-memory database has no second connection */
+	ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	ws->group_only = true;
+	ws->path = strdup(st->path);
+	if (!ws->path) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = sqlite3_open_v2(file, &ws->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			     store_walbuf_vfs());
+	if (rc != SQLITE_OK) {
+		log_error("store %s: the writer's connection: %s", st->path,
+			  ws->db ? sqlite3_errmsg(ws->db) : sqlite3_errstr(rc));
+		rc = rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+		goto out;
+	}
+	sqlite3_extended_result_codes(ws->db, 1);
+	/* The loop's connection may have turned automatic checkpoints off
+	 * (a worker runs them): the writer's commits follow it. */
+	rc = pragma_int(st, "PRAGMA wal_autocheckpoint", &ckpt);
+	if (rc == 0)
+		rc = exec_sql(ws,
+			      "PRAGMA synchronous=NORMAL;"
+			      "PRAGMA foreign_keys=ON;"
+			      "PRAGMA cache_size=-16000;"
+			      "PRAGMA journal_size_limit=134217728;",
+			      "setting the writer's PRAGMAs");
+	if (rc == 0 && sqlite3_wal_autocheckpoint(ws->db, ckpt) != SQLITE_OK)
+		rc = -EIO;
+	if (rc < 0)
+		goto out;
+	*out = ws;
+	ws = NULL;
+out:
+	store_close(ws);
+	return rc;
+}
+
+int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud)
+{
+	struct store_writer *w = NULL;
+	sigset_t all, old;
+	int rc;
+
+	if (!wake || st->closing)
+		return -EINVAL;
+	if (st->w)
+		return -EALREADY;
+	if (st->depth) {
+		log_error("store: writer started inside an open transaction");
+		return -EINVAL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->wake = wake;
+	w->wake_ud = ud;
+	w->busy_loop.limit_ms = BUSY_LOOP_MS;
+	w->busy_writer.limit_ms = BUSY_WRITER_MS;
+	rc = writer_open(st, &w->ws);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->finished_cv, NULL);
+	/* Two connections write one file now: each waits for the other's
+	 * transaction instead of failing with SQLITE_BUSY. */
+	sqlite3_busy_handler(w->ws->db, busy_wait, &w->busy_writer);
+	sqlite3_busy_handler(st->db, busy_wait, &w->busy_loop);
+	/* Signals are the loop's: the writer takes none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&w->thread, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		log_error("store: cannot start the writer thread: %s", strerror(-rc));
+		sqlite3_busy_handler(st->db, NULL, NULL);
+		store_close(w->ws);
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->work);
+		pthread_cond_destroy(&w->finished_cv);
+		free(w);
+		return rc;
+	}
+	st->w = w;
+	return 0;
+}
+
+void store_writer_stop(struct store *st)
+{
+	struct store_writer *w = st ? st->w : NULL;
+
+	if (!w)
+		return;
+	/* What the writer has is committed and its callbacks run (they may
+	 * queue more: that stays queued, for store_batch_flush). */
+	while (w->inflight)
+		writer_reap(st, true);
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	st->w = NULL;
+	if (w->batches)
+		log_info("store: the writer committed %" PRIu64 " writes in %" PRIu64 " batches "
+			 "(%.1f ms each, %.1f ms from hand-over to callbacks); the loop's transactions "
+			 "waited for it %" PRIu64 " times, it for them %" PRIu64 " times",
+			 w->writes, w->batches, (double)w->commit_ns / 1e6 / (double)w->batches,
+			 (double)w->latency_ns / 1e6 / (double)w->batches,
+			 (uint64_t)atomic_load(&w->busy_loop.waits),
+			 (uint64_t)atomic_load(&w->busy_writer.waits));
+	sqlite3_busy_handler(st->db, NULL, NULL);
+	store_close(w->ws);
+	free(w->run.v);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->finished_cv);
+	free(w);
 }
 
 /* ---- Ids ------------------------------------------------------------------ */

@@ -6,7 +6,9 @@
  *
  * Threads: a struct store is used from one thread only (the daemon's loop
  * thread). Every function here is a short transaction or part of one; long
- * work (imports) is cut into batches by the caller.
+ * work (imports) is cut into batches by the caller. The one exception is
+ * the group commit's writer thread (store_writer_start): it runs the queued
+ * apply functions on a connection of its own.
  *
  * Errors: 0 or a negative errno: -ENOENT (no such row), -EEXIST (unique key),
  * -EINVAL (bad argument), -EBUSY (database locked; try again), -EIO (any other
@@ -21,6 +23,7 @@
  * cache, binders and row builders through store/store_int.h. */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -86,9 +89,54 @@ typedef void (*store_done_fn)(void *ud, int status);
 int store_batch_add(struct store *st, store_apply_fn apply, store_done_fn done, void *ud);
 /* Commits everything queued; returns the number of writes committed, or a
  * negative errno (-EBUSY: nothing was applied, the queue is kept; -EINVAL:
- * called inside an open store_begin transaction). */
+ * called inside an open store_begin transaction). With a writer running it
+ * first waits for the writer's batch and runs its done callbacks, then
+ * commits what is queued on the calling thread. */
 int store_batch_flush(struct store *st);
 size_t store_batch_pending(const struct store *st);
+
+/* ---- The writer thread (asynchronous group commit) ----------------------
+ * Like redis's bio: a thread that owns a second connection to the same
+ * file (same VFS and PRAGMAs, synchronous=NORMAL) commits the queued
+ * writes, so the loop thread runs neither their SQL nor the COMMIT. The
+ * contract above holds unchanged: the same isolated retry of a failing
+ * write, the same statuses, done callbacks only on the caller's (loop)
+ * thread, in queue order, after the COMMIT; writes queued from done go to
+ * the next batch. apply runs on the writer thread with that thread's struct
+ * store: it may read only its own ud (owned by the write until its done
+ * runs) and data nobody changes meanwhile. Once started, both connections
+ * wait (a busy handler, short sleeps) for the other's transaction instead
+ * of failing with -EBUSY; a write transaction on the loop thread may wait
+ * for one slice (at most 1024 writes) of the writer's.
+ *
+ * Starts the writer: wake(ud) is called on the writer thread each time a
+ * batch is finished (make it uv_async_send: thread-safe, nothing else).
+ * -ENOTSUP for an in-memory database, -EALREADY when running, -EINVAL
+ * (no wake, closing, inside a transaction), -EIO/-ENOMEM opening the
+ * connection, or pthread_create's error. Loop thread. */
+int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud);
+/* Waits for the batch with the writer and runs its done callbacks, stops
+ * and joins the thread, closes its connection. What done callbacks queue
+ * stays queued (store_batch_flush commits it on this thread, store_close
+ * cancels it). No-op without a writer or for NULL. store_close calls it.
+ * Loop thread, outside a store_begin transaction (the writer would wait for
+ * it). */
+void store_writer_stop(struct store *st);
+/* Hands every queued write to the writer when it is idle. Returns how many
+ * were handed over; 0 when nothing is queued or the writer is busy (they
+ * stay queued for the next submit); -EINVAL without a writer. */
+int store_batch_submit(struct store *st);
+/* Runs the done callbacks of the batch the writer finished, if it has.
+ * Returns the number committed, 0 when no batch was finished (or none was
+ * given), a negative errno when a COMMIT failed (the dones got it, as from
+ * store_batch_flush), or -EBUSY when the writer could not begin a
+ * transaction: nothing was applied, no done ran, and the writes are queued
+ * again in front of the rest. Loop thread; call it when wake came. */
+int store_batch_reap(struct store *st);
+/* store_batch_reap after waiting for the writer's batch to finish. */
+int store_batch_wait(struct store *st);
+/* Whether a batch is with the writer (handed over, not yet reaped). */
+bool store_batch_busy(const struct store *st);
 
 /* ---- Datasets and items ---------------------------------------------- */
 /* A dataset is created in state "importing", filled by batches, then

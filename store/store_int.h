@@ -68,4 +68,9 @@ json_t *store_rows_json(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite
  * returns rc. */
 int store_tx_end(struct store *st, int rc);
 
+/* Tests: how long the loop's and the writer's connections wait for each
+ * other's transaction (milliseconds) before -EBUSY; call it while the
+ * writer is idle. No-op without a writer. */
+void store_writer_busy_set(struct store *st, int loop_ms, int writer_ms);
+
 #endif

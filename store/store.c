@@ -167,6 +167,7 @@ struct store {
 	size_t jtextcap;
 	char *path;              /* as opened, for messages */
 	char last_err[200];      /* SQLite's message of the last failed write */
+	struct store_calls_filter *calls_filter; /* store/calls.c */
 };
 
 static double (*clock_fn)(void);
@@ -207,6 +208,8 @@ void store_iso_time(double t, char *out, size_t outlen)
 /* ---- Errors, statements -------------------------------------------------- */
 
 sqlite3 *store_db(struct store *st) { return st->db; }
+
+struct store_calls_filter *store_calls_filter(struct store *st) { return st->calls_filter; }
 
 int store_err(struct store *st, int sqlite_rc, const char *what)
 {
@@ -756,6 +759,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	rc = schema_check(st, path, err, errlen);
 	if (rc < 0)
 		goto out;
+	st->calls_filter = store_calls_filter_open(st->db, path);
 	*out = st;
 	st = NULL;
 	rc = 0;
@@ -784,6 +788,7 @@ void store_close(struct store *st)
 	for (size_t i = 0; i < st->capslots; i++)
 		sqlite3_finalize(st->slots[i].stmt);
 	free(st->slots);
+	store_calls_filter_close(st->calls_filter); /* joins its reader first */
 	if (st->db) {
 		rc = sqlite3_close(st->db);
 		if (rc != SQLITE_OK)

@@ -41,6 +41,7 @@
 struct store_calls_filter {
 	struct store_calls_filter *next;
 	bool shared; /* in cf_list (the file could be stat'ed) */
+	pid_t pid;   /* a child forked without exec neither shares nor joins it */
 	dev_t dev;
 	ino_t ino;
 	int refs;
@@ -59,7 +60,7 @@ static void cf_free(struct store_calls_filter *cf)
 {
 	if (!cf)
 		return;
-	if (cf->th_on) {
+	if (cf->th_on && cf->pid == getpid()) {
 		atomic_store(&cf->stop, true);
 		pthread_join(cf->th, NULL);
 	}
@@ -133,6 +134,7 @@ static struct store_calls_filter *cf_new(sqlite3 *db, const char *path)
 		bytes = (sqlite3_uint64)rows >= CF_BYTES_MAX - CF_BYTES_MIN ? CF_BYTES_MAX
 									 : (size_t)rows + CF_BYTES_MIN;
 	cf->refs = 1;
+	cf->pid = getpid();
 	atomic_init(&cf->ready, false);
 	atomic_init(&cf->stop, false);
 	if (store_cfilter_create(bytes, &cf->f) < 0 || !(cf->path = strdup(path))) {
@@ -156,7 +158,7 @@ struct store_calls_filter *store_calls_filter_open(sqlite3 *db, const char *path
 		return cf_new(db, path);
 	pthread_mutex_lock(&cf_mu);
 	for (cf = cf_list; cf; cf = cf->next)
-		if (cf->dev == sb.st_dev && cf->ino == sb.st_ino)
+		if (cf->dev == sb.st_dev && cf->ino == sb.st_ino && cf->pid == getpid())
 			break;
 	if (cf) {
 		cf->refs++;
@@ -256,7 +258,8 @@ int store_call_find(struct store *st, const char *hash, struct store_call *out)
 	memset(out, 0, sizeof(*out));
 	if (!hash)
 		return -EINVAL;
-	if (store_calls_filter_ready(st) && !store_cfilter_has(store_calls_filter(st)->f, hash, strlen(hash)))
+	if (store_calls_filter_ready(st) &&
+	    !store_cfilter_has(store_calls_filter(st)->f, hash, strlen(hash)))
 		return -ENOENT; /* never stored: no probe */
 	s = store_stmt(st, sql);
 	if (!s)

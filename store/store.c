@@ -174,6 +174,7 @@ struct store {
 	char last_err[200];      /* SQLite's message of the last failed write */
 	struct store_writer *w;  /* the writer thread, or NULL (flushes commit here) */
 	bool group_only;         /* the writer's connection: always synchronous=NORMAL */
+	struct store_calls_filter *calls_filter; /* store/calls.c */
 };
 
 static double (*clock_fn)(void);
@@ -214,6 +215,8 @@ void store_iso_time(double t, char *out, size_t outlen)
 /* ---- Errors, statements -------------------------------------------------- */
 
 sqlite3 *store_db(struct store *st) { return st->db; }
+
+struct store_calls_filter *store_calls_filter(struct store *st) { return st->calls_filter; }
 
 int store_err(struct store *st, int sqlite_rc, const char *what)
 {
@@ -763,6 +766,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	rc = schema_check(st, path, err, errlen);
 	if (rc < 0)
 		goto out;
+	st->calls_filter = store_calls_filter_open(st->db, path);
 	*out = st;
 	st = NULL;
 	rc = 0;
@@ -792,6 +796,7 @@ void store_close(struct store *st)
 	for (size_t i = 0; i < st->capslots; i++)
 		sqlite3_finalize(st->slots[i].stmt);
 	free(st->slots);
+	store_calls_filter_close(st->calls_filter); /* joins its reader first */
 	if (st->db) {
 		rc = sqlite3_close(st->db);
 		if (rc != SQLITE_OK)
@@ -1274,6 +1279,18 @@ static int writer_open(struct store *st, struct store **out)
 		goto out;
 	}
 	sqlite3_extended_result_codes(ws->db, 1);
+	/* The call rows this connection inserts must reach the loop's cache
+	 * lookups: the same filter (one per file), else a repeated request
+	 * would find "not stored" and be sent again. */
+	ws->calls_filter = st->calls_filter ? store_calls_filter_open(ws->db, file) : NULL;
+	if (st->calls_filter && ws->calls_filter != st->calls_filter) {
+		/* A filter of its own (the file could not be stat'ed): both
+		 * connections then ask SQLite (find treats no filter as "maybe"). */
+		store_calls_filter_close(ws->calls_filter);
+		ws->calls_filter = NULL;
+		store_calls_filter_close(st->calls_filter);
+		st->calls_filter = NULL;
+	}
 	/* The loop's connection may have turned automatic checkpoints off
 	 * (a worker runs them): the writer's commits follow it. */
 	rc = pragma_int(st, "PRAGMA wal_autocheckpoint", &ckpt);

@@ -8,6 +8,7 @@
  * errno, SQLite result codes converted here (store_err) and logged once. */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -72,5 +73,20 @@ int store_tx_end(struct store *st, int rc);
  * other's transaction (milliseconds) before -EBUSY; call it while the
  * writer is idle. No-op without a writer. */
 void store_writer_busy_set(struct store *st, int loop_ms, int writer_ms);
+/* The filter of stored request hashes in front of store_call_find
+ * (store/calls.c). store_calls_filter_open starts it for the database just
+ * opened on db at path (the calls table must exist): shared with every
+ * store of this process open on the same file, ready at once when no call
+ * is stored, else once a thread of its own has read the stored hashes.
+ * NULL when out of memory (then every lookup asks SQLite). Loop thread,
+ * from store_open. store_calls_filter_close drops a reference (joins the
+ * thread on the last; NULL is a no-op), from store_close. */
+struct store_calls_filter;
+struct store_calls_filter *store_calls_filter_open(sqlite3 *db, const char *path);
+void store_calls_filter_close(struct store_calls_filter *cf);
+/* st's filter (NULL when it has none). */
+struct store_calls_filter *store_calls_filter(struct store *st);
+/* Whether st's filter holds every stored hash yet (tests wait for it). */
+bool store_calls_filter_ready(struct store *st);
 
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/calls.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -433,6 +434,40 @@ static void test_writer_memory_refused(void **state)
 	store_close(st);
 }
 
+/* A call row the writer's connection inserts is found by the loop's cache
+ * lookup: both connections share the filter of stored hashes, else the
+ * filter would answer "not stored" and the request would be sent again. */
+static int call_apply(struct store *st, void *ud)
+{
+	struct store_call c = { 0 };
+
+	(void)ud;
+	c.hash = (char *)"h-writer-1";
+	c.endpoint = (char *)"teacher";
+	c.model = (char *)"m";
+	c.request = (char *)"{}";
+	c.reply = (char *)"{\"ok\":1}";
+	c.status = 200;
+	return store_call_insert(st, &c, NULL);
+}
+
+static void test_writer_call_found(void **state)
+{
+	struct fx *f = *state;
+	struct store_call out;
+	int n = 0;
+
+	assert_int_equal(store_call_find(f->st, "h-writer-1", &out), -ENOENT);
+	store_call_clear(&out);
+	assert_int_equal(store_batch_add(f->st, call_apply, NULL, &n), 0);
+	assert_int_equal(store_batch_submit(f->st), 1);
+	wakes_reach(f, 1);
+	assert_int_equal(store_batch_reap(f->st), 1);
+	assert_int_equal(store_call_find(f->st, "h-writer-1", &out), 0);
+	assert_string_equal(out.reply, "{\"ok\":1}");
+	store_call_clear(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +478,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_flush, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_close, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_stop_restart, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_writer_call_found, fx_setup, fx_teardown),
 		cmocka_unit_test(test_writer_memory_refused),
 	};
 

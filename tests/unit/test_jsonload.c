@@ -1,4 +1,4 @@
-/* layers: teacher_clients common */
+/* layers: common */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "teacher_clients/jsonload.h"
+#include "common/jsonload.h"
 
 static uint64_t rnd_state = 0x9E3779B97F4A7C15ULL;
 

@@ -2,7 +2,7 @@
  * anything else is left to json_loadb (jansson 2.14's load.c rules: only
  * " \t\n\r" as space, no control characters or invalid UTF-8 in strings,
  * surrogate pairs in \u escapes, integers in json_int_t, reals by strtod). */
-#include "teacher_clients/jsonload.h"
+#include "common/jsonload.h"
 
 #include <errno.h>
 #include <math.h>

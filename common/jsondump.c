@@ -1,9 +1,11 @@
-/* json_dumps(JSON_COMPACT | JSON_SORT_KEYS) byte for byte (jansson 2.14's
+/* json_dumps(JSON_COMPACT | JSON_SORT_KEYS), and json_dumpb(JSON_COMPACT |
+ * JSON_ENCODE_ANY) with keys in insertion order, byte for byte (jansson 2.14's
  * dump.c: the same escapes, "\u%04X" upper-case for the other control
  * characters, raw UTF-8 above 0x7F, '/' not escaped, keys ordered by their
  * bytes then their length, reals as jansson prints them). */
-#include "teacher_clients/jsondump.h"
+#include "common/jsondump.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,7 +17,8 @@
 struct out {
 	char *p;
 	size_t len, cap;
-	bool fail;
+	bool fail, nomem;
+	bool insertion; /* keys in insertion order (jansson without JSON_SORT_KEYS) */
 };
 
 static bool reserve(struct out *o, size_t n)
@@ -32,7 +35,7 @@ static bool reserve(struct out *o, size_t n)
 		cap *= 2;
 	p = realloc(o->p, cap);
 	if (!p) {
-		o->fail = true;
+		o->fail = o->nomem = true;
 		return false;
 	}
 	o->p = p;
@@ -169,7 +172,7 @@ static void put_real(struct out *o, const json_t *v)
 	s = json_dumps(v, JSON_ENCODE_ANY);
 
 	if (!s) {
-		o->fail = true;
+		o->fail = o->nomem = true;
 		return;
 	}
 	put(o, s, strlen(s));
@@ -203,7 +206,7 @@ static void put_object(struct out *o, const json_t *v, int depth)
 	if (n > sizeof(stack) / sizeof(stack[0])) {
 		keys = malloc(n * sizeof(*keys));
 		if (!keys) {
-			o->fail = true;
+			o->fail = o->nomem = true;
 			return;
 		}
 	}
@@ -212,7 +215,7 @@ static void put_object(struct out *o, const json_t *v, int depth)
 				 json_object_iter_value(it) };
 
 		/* insertion sort: bodies have a handful of keys per object */
-		for (j = i; j > 0 && key_cmp(&keys[j - 1], &k) > 0; j--)
+		for (j = i; j > 0 && !o->insertion && key_cmp(&keys[j - 1], &k) > 0; j--)
 			keys[j] = keys[j - 1];
 		keys[j] = k;
 		i++;
@@ -294,4 +297,21 @@ char *jsondump_sorted(const json_t *v, size_t *len)
 	if (len)
 		*len = o.len;
 	return o.p;
+}
+
+int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = { .p = *buf, .cap = *buf ? *cap : 0, .insertion = true };
+
+	put_value(&o, v, 0);
+	if (!o.fail)
+		reserve(&o, 0);
+	/* the buffer may have grown, even when the dump failed */
+	*buf = o.p;
+	*cap = o.cap;
+	if (o.fail)
+		return o.nomem ? -ENOMEM : -EINVAL;
+	o.p[o.len] = '\0';
+	*len = o.len;
+	return 0;
 }

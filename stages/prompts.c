@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +282,10 @@ static int has_line(const char *text, const char *line)
 	return 0;
 }
 
-static int check_one(const char *name, json_t *t, char *err, size_t errlen)
+/* walks: also walk both parts (a render skips that: its own walk finds
+ * every fault the check's walk finds, and on a failure it checks again in
+ * full so the error is the check's, as before). */
+static int check_template(const char *name, json_t *t, bool walks, char *err, size_t errlen)
 {
 	const char *sys = json_string_value(json_object_get(t, "system"));
 	const char *user = json_string_value(json_object_get(t, "user"));
@@ -313,8 +317,8 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		seterr(err, errlen, "template %s (user, line 1): must be \"%s\"", name, task);
 		return -EINVAL;
 	}
-	rc = walk(name, "system", sys, NULL, NULL, err, errlen);
-	if (!rc)
+	rc = walks ? walk(name, "system", sys, NULL, NULL, err, errlen) : 0;
+	if (!rc && walks)
 		rc = walk(name, "user", user, NULL, NULL, err, errlen);
 	if (rc)
 		return rc;
@@ -332,6 +336,11 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+static int check_one(const char *name, json_t *t, char *err, size_t errlen)
+{
+	return check_template(name, t, true, err, errlen);
 }
 
 int prompts_check(json_t *snapshot, char *err, size_t errlen)
@@ -783,20 +792,15 @@ static int template_uses(json_t *t, const char *tag)
 	return (sys && strstr(sys, tag)) || (user && strstr(user, tag));
 }
 
+static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
+		  char *err, size_t errlen);
+
 int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
                    json_t **messages_out, char *err, size_t errlen)
 {
-	struct values vals;
-	json_t *t, *options, *msgs = NULL;
-	const char *gold, *k;
-	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
-	struct buf sys, user;
-	json_t *v;
-	int rc = 0;
+	json_t *t;
+	int rc;
 
-	buf_init(&sys, PROMPTS_RENDER_MAX);
-	buf_init(&user, PROMPTS_RENDER_MAX);
-	memset(&vals, 0, sizeof vals);
 	if (!snapshot || !name || !messages_out) {
 		seterr(err, errlen, "prompts_render: missing argument");
 		return -EINVAL;
@@ -807,9 +811,35 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 		seterr(err, errlen, "template %s: not in the prompt snapshot", name);
 		return -ENOENT;
 	}
-	rc = check_one(name, t, err, errlen);
-	if (rc)
-		return rc;
+	/* The template is checked before anything else, as ever; its walk is
+	 * the render's own (once a call, not twice). */
+	rc = check_template(name, t, false, err, errlen);
+	if (rc == 0)
+		rc = render(t, name, item, vars, messages_out, err, errlen);
+	if (rc) {
+		int crc = check_one(name, t, err, errlen);
+
+		if (crc)
+			return crc; /* the check's error, as when it ran first */
+	}
+	return rc;
+}
+
+/* prompts_render once template t passed all but the walk of the check. */
+static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
+		  char *err, size_t errlen)
+{
+	struct values vals;
+	json_t *options, *msgs = NULL;
+	const char *gold, *k;
+	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
+	struct buf sys, user;
+	json_t *v;
+	int rc = 0;
+
+	buf_init(&sys, PROMPTS_RENDER_MAX);
+	buf_init(&user, PROMPTS_RENDER_MAX);
+	memset(&vals, 0, sizeof vals);
 	if (!json_is_object(item) || !json_is_string(json_object_get(item, "question")) ||
 	    !json_is_string(json_object_get(item, "answer"))) {
 		seterr(err, errlen, "template %s: item needs \"question\" and \"answer\" strings", name);

@@ -676,32 +676,40 @@ char *prompts_options_text(json_t *options)
 }
 
 /* The item's context: a string, or an array of strings joined by blank
- * lines (PubMedQA CONTEXTS), into a new string ("" when none). */
-static char *item_context(json_t *item)
+ * lines (PubMedQA CONTEXTS), in *text ("" when none): the item's own
+ * string, or a new one in *owned (caller frees; only an array is joined).
+ * -ENOMEM. */
+static int item_context(json_t *item, const char **text, char **owned)
 {
 	json_t *c = json_object_get(item, "context");
 	struct buf b;
 	size_t i;
 	json_t *v;
 
+	*text = "";
+	*owned = NULL;
 	if (!c)
 		c = json_object_get(item, "contexts");
-	if (json_is_string(c))
-		return strdup(json_string_value(c));
+	if (json_is_string(c)) {
+		*text = json_string_value(c);
+		return 0;
+	}
 	if (!json_is_array(c))
-		return strdup("");
+		return 0;
 	buf_init(&b, PROMPTS_RENDER_MAX);
 	json_array_foreach(c, i, v) {
 		if (!json_is_string(v))
 			continue;
 		if ((b.len && buf_puts(&b, "\n\n")) || buf_puts(&b, json_string_value(v))) {
 			buf_free(&b);
-			return NULL;
+			return -ENOMEM;
 		}
 	}
-	if (!b.base)
-		return strdup("");
-	return buf_take(&b);
+	if (b.base) {
+		*owned = buf_take(&b);
+		*text = *owned;
+	}
+	return 0;
 }
 
 /* Collapses runs of blank lines (left by empty values) to one, and trims:
@@ -833,6 +841,8 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 	json_t *options, *msgs = NULL;
 	const char *gold, *k;
 	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
+	const char *ctx_text;
+	bool uses_problem;
 	struct buf sys, user;
 	json_t *v;
 	int rc = 0;
@@ -853,8 +863,8 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 	options = json_object_get(item, "options");
 	vals.mc = json_is_object(options) && json_object_size(options) > 0;
 	if (vals.mc) {
-		opt_text = template_uses(t, "{options}") ? prompts_options_text(options) : strdup("");
-		if (!opt_text) {
+		/* (no copy of "" for a template without {options}: vals.v[1]) */
+		if (template_uses(t, "{options}") && !(opt_text = prompts_options_text(options))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -865,28 +875,28 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 			goto out;
 		}
 	}
-	ctx = item_context(item);
-	if (!ctx) {
+	if (item_context(item, &ctx_text, &ctx)) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	vals.v[0] = json_string_value(json_object_get(item, "question"));
-	vals.v[1] = vals.mc ? opt_text : "";
+	vals.v[1] = vals.mc && opt_text ? opt_text : "";
 	vals.v[2] = gold;
 	vals.v[3] = vals.mc ? json_string_value(json_object_get(options, gold)) : gold;
 	vals.v[4] = NULL; /* student_reply: vars only */
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
-	vals.v[6] = ctx;
+	vals.v[6] = ctx_text;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
-	problem = template_uses(t, "{problem}")
+	uses_problem = template_uses(t, "{problem}");
+	problem = uses_problem
 			  ? prompts_problem_text(json_string_value(json_object_get(item, "question")),
 						 vals.mc ? options : NULL)
-			  : strdup("");
-	if (!problem) {
+			  : NULL;
+	if (!problem && uses_problem) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	vals.v[8] = problem;
+	vals.v[8] = problem ? problem : "";
 	if (!vals.v[5])
 		vals.v[5] = "";
 	if (!vals.v[7])

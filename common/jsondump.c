@@ -14,8 +14,13 @@
 
 #include "common/utf8.h"
 
+/* jsondump_sorted writes on the stack first and allocates the text once at
+ * its size (a body grew a heap buffer from 1 KiB in 2-3 reallocs). */
+#define OUT_STACK 8192
+
 struct out {
 	char *p;
+	char *stack; /* p's first memory, not the heap's (jsondump_sorted) */
 	size_t len, cap;
 	bool fail, nomem;
 	bool insertion; /* keys in insertion order (jansson without JSON_SORT_KEYS) */
@@ -33,7 +38,13 @@ static bool reserve(struct out *o, size_t n)
 	cap = o->cap ? o->cap : 1024;
 	while (cap < o->len + n + 1)
 		cap *= 2;
-	p = realloc(o->p, cap);
+	if (o->stack && o->p == o->stack) {
+		p = malloc(cap);
+		if (p)
+			memcpy(p, o->p, o->len);
+	} else {
+		p = realloc(o->p, cap);
+	}
 	if (!p) {
 		o->fail = o->nomem = true;
 		return false;
@@ -282,7 +293,9 @@ static void put_value(struct out *o, const json_t *v, int depth)
 
 char *jsondump_sorted(const json_t *v, size_t *len)
 {
-	struct out o = { 0 };
+	char stack[OUT_STACK];
+	struct out o = { .p = stack, .stack = stack, .cap = sizeof(stack) };
+	char *text;
 
 	if (!json_is_object(v) && !json_is_array(v))
 		return NULL;
@@ -290,13 +303,22 @@ char *jsondump_sorted(const json_t *v, size_t *len)
 	if (!o.fail && !reserve(&o, 0))
 		o.fail = true;
 	if (o.fail) {
-		free(o.p);
+		if (o.p != stack)
+			free(o.p);
 		return NULL;
 	}
 	o.p[o.len] = '\0';
+	if (o.p != stack) {
+		text = o.p;
+	} else {
+		text = malloc(o.len + 1);
+		if (!text)
+			return NULL;
+		memcpy(text, stack, o.len + 1);
+	}
 	if (len)
 		*len = o.len;
-	return o.p;
+	return text;
 }
 
 int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len)

@@ -160,6 +160,27 @@ static void test_bodies(void **state)
 	json_decref(body);
 }
 
+/* Bodies past the writer's stack start (8 KiB): the same text. */
+static void test_long_bodies(void **state)
+{
+	size_t sizes[] = { 8000, 8180, 8192, 8200, 20000, 100000 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *t = malloc(sizes[i] + 1);
+		json_t *v;
+
+		assert_non_null(t);
+		for (size_t k = 0; k < sizes[i]; k++)
+			t[k] = k % 9 == 0 ? '\n' : (char)('a' + k % 26);
+		t[sizes[i]] = '\0';
+		v = json_pack("{s:s, s:[s, i]}", "text", t, "more", "x", 1);
+		same_as_jansson(v);
+		json_decref(v);
+		free(t);
+	}
+}
+
 static void test_refused(void **state)
 {
 	json_t *v;
@@ -251,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_compact),
+		cmocka_unit_test(test_long_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

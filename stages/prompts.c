@@ -1,6 +1,7 @@
 #include "stages/prompts.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -800,6 +801,64 @@ static int template_uses(json_t *t, const char *tag)
 	return (sys && strstr(sys, tag)) || (user && strstr(user, tag));
 }
 
+/* The render's two text buffers, kept by each thread between renders: a
+ * call otherwise made and freed two large buffers (each a malloc
+ * consolidation pass). Ones grown past RENDER_KEEP are not kept; a thread's
+ * are freed when it ends. */
+#define RENDER_KEEP ((size_t)64 << 10)
+
+struct render_keep {
+	struct buf b[2];
+	bool keyed;
+};
+
+static _Thread_local struct render_keep rkeep;
+static pthread_key_t rkeep_key;
+static pthread_once_t rkeep_once = PTHREAD_ONCE_INIT;
+static bool rkeep_ok;
+
+static void rkeep_flush(void *arg)
+{
+	struct render_keep *k = arg;
+
+	buf_free(&k->b[0]);
+	buf_free(&k->b[1]);
+	k->keyed = false;
+}
+
+static void rkeep_make(void)
+{
+	rkeep_ok = pthread_key_create(&rkeep_key, rkeep_flush) == 0;
+}
+
+/* b (empty, no memory) gets kept buffer i's memory, emptied. */
+static void render_buf_take(struct buf *b, int i)
+{
+	size_t max = b->max;
+
+	*b = rkeep.b[i];
+	buf_init(&rkeep.b[i], 0);
+	b->max = max;
+	buf_reset(b);
+}
+
+/* b's memory is kept as buffer i, or freed. */
+static void render_buf_give(struct buf *b, int i)
+{
+	if (b->cap && b->cap <= RENDER_KEEP && !rkeep.b[i].base) {
+		if (!rkeep.keyed) {
+			pthread_once(&rkeep_once, rkeep_make);
+			rkeep.keyed = rkeep_ok && pthread_setspecific(rkeep_key, &rkeep) == 0;
+		}
+		if (rkeep.keyed) {
+			rkeep.b[i] = *b;
+			buf_init(b, b->max);
+			return;
+		}
+	}
+	buf_free(b);
+}
+
 static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
 		  char *err, size_t errlen);
 
@@ -926,6 +985,8 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 
 		for (int i = 0; i < 9; i++)
 			room += vals.v[i] ? strlen(vals.v[i]) : 0;
+		render_buf_take(&sys, 0);
+		render_buf_take(&user, 1);
 		if (buf_grow(&sys, 256 + strlen(json_string_value(json_object_get(t, "system")))) == -ENOMEM ||
 		    buf_grow(&user, room + strlen(json_string_value(json_object_get(t, "user")))) == -ENOMEM) {
 			rc = -ENOMEM;
@@ -962,7 +1023,7 @@ out:
 	free(opt_text);
 	free(ctx);
 	free(problem);
-	buf_free(&sys);
-	buf_free(&user);
+	render_buf_give(&sys, 0);
+	render_buf_give(&user, 1);
 	return rc;
 }

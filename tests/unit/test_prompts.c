@@ -372,6 +372,41 @@ static void test_render_checks_first(void **state)
 	json_decref(snap);
 }
 
+/* The render's buffers are kept between renders: the same text after a
+ * render that grew them past what is kept and one that failed. */
+static void test_render_reuse(void **state)
+{
+	json_t *snap = load(), *item = mc_item(), *msgs = NULL, *big_vars;
+	char err[256], *first, *again, *big;
+	size_t n = 200000;
+
+	(void)state;
+	assert_int_equal(prompts_render(snap, "explain", item, NULL, &msgs, err, sizeof err), 0);
+	first = json_dumps(msgs, JSON_COMPACT);
+	json_decref(msgs);
+	big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'y', n);
+	big[n] = '\0';
+	big_vars = json_pack("{s:s}", "student_reply", big);
+	free(big);
+	assert_int_equal(prompts_render(snap, "judge", item, big_vars, &msgs, err, sizeof err), 0);
+	assert_true(json_string_length(json_object_get(json_array_get(msgs, 1), "content")) > n);
+	json_decref(msgs);
+	json_decref(big_vars);
+	assert_int_equal(prompts_render(snap, "judge", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(prompts_render(snap, "explain", item, NULL, &msgs, err, sizeof err), 0);
+		again = json_dumps(msgs, JSON_COMPACT);
+		assert_string_equal(first, again);
+		free(again);
+		json_decref(msgs);
+	}
+	free(first);
+	json_decref(item);
+	json_decref(snap);
+}
+
 static void test_bad_templates(void **state)
 {
 	char err[512];
@@ -457,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_render_context),
 		cmocka_unit_test(test_render_errors),
 		cmocka_unit_test(test_render_checks_first),
+		cmocka_unit_test(test_render_reuse),
 		cmocka_unit_test(test_bad_templates),
 		cmocka_unit_test(test_load_builtin),
 		cmocka_unit_test(test_options_text),

@@ -9,12 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define JSONALLOC_VALGRIND 1
-#endif
-#endif
 
 #define CLASSES (JSONALLOC_MAX_CHUNK / 16 + 1)
 
@@ -122,10 +116,6 @@ size_t jsonalloc_cached(void)
 void jsonalloc_install(void)
 {
 #ifndef JSONALLOC_ASAN
-#ifdef JSONALLOC_VALGRIND
-	if (RUNNING_ON_VALGRIND)
-		return; /* memcheck sees every free (make check-valgrind) */
-#endif
 	json_set_alloc_funcs(jsonalloc_malloc, jsonalloc_free);
 #endif
 }

@@ -13,8 +13,8 @@
 
 /* Routes jansson's allocations through the cache (json_set_alloc_funcs):
  * idempotent, process-wide; any thread, best before other threads use
- * jansson. A no-op under AddressSanitizer and under valgrind (reuse would
- * hide a use after free of a jansson value). */
+ * jansson. A no-op under AddressSanitizer (reuse would hide jansson
+ * use-after-free). */
 void jsonalloc_install(void);
 
 /* The cache's malloc and free (what jsonalloc_install installs), for tests:

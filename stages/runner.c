@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/jsonalloc.h"
 #include "common/buf.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -1258,9 +1257,6 @@ int runner_new(uv_loop_t *loop, struct store *st, struct client *cl,
 	*out = NULL;
 	if (!r)
 		return -ENOMEM;
-	/* the jansson values of every call (item, request, reply, artifact)
-	 * come from a per-thread cache of chunks (common/jsonalloc.h) */
-	jsonalloc_install();
 	r->loop = loop;
 	r->st = st;
 	r->cl = cl;

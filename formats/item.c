@@ -27,8 +27,13 @@ char *item_options_text(json_t *options, size_t max)
 
 		if (b.len)
 			rc = buf_puts(&b, "\n");
+		/* "KEY. TEXT", without a printf per option (one render a call) */
 		if (!rc)
-			rc = buf_printf(&b, "%s. %s", key, txt ? txt : "");
+			rc = buf_puts(&b, key);
+		if (!rc)
+			rc = buf_append(&b, ". ", 2);
+		if (!rc)
+			rc = buf_puts(&b, txt ? txt : "");
 		if (rc) {
 			buf_free(&b);
 			return NULL;

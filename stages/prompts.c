@@ -1,8 +1,10 @@
 #include "stages/prompts.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +283,10 @@ static int has_line(const char *text, const char *line)
 	return 0;
 }
 
-static int check_one(const char *name, json_t *t, char *err, size_t errlen)
+/* walks: also walk both parts (a render skips that: its own walk finds
+ * every fault the check's walk finds, and on a failure it checks again in
+ * full so the error is the check's, as before). */
+static int check_template(const char *name, json_t *t, bool walks, char *err, size_t errlen)
 {
 	const char *sys = json_string_value(json_object_get(t, "system"));
 	const char *user = json_string_value(json_object_get(t, "user"));
@@ -313,8 +318,8 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		seterr(err, errlen, "template %s (user, line 1): must be \"%s\"", name, task);
 		return -EINVAL;
 	}
-	rc = walk(name, "system", sys, NULL, NULL, err, errlen);
-	if (!rc)
+	rc = walks ? walk(name, "system", sys, NULL, NULL, err, errlen) : 0;
+	if (!rc && walks)
 		rc = walk(name, "user", user, NULL, NULL, err, errlen);
 	if (rc)
 		return rc;
@@ -332,6 +337,11 @@ static int check_one(const char *name, json_t *t, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+static int check_one(const char *name, json_t *t, char *err, size_t errlen)
+{
+	return check_template(name, t, true, err, errlen);
 }
 
 int prompts_check(json_t *snapshot, char *err, size_t errlen)
@@ -667,32 +677,40 @@ char *prompts_options_text(json_t *options)
 }
 
 /* The item's context: a string, or an array of strings joined by blank
- * lines (PubMedQA CONTEXTS), into a new string ("" when none). */
-static char *item_context(json_t *item)
+ * lines (PubMedQA CONTEXTS), in *text ("" when none): the item's own
+ * string, or a new one in *owned (caller frees; only an array is joined).
+ * -ENOMEM. */
+static int item_context(json_t *item, const char **text, char **owned)
 {
 	json_t *c = json_object_get(item, "context");
 	struct buf b;
 	size_t i;
 	json_t *v;
 
+	*text = "";
+	*owned = NULL;
 	if (!c)
 		c = json_object_get(item, "contexts");
-	if (json_is_string(c))
-		return strdup(json_string_value(c));
+	if (json_is_string(c)) {
+		*text = json_string_value(c);
+		return 0;
+	}
 	if (!json_is_array(c))
-		return strdup("");
+		return 0;
 	buf_init(&b, PROMPTS_RENDER_MAX);
 	json_array_foreach(c, i, v) {
 		if (!json_is_string(v))
 			continue;
 		if ((b.len && buf_puts(&b, "\n\n")) || buf_puts(&b, json_string_value(v))) {
 			buf_free(&b);
-			return NULL;
+			return -ENOMEM;
 		}
 	}
-	if (!b.base)
-		return strdup("");
-	return buf_take(&b);
+	if (b.base) {
+		*owned = buf_take(&b);
+		*text = *owned;
+	}
+	return 0;
 }
 
 /* Collapses runs of blank lines (left by empty values) to one, and trims:
@@ -783,20 +801,73 @@ static int template_uses(json_t *t, const char *tag)
 	return (sys && strstr(sys, tag)) || (user && strstr(user, tag));
 }
 
+/* The render's two text buffers, kept by each thread between renders: a
+ * call otherwise made and freed two large buffers (each a malloc
+ * consolidation pass). Ones grown past RENDER_KEEP are not kept; a thread's
+ * are freed when it ends. */
+#define RENDER_KEEP ((size_t)64 << 10)
+
+struct render_keep {
+	struct buf b[2];
+	bool keyed;
+};
+
+static _Thread_local struct render_keep rkeep;
+static pthread_key_t rkeep_key;
+static pthread_once_t rkeep_once = PTHREAD_ONCE_INIT;
+static bool rkeep_ok;
+
+static void rkeep_flush(void *arg)
+{
+	struct render_keep *k = arg;
+
+	buf_free(&k->b[0]);
+	buf_free(&k->b[1]);
+	k->keyed = false;
+}
+
+static void rkeep_make(void)
+{
+	rkeep_ok = pthread_key_create(&rkeep_key, rkeep_flush) == 0;
+}
+
+/* b (empty, no memory) gets kept buffer i's memory, emptied. */
+static void render_buf_take(struct buf *b, int i)
+{
+	size_t max = b->max;
+
+	*b = rkeep.b[i];
+	buf_init(&rkeep.b[i], 0);
+	b->max = max;
+	buf_reset(b);
+}
+
+/* b's memory is kept as buffer i, or freed. */
+static void render_buf_give(struct buf *b, int i)
+{
+	if (b->cap && b->cap <= RENDER_KEEP && !rkeep.b[i].base) {
+		if (!rkeep.keyed) {
+			pthread_once(&rkeep_once, rkeep_make);
+			rkeep.keyed = rkeep_ok && pthread_setspecific(rkeep_key, &rkeep) == 0;
+		}
+		if (rkeep.keyed) {
+			rkeep.b[i] = *b;
+			buf_init(b, b->max);
+			return;
+		}
+	}
+	buf_free(b);
+}
+
+static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
+		  char *err, size_t errlen);
+
 int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
                    json_t **messages_out, char *err, size_t errlen)
 {
-	struct values vals;
-	json_t *t, *options, *msgs = NULL;
-	const char *gold, *k;
-	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
-	struct buf sys, user;
-	json_t *v;
-	int rc = 0;
+	json_t *t;
+	int rc;
 
-	buf_init(&sys, PROMPTS_RENDER_MAX);
-	buf_init(&user, PROMPTS_RENDER_MAX);
-	memset(&vals, 0, sizeof vals);
 	if (!snapshot || !name || !messages_out) {
 		seterr(err, errlen, "prompts_render: missing argument");
 		return -EINVAL;
@@ -807,9 +878,37 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 		seterr(err, errlen, "template %s: not in the prompt snapshot", name);
 		return -ENOENT;
 	}
-	rc = check_one(name, t, err, errlen);
-	if (rc)
-		return rc;
+	/* The template is checked before anything else, as ever; its walk is
+	 * the render's own (once a call, not twice). */
+	rc = check_template(name, t, false, err, errlen);
+	if (rc == 0)
+		rc = render(t, name, item, vars, messages_out, err, errlen);
+	if (rc) {
+		int crc = check_one(name, t, err, errlen);
+
+		if (crc)
+			return crc; /* the check's error, as when it ran first */
+	}
+	return rc;
+}
+
+/* prompts_render once template t passed all but the walk of the check. */
+static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
+		  char *err, size_t errlen)
+{
+	struct values vals;
+	json_t *options, *msgs = NULL;
+	const char *gold, *k;
+	char *opt_text = NULL, *ctx = NULL, *problem = NULL;
+	const char *ctx_text;
+	bool uses_problem;
+	struct buf sys, user;
+	json_t *v;
+	int rc = 0;
+
+	buf_init(&sys, PROMPTS_RENDER_MAX);
+	buf_init(&user, PROMPTS_RENDER_MAX);
+	memset(&vals, 0, sizeof vals);
 	if (!json_is_object(item) || !json_is_string(json_object_get(item, "question")) ||
 	    !json_is_string(json_object_get(item, "answer"))) {
 		seterr(err, errlen, "template %s: item needs \"question\" and \"answer\" strings", name);
@@ -823,8 +922,8 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	options = json_object_get(item, "options");
 	vals.mc = json_is_object(options) && json_object_size(options) > 0;
 	if (vals.mc) {
-		opt_text = template_uses(t, "{options}") ? prompts_options_text(options) : strdup("");
-		if (!opt_text) {
+		/* (no copy of "" for a template without {options}: vals.v[1]) */
+		if (template_uses(t, "{options}") && !(opt_text = prompts_options_text(options))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -835,28 +934,28 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 			goto out;
 		}
 	}
-	ctx = item_context(item);
-	if (!ctx) {
+	if (item_context(item, &ctx_text, &ctx)) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	vals.v[0] = json_string_value(json_object_get(item, "question"));
-	vals.v[1] = vals.mc ? opt_text : "";
+	vals.v[1] = vals.mc && opt_text ? opt_text : "";
 	vals.v[2] = gold;
 	vals.v[3] = vals.mc ? json_string_value(json_object_get(options, gold)) : gold;
 	vals.v[4] = NULL; /* student_reply: vars only */
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
-	vals.v[6] = ctx;
+	vals.v[6] = ctx_text;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
-	problem = template_uses(t, "{problem}")
+	uses_problem = template_uses(t, "{problem}");
+	problem = uses_problem
 			  ? prompts_problem_text(json_string_value(json_object_get(item, "question")),
 						 vals.mc ? options : NULL)
-			  : strdup("");
-	if (!problem) {
+			  : NULL;
+	if (!problem && uses_problem) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	vals.v[8] = problem;
+	vals.v[8] = problem ? problem : "";
 	if (!vals.v[5])
 		vals.v[5] = "";
 	if (!vals.v[7])
@@ -886,6 +985,8 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 
 		for (int i = 0; i < 9; i++)
 			room += vals.v[i] ? strlen(vals.v[i]) : 0;
+		render_buf_take(&sys, 0);
+		render_buf_take(&user, 1);
 		if (buf_grow(&sys, 256 + strlen(json_string_value(json_object_get(t, "system")))) == -ENOMEM ||
 		    buf_grow(&user, room + strlen(json_string_value(json_object_get(t, "user")))) == -ENOMEM) {
 			rc = -ENOMEM;
@@ -922,7 +1023,7 @@ out:
 	free(opt_text);
 	free(ctx);
 	free(problem);
-	buf_free(&sys);
-	buf_free(&user);
+	render_buf_give(&sys, 0);
+	render_buf_give(&user, 1);
 	return rc;
 }

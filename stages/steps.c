@@ -151,10 +151,11 @@ int step_request_build(enum step s, const struct step_ctx *ctx, struct step_requ
 		rc = d->build(d, ctx, req, err, errlen);
 		goto out;
 	}
-	vars = json_object();
 	reply = json_string_value(json_object_get(ctx->prior, "reply"));
-	if (reply)
+	if (reply) { /* else no vars: no object made and freed per call */
+		vars = json_object();
 		json_object_set_new(vars, "student_reply", json_string(reply));
+	}
 	rc = prompts_render(ctx->prompts, d->template_name, ctx->item, vars, &req->messages, err,
 			    errlen);
 	if (rc)

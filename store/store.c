@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/jsondump.h"
+#include "common/jsonload.h"
 #include "common/log.h"
 
 /* Migration 1 is store/schema.sql.txt verbatim (tests/unit/test_store.c
@@ -136,7 +138,6 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSIO
 #define STMT_CACHE_MAX 1024          /* distinct SQL texts; all are literals */
 #define ITEM_BODY_MAX (16u << 20)    /* one item's JSON */
 #define EVENTS_LIMIT_MAX 10000
-#define JTEXT_FIRST 4096             /* store_json_text scratch to start with */
 #define JTEXT_KEEP (1u << 20)        /* ... and the most it grows to */
 
 struct stmt_slot {
@@ -414,7 +415,8 @@ json_t *store_col_json(sqlite3_stmt *s, int i, const char *what)
 
 	if (!t)
 		return NULL;
-	j = json_loadb(t, (size_t)sqlite3_column_bytes(s, i), JSON_DECODE_ANY, &e);
+	/* jansson's value, read in one pass (an item per dispatched call) */
+	j = jsonload_buf(t, (size_t)sqlite3_column_bytes(s, i), JSON_DECODE_ANY, &e);
 	if (!j)
 		log_error("store: damaged JSON in %s: %s at byte %d", what, e.text, e.position);
 	return j;
@@ -427,35 +429,24 @@ char *store_json_dump(json_t *j)
 
 const char *store_json_text(struct store *st, json_t *j, size_t *len, char **owned)
 {
-	size_t need;
+	size_t n = 0;
+	int rc;
 
 	*owned = NULL;
-	if (!st->jtext) {
-		st->jtext = malloc(JTEXT_FIRST);
-		st->jtextcap = st->jtext ? JTEXT_FIRST : 0;
+	/* jansson's json_dumpb text, written in one pass into the scratch */
+	rc = jsondump_compact_into(j, &st->jtext, &st->jtextcap, &n);
+	if (st->jtextcap > JTEXT_KEEP) {
+		/* grown past what the scratch keeps: this text is the caller's */
+		*owned = rc == 0 ? st->jtext : NULL;
+		if (rc)
+			free(st->jtext);
+		st->jtext = NULL;
+		st->jtextcap = 0;
 	}
-	need = st->jtext ? json_dumpb(j, st->jtext, st->jtextcap, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-	if (need > st->jtextcap && need <= JTEXT_KEEP) {
-		size_t cap = st->jtextcap;
-		char *p;
-
-		while (cap < need)
-			cap *= 2;
-		p = realloc(st->jtext, cap);
-		if (p) {
-			st->jtext = p;
-			st->jtextcap = cap;
-			need = json_dumpb(j, st->jtext, st->jtextcap, JSON_COMPACT | JSON_ENCODE_ANY);
-		}
-	}
-	if (need > 0 && need <= st->jtextcap) {
-		*len = need;
-		return st->jtext;
-	}
-	/* Larger than the scratch keeps (or it could not grow): as before. */
-	*owned = store_json_dump(j);
-	*len = *owned ? strlen(*owned) : 0;
-	return *owned;
+	if (rc)
+		return NULL;
+	*len = n;
+	return *owned ? *owned : st->jtext;
 }
 
 /* ---- Transactions -------------------------------------------------------- */

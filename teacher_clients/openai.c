@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "teacher_clients/extract.h"
-#include "teacher_clients/jsonload.h"
+#include "common/jsonload.h"
 
 #define OPENAI_REPLY_MAX ((size_t)64 << 20)
 

@@ -17,7 +17,7 @@
 
 #include "common/utf8.h"
 #include "teacher_clients/batch.h"
-#include "teacher_clients/jsonload.h"
+#include "common/jsonload.h"
 #include "teacher_clients/limits.h"
 #include "teacher_clients/openai.h"
 #include "teacher_clients/provider.h"

@@ -1,6 +1,6 @@
-/* layers: teacher_clients common */
+/* layers: common */
 /* Fuzz target: the project's own JSON reader and writer of the wire path
- * (teacher_clients/jsonload.h, jsondump.h), against jansson itself. The
+ * (common/jsonload.h, jsondump.h), against jansson itself. The
  * first byte picks the flags (duplicate keys refused, any value at top
  * level); the rest is a reply body. Checks: jsonload_buf accepts exactly
  * what json_loadb accepts, with equal values in the same key order and, on
@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "teacher_clients/jsondump.h"
-#include "teacher_clients/jsonload.h"
+#include "common/jsondump.h"
+#include "common/jsonload.h"
 #include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

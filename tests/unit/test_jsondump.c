@@ -5,10 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "teacher_clients/jsondump.h"
+#include "common/jsondump.h"
 #include "teacher_clients/openai.h"
 
 /* The cache keys of stored calls were made from jansson's text: the writer
@@ -159,6 +160,27 @@ static void test_bodies(void **state)
 	json_decref(body);
 }
 
+/* Bodies past the writer's stack start (8 KiB): the same text. */
+static void test_long_bodies(void **state)
+{
+	size_t sizes[] = { 8000, 8180, 8192, 8200, 20000, 100000 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *t = malloc(sizes[i] + 1);
+		json_t *v;
+
+		assert_non_null(t);
+		for (size_t k = 0; k < sizes[i]; k++)
+			t[k] = k % 9 == 0 ? '\n' : (char)('a' + k % 26);
+		t[sizes[i]] = '\0';
+		v = json_pack("{s:s, s:[s, i]}", "text", t, "more", "x", 1);
+		same_as_jansson(v);
+		json_decref(v);
+		free(t);
+	}
+}
+
 static void test_refused(void **state)
 {
 	json_t *v;
@@ -183,12 +205,74 @@ static void test_refused(void **state)
 	json_decref(v);
 }
 
+/* The stored text (store_json_text): json_dumpb(JSON_COMPACT |
+ * JSON_ENCODE_ANY), keys in insertion order, any value, into one buffer
+ * the caller keeps across calls. */
+static void compact_same_as_jansson(const json_t *v, char **buf, size_t *cap)
+{
+	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t len = 0;
+	int rc = jsondump_compact_into(v, buf, cap, &len);
+
+	if (!want) {
+		assert_int_equal(rc, -EINVAL);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_non_null(*buf);
+	assert_true(*cap > len);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(*buf, want, len + 1);
+	free(want);
+}
+
+static void test_compact(void **state)
+{
+	char *buf = NULL, *small;
+	size_t cap = 0, len = 0;
+	json_t *v;
+
+	(void)state;
+	for (int i = 0; i < 3000; i++) {
+		v = rnd_value(i % 3);
+		compact_same_as_jansson(v, &buf, &cap);
+		json_decref(v);
+	}
+	/* insertion order, not sorted */
+	v = json_pack("{s:s, s:s, s:b}", "text", "x\n\"y\"", "final_answer", "C", "verified", 1);
+	assert_int_equal(jsondump_compact_into(v, &buf, &cap, &len), 0);
+	assert_string_equal(buf, "{\"text\":\"x\\n\\\"y\\\"\",\"final_answer\":\"C\",\"verified\":true}");
+	json_decref(v);
+	/* scalars, as JSON_ENCODE_ANY */
+	v = json_real(0.25);
+	compact_same_as_jansson(v, &buf, &cap);
+	json_decref(v);
+	v = json_string("\xe4\xb8\xad");
+	compact_same_as_jansson(v, &buf, &cap);
+	json_decref(v);
+	free(buf);
+	/* a caller's small buffer grows; refused values leave it the caller's */
+	small = malloc(4);
+	cap = 4;
+	v = json_pack("[s,i]", "a longer text than four bytes", 7);
+	compact_same_as_jansson(v, &small, &cap);
+	json_decref(v);
+	v = json_array();
+	json_array_append_new(v, json_stringn_nocheck("ok \xc3", 4));
+	assert_int_equal(jsondump_compact_into(v, &small, &cap, &len), -EINVAL);
+	assert_int_equal(jsondump_compact_into(NULL, &small, &cap, &len), -EINVAL);
+	json_decref(v);
+	free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_values),
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_compact),
+		cmocka_unit_test(test_long_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -327,6 +327,86 @@ static void expect_bad(const char *name, const char *text, int want, const char 
 		fail_msg("template %s: rc %d (want %d), err \"%s\"", name, rc, want, err);
 }
 
+/* A render walks its template once (the check's walk is its own), and a
+ * faulty template gives the check's error first, as when the check ran
+ * in full before the render: before the item's faults and before a
+ * placeholder with no value that comes earlier in the text. */
+static void test_render_checks_first(void **state)
+{
+	json_t *snap = json_object(), *item = mc_item(), *no_q = json_pack("{s:s}", "answer", "A");
+	json_t *msgs = NULL;
+	char err[256];
+
+	(void)state;
+	json_object_set_new(snap, "explain",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "Be brief.", "user",
+				      "### Task: explain\n{student_reply}\nGold answer: {gold}\n{bogus}"));
+	json_object_set_new(snap, "screen",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "{#mc}open", "user",
+				      "### Task: screen\nGold answer: {gold}"));
+	json_object_set_new(snap, "judge",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "S", "user",
+				      "### Task: judge\n{question}\n{student_reply}"));
+	json_object_set_new(snap, "correct",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "S", "user",
+				      "### Task: correct\n{question}\nGold answer: {gold}\n{student_reply}"));
+	assert_int_equal(prompts_render(snap, "explain", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "unknown placeholder {bogus}"));
+	assert_int_equal(prompts_render(snap, "explain", no_q, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "unknown placeholder {bogus}"));
+	assert_int_equal(prompts_render(snap, "screen", no_q, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "never closed"));
+	/* the walk's fault comes before the missing gold line, as in the check */
+	json_object_set_new(json_object_get(snap, "judge"), "user",
+			    json_string("### Task: judge\n{#mc}\n{question}"));
+	assert_int_equal(prompts_render(snap, "judge", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "never closed"));
+	/* a sound template: the render's own errors */
+	assert_int_equal(prompts_render(snap, "correct", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "{student_reply} has no value"));
+	assert_int_equal(prompts_render(snap, "correct", no_q, NULL, &msgs, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "needs \"question\""));
+	assert_null(msgs);
+	json_decref(no_q);
+	json_decref(item);
+	json_decref(snap);
+}
+
+/* The render's buffers are kept between renders: the same text after a
+ * render that grew them past what is kept and one that failed. */
+static void test_render_reuse(void **state)
+{
+	json_t *snap = load(), *item = mc_item(), *msgs = NULL, *big_vars;
+	char err[256], *first, *again, *big;
+	size_t n = 200000;
+
+	(void)state;
+	assert_int_equal(prompts_render(snap, "explain", item, NULL, &msgs, err, sizeof err), 0);
+	first = json_dumps(msgs, JSON_COMPACT);
+	json_decref(msgs);
+	big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, 'y', n);
+	big[n] = '\0';
+	big_vars = json_pack("{s:s}", "student_reply", big);
+	free(big);
+	assert_int_equal(prompts_render(snap, "judge", item, big_vars, &msgs, err, sizeof err), 0);
+	assert_true(json_string_length(json_object_get(json_array_get(msgs, 1), "content")) > n);
+	json_decref(msgs);
+	json_decref(big_vars);
+	assert_int_equal(prompts_render(snap, "judge", item, NULL, &msgs, err, sizeof err), -EINVAL);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(prompts_render(snap, "explain", item, NULL, &msgs, err, sizeof err), 0);
+		again = json_dumps(msgs, JSON_COMPACT);
+		assert_string_equal(first, again);
+		free(again);
+		json_decref(msgs);
+	}
+	free(first);
+	json_decref(item);
+	json_decref(snap);
+}
+
 static void test_bad_templates(void **state)
 {
 	char err[512];
@@ -411,6 +491,8 @@ int main(void)
 		cmocka_unit_test(test_render_open),
 		cmocka_unit_test(test_render_context),
 		cmocka_unit_test(test_render_errors),
+		cmocka_unit_test(test_render_checks_first),
+		cmocka_unit_test(test_render_reuse),
 		cmocka_unit_test(test_bad_templates),
 		cmocka_unit_test(test_load_builtin),
 		cmocka_unit_test(test_options_text),

@@ -2,7 +2,7 @@
  * anything else is left to json_loadb (jansson 2.14's load.c rules: only
  * " \t\n\r" as space, no control characters or invalid UTF-8 in strings,
  * surrogate pairs in \u escapes, integers in json_int_t, reals by strtod). */
-#include "teacher_clients/jsonload.h"
+#include "common/jsonload.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,11 +18,17 @@
 /* Longest number text read here. */
 #define NUM_MAX 64
 
+/* The scratch for decoded strings starts on the stack: a reply's text with
+ * escapes (newlines, quotes) grew a heap one from 256 bytes, in 2-4 reallocs
+ * a call, and large ones each cost malloc a consolidation pass. */
+#define SCRATCH_STACK 4096
+
 struct rd {
 	const unsigned char *p, *end;
 	size_t flags;
 	char *scratch;      /* decoded strings with escapes */
 	size_t scap;
+	char *stack;        /* the first scratch, SCRATCH_STACK bytes (not freed) */
 };
 
 static void skip_ws(struct rd *r)
@@ -68,7 +74,13 @@ static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
 
 		while (cap < *n + len)
 			cap *= 2;
-		q = realloc(r->scratch, cap);
+		if (r->scratch == r->stack) {
+			q = malloc(cap);
+			if (q && *n)
+				memcpy(q, r->scratch, *n);
+		} else {
+			q = realloc(r->scratch, cap);
+		}
 		if (!q)
 			return false;
 		r->scratch = q;
@@ -411,7 +423,8 @@ static json_t *read_value(struct rd *r, int depth)
 
 json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *err)
 {
-	struct rd r = { 0 };
+	char stack[SCRATCH_STACK];
+	struct rd r = { .scratch = stack, .scap = sizeof(stack), .stack = stack };
 	json_t *v = NULL;
 
 	if (buf && !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))) {
@@ -426,7 +439,8 @@ json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *er
 			json_decref(v);
 			v = NULL;
 		}
-		free(r.scratch);
+		if (r.scratch != stack)
+			free(r.scratch);
 	}
 	if (v) {
 		if (err)

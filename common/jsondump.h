@@ -20,4 +20,14 @@ char *jsondump_sorted(const json_t *v, size_t *len);
 
 #define JSONDUMP_MAX_DEPTH 512
 
+/* The stored text of v: exactly json_dumpb(v, .., JSON_COMPACT |
+ * JSON_ENCODE_ANY), keys in insertion order, any value, written in one pass
+ * into the caller's buffer *buf of *cap bytes (*buf may be NULL), which is
+ * grown with realloc as needed (the caller keeps and frees it, updated even
+ * on an error). On 0 the text is in *buf, NUL-terminated, *len bytes.
+ * Errors: -EINVAL where jansson gives no text (v NULL, a string that is not
+ * valid UTF-8) or nesting deeper than JSONDUMP_MAX_DEPTH, -ENOMEM. Pure;
+ * any thread. */
+int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len);
+
 #endif

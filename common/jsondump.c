@@ -1,9 +1,11 @@
-/* json_dumps(JSON_COMPACT | JSON_SORT_KEYS) byte for byte (jansson 2.14's
+/* json_dumps(JSON_COMPACT | JSON_SORT_KEYS), and json_dumpb(JSON_COMPACT |
+ * JSON_ENCODE_ANY) with keys in insertion order, byte for byte (jansson 2.14's
  * dump.c: the same escapes, "\u%04X" upper-case for the other control
  * characters, raw UTF-8 above 0x7F, '/' not escaped, keys ordered by their
  * bytes then their length, reals as jansson prints them). */
-#include "teacher_clients/jsondump.h"
+#include "common/jsondump.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,10 +14,16 @@
 
 #include "common/utf8.h"
 
+/* jsondump_sorted writes on the stack first and allocates the text once at
+ * its size (a body grew a heap buffer from 1 KiB in 2-3 reallocs). */
+#define OUT_STACK 8192
+
 struct out {
 	char *p;
+	char *stack; /* p's first memory, not the heap's (jsondump_sorted) */
 	size_t len, cap;
-	bool fail;
+	bool fail, nomem;
+	bool insertion; /* keys in insertion order (jansson without JSON_SORT_KEYS) */
 };
 
 static bool reserve(struct out *o, size_t n)
@@ -30,9 +38,15 @@ static bool reserve(struct out *o, size_t n)
 	cap = o->cap ? o->cap : 1024;
 	while (cap < o->len + n + 1)
 		cap *= 2;
-	p = realloc(o->p, cap);
+	if (o->stack && o->p == o->stack) {
+		p = malloc(cap);
+		if (p)
+			memcpy(p, o->p, o->len);
+	} else {
+		p = realloc(o->p, cap);
+	}
 	if (!p) {
-		o->fail = true;
+		o->fail = o->nomem = true;
 		return false;
 	}
 	o->p = p;
@@ -169,7 +183,7 @@ static void put_real(struct out *o, const json_t *v)
 	s = json_dumps(v, JSON_ENCODE_ANY);
 
 	if (!s) {
-		o->fail = true;
+		o->fail = o->nomem = true;
 		return;
 	}
 	put(o, s, strlen(s));
@@ -203,7 +217,7 @@ static void put_object(struct out *o, const json_t *v, int depth)
 	if (n > sizeof(stack) / sizeof(stack[0])) {
 		keys = malloc(n * sizeof(*keys));
 		if (!keys) {
-			o->fail = true;
+			o->fail = o->nomem = true;
 			return;
 		}
 	}
@@ -212,7 +226,7 @@ static void put_object(struct out *o, const json_t *v, int depth)
 				 json_object_iter_value(it) };
 
 		/* insertion sort: bodies have a handful of keys per object */
-		for (j = i; j > 0 && key_cmp(&keys[j - 1], &k) > 0; j--)
+		for (j = i; j > 0 && !o->insertion && key_cmp(&keys[j - 1], &k) > 0; j--)
 			keys[j] = keys[j - 1];
 		keys[j] = k;
 		i++;
@@ -279,7 +293,9 @@ static void put_value(struct out *o, const json_t *v, int depth)
 
 char *jsondump_sorted(const json_t *v, size_t *len)
 {
-	struct out o = { 0 };
+	char stack[OUT_STACK];
+	struct out o = { .p = stack, .stack = stack, .cap = sizeof(stack) };
+	char *text;
 
 	if (!json_is_object(v) && !json_is_array(v))
 		return NULL;
@@ -287,11 +303,37 @@ char *jsondump_sorted(const json_t *v, size_t *len)
 	if (!o.fail && !reserve(&o, 0))
 		o.fail = true;
 	if (o.fail) {
-		free(o.p);
+		if (o.p != stack)
+			free(o.p);
 		return NULL;
 	}
 	o.p[o.len] = '\0';
+	if (o.p != stack) {
+		text = o.p;
+	} else {
+		text = malloc(o.len + 1);
+		if (!text)
+			return NULL;
+		memcpy(text, stack, o.len + 1);
+	}
 	if (len)
 		*len = o.len;
-	return o.p;
+	return text;
+}
+
+int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = { .p = *buf, .cap = *buf ? *cap : 0, .insertion = true };
+
+	put_value(&o, v, 0);
+	if (!o.fail)
+		reserve(&o, 0);
+	/* the buffer may have grown, even when the dump failed */
+	*buf = o.p;
+	*cap = o.cap;
+	if (o.fail)
+		return o.nomem ? -ENOMEM : -EINVAL;
+	o.p[o.len] = '\0';
+	*len = o.len;
+	return 0;
 }

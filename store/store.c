@@ -1289,7 +1289,7 @@ static int writer_open(struct store *st, struct store **out)
 		rc = exec_sql(ws,
 			      "PRAGMA synchronous=NORMAL;"
 			      "PRAGMA foreign_keys=ON;"
-			      "PRAGMA cache_size=-16000;"
+			      "PRAGMA cache_size=-12000;"
 			      "PRAGMA journal_size_limit=134217728;",
 			      "setting the writer's PRAGMAs");
 	if (rc == 0 && sqlite3_wal_autocheckpoint(ws->db, ckpt) != SQLITE_OK)
@@ -1336,6 +1336,11 @@ int store_writer_start(struct store *st, void (*wake)(void *ud), void *ud)
 	 * transaction instead of failing with SQLITE_BUSY. */
 	sqlite3_busy_handler(w->ws->db, busy_wait, &w->busy_writer);
 	sqlite3_busy_handler(st->db, busy_wait, &w->busy_loop);
+	/* The loop's connection now only reads, and its page cache is
+	 * dropped at every writer COMMIT (WAL: another connection changed
+	 * the file): a large one only holds memory (a 1M-item job's peak RSS
+	 * 58.6 -> 74.2 MiB with 16 MB for each). The writer keeps most. */
+	exec_sql(st, "PRAGMA cache_size=-2000", "the loop's cache size");
 	/* Signals are the loop's: the writer takes none. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1380,6 +1385,7 @@ void store_writer_stop(struct store *st)
 			 (uint64_t)atomic_load(&w->busy_loop.waits),
 			 (uint64_t)atomic_load(&w->busy_writer.waits));
 	sqlite3_busy_handler(st->db, NULL, NULL);
+	exec_sql(st, "PRAGMA cache_size=-16000", "the loop's cache size");
 	store_close(w->ws);
 	free(w->run.v);
 	pthread_mutex_destroy(&w->mu);

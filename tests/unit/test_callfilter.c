@@ -57,7 +57,7 @@ static int fx_teardown(void **state)
 
 static void key(char *out, const char *tag, int i)
 {
-	snprintf(out, 65, "%s%058d", tag, i);
+	snprintf(out, 65, "%s%062d", tag, i); /* 64 characters: the length hashed */
 }
 
 static void test_filter_members(void **state)

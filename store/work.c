@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,9 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 	return rc < 0 ? rc : added;
 }
 
+/* Rows copied per query (see store_tasks_each). */
+#define TASKS_CHUNK 64
+
 int store_tasks_each(struct store *st, int64_t job, const char *step, const char *state,
                      int64_t after_seq, int limit,
                      int (*cb)(void *ud, int64_t seq, const char *state, int attempts,
@@ -121,30 +125,60 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
 		"SELECT item_seq, state, attempts, reason FROM tasks INDEXED BY tasks_state "
 		"WHERE job_id = ? AND step = ? AND item_seq > ? AND state = ? "
 		"ORDER BY item_seq LIMIT ?";
-	int64_t lim = limit > 0 ? limit : -1;
-	sqlite3_stmt *s;
-	int rc;
+	struct row {
+		int64_t seq;
+		int attempts;
+		char state[16];
+		char *reason;
+	} rows[TASKS_CHUNK];
+	int64_t left = limit > 0 ? limit : INT64_MAX;
+	int rc = 0;
 
 	if (!step || !cb)
 		return -EINVAL;
-	s = store_stmt(st, state ? sql_state : sql_any);
-	if (!s)
-		return -EIO;
-	rc = state ? store_bind(st, s, "ititi", job, step, after_seq, state, lim)
-		   : store_bind(st, s, "itii", job, step, after_seq, lim);
-	if (rc < 0)
-		goto out;
-	for (;;) {
-		rc = store_step_row(st, s, "reading tasks");
-		if (rc != 1)
+	/* A chunk of rows is copied and the statement reset before any cb
+	 * runs: cb may write, and a write on a connection whose read began
+	 * before the writer thread's last COMMIT fails at once with
+	 * SQLITE_BUSY_SNAPSHOT (no busy handler runs for it). */
+	while (rc == 0 && left > 0) {
+		int64_t want = left < TASKS_CHUNK ? left : TASKS_CHUNK;
+		sqlite3_stmt *s = store_stmt(st, state ? sql_state : sql_any);
+		int n = 0;
+
+		if (!s)
+			return -EIO;
+		rc = state ? store_bind(st, s, "ititi", job, step, after_seq, state, want)
+			   : store_bind(st, s, "itii", job, step, after_seq, want);
+		while (rc == 0 && n < want) {
+			const char *stt, *why;
+
+			rc = store_step_row(st, s, "reading tasks");
+			if (rc != 1)
+				break;
+			rc = 0;
+			stt = store_col_text(s, 1);
+			why = store_col_text(s, 3);
+			rows[n].seq = sqlite3_column_int64(s, 0);
+			rows[n].attempts = sqlite3_column_int(s, 2);
+			snprintf(rows[n].state, sizeof(rows[n].state), "%s", stt ? stt : "");
+			rows[n].reason = why ? strdup(why) : NULL;
+			if (why && !rows[n].reason)
+				rc = -ENOMEM;
+			n++;
+		}
+		sqlite3_reset(s);
+		if (rc > 0)
+			rc = 0; /* the last step of a full chunk was a row */
+		for (int i = 0; i < n; i++) {
+			if (rc == 0)
+				rc = cb(ud, rows[i].seq, rows[i].state, rows[i].attempts, rows[i].reason);
+			free(rows[i].reason);
+		}
+		if (n < want)
 			break;
-		rc = cb(ud, sqlite3_column_int64(s, 0), store_col_text(s, 1),
-		        sqlite3_column_int(s, 2), store_col_text(s, 3));
-		if (rc != 0)
-			break;
+		left -= n;
+		after_seq = rows[n - 1].seq;
 	}
-out:
-	sqlite3_reset(s);
 	return rc;
 }
 

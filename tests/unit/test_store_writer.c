@@ -21,6 +21,7 @@
 #include "store/calls.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/work.h"
 
 struct fx {
 	char dir[64];
@@ -468,6 +469,57 @@ static void test_writer_call_found(void **state)
 	store_call_clear(&out);
 }
 
+/* store_tasks_each's cb may write directly (store/work.h). With the writer
+ * committing between the scan's read and that write, a statement still
+ * open would make the write fail at once with SQLITE_BUSY_SNAPSHOT. */
+struct scan_wr {
+	struct fx *f;
+	struct wr w;
+	int n, write_rc;
+};
+
+static int scan_write_cb(void *ud, int64_t seq, const char *state, int attempts,
+			 const char *reason)
+{
+	struct scan_wr *c = ud;
+	int64_t id;
+
+	(void)seq, (void)state, (void)attempts, (void)reason;
+	if (c->n++ == 0) {
+		/* a writer COMMIT after the scan began */
+		assert_int_equal(store_batch_add(c->f->st, wr_apply, wr_done, &c->w), 0);
+		assert_int_equal(store_batch_submit(c->f->st), 1);
+		wakes_reach(c->f, 1);
+		assert_int_equal(store_batch_reap(c->f->st), 1);
+		/* then a direct write on this (the loop's) connection */
+		c->write_rc = store_dataset_create(c->f->st, "direct", "csv", &id);
+	}
+	return 0;
+}
+
+static void test_writer_scan_then_write(void **state)
+{
+	struct fx *f = *state;
+	json_t *spec = json_object();
+	int64_t ds, job, seqs[100];
+	struct scan_wr c = { .f = f };
+
+	c.w = wr_make(f->st, "from-writer");
+	assert_int_equal(store_dataset_create(f->st, "d", "csv", &ds), 0);
+	assert_int_equal(store_job_insert(f->st, "j", "stage1", ds, spec, NULL, &job), 0);
+	for (int i = 0; i < 100; i++)
+		seqs[i] = i;
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "screen", seqs, 100), 100);
+	assert_int_equal(store_tasks_each(f->st, job, "screen", "pending", -1, 0, scan_write_cb, &c),
+			 0);
+	assert_int_equal(c.n, 100); /* every row, across chunks */
+	assert_int_equal(c.w.status, 0);
+	assert_int_equal(c.write_rc, 0);
+	assert_int_equal(named(f->st, "direct"), 1);
+	assert_int_equal(named(f->st, "from-writer"), 1);
+	json_decref(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +531,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_close, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_stop_restart, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_call_found, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_writer_scan_then_write, fx_setup, fx_teardown),
 		cmocka_unit_test(test_writer_memory_refused),
 	};
 

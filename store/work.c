@@ -105,7 +105,7 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
 }
 
 /* Rows copied per query (see store_tasks_each). */
-#define TASKS_CHUNK 64
+#define TASKS_CHUNK 128
 
 int store_tasks_each(struct store *st, int64_t job, const char *step, const char *state,
                      int64_t after_seq, int limit,

@@ -75,21 +75,6 @@ static inline size_t utf8_seq(const unsigned char *s, size_t left)
 	return utf8_seq_len((const char *)s, left);
 }
 
-/* Whether none of the 8 bytes at s needs a look: below 0x20, '"', '\\' or
- * 0x80 and up (word tricks: a byte below n sets its high bit in
- * (w - n * 0x01..) & ~w). */
-static bool plain8(const unsigned char *s)
-{
-	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-	uint64_t w, q, b;
-
-	memcpy(&w, s, 8);
-	q = w ^ (ones * '"');
-	b = w ^ (ones * '\\');
-	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
-		 ((b - ones) & ~b & high));
-}
-
 static void put_string(struct out *o, const char *str, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -101,7 +86,7 @@ static void put_string(struct out *o, const char *str, size_t len)
 		char e[6];
 		size_t elen = 2;
 
-		if (end - s >= 8 && plain8(s)) {
+		if (end - s >= 8 && utf8_json_plain8(s)) {
 			s += 8;
 			continue;
 		}

@@ -91,20 +91,6 @@ static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
 	return true;
 }
 
-/* Whether none of the 8 bytes at s needs a look: below 0x20, '"', '\\' or
- * 0x80 and up (a byte below n sets its high bit in (w - n * 0x01..) & ~w). */
-static bool plain8(const unsigned char *s)
-{
-	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-	uint64_t w, q, b;
-
-	memcpy(&w, s, 8);
-	q = w ^ (ones * '"');
-	b = w ^ (ones * '\\');
-	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
-		 ((b - ones) & ~b & high));
-}
-
 /* Reads a string at r->p (on the opening quote). The text (s, len) is either
  * in the input (no escapes) or in r->scratch. false: leave it to jansson. */
 static bool read_string(struct rd *r, const char **s, size_t *len)
@@ -116,7 +102,7 @@ static bool read_string(struct rd *r, const char **s, size_t *len)
 	while (p < r->end) {
 		unsigned char c;
 
-		if (r->end - p >= 8 && plain8(p)) {
+		if (r->end - p >= 8 && utf8_json_plain8(p)) {
 			p += 8;
 			continue;
 		}

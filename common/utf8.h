@@ -4,7 +4,10 @@
  * a string is never cut inside a character (the MedThink data is Chinese;
  * jansson refuses invalid UTF-8). Pure; thread-safe. */
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Offset of the first byte that is not part of a valid UTF-8 sequence or is
  * a NUL, or len when there is none. Rejects overlongs, surrogates and code
@@ -15,6 +18,22 @@ size_t utf8_check(const char *s, size_t len);
  * 0x80, within left bytes; 0 when it is not one (same rules as
  * utf8_check, which are jansson's). */
 size_t utf8_seq_len(const char *s, size_t left);
+
+/* Whether none of the 8 bytes at s needs a JSON string's look: below 0x20,
+ * '"', '\\' or 0x80 and up (a byte below n sets its high bit in
+ * (w - n * 0x01..) & ~w). The JSON reader and writer skip plain runs with
+ * it; inline because it runs once per 8 bytes of every string. */
+static inline bool utf8_json_plain8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t w, q, b;
+
+	memcpy(&w, s, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !((w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+		 ((b - ones) & ~b & high));
+}
 
 /* Replaces, in place, every byte of s (NUL-terminated) that is not valid
  * UTF-8 with '?'. */

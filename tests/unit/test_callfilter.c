@@ -16,14 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/tmpdb.h"
 #include "store/callfilter.h"
 #include "store/calls.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdb db;
 };
 
 static int fx_setup(void **state)
@@ -32,10 +32,8 @@ static int fx_setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/medthink-cfilter-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmpdb_make(&f->db, "cfilter") != 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/medthink.db", f->dir);
 	*state = f;
 	return 0;
 }
@@ -43,14 +41,8 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-	char p[160];
 
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
+	tmpdb_remove(&f->db);
 	free(f);
 	return 0;
 }
@@ -133,7 +125,7 @@ static void test_fresh_store(void **state)
 	struct store *st;
 	char k[65];
 
-	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 	/* no call stored: the filter holds everything from the start */
 	assert_true(store_calls_filter_ready(st));
 	key(k, "ok", 1);
@@ -161,7 +153,7 @@ static void test_reopened_store(void **state)
 	struct store *st, *other;
 	char k[65];
 
-	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 	assert_int_equal(store_begin(st), 0);
 	for (int i = 0; i < 5000; i++) {
 		key(k, "ok", i);
@@ -172,7 +164,7 @@ static void test_reopened_store(void **state)
 
 	/* stored before the open: found once the builder has read them, and
 	 * found (by SQLite) before that too */
-	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 	key(k, "ok", 0);
 	assert_int_equal(find(st, k), 0);
 	wait_ready(st);
@@ -186,7 +178,7 @@ static void test_reopened_store(void **state)
 	}
 	/* another store on the same file shares the filter: its inserts are
 	 * found here, and this one's there */
-	assert_int_equal(store_open(f->path, &other, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &other, NULL, 0), 0);
 	assert_true(store_calls_filter_ready(other));
 	key(k, "ot", 1);
 	put(other, k, NULL);
@@ -207,7 +199,7 @@ static void test_close_while_building(void **state)
 	struct store *st;
 	char k[65];
 
-	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 	assert_int_equal(store_begin(st), 0);
 	for (int i = 0; i < 30000; i++) {
 		key(k, "ok", i);
@@ -217,12 +209,12 @@ static void test_close_while_building(void **state)
 	store_close(st);
 	/* closed at once, and again after a little work: the builder stops */
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+		assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 		key(k, "ok", 29999 - round);
 		assert_int_equal(find(st, k), 0);
 		store_close(st);
 	}
-	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
 	wait_ready(st);
 	key(k, "ok", 12345);
 	assert_int_equal(find(st, k), 0);

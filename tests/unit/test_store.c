@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/unit/tmpdb.h"
 #include "store/check.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store/work.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdb db;
 	struct store *st;
 };
 
@@ -33,11 +33,9 @@ static int fx_setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/medthink-store-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmpdb_make(&f->db, "store") != 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/medthink.db", f->dir);
-	if (store_open(f->path, &f->st, err, sizeof(err)) != 0) {
+	if (store_open(f->db.path, &f->st, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -48,16 +46,10 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[160];
 
 	store_close(f->st);
 	store_clock_set(NULL);
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
+	tmpdb_remove(&f->db);
 	free(f);
 	return 0;
 }
@@ -121,7 +113,7 @@ static void test_open_pragmas(void **state)
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
 	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
-	assert_int_equal(access(f->path, F_OK), 0);
+	assert_int_equal(access(f->db.path, F_OK), 0);
 }
 
 /* The embedded migrations must give store/schema.sql.txt exactly. */
@@ -179,17 +171,17 @@ static void test_refuse_newer_schema(void **state)
 
 	store_close(f->st);
 	f->st = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(store_open(f->path, &st2, err, sizeof(err)), -EPROTO);
+	assert_int_equal(store_open(f->db.path, &st2, err, sizeof(err)), -EPROTO);
 	assert_null(st2);
 	snprintf(want, sizeof(want),
 	         "store %s has schema version 99, this medthinkd knows up to %d; upgrade medthinkd",
-	         f->path, STORE_SCHEMA_VERSION);
+	         f->db.path, STORE_SCHEMA_VERSION);
 	assert_string_equal(err, want);
 	/* err may be NULL */
-	assert_int_equal(store_open(f->path, &st2, NULL, 0), -EPROTO);
+	assert_int_equal(store_open(f->db.path, &st2, NULL, 0), -EPROTO);
 }
 
 static void test_reopen_persists(void **state)
@@ -204,7 +196,7 @@ static void test_reopen_persists(void **state)
 	assert_int_equal(store_artifact_put(f->st, job, "verdict", 2, 0, spec), 0);
 	store_close(f->st);
 	f->st = NULL;
-	assert_int_equal(store_open(f->path, &f->st, err, sizeof(err)), 0);
+	assert_int_equal(store_open(f->db.path, &f->st, err, sizeof(err)), 0);
 	assert_int_equal(sql_int(f->st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_dataset_count(f->st, ds), 5);
 	j = store_job_get(f->st, job);
@@ -239,15 +231,15 @@ static void test_open_not_a_database(void **state)
 
 	store_close(f->st);
 	f->st = NULL;
-	unlink(f->path);
-	fp = fopen(f->path, "w");
+	unlink(f->db.path);
+	fp = fopen(f->db.path, "w");
 	assert_non_null(fp);
 	for (int i = 0; i < 100; i++)
 		fputs("this is not an SQLite database, just text\n", fp);
 	fclose(fp);
-	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), -EIO);
+	assert_int_equal(store_open(f->db.path, &st, err, sizeof(err)), -EIO);
 	assert_null(st);
-	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, f->db.path));
 	assert_non_null(strstr(err, "not a database"));
 }
 
@@ -264,22 +256,22 @@ static void test_open_empty_file(void **state)
 
 	store_close(f->st);
 	f->st = NULL;
-	unlink(f->path);
-	fp = fopen(f->path, "w");
+	unlink(f->db.path);
+	fp = fopen(f->db.path, "w");
 	assert_non_null(fp);
 	fclose(fp);
-	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), -EIO);
+	assert_int_equal(store_open(f->db.path, &st, err, sizeof(err)), -EIO);
 	assert_null(st);
-	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, f->db.path));
 	assert_non_null(strstr(err, "empty (0 bytes)"));
 	assert_non_null(strstr(err, "docs/operations.md"));
 	/* Refused, and left as it was: not made into a new store. */
-	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(stat(f->db.path, &sb), 0);
 	assert_int_equal(sb.st_size, 0);
-	assert_int_equal(store_file_check(f->path, err, sizeof(err)), -EUCLEAN);
+	assert_int_equal(store_file_check(f->db.path, err, sizeof(err)), -EUCLEAN);
 	/* A missing file is a new store. */
-	unlink(f->path);
-	assert_int_equal(store_file_check(f->path, err, sizeof(err)), 0);
+	unlink(f->db.path);
+	assert_int_equal(store_file_check(f->db.path, err, sizeof(err)), 0);
 }
 
 /* A store with enough items to fill a few hundred pages, closed (so its WAL
@@ -291,7 +283,7 @@ static long fill_and_close(struct fx *f)
 	make_dataset(f->st, "big", 3000);
 	store_close(f->st);
 	f->st = NULL;
-	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(stat(f->db.path, &sb), 0);
 	return (long)(sb.st_size / 4096);
 }
 
@@ -303,10 +295,10 @@ static void test_open_truncated(void **state)
 	long pages = fill_and_close(f);
 
 	assert_true(pages > 20);
-	assert_int_equal(truncate(f->path, (off_t)(pages / 2) * 4096), 0);
-	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), -EIO);
+	assert_int_equal(truncate(f->db.path, (off_t)(pages / 2) * 4096), 0);
+	assert_int_equal(store_open(f->db.path, &st, err, sizeof(err)), -EIO);
 	assert_null(st);
-	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, f->db.path));
 	assert_non_null(strstr(err, "cut short"));
 }
 
@@ -319,24 +311,24 @@ static void test_check_finds_damage_mid_file(void **state)
 	FILE *fp;
 
 	/* Sound: both levels say so. */
-	assert_int_equal(store_check_open(f->path, &c, err, sizeof(err)), 0);
+	assert_int_equal(store_check_open(f->db.path, &c, err, sizeof(err)), 0);
 	assert_int_equal(store_check_run(c, 0, first, sizeof(first), err, sizeof(err)), 0);
 	assert_int_equal(store_check_run(c, 1, first, sizeof(first), err, sizeof(err)), 0);
 	store_check_close(c);
 	/* One page in the middle overwritten: the header and the schema are
 	 * intact, so the store still opens; the page check finds it. */
 	memset(junk, 0xa5, sizeof(junk));
-	fp = fopen(f->path, "r+b");
+	fp = fopen(f->db.path, "r+b");
 	assert_non_null(fp);
 	assert_int_equal(fseek(fp, (pages / 2) * 4096, SEEK_SET), 0);
 	assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
 	fclose(fp);
-	assert_int_equal(store_open(f->path, &f->st, err, sizeof(err)), 0);
-	assert_int_equal(store_check_open(f->path, &c, err, sizeof(err)), 0);
+	assert_int_equal(store_open(f->db.path, &f->st, err, sizeof(err)), 0);
+	assert_int_equal(store_check_open(f->db.path, &c, err, sizeof(err)), 0);
 	assert_int_equal(store_check_run(c, 0, first, sizeof(first), err, sizeof(err)), -EUCLEAN);
 	assert_true(first[0] != '\0');
 	assert_null(strchr(first, '\n'));
-	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, f->db.path));
 	assert_non_null(strstr(err, "is damaged: "));
 	assert_non_null(strstr(err, first));
 	assert_int_equal(store_check_run(c, 1, NULL, 0, err, sizeof(err)), -EUCLEAN);
@@ -815,7 +807,7 @@ static void test_batch_busy(void **state)
 	sqlite3 *other = NULL;
 	struct timespec t0, t1;
 
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(store_batch_add(f->st, wr_apply, wr_done, &w), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);

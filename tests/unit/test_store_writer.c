@@ -18,14 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/unit/tmpdb.h"
 #include "store/calls.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store/work.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdb db;
 	struct store *st;
 	atomic_int wakes;
 };
@@ -54,11 +54,9 @@ static int fx_setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/medthink-writer-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmpdb_make(&f->db, "writer") != 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/medthink.db", f->dir);
-	if (store_open(f->path, &f->st, err, sizeof(err)) != 0) {
+	if (store_open(f->db.path, &f->st, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -71,15 +69,9 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-	char p[160];
 
 	store_close(f->st);
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
+	tmpdb_remove(&f->db);
 	free(f);
 	return 0;
 }
@@ -346,7 +338,7 @@ static void test_writer_busy_kept(void **state)
 
 	store_writer_busy_set(f->st, 50, 50);
 	order_counter = 0;
-	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->db.path, &other), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(store_batch_add(f->st, wr_apply, wr_done, &w1), 0);
 	assert_int_equal(store_batch_submit(f->st), 1);
@@ -399,7 +391,7 @@ static void test_writer_close(void **state)
 	assert_int_equal(a.status, 0);
 	assert_int_equal(b.done_calls, 1);
 	assert_int_equal(b.status, -ECANCELED);
-	assert_int_equal(store_open(f->path, &st, err, sizeof(err)), 0);
+	assert_int_equal(store_open(f->db.path, &st, err, sizeof(err)), 0);
 	assert_int_equal(named(st, "committed"), 1);
 	assert_int_equal(named(st, "cancelled"), 0);
 	f->st = st; /* closed by the teardown */

@@ -15,14 +15,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/unit/tmpdb.h"
 #include "store/calls.h"
 #include "store/checkpoint.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdb db;
 };
 
 static int fx_setup(void **state)
@@ -31,10 +31,8 @@ static int fx_setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/medthink-walbuf-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tmpdb_make(&f->db, "walbuf") != 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/medthink.db", f->dir);
 	*state = f;
 	return 0;
 }
@@ -42,14 +40,8 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-	char p[160];
 
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
+	tmpdb_remove(&f->db);
 	free(f);
 	return 0;
 }
@@ -115,14 +107,14 @@ static void test_commit_seen_by_another_connection(void **state)
 	struct fx *f = *state;
 	struct store *st = NULL;
 
-	open_normal(f->path, &st);
+	open_normal(f->db.path, &st);
 	insert_calls(st, 0, 50, 3000, 1);
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 50);
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 50);
 	/* About 5 MiB in one transaction: the pages spill from the cache and
 	 * go out in several writes; the commit still lands whole. */
 	insert_calls(st, 50, 600, 4000, 0);
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 650);
-	assert_int_equal(count_other(f->path, "SELECT sum(length(request)) FROM calls WHERE id > 50"),
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 650);
+	assert_int_equal(count_other(f->db.path, "SELECT sum(length(request)) FROM calls WHERE id > 50"),
 			 600LL * 4000);
 	/* A checkpoint by another connection, then more commits after the WAL
 	 * starts over. */
@@ -131,7 +123,7 @@ static void test_commit_seen_by_another_connection(void **state)
 
 		int first = -1, again = -1;
 
-		assert_int_equal(store_ckpt_open(f->path, &ck), 0);
+		assert_int_equal(store_ckpt_open(f->db.path, &ck), 0);
 		/* The checkpoint sees the WAL (SQLite 3.40 on a connection that
 		 * never read reports -1 and copies nothing)... */
 		assert_int_equal(store_ckpt_run(ck, &first), 0);
@@ -142,9 +134,9 @@ static void test_commit_seen_by_another_connection(void **state)
 		assert_true(again > 0 && again < first);
 		store_ckpt_close(ck);
 	}
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 680);
 	store_close(st);
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 680);
 }
 
 static void test_commit_survives_kill(void **state)
@@ -157,7 +149,7 @@ static void test_commit_survives_kill(void **state)
 	if (pid == 0) {
 		struct store *st = NULL;
 
-		open_normal(f->path, &st);
+		open_normal(f->db.path, &st);
 		insert_calls(st, 0, 40, 3000, 1);
 		insert_calls(st, 40, 300, 4000, 0);
 		store_begin(st); /* left open, as a kill mid-transaction leaves it */
@@ -167,8 +159,8 @@ static void test_commit_survives_kill(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 340);
-	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls WHERE length(reply) = 4000"),
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 340);
+	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls WHERE length(reply) = 4000"),
 			 300);
 }
 

@@ -51,7 +51,7 @@ help:
 	@echo "make check-valgrind  a whole pipeline job with the daemon under valgrind"
 	@echo "make demo       run the whole pipeline against the simulator; results in ./out"
 	@echo "make bench      run the benchmarks; writes docs/PERFORMANCE.md"
-	@echo "make bench-issue17  only what decides issue 17 (BENCH_ONLY=issue17 make bench), ~9 min"
+	@echo "make bench-issue17  only what decides issue 17 (BENCH_ONLY=issue17 make bench), ~15 min"
 	@echo "make grade-report  the answer extractor against real graded answers (docs/grading.md)"
 	@echo "make fuzz       run every fuzz target FUZZ_SECONDS (60) each (clang, libFuzzer)"
 
@@ -177,6 +177,7 @@ grade-report: $(B)/bench/grade_report
 
 bench:
 	@sh tests/deps.sh --if-missing
+	@sh tests/deps.sh --bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@sh bench/run.sh
 

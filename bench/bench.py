@@ -30,13 +30,19 @@ and writes docs/PERFORMANCE.md (plus build/bench/results.json).
   8 status      GET /v1/jobs/{id} latency with 50 clients polling during a
                 512-in-flight job (BENCH_STATUS_N items, BENCH_STATUS_S s):
                 build/bench/status_poll, or a Python fallback if it is missing
+  9 reference   the issues' own script, ../shared/bench/compare.sh, unchanged
+                (nginx + echo module as the teacher; its bare loop parses each
+                reply with jansson): at BENCH_REF_N (20000,200000),
+                BENCH_REF_ROUNDS runs each (2); BENCH_REF_AIO=0 skips its
+                aiohttp script
   issue17       BENCH_ONLY=issue17 runs exactly what decides issue 17 (e2e at
-                20k and 200k without aiohttp, status, the 1M job, its kill near
+                20k and 200k without aiohttp, the reference script, status,
+                the 1M job, its kill near
                 the end and restart; no exports) and prints the "Issue 17
                 targets" table (also part of the default full run)
 
 Environment: BIN (bin), B (build), BENCH_ONLY (comma list of throughput,
-ratelimit, scale, profile, pool, selection, e2e, status, issue17; default all), BENCH_TP_N (20000),
+ratelimit, scale, profile, pool, selection, e2e, status, reference, issue17; default all), BENCH_TP_N (20000),
 BENCH_SCALE_N (1000000), BENCH_RATE_S (70, seconds of each rate-limit run),
 BENCH_POOL_N (8000 items per pool run), BENCH_SEL_N (100000), BENCH_E2E_N (two
 sizes), BENCH_E2E_AIO (0: no aiohttp baseline in e2e; default 0 with issue17,
@@ -76,11 +82,15 @@ ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
 TP_N = int(os.environ.get("BENCH_TP_N", "20000"))
 E2E_N = [int(x) for x in os.environ.get("BENCH_E2E_N", "20000,200000").split(",") if x.strip()]
 E2E_AIO = os.environ.get("BENCH_E2E_AIO", "0" if "issue17" in ONLY else "1") != "0"
+E2E_AIO_REF = os.environ.get("BENCH_REF_AIO", "1") != "0"
 E2E_ROUNDS = max(1, int(os.environ.get("BENCH_E2E_ROUNDS", "2")))
 STATUS_N = int(os.environ.get("BENCH_STATUS_N", "60000"))
 STATUS_S = float(os.environ.get("BENCH_STATUS_S", "10"))
 STATUS_CLIENTS = int(os.environ.get("BENCH_STATUS_CLIENTS", "50"))
 KILL_LEFT = int(os.environ.get("BENCH_KILL_LEFT", "2000"))
+REF_N = [int(x) for x in os.environ.get("BENCH_REF_N", "20000,200000").split(",") if x.strip()]
+REF_ROUNDS = max(1, int(os.environ.get("BENCH_REF_ROUNDS", "2")))
+REF_SCRIPT = os.path.join(TOP, "..", "shared", "bench", "compare.sh")
 RUN_ID = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime()), os.getpid())
 LOADED_CORES = 0.2   # other processes' CPU above which a section is flagged loaded
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
@@ -112,7 +122,7 @@ def log(msg):
 def want(name):
     if not ONLY or name in ONLY:
         return True
-    return "issue17" in ONLY and name in ("e2e", "status", "scale")
+    return "issue17" in ONLY and name in ("e2e", "status", "scale", "reference")
 
 
 # ---- load of the machine, per section ----
@@ -903,6 +913,139 @@ def bench_e2e():
     rows = [s["c"] for s in res["sizes"] if s.get("c")]
     res["fixed_c"], res["marginal_c"] = fixed_marginal(rows) if len(rows) == len(res["sizes"]) else (None, None)
     RESULTS["e2e"] = res
+
+
+# ---- 9. the issues' own reference comparison ----
+
+REF_LINE = re.compile(r"^(curlmulti|aiohttp\+sqlite|medthinkd) (.*)$")
+
+
+def ref_parse(text):
+    """{runner: {key: value}} from compare.sh's output lines
+    ("curlmulti calls=20000 ... rate=4853/s cpu=2.02s cpu_per_1k=0.101s ...")."""
+    out = {}
+    for line in text.splitlines():
+        m = REF_LINE.match(line.strip())
+        if not m or "skipped" in line:
+            continue
+        kv = {}
+        for tok in m.group(2).split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                num = re.match(r"^([0-9.]+)", v)
+                kv[k] = float(num.group(1)) if num and k != "state" else v
+        out[m.group(1)] = kv
+    return out
+
+
+def reap_orphans(timeout=10.0):
+    """Waits for the processes compare.sh left to this run (we are their
+    subreaper: nginx daemonizes, the daemon is killed by its trap), so their
+    CPU counts as this run's and not as other processes' load."""
+    mine = {p.pid for p, _ in PROCS}
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        kids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                ppid = int(st.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == os.getpid() and int(d) not in mine:
+                kids.append(int(d))
+        if not kids:
+            return
+        for k in kids:
+            try:
+                if os.waitpid(k, os.WNOHANG)[0] == 0:
+                    os.kill(k, signal.SIGTERM)
+            except (ChildProcessError, ProcessLookupError):
+                pass
+        time.sleep(0.1)
+
+
+def bench_reference():
+    """The issue's own script, unchanged: ../shared/bench/compare.sh (nginx
+    with the echo module as the 100 ms teacher; its bare loop curlmulti.c
+    makes an easy handle per call and parses each reply with jansson, as the
+    issue defines the baseline; medthinkd timed from `medthink submit` to a
+    poll every 0.2 s that sees the job done). REF_ROUNDS runs per size; the
+    aiohttp script only in the first run of the first size."""
+    if not os.path.exists(REF_SCRIPT):
+        raise RuntimeError("%s is missing (../shared beside the checkout)" % REF_SCRIPT)
+    if not shutil.which("nginx") or not os.path.exists("/usr/lib/nginx/modules/ngx_http_echo_module.so"):
+        raise RuntimeError("nginx with the echo module is not installed (tests/deps.sh --bench installs "
+                           "nginx-light and libnginx-mod-http-echo)")
+    log("9. the issues' reference script %s: sizes %s, %d run(s) each" % (REF_SCRIPT, REF_N, REF_ROUNDS))
+    try:  # PR_SET_CHILD_SUBREAPER: orphans of the script become ours (reap_orphans)
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    res = {"sizes": [], "run_id": RUN_ID, "script": "../shared/bench/compare.sh"}
+    for i, n in enumerate(REF_N):
+        runs = []
+        for r in range(REF_ROUNDS):
+            env = dict(os.environ)
+            env.pop("MEDTHINK_SOCKET", None)
+            env["SKIP_AIO"] = "0" if (i == 0 and r == 0 and E2E_AIO_REF) else "1"
+            out = subprocess.run(["bash", REF_SCRIPT, TOP, str(n), str(CONC)], capture_output=True,
+                                 text=True, timeout=3600, env=env, cwd=T)
+            reap_orphans()
+            got = ref_parse(out.stdout)
+            if out.returncode != 0 or "medthinkd" not in got or "curlmulti" not in got:
+                raise RuntimeError("compare.sh %d failed (exit %d): %s" % (n, out.returncode,
+                                                                          (out.stdout + out.stderr)[-600:]))
+            a, b = got["medthinkd"], got["curlmulti"]
+            run = {"medthinkd": a, "curlmulti": b, "aiohttp": got.get("aiohttp+sqlite"),
+                   "ratio": round(a["rate"] / b["rate"], 4),
+                   "cpu_ratio": round(a["cpu_per_1k"] / b["cpu_per_1k"], 3)}
+            log("  %d items, run %d: medthinkd %.0f calls/s %.3f s CPU/1k, curlmulti %.0f calls/s %.3f s CPU/1k: "
+                "ratio %.3f, CPU %.2f x" % (n, r + 1, a["rate"], a["cpu_per_1k"], b["rate"], b["cpu_per_1k"],
+                                            run["ratio"], run["cpu_ratio"]))
+            runs.append(run)
+        res["sizes"].append({"n": n, "runs": runs, "ratio": median([x["ratio"] for x in runs]),
+                             "cpu_ratio": median([x["cpu_ratio"] for x in runs])})
+    RESULTS["reference"] = res
+
+
+def reference_report(w):
+    ref = RESULTS.get("reference")
+    w("## 9. The issues' reference script")
+    w("")
+    if not ref:
+        w("Not run (`BENCH_ONLY=reference make bench`; needs ../shared/bench and nginx with the echo module).")
+        w("")
+        return
+    w("`%s` run unchanged, %d run(s) per size: nginx (echo module) answers every request after "
+      "100 ms with one canned explanation; 512 in flight. Its bare loop (curlmulti.c) makes an easy "
+      "handle per call and parses every reply with jansson; its CPU is the whole process "
+      "(getrusage). medthinkd runs a stage-one job (one explain call per item, every call stored), "
+      "timed from `medthink submit` to a status poll (every 0.2 s, each a new curl and python3) that "
+      "sees it done; its CPU is /proc/PID/stat, all threads, over the same span. Ratios are of "
+      "calls/s and of CPU per call." % (ref["script"], len(ref["sizes"][0]["runs"]) if ref["sizes"] else 0))
+    w("")
+    w("| items | run | medthinkd calls/s | curlmulti calls/s | ratio | medthinkd CPU ms/call | "
+      "curlmulti CPU ms/call | CPU ratio | medthinkd peak RSS |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s_ in ref["sizes"]:
+        for k, x in enumerate(s_["runs"]):
+            a, b = x["medthinkd"], x["curlmulti"]
+            w("| %s | %d | %.0f | %.0f | %.3f | %.4f | %.4f | %.2f | %s |"
+              % ("{:,}".format(s_["n"]), k + 1, a["rate"], b["rate"], x["ratio"], a["cpu_per_1k"],
+                 b["cpu_per_1k"], x["cpu_ratio"], fmt_kib(a.get("maxrss", 0))))
+    aio = [x["aiohttp"] for s_ in ref["sizes"] for x in s_["runs"] if x.get("aiohttp")]
+    if aio:
+        w("")
+        w("The aiohttp + sqlite3 script (first run of the first size): %.0f calls/s, %.4f ms CPU per call."
+          % (aio[0]["rate"], aio[0]["cpu_per_1k"]))
+    w("")
+    w(load_line(ref.get("load")))
+    w("")
 
 
 # ---- 8. status under load ----
@@ -1709,6 +1852,7 @@ def write_report(path, total_s, errors, m=None, ran=None):
     w("")
     e2e_report(w)
     status_report(w)
+    reference_report(w)
 
     pf = RESULTS.get("profile")
     w("## Profile")
@@ -1776,6 +1920,18 @@ def issue17_rows():
         else:
             rows.append(("(1) submit to done >= 0.9 x the bare loop at %s items" % "{:,}".format(n),
                          "not measured in this run (BENCH_E2E_N)", None, None))
+    ref = cur("reference")
+    ref_by_n = {x["n"]: x for x in ref["sizes"]} if ref else {}
+    for n in (20000, 200000):
+        x = ref_by_n.get(n)
+        tgt = ("(1) the same, by the issue's reference script (../shared/bench/compare.sh) at %s items"
+               % "{:,}".format(n))
+        if x:
+            rows.append((tgt, "%.3f x (median of %d runs: %s)"
+                         % (x["ratio"], len(x["runs"]), ", ".join("%.3f" % r["ratio"] for r in x["runs"])),
+                         x["ratio"] >= 0.9, ref.get("load")))
+        else:
+            rows.append((tgt, "not measured in this run (BENCH_REF_N)", None, None))
     sc = cur("scale")
     if sc and "first_call_s" in sc:
         fc = sc["first_call_s"]
@@ -1815,6 +1971,16 @@ def issue17_rows():
                      "; ".join(parts), ok and bool(parts), e.get("load")))
     else:
         rows.append(("(4) CPU per call <= 1.5 x the bare loop's", "not measured in this run", None, None))
+    if ref_by_n:
+        parts = ["%s items: %.4f vs %.4f ms = %.2f x (runs: %s)"
+                 % ("{:,}".format(n), median([r["medthinkd"]["cpu_per_1k"] for r in x["runs"]]),
+                    median([r["curlmulti"]["cpu_per_1k"] for r in x["runs"]]), x["cpu_ratio"],
+                    ", ".join("%.2f" % r["cpu_ratio"] for r in x["runs"]))
+                 for n, x in sorted(ref_by_n.items())]
+        rows.append(("(4) the same, by the issue's reference script (its loop parses each reply with jansson)",
+                     "; ".join(parts), all(x["cpu_ratio"] <= 1.5 for x in ref_by_n.values()), ref.get("load")))
+    else:
+        rows.append(("(4) the same, by the issue's reference script", "not measured in this run", None, None))
     st = cur("status")
     if st and st.get("count"):
         rows.append(("(5) status p99 < 5 ms, %d clients polling during a %d-in-flight job" % (STATUS_CLIENTS, CONC),
@@ -1871,7 +2037,12 @@ def issue17_section(w):
       "thread alone is shown beside it. For (3) the 1M-item job is SIGKILLed %s items before its "
       "end, so the restarted job itself holds about a million stored calls and still has work "
       "(the worst case: its own task and call rows are what a restart reads); then medthinkd is "
-      "started again on the same store, page cache warm." % (i7["date"], i7["commit"], i7["mode"], "{:,}".format(i7.get("kill_left", KILL_LEFT))))
+      "started again on the same store, page cache warm. Rows that say \"by the issue's reference "
+      "script\" come from section 9: ../shared/bench/compare.sh, the script behind the issue's own "
+      "figures, run unchanged (its bare loop makes an easy handle per call and parses each reply "
+      "with jansson, the baseline as the issue defines it; medthinkd polled every 0.2 s). The other "
+      "rows come from section 7, whose bare loop parses nothing and reuses its handles: a stricter "
+      "baseline, kept beside it." % (i7["date"], i7["commit"], i7["mode"], "{:,}".format(i7.get("kill_left", KILL_LEFT))))
     w("")
     w("| target | measured | | machine during that section |\n|---|---|---|---|")
     for tgt, meas, ok, ld in i7["rows"]:
@@ -1904,6 +2075,7 @@ def issue17_finish(total):
 # replaces only these in the existing file).
 SECTION_OF = {"throughput": ["## 1."], "ratelimit": ["## 2."], "scale": ["## 3.", "## 4."],
               "pool": ["## 5."], "selection": ["## 6."], "e2e": ["## 7."], "status": ["## 8."],
+              "reference": ["## 9."],
               "profile": ["## Profile"], "issue17": ["## Issue 17"]}
 
 
@@ -2001,17 +2173,36 @@ def self_check():
     with open(old, "w") as f:
         f.write("# medthink performance\n\n## Machine\n\nold machine\n\n## 5. Student pool\n\nOLD POOL TEXT\n\n"
                 "## Findings: x\n\nold findings\n")
+    ref_out = ("curlmulti calls=20000 failed=0 wall=4.12s rate=4853/s cpu=2.02s cpu_per_1k=0.101s maxrss=19116KB\n"
+               "aiohttp+sqlite skipped rate=0/s cpu_per_1k=0\n"
+               "medthinkd calls=20000 state=done stored_calls=20000 wall=5.19s rate=%d/s cpu=3.64s "
+               "cpu_per_1k=%.3fs maxrss=49192KB\n")
+    r1, r2 = ref_parse(ref_out % (4500, 0.140)), ref_parse(ref_out % (3900, 0.182))
+    check("aiohttp+sqlite" not in r1 and r1["medthinkd"]["rate"] == 4500 and r1["curlmulti"]["cpu_per_1k"] == 0.101
+          and r1["medthinkd"]["state"] == "done", "compare.sh lines parsed, a skipped runner left out")
+
+    def ref_size(n, x):
+        runs = [{"medthinkd": x["medthinkd"], "curlmulti": x["curlmulti"],
+                 "ratio": round(x["medthinkd"]["rate"] / x["curlmulti"]["rate"], 4),
+                 "cpu_ratio": round(x["medthinkd"]["cpu_per_1k"] / x["curlmulti"]["cpu_per_1k"], 3)}]
+        return {"n": n, "runs": runs, "ratio": runs[0]["ratio"], "cpu_ratio": runs[0]["cpu_ratio"]}
+    RESULTS["reference"] = {"run_id": RUN_ID, "script": "../shared/bench/compare.sh",
+                            "sizes": [ref_size(20000, r1), ref_size(200000, r2)]}
     issue17_finish(1.0)
     rows = RESULTS["issue17"]["rows"]
-    check(len(rows) == 7, "seven target rows")
+    check(len(rows) == 10, "ten target rows (1) and (4) by both harnesses")
     check(rows[0][2] is True and rows[1][2] is True, "(1) met at both sizes with ratios >= 0.9")
-    check(rows[2][2] is None and "not measured in this run" in rows[2][1],
+    check(rows[2][2] is True and rows[3][2] is False, "(1) by the reference script: 0.927 met, 0.804 missed")
+    check(rows[4][2] is None and "not measured in this run" in rows[4][1],
           "a result of an earlier run counts as not measured")
-    check(rows[5][2] is True and rows[4][2] is True, "(4) and (5) from the made-up numbers")
-    write_report(old, 1.0, [], ran=["e2e", "status", "issue17"])
+    check(rows[8][2] is True and rows[6][2] is True, "(4) and (5) from the made-up numbers")
+    check(rows[7][2] is False and "1.39 x" in rows[7][1] and "1.80 x" in rows[7][1],
+          "(4) by the reference script: missed when one size is over 1.5 x")
+    write_report(old, 1.0, [], ran=["e2e", "status", "issue17", "reference"])
     text = open(old).read()
     check("OLD POOL TEXT" in text, "a partial run keeps the sections it did not run")
-    check("## Issue 17 targets" in text and "## 7. End to end" in text and "## 8. Status under load" in text,
+    check("## Issue 17 targets" in text and "## 7. End to end" in text and "## 8. Status under load" in text
+          and "## 9. The issues' reference script" in text and "| 200,000 | 1 | 3900 |" in text,
           "a partial run writes its own sections")
     check(text.count("## Machine") == 1 and "old machine" not in text, "the machine section is this run's")
     check("Load average (1/5/15 min)" in text, "load of each section in the report")
@@ -2100,9 +2291,11 @@ def main():
                 gen.wait()
         steps = [("throughput", bench_throughput), ("ratelimit", bench_ratelimit),
                  ("scale", lambda: bench_scale(big, gen)), ("pool", bench_pool),
-                 ("selection", bench_selection), ("e2e", bench_e2e), ("status", bench_status)]
+                 ("selection", bench_selection), ("e2e", bench_e2e), ("status", bench_status),
+                 ("reference", bench_reference)]
         if "issue17" in ONLY:  # the sensitive ratios first, then the 1M job
-            steps = [s for s in steps if s[0] in ("e2e", "status")] + [s for s in steps if s[0] == "scale"]
+            steps = ([s for s in steps if s[0] in ("e2e", "reference", "status")] +
+                     [s for s in steps if s[0] == "scale"])
         for name, fn in steps:
             if not want(name):
                 continue

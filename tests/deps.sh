@@ -3,12 +3,18 @@
 # --if-missing: do nothing when every package is already installed.
 # --fuzz: the same for what `make fuzz` needs besides (clang and the libFuzzer
 # runtime; only `make fuzz` asks for them, so `make test` stays lean).
+# --bench: what `make bench` needs besides: nginx with the echo module, the
+# fixed-latency teacher of the issues' reference scripts (../shared/bench).
 set -e
 PKGS="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libhttp-parser-dev libinih-dev libcmocka-dev sqlite3 curl python3 python3-aiohttp valgrind libpng-dev libssl-dev
 chromium chromium-driver"
 if [ "$1" = "--fuzz" ]; then
   PKGS="clang libclang-rt-14-dev"
+  set -- --if-missing
+fi
+if [ "$1" = "--bench" ]; then
+  PKGS="nginx-light libnginx-mod-http-echo linux-perf"
   set -- --if-missing
 fi
 missing=""

@@ -6,8 +6,11 @@
 start_sim T --latency-ms 5 || exit 1
 SIM_PORT_S=$SIM_PORT_T
 write_conf
+# medthinkd links jemalloc (Makefile, MALLOC): memcheck replaces that
+# library's malloc and free as it does libc's.
 valgrind --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+  --soname-synonyms=somalloc=libjemalloc.so* \
   "$BIN/medthinkd" -c "$T/medthinkd.conf" 2>"$T/valgrind.log" &
 DAEMON_PID=$!
 _pids="$_pids $DAEMON_PID"

@@ -490,6 +490,85 @@ static void test_datasets(void **state)
 		json_decref(items[i]);
 }
 
+/* No statement of the connection is left stepping, and no transaction is
+ * open: nothing holds a WAL read snapshot. */
+static void assert_no_read_open(struct store *st)
+{
+	sqlite3 *db = store_db(st);
+
+	for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+		assert_false(sqlite3_stmt_busy(s));
+	assert_true(sqlite3_get_autocommit(db));
+}
+
+static void test_items_get(void **state)
+{
+	struct fx *f = *state;
+	int64_t ds = make_dataset(f->st, "many", 40);
+	int64_t dense[] = { 1, 2, 4, 7 }, tail[] = { 38, 39, 40 }, sparse[] = { 0, 20, 39, 1000 };
+	int64_t bad[] = { 3, 3 }, one[] = { 5 }, dmg[] = { 8, 9, 10 };
+	json_t *out[4], *want;
+
+	/* dense: one range, gaps skipped */
+	assert_int_equal(store_items_get(f->st, ds, dense, 4, out), 4);
+	for (int i = 0; i < 4; i++) {
+		want = store_item_get(f->st, ds, dense[i]);
+		assert_non_null(want);
+		assert_true(json_equal(out[i], want));
+		json_decref(want);
+		json_decref(out[i]);
+	}
+	assert_no_read_open(f->st);
+	/* a seq past the end: NULL */
+	assert_int_equal(store_items_get(f->st, ds, tail, 3, out), 2);
+	assert_non_null(out[0]);
+	assert_non_null(out[1]);
+	assert_null(out[2]);
+	json_decref(out[0]);
+	json_decref(out[1]);
+	/* sparse: by value */
+	assert_int_equal(store_items_get(f->st, ds, sparse, 4, out), 3);
+	for (int i = 0; i < 3; i++) {
+		want = store_item_get(f->st, ds, sparse[i]);
+		assert_true(json_equal(out[i], want));
+		json_decref(want);
+		json_decref(out[i]);
+	}
+	assert_null(out[3]);
+	assert_no_read_open(f->st);
+	/* another dataset's items are not this one's */
+	assert_int_equal(store_items_get(f->st, ds + 1, one, 1, out), 0);
+	assert_null(out[0]);
+	/* arguments */
+	assert_int_equal(store_items_get(f->st, ds, one, 0, out), 0);
+	out[0] = json_true();
+	assert_int_equal(store_items_get(f->st, ds, bad, 2, out), -EINVAL);
+	assert_null(out[0]);
+	assert_int_equal(store_items_get(f->st, ds, one, STORE_ITEMS_GET_MAX + 1, out), -EINVAL);
+	assert_int_equal(store_items_get(f->st, ds, NULL, 1, out), -EINVAL);
+	/* a damaged body: NULL, as store_item_get, the others read */
+	assert_int_equal(sqlite3_exec(store_db(f->st),
+				      "UPDATE items SET body = '{bad' WHERE seq = 9", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_items_get(f->st, ds, dmg, 3, out), 2);
+	assert_non_null(out[0]);
+	assert_null(out[1]);
+	assert_non_null(out[2]);
+	assert_null(store_item_get(f->st, ds, 9));
+	json_decref(out[0]);
+	json_decref(out[2]);
+	assert_no_read_open(f->st);
+	/* an error mid-read: every out NULL, nothing left open */
+	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP TABLE items", NULL, NULL, NULL),
+			 SQLITE_OK);
+	out[0] = out[1] = out[2] = out[3] = NULL;
+	assert_true(store_items_get(f->st, ds, dense, 4, out) < 0);
+	assert_true(store_items_get(f->st, ds, sparse, 4, out) < 0);
+	for (int i = 0; i < 4; i++)
+		assert_null(out[i]);
+	assert_no_read_open(f->st);
+}
+
 static void test_items_duplicate(void **state)
 {
 	struct fx *f = *state;
@@ -1026,6 +1105,7 @@ int main(void)
 		cmocka_unit_test(test_iso_time_and_clock),
 		cmocka_unit_test_setup_teardown(test_nested_transactions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_datasets, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_items_get, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_items_duplicate, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_abort_stale, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_items_insert_speed, fx_setup, fx_teardown),

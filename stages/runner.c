@@ -656,15 +656,20 @@ static void task_done(void *ud, int status)
 	{
 		int64_t seq = t->seq;
 		enum step s = t->step;
+		/* the same item (items do not change): not read and parsed again */
+		json_t *item = json_incref(t->item);
 
 		task_free(t);
 		/* Keep the item moving while the job may run: its next step (or its
 		 * re-ask) goes out now rather than waiting for a scan. */
-		if (j->state == JOB_RUNNING && !r->closing && job_room(j) > 0) {
-			if (res == STEP_DONE && next >= 0)
-				job_dispatch(j, (enum step)next, seq, 0, NULL, NULL);
-			else if (res == STEP_RETRY)
-				job_dispatch(j, s, seq, attempt + 1, problem, NULL);
+		if (j->state == JOB_RUNNING && !r->closing && job_room(j) > 0 &&
+		    ((res == STEP_DONE && next >= 0) || res == STEP_RETRY)) {
+			if (res == STEP_DONE)
+				job_dispatch(j, (enum step)next, seq, 0, NULL, item);
+			else
+				job_dispatch(j, s, seq, attempt + 1, problem, item);
+		} else {
+			json_decref(item);
 		}
 	}
 	job_phase_check(j);

@@ -160,7 +160,11 @@ int store_tasks_each(struct store *st, int64_t job, const char *step, const char
 			why = store_col_text(s, 3);
 			rows[n].seq = sqlite3_column_int64(s, 0);
 			rows[n].attempts = sqlite3_column_int(s, 2);
-			snprintf(rows[n].state, sizeof(rows[n].state), "%s", stt ? stt : "");
+			/* a state is a few bytes: cut to the field like snprintf did */
+			memset(rows[n].state, 0, sizeof(rows[n].state));
+			if (stt)
+				memcpy(rows[n].state, stt,
+				       strnlen(stt, sizeof(rows[n].state) - 1));
 			rows[n].reason = why ? strdup(why) : NULL;
 			if (why && !rows[n].reason)
 				rc = -ENOMEM;

@@ -937,6 +937,13 @@ static int task_cb(void *ud, int64_t seq, const char *state, int attempts, const
 	return s->stop_at && s->n == s->stop_at ? 5 : 0;
 }
 
+static int task_cb_noop(void *ud, int64_t seq, const char *state, int attempts,
+			const char *reason)
+{
+	(void)ud, (void)seq, (void)state, (void)attempts, (void)reason;
+	return 0;
+}
+
 static int art_cb(void *ud, int64_t seq, json_t *content)
 {
 	struct seen *s = ud;
@@ -1090,6 +1097,94 @@ static void test_work_paging(void **state)
 	free(seqs);
 }
 
+/* store_tasks_each in a state: the seqs by tasks_state, then the rows by a
+ * range (dense seqs) or by the lookup query (sparse): the same rows either
+ * way, and no read open while cb runs nor after, errors included. */
+struct pend {
+	struct store *st;
+	int64_t seqs[300];
+	int attempts[300];
+	char reasons[300][16];
+	int n;
+};
+
+static int pend_cb(void *ud, int64_t seq, const char *state, int attempts, const char *reason)
+{
+	struct pend *p = ud;
+
+	assert_no_read_open(p->st);
+	assert_string_equal(state, "pending");
+	assert_true(p->n < 300);
+	p->seqs[p->n] = seq;
+	p->attempts[p->n] = attempts;
+	snprintf(p->reasons[p->n], sizeof(p->reasons[0]), "%s", reason ? reason : "-");
+	p->n++;
+	return 0;
+}
+
+static void test_tasks_state_paths(void **state)
+{
+	struct fx *f = *state;
+	json_t *spec = json_object();
+	int64_t ds = make_dataset(f->st, "d", 1), job, seqs[1000];
+	struct pend p = { .st = f->st };
+	char why[16];
+	int k = 0;
+
+	assert_int_equal(store_job_insert(f->st, "j", "stage1", ds, spec, NULL, &job), 0);
+	for (int i = 0; i < 1000; i++)
+		seqs[i] = i;
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "explain", seqs, 1000), 1000);
+	/* 0..299: every third done (dense: a range, done rows skipped); one
+	 * re-asked with its reason */
+	for (int i = 0; i < 300; i += 3)
+		assert_int_equal(store_task_put(f->st, job, "explain", i, "done", 1, NULL), 0);
+	assert_int_equal(store_task_put(f->st, job, "explain", 7, "pending", 2, "cut"), 0);
+	/* 300..999: only every 50th still pending (sparse) */
+	for (int i = 300; i < 1000; i++)
+		if (i % 50)
+			assert_int_equal(store_task_put(f->st, job, "explain", i, "done", 1, NULL),
+					 0);
+	assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", -1, 0, pend_cb, &p), 0);
+	for (int i = 0; i < 1000; i++) {
+		if (i < 300 ? i % 3 == 0 : i % 50 != 0)
+			continue;
+		assert_true(k < p.n);
+		assert_int_equal(p.seqs[k], i);
+		assert_int_equal(p.attempts[k], i == 7 ? 2 : 0);
+		snprintf(why, sizeof(why), "%s", i == 7 ? "cut" : "-");
+		assert_string_equal(p.reasons[k], why);
+		k++;
+	}
+	assert_int_equal(p.n, k);
+	assert_no_read_open(f->st);
+	/* paged, both paths: the same rows */
+	p.n = 0;
+	for (int64_t after = -1;;) {
+		int before = p.n;
+
+		assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", after, 7, pend_cb,
+						  &p), 0);
+		if (p.n == before)
+			break;
+		after = p.seqs[p.n - 1];
+	}
+	assert_int_equal(p.n, k);
+	/* inside a transaction of the caller's: read in it, left open */
+	p.n = 0;
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", 100, 5, task_cb_noop,
+					  NULL), 0);
+	assert_false(sqlite3_get_autocommit(store_db(f->st)));
+	assert_int_equal(store_commit(f->st), 0);
+	/* an error: nothing left open */
+	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP INDEX tasks_state", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_true(store_tasks_each(f->st, job, "explain", "pending", -1, 0, pend_cb, &p) < 0);
+	assert_no_read_open(f->st);
+	json_decref(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1116,6 +1211,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_close_cancels, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_work, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_work_paging, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_state_paths, fx_setup, fx_teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);

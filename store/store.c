@@ -1773,6 +1773,25 @@ json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq)
 	return j;
 }
 
+char *store_seqs_json(const int64_t *seqs, size_t n)
+{
+	size_t cap, len = 0;
+	char *t;
+
+	if (n > SIZE_MAX / 21 - 1)
+		return NULL;
+	cap = n * 21 + 3; /* "-9223372036854775808," each */
+	t = malloc(cap);
+	if (!t)
+		return NULL;
+	t[len++] = '[';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(t + len, cap - len, "%s%" PRId64, i ? "," : "", seqs[i]);
+	t[len++] = ']';
+	t[len] = '\0';
+	return t;
+}
+
 /* Index of seq in the ascending seqs[0..n), or -1. */
 static ptrdiff_t seq_find(const int64_t *seqs, size_t n, int64_t seq)
 {
@@ -1819,19 +1838,11 @@ int store_items_get(struct store *st, int64_t dataset, const int64_t *seqs, size
 		s = store_stmt(st, sql_range);
 		rc = s ? store_bind(st, s, "iii", dataset, seqs[0], seqs[n - 1]) : -EIO;
 	} else {
-		size_t cap = n * 21 + 3, len = 0; /* "-9223372036854775808," each */
-
-		list = malloc(cap);
+		list = store_seqs_json(seqs, n);
 		if (!list) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		list[len++] = '[';
-		for (size_t i = 0; i < n; i++)
-			len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64, i ? "," : "",
-						seqs[i]);
-		list[len++] = ']';
-		list[len] = '\0';
 		s = store_stmt(st, sql_list);
 		rc = s ? store_bind(st, s, "it", dataset, list) : -EIO;
 	}

@@ -1177,6 +1177,26 @@ static void test_tasks_state_paths(void **state)
 					  NULL), 0);
 	assert_false(sqlite3_get_autocommit(store_db(f->st)));
 	assert_int_equal(store_commit(f->st), 0);
+	/* seeding by statements of many rows: counts of what was added */
+	{
+		int64_t job2, many[2500];
+		char q[160];
+
+		assert_int_equal(store_job_insert(f->st, "j2", "stage1", ds, spec, NULL, &job2), 0);
+		for (int i = 0; i < 2500; i++)
+			many[i] = 3 * (int64_t)i;
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many + 100, 2400),
+				 2400);
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many, 2500), 100);
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many, 2500), 0);
+		snprintf(q, sizeof(q), "SELECT sum(item_seq) FROM tasks WHERE job_id = %lld",
+			 (long long)job2);
+		assert_int_equal(sql_int(f->st, q), 3 * (2499LL * 2500 / 2));
+		snprintf(q, sizeof(q), "SELECT count(*) FROM tasks WHERE job_id = %lld AND "
+			 "state = 'pending' AND attempts = 0 AND reason IS NULL AND "
+			 "typeof(item_seq) = 'integer'", (long long)job2);
+		assert_int_equal(sql_int(f->st, q), 2500);
+	}
 	/* an error: nothing left open */
 	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP INDEX tasks_state", NULL, NULL, NULL),
 			 SQLITE_OK);

@@ -1197,6 +1197,17 @@ static void test_tasks_state_paths(void **state)
 			 "typeof(item_seq) = 'integer'", (long long)job2);
 		assert_int_equal(sql_int(f->st, q), 2500);
 	}
+	{
+		int64_t v[] = { 0, 7, -12, 1234567890123LL, INT64_MAX, INT64_MIN };
+		char *t = store_seqs_json(v, 6);
+
+		assert_string_equal(t, "[0,7,-12,1234567890123,9223372036854775807,"
+				       "-9223372036854775808]");
+		free(t);
+		t = store_seqs_json(v, 0);
+		assert_string_equal(t, "[]");
+		free(t);
+	}
 	/* an error: nothing left open */
 	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP INDEX tasks_state", NULL, NULL, NULL),
 			 SQLITE_OK);

@@ -30,6 +30,8 @@
 #define SEED_FIRST 64     /* the first page: the first calls wait for it */
 #define SEL_VALIDATION_MAX 100000 /* items of a DIQ validation dataset */
 #define SCAN_PAGE 512     /* pending tasks read per scan */
+#define SCAN_PAGE_MIN 8   /* the least a scan's page asks for */
+#define SCAN_TURN (8 * SCAN_PAGE) /* rows a pump turn's scan of a step visits at most */
 /* Calls dispatched per pump turn: the loop hands them to curl (and answers
  * the API) between turns, so the first calls of a job go out while the
  * rest of its window is still being built. */
@@ -461,8 +463,9 @@ static void task_on_reply(void *ud, const struct client_result *res)
 	task_store_outcome(t);
 }
 
+/* item: the item, taken (read by a scan's page), or NULL: read here. */
 static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
-			 const char *last_problem)
+			 const char *last_problem, json_t *item)
 {
 	struct runner *r = j->r;
 	struct task *t;
@@ -472,11 +475,15 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	char err[256], tag[64];
 	int rc;
 
-	if (bit_get(j, s, seq))
+	if (bit_get(j, s, seq)) {
+		json_decref(item);
 		return;
+	}
 	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		json_decref(item);
 		return;
+	}
 	t->job = j;
 	t->step = s;
 	t->def = step_def(s);
@@ -487,9 +494,10 @@ static void job_dispatch(struct job *j, enum step s, int64_t seq, int attempt,
 	j->st[s].in_flight++;
 	j->in_flight++;
 
-	if (seq >= j->n_items) /* the DIQ validation dataset's */
+	t->item = item;
+	if (!t->item && seq >= j->n_items) /* the DIQ validation dataset's */
 		t->item = store_item_get(r->st, j->val_dataset, seq - j->n_items);
-	else
+	else if (!t->item)
 		t->item = store_item_get(r->st, j->dataset, seq);
 	if (!t->item) {
 		snprintf(t->out.reason, sizeof(t->out.reason), "item %" PRId64 " is not in the store",
@@ -648,15 +656,20 @@ static void task_done(void *ud, int status)
 	{
 		int64_t seq = t->seq;
 		enum step s = t->step;
+		/* the same item (items do not change): not read and parsed again */
+		json_t *item = json_incref(t->item);
 
 		task_free(t);
 		/* Keep the item moving while the job may run: its next step (or its
 		 * re-ask) goes out now rather than waiting for a scan. */
-		if (j->state == JOB_RUNNING && !r->closing && job_room(j) > 0) {
-			if (res == STEP_DONE && next >= 0)
-				job_dispatch(j, (enum step)next, seq, 0, NULL);
-			else if (res == STEP_RETRY)
-				job_dispatch(j, s, seq, attempt + 1, problem);
+		if (j->state == JOB_RUNNING && !r->closing && job_room(j) > 0 &&
+		    ((res == STEP_DONE && next >= 0) || res == STEP_RETRY)) {
+			if (res == STEP_DONE)
+				job_dispatch(j, (enum step)next, seq, 0, NULL, item);
+			else
+				job_dispatch(j, s, seq, attempt + 1, problem, item);
+		} else {
+			json_decref(item);
 		}
 	}
 	job_phase_check(j);
@@ -862,26 +875,90 @@ void job_set_state(struct job *j, enum job_state s, const char *reason)
 
 /* ---- the pump ----------------------------------------------------------- */
 
+/* A pending row a scan takes, dispatched once its page is read. */
+struct scan_row {
+	int64_t seq;
+	int attempts;
+	char *reason; /* the last problem (attempts > 0), or NULL */
+};
+
 struct scan_ctx {
 	struct job *j;
 	enum step s;
 	int room;
 	int visited;
+	int n; /* rows taken, not yet dispatched (room <= DISPATCH_TURN) */
+	struct scan_row rows[DISPATCH_TURN];
+	int64_t seqs[DISPATCH_TURN];
 };
+
+/* Dispatches the rows taken, in order, with their items read first: a
+ * statement for the page's items (one WAL read transaction, and for dense
+ * seqs one range) instead of one per item. An item not read here (missing,
+ * damaged, the read failed: -EBUSY included) is read by job_dispatch as
+ * before, so it fails or goes out exactly as it did. */
+static void scan_flush(struct scan_ctx *c)
+{
+	struct job *j = c->j;
+	json_t *items[DISPATCH_TURN];
+	int n = c->n;
+
+	c->n = 0;
+	for (int k = 0; k < n;) {
+		bool val = c->rows[k].seq >= j->n_items; /* the DIQ validation dataset's */
+		int m = 0;
+
+		for (; k + m < n && (c->rows[k + m].seq >= j->n_items) == val; m++)
+			c->seqs[m] = val ? c->rows[k + m].seq - j->n_items : c->rows[k + m].seq;
+		if (store_items_get(j->r->st, val ? j->val_dataset : j->dataset, c->seqs,
+				    (size_t)m, items + k) < 0) {
+			for (int i = k; i < k + m; i++)
+				items[i] = NULL;
+		}
+		k += m;
+	}
+	for (int i = 0; i < n; i++) {
+		struct scan_row *w = &c->rows[i];
+
+		job_dispatch(j, c->s, w->seq, w->attempts, w->reason, items[i]);
+		free(w->reason);
+	}
+}
 
 static int scan_one(void *ud, int64_t seq, const char *state, int attempts, const char *reason)
 {
 	struct scan_ctx *c = ud;
+	struct scan_row *w;
 
 	(void)state;
 	c->visited++;
 	c->j->st[c->s].cursor = seq;
 	if (bit_get(c->j, c->s, seq))
 		return 0; /* in flight: skipped without using the room */
-	job_dispatch(c->j, c->s, seq, attempts, attempts > 0 ? reason : NULL);
+	if (c->n == DISPATCH_TURN)
+		scan_flush(c);
+	w = &c->rows[c->n];
+	w->seq = seq;
+	w->attempts = attempts;
+	w->reason = attempts > 0 && reason ? strdup(reason) : NULL;
+	if (attempts > 0 && reason && !w->reason) {
+		/* No memory to keep the problem: this row goes out now. */
+		scan_flush(c);
+		job_dispatch(c->j, c->s, seq, attempts, reason, NULL);
+	} else {
+		c->n++;
+	}
 	if (--c->room <= 0)
 		return 1;
 	return 0;
+}
+
+/* Rows asked for by page page (0, 1, ...) of a scan with room left. */
+static int scan_page_size(int room, int page)
+{
+	int64_t n = (int64_t)(room > SCAN_PAGE_MIN ? room : SCAN_PAGE_MIN) << (page < 8 ? page : 8);
+
+	return n < SCAN_PAGE ? (int)n : SCAN_PAGE;
 }
 
 static void job_pump(struct job *j)
@@ -922,17 +999,24 @@ static void job_pump(struct job *j)
 		/* Pages of pending rows from the cursor; rows in flight are skipped
 		 * and do not count against the room. A short page is the end: the
 		 * next scan starts over (rows behind the cursor may be pending
-		 * again after a retry). */
-		for (int page = 0; page < 8 && c.room > 0; page++) {
+		 * again after a retry). The first page is the room's size (rows
+		 * ahead of the cursor are seldom in flight: a page of 128 rows read
+		 * for a room of 20 was most of the scan's SQLite time), each next
+		 * one twice the last, up to SCAN_PAGE; SCAN_TURN rows at most. */
+		for (int page = 0, seen = 0; seen < SCAN_TURN && c.room > 0; page++) {
+			int want = scan_page_size(c.room, page);
+
 			c.visited = 0;
 			rc = store_tasks_each(j->r->st, j->id, step_name((enum step)s),
-					      STORE_TASK_PENDING, ss->cursor, SCAN_PAGE, scan_one, &c);
+					      STORE_TASK_PENDING, ss->cursor, want, scan_one, &c);
+			scan_flush(&c); /* what the page took, errors or not */
 			if (rc < 0)
 				break;
-			if (rc == 0 && c.visited < SCAN_PAGE) {
+			if (rc == 0 && c.visited < want) {
 				ss->cursor = -1;
 				break;
 			}
+			seen += c.visited;
 			if (j->state != JOB_RUNNING)
 				return;
 		}

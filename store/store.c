@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1770,6 +1771,122 @@ json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq)
 		j = store_col_json(s, 0, "items.body");
 	sqlite3_reset(s);
 	return j;
+}
+
+char *store_seqs_json(const int64_t *seqs, size_t n)
+{
+	size_t cap, len = 0;
+	char *t;
+
+	if (n > SIZE_MAX / 21 - 1)
+		return NULL;
+	cap = n * 21 + 3; /* "-9223372036854775808," each */
+	t = malloc(cap);
+	if (!t)
+		return NULL;
+	t[len++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		/* digits by hand: snprintf cost more than the insert of the row */
+		uint64_t v = seqs[i] < 0 ? 0 - (uint64_t)seqs[i] : (uint64_t)seqs[i];
+		char d[20];
+		int k = 0;
+
+		if (i)
+			t[len++] = ',';
+		if (seqs[i] < 0)
+			t[len++] = '-';
+		do {
+			d[k++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		while (k)
+			t[len++] = d[--k];
+	}
+	t[len++] = ']';
+	t[len] = '\0';
+	return t;
+}
+
+/* Index of seq in the ascending seqs[0..n), or -1. */
+static ptrdiff_t seq_find(const int64_t *seqs, size_t n, int64_t seq)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (seqs[mid] == seq)
+			return (ptrdiff_t)mid;
+		if (seqs[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+int store_items_get(struct store *st, int64_t dataset, const int64_t *seqs, size_t n,
+		    json_t **out)
+{
+	static const char sql_range[] =
+		"SELECT seq, body FROM items WHERE dataset_id = ? AND seq >= ? AND seq <= ? "
+		"ORDER BY seq";
+	/* Sparse seqs (retries behind the cursor): a seek per value, still one
+	 * statement. */
+	static const char sql_list[] =
+		"SELECT seq, body FROM items WHERE dataset_id = ? AND seq IN "
+		"(SELECT value FROM json_each(?))";
+	char *list = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc = 0, found = 0;
+
+	if (!out || (n && !seqs) || n > STORE_ITEMS_GET_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = NULL;
+		if (i > 0 && seqs[i] <= seqs[i - 1])
+			return -EINVAL;
+	}
+	if (n == 0)
+		return 0;
+	if ((uint64_t)seqs[n - 1] - (uint64_t)seqs[0] < 4 * (uint64_t)n) {
+		s = store_stmt(st, sql_range);
+		rc = s ? store_bind(st, s, "iii", dataset, seqs[0], seqs[n - 1]) : -EIO;
+	} else {
+		list = store_seqs_json(seqs, n);
+		if (!list) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s = store_stmt(st, sql_list);
+		rc = s ? store_bind(st, s, "it", dataset, list) : -EIO;
+	}
+	while (rc == 0) {
+		ptrdiff_t k;
+
+		rc = store_step_row(st, s, "reading items");
+		if (rc != 1)
+			break;
+		rc = 0;
+		k = seq_find(seqs, n, sqlite3_column_int64(s, 0));
+		if (k < 0 || out[k])
+			continue; /* a gap of the range */
+		out[k] = store_col_json(s, 1, "items.body");
+		if (out[k])
+			found++;
+	}
+out:
+	if (s)
+		sqlite3_reset(s); /* no read stays open */
+	free(list);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++) {
+			json_decref(out[i]);
+			out[i] = NULL;
+		}
+		return rc;
+	}
+	return found;
 }
 
 /* Prepares sql (items of dataset with seq in [from, from+limit)) bound. */

@@ -168,6 +168,19 @@ json_t *store_dataset_list(struct store *st);
 int store_dataset_name_find(struct store *st, const char *name, int64_t *id);
 /* The item with this seq, or NULL. */
 json_t *store_item_get(struct store *st, int64_t dataset, int64_t seq);
+/* Most seqs store_items_get takes at once. */
+#define STORE_ITEMS_GET_MAX 1024
+/* Reads the items seqs[0..n) of dataset in one statement (one read
+ * transaction, ended before it returns): out[i] gets item seqs[i] (a new
+ * reference), or NULL when there is none or its stored text is damaged
+ * (logged). seqs strictly ascending, n <= STORE_ITEMS_GET_MAX. Dense seqs
+ * (a span of at most 4n) are read as one range, others by their values.
+ * Returns how many were found (>= 0), or a negative errno with every out[i]
+ * NULL (-EINVAL bad arguments, -EBUSY, -EIO, -ENOMEM). For the loop's
+ * dispatch: the same trees store_item_get returns, one statement a turn
+ * instead of one (and one WAL read transaction) an item. */
+int store_items_get(struct store *st, int64_t dataset, const int64_t *seqs, size_t n,
+		    json_t **out);
 /* Calls cb for items with seq in [from, from+limit) in order; stops early
  * when cb returns non-zero (and returns that value). item is borrowed (for
  * the call only). cb may use the store but not call store_items_each. */

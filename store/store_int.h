@@ -64,6 +64,10 @@ const char *store_json_text(struct store *st, json_t *j, size_t *len, char **own
 json_t *store_rows_json(struct store *st, sqlite3_stmt *s, json_t *(*row)(sqlite3_stmt *),
 			const char *what);
 
+/* seqs[0..n) as the text of a JSON array ("[1,2,3]") for json_each (one
+ * statement over many rows); free() it. NULL when out of memory. */
+char *store_seqs_json(const int64_t *seqs, size_t n);
+
 /* Ends a transaction begun with store_begin: when rc >= 0 commits and
  * returns the commit's status (0 or a negative errno), else rolls back and
  * returns rc. */

@@ -38,7 +38,8 @@ int store_tasks_insert_pending(struct store *st, int64_t job, const char *step,
  * order, at most limit of them (limit <= 0: all), only those in state when
  * state is non-NULL. Stops when cb returns non-zero and returns that value;
  * otherwise 0. The strings passed to cb live for the call only. cb may use
- * the store, writes included (rows are read in chunks with no statement
+ * the store, writes included (rows are read in chunks, a chunk in one read
+ * transaction of its own when none is open, and no statement or read is
  * open while cb runs). Page through many rows by
  * passing the last seq seen as after_seq. */
 int store_tasks_each(struct store *st, int64_t job, const char *step, const char *state,

@@ -490,6 +490,85 @@ static void test_datasets(void **state)
 		json_decref(items[i]);
 }
 
+/* No statement of the connection is left stepping, and no transaction is
+ * open: nothing holds a WAL read snapshot. */
+static void assert_no_read_open(struct store *st)
+{
+	sqlite3 *db = store_db(st);
+
+	for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+		assert_false(sqlite3_stmt_busy(s));
+	assert_true(sqlite3_get_autocommit(db));
+}
+
+static void test_items_get(void **state)
+{
+	struct fx *f = *state;
+	int64_t ds = make_dataset(f->st, "many", 40);
+	int64_t dense[] = { 1, 2, 4, 7 }, tail[] = { 38, 39, 40 }, sparse[] = { 0, 20, 39, 1000 };
+	int64_t bad[] = { 3, 3 }, one[] = { 5 }, dmg[] = { 8, 9, 10 };
+	json_t *out[4], *want;
+
+	/* dense: one range, gaps skipped */
+	assert_int_equal(store_items_get(f->st, ds, dense, 4, out), 4);
+	for (int i = 0; i < 4; i++) {
+		want = store_item_get(f->st, ds, dense[i]);
+		assert_non_null(want);
+		assert_true(json_equal(out[i], want));
+		json_decref(want);
+		json_decref(out[i]);
+	}
+	assert_no_read_open(f->st);
+	/* a seq past the end: NULL */
+	assert_int_equal(store_items_get(f->st, ds, tail, 3, out), 2);
+	assert_non_null(out[0]);
+	assert_non_null(out[1]);
+	assert_null(out[2]);
+	json_decref(out[0]);
+	json_decref(out[1]);
+	/* sparse: by value */
+	assert_int_equal(store_items_get(f->st, ds, sparse, 4, out), 3);
+	for (int i = 0; i < 3; i++) {
+		want = store_item_get(f->st, ds, sparse[i]);
+		assert_true(json_equal(out[i], want));
+		json_decref(want);
+		json_decref(out[i]);
+	}
+	assert_null(out[3]);
+	assert_no_read_open(f->st);
+	/* another dataset's items are not this one's */
+	assert_int_equal(store_items_get(f->st, ds + 1, one, 1, out), 0);
+	assert_null(out[0]);
+	/* arguments */
+	assert_int_equal(store_items_get(f->st, ds, one, 0, out), 0);
+	out[0] = json_true();
+	assert_int_equal(store_items_get(f->st, ds, bad, 2, out), -EINVAL);
+	assert_null(out[0]);
+	assert_int_equal(store_items_get(f->st, ds, one, STORE_ITEMS_GET_MAX + 1, out), -EINVAL);
+	assert_int_equal(store_items_get(f->st, ds, NULL, 1, out), -EINVAL);
+	/* a damaged body: NULL, as store_item_get, the others read */
+	assert_int_equal(sqlite3_exec(store_db(f->st),
+				      "UPDATE items SET body = '{bad' WHERE seq = 9", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_items_get(f->st, ds, dmg, 3, out), 2);
+	assert_non_null(out[0]);
+	assert_null(out[1]);
+	assert_non_null(out[2]);
+	assert_null(store_item_get(f->st, ds, 9));
+	json_decref(out[0]);
+	json_decref(out[2]);
+	assert_no_read_open(f->st);
+	/* an error mid-read: every out NULL, nothing left open */
+	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP TABLE items", NULL, NULL, NULL),
+			 SQLITE_OK);
+	out[0] = out[1] = out[2] = out[3] = NULL;
+	assert_true(store_items_get(f->st, ds, dense, 4, out) < 0);
+	assert_true(store_items_get(f->st, ds, sparse, 4, out) < 0);
+	for (int i = 0; i < 4; i++)
+		assert_null(out[i]);
+	assert_no_read_open(f->st);
+}
+
 static void test_items_duplicate(void **state)
 {
 	struct fx *f = *state;
@@ -858,6 +937,13 @@ static int task_cb(void *ud, int64_t seq, const char *state, int attempts, const
 	return s->stop_at && s->n == s->stop_at ? 5 : 0;
 }
 
+static int task_cb_noop(void *ud, int64_t seq, const char *state, int attempts,
+			const char *reason)
+{
+	(void)ud, (void)seq, (void)state, (void)attempts, (void)reason;
+	return 0;
+}
+
 static int art_cb(void *ud, int64_t seq, json_t *content)
 {
 	struct seen *s = ud;
@@ -1011,6 +1097,125 @@ static void test_work_paging(void **state)
 	free(seqs);
 }
 
+/* store_tasks_each in a state: the seqs by tasks_state, then the rows by a
+ * range (dense seqs) or by the lookup query (sparse): the same rows either
+ * way, and no read open while cb runs nor after, errors included. */
+struct pend {
+	struct store *st;
+	int64_t seqs[300];
+	int attempts[300];
+	char reasons[300][16];
+	int n;
+};
+
+static int pend_cb(void *ud, int64_t seq, const char *state, int attempts, const char *reason)
+{
+	struct pend *p = ud;
+
+	assert_no_read_open(p->st);
+	assert_string_equal(state, "pending");
+	assert_true(p->n < 300);
+	p->seqs[p->n] = seq;
+	p->attempts[p->n] = attempts;
+	snprintf(p->reasons[p->n], sizeof(p->reasons[0]), "%s", reason ? reason : "-");
+	p->n++;
+	return 0;
+}
+
+static void test_tasks_state_paths(void **state)
+{
+	struct fx *f = *state;
+	json_t *spec = json_object();
+	int64_t ds = make_dataset(f->st, "d", 1), job, seqs[1000];
+	struct pend p = { .st = f->st };
+	char why[16];
+	int k = 0;
+
+	assert_int_equal(store_job_insert(f->st, "j", "stage1", ds, spec, NULL, &job), 0);
+	for (int i = 0; i < 1000; i++)
+		seqs[i] = i;
+	assert_int_equal(store_tasks_insert_pending(f->st, job, "explain", seqs, 1000), 1000);
+	/* 0..299: every third done (dense: a range, done rows skipped); one
+	 * re-asked with its reason */
+	for (int i = 0; i < 300; i += 3)
+		assert_int_equal(store_task_put(f->st, job, "explain", i, "done", 1, NULL), 0);
+	assert_int_equal(store_task_put(f->st, job, "explain", 7, "pending", 2, "cut"), 0);
+	/* 300..999: only every 50th still pending (sparse) */
+	for (int i = 300; i < 1000; i++)
+		if (i % 50)
+			assert_int_equal(store_task_put(f->st, job, "explain", i, "done", 1, NULL),
+					 0);
+	assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", -1, 0, pend_cb, &p), 0);
+	for (int i = 0; i < 1000; i++) {
+		if (i < 300 ? i % 3 == 0 : i % 50 != 0)
+			continue;
+		assert_true(k < p.n);
+		assert_int_equal(p.seqs[k], i);
+		assert_int_equal(p.attempts[k], i == 7 ? 2 : 0);
+		snprintf(why, sizeof(why), "%s", i == 7 ? "cut" : "-");
+		assert_string_equal(p.reasons[k], why);
+		k++;
+	}
+	assert_int_equal(p.n, k);
+	assert_no_read_open(f->st);
+	/* paged, both paths: the same rows */
+	p.n = 0;
+	for (int64_t after = -1;;) {
+		int before = p.n;
+
+		assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", after, 7, pend_cb,
+						  &p), 0);
+		if (p.n == before)
+			break;
+		after = p.seqs[p.n - 1];
+	}
+	assert_int_equal(p.n, k);
+	/* inside a transaction of the caller's: read in it, left open */
+	p.n = 0;
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_tasks_each(f->st, job, "explain", "pending", 100, 5, task_cb_noop,
+					  NULL), 0);
+	assert_false(sqlite3_get_autocommit(store_db(f->st)));
+	assert_int_equal(store_commit(f->st), 0);
+	/* seeding by statements of many rows: counts of what was added */
+	{
+		int64_t job2, many[2500];
+		char q[160];
+
+		assert_int_equal(store_job_insert(f->st, "j2", "stage1", ds, spec, NULL, &job2), 0);
+		for (int i = 0; i < 2500; i++)
+			many[i] = 3 * (int64_t)i;
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many + 100, 2400),
+				 2400);
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many, 2500), 100);
+		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many, 2500), 0);
+		snprintf(q, sizeof(q), "SELECT sum(item_seq) FROM tasks WHERE job_id = %lld",
+			 (long long)job2);
+		assert_int_equal(sql_int(f->st, q), 3 * (2499LL * 2500 / 2));
+		snprintf(q, sizeof(q), "SELECT count(*) FROM tasks WHERE job_id = %lld AND "
+			 "state = 'pending' AND attempts = 0 AND reason IS NULL AND "
+			 "typeof(item_seq) = 'integer'", (long long)job2);
+		assert_int_equal(sql_int(f->st, q), 2500);
+	}
+	{
+		int64_t v[] = { 0, 7, -12, 1234567890123LL, INT64_MAX, INT64_MIN };
+		char *t = store_seqs_json(v, 6);
+
+		assert_string_equal(t, "[0,7,-12,1234567890123,9223372036854775807,"
+				       "-9223372036854775808]");
+		free(t);
+		t = store_seqs_json(v, 0);
+		assert_string_equal(t, "[]");
+		free(t);
+	}
+	/* an error: nothing left open */
+	assert_int_equal(sqlite3_exec(store_db(f->st), "DROP INDEX tasks_state", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_true(store_tasks_each(f->st, job, "explain", "pending", -1, 0, pend_cb, &p) < 0);
+	assert_no_read_open(f->st);
+	json_decref(spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1026,6 +1231,7 @@ int main(void)
 		cmocka_unit_test(test_iso_time_and_clock),
 		cmocka_unit_test_setup_teardown(test_nested_transactions, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_datasets, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_items_get, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_items_duplicate, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_abort_stale, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_items_insert_speed, fx_setup, fx_teardown),
@@ -1036,6 +1242,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_close_cancels, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_work, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_work_paging, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_state_paths, fx_setup, fx_teardown),
 	};
 
 	log_set_level(LOG_LVL_WARN);

@@ -512,6 +512,72 @@ static void test_writer_scan_then_write(void **state)
 	json_decref(spec);
 }
 
+/* store_items_get leaves no read open: the writer commits between two
+ * reads, the second sees what it wrote, and a write on the loop's
+ * connection right after goes through (no SQLITE_BUSY_SNAPSHOT). */
+struct items_wr {
+	int64_t ds;
+	int status;
+};
+
+static json_t *writer_item(int64_t i)
+{
+	char id[32];
+
+	snprintf(id, sizeof(id), "q%lld", (long long)i);
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "id", id, "question", "Q?", "options",
+			 "A", "yes", "B", "no", "answer", "A");
+}
+
+static int items_apply(struct store *st, void *ud)
+{
+	struct items_wr *w = ud;
+	json_t *items[3];
+	int rc;
+
+	for (int i = 0; i < 3; i++)
+		items[i] = writer_item(3 + i);
+	rc = store_items_insert(st, w->ds, 3, items, 3, NULL);
+	for (int i = 0; i < 3; i++)
+		json_decref(items[i]);
+	return rc;
+}
+
+static void items_done(void *ud, int status)
+{
+	((struct items_wr *)ud)->status = status;
+}
+
+static void test_writer_items_get_then_write(void **state)
+{
+	struct fx *f = *state;
+	struct items_wr w = { .status = 1 };
+	json_t *items[3], *out[6];
+	int64_t seqs[6] = { 0, 1, 2, 3, 4, 5 }, id;
+
+	assert_int_equal(store_dataset_create(f->st, "d", "csv", &w.ds), 0);
+	for (int i = 0; i < 3; i++)
+		items[i] = writer_item(i);
+	assert_int_equal(store_items_insert(f->st, w.ds, 0, items, 3, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		json_decref(items[i]);
+	assert_int_equal(store_items_get(f->st, w.ds, seqs, 6, out), 3);
+	for (int i = 0; i < 6; i++)
+		json_decref(out[i]);
+	/* the writer's COMMIT between two reads */
+	assert_int_equal(store_batch_add(f->st, items_apply, items_done, &w), 0);
+	assert_int_equal(store_batch_submit(f->st), 1);
+	wakes_reach(f, 1);
+	assert_int_equal(store_batch_reap(f->st), 1);
+	assert_int_equal(w.status, 0);
+	assert_int_equal(store_items_get(f->st, w.ds, seqs, 6, out), 6);
+	for (int i = 0; i < 6; i++)
+		json_decref(out[i]);
+	/* and a write of the loop's own right after */
+	assert_int_equal(store_dataset_create(f->st, "direct", "csv", &id), 0);
+	assert_int_equal(named(f->st, "direct"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +590,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_stop_restart, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_call_found, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_scan_then_write, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_writer_items_get_then_write, fx_setup, fx_teardown),
 		cmocka_unit_test(test_writer_memory_refused),
 	};
 

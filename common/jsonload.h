@@ -22,12 +22,12 @@ json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *er
 /* ---- the pull reader ------------------------------------------------------
  * The same reader without the tree: jsonpull_next hands out one token at a
  * time, for callers that want a few fields of a document (a reply's text)
- * and not the cost of building and freeing all of it. It takes exactly the
- * documents jsonload_buf reads in its own pass with JSON_REJECT_DUPLICATES
- * (any top-level value), and stops (JSONPULL_STOP) on everything else:
- * invalid JSON, duplicate keys, and what it leaves to jansson (\u0000,
- * numbers out of range, deep nesting, keys with escapes, too many open
- * keys). A document read to JSONPULL_END is one that jsonload_buf(...,
+ * and not the cost of building and freeing all of it. Strings and numbers
+ * are read by the same code as jsonload_buf's. It stops (JSONPULL_STOP) on
+ * invalid JSON, on a key repeated in one object, and on what it leaves to
+ * jansson (\u0000, numbers out of range, nesting past JSONPULL_DEPTH, keys
+ * with escapes, more than JSONPULL_KEYS keys in the open objects). A
+ * document read to JSONPULL_END is one that jsonload_buf(...,
  * JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, ...) loads into the same
  * values; after a STOP the caller learns the why from jsonload_buf. */
 

@@ -13,6 +13,10 @@
 
 #include "common/utf8.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Deeper documents are read by jansson (its limit is 2048). */
 #define FAST_MAX_DEPTH 64
 /* Longest number text read here. */
@@ -23,15 +27,8 @@
  * a call, and large ones each cost malloc a consolidation pass. */
 #define SCRATCH_STACK 4096
 
-struct rd {
-	const unsigned char *p, *end;
-	size_t flags;
-	char *scratch;      /* decoded strings with escapes */
-	size_t scap;
-	char *stack;        /* the first scratch, SCRATCH_STACK bytes (not freed) */
-};
 
-static void skip_ws(struct rd *r)
+static void skip_ws(struct jsonload_rd *r)
 {
 	while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
 		r->p++;
@@ -41,6 +38,49 @@ static void skip_ws(struct rd *r)
 static inline size_t utf8_seq(const unsigned char *s, size_t left)
 {
 	return utf8_seq_len((const char *)s, left);
+}
+
+/* The first byte at or after p (up to end) that a JSON string must look at:
+ * '"', '\\', below 0x20 or 0x80 and up. Replies are mostly such plain runs:
+ * 16 bytes a step with SSE2, else 8 (utf8_json_plain8's test, the first
+ * flagged byte found from the mask on little-endian machines: a borrow only
+ * flags bytes above a true hit). */
+static inline const unsigned char *plain_skip(const unsigned char *p, const unsigned char *end)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* signed: bytes 0x80 and up are below 0x20 too */
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+					 _mm_cmplt_epi8(v, space));
+		unsigned bits = (unsigned)_mm_movemask_epi8(m);
+
+		if (bits)
+			return p + __builtin_ctz(bits);
+		p += 16;
+	}
+#endif
+	while (end - p >= 8) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+		uint64_t w, q, b, m;
+
+		memcpy(&w, p, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		m = (w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
+		    ((b - ones) & ~b & high);
+		if (m)
+			return p + (__builtin_ctzll(m) >> 3);
+#else
+		if (!utf8_json_plain8(p))
+			return p;
+#endif
+		p += 8;
+	}
+	return p;
 }
 
 static int hex4(const unsigned char *p, uint32_t *out)
@@ -64,7 +104,7 @@ static int hex4(const unsigned char *p, uint32_t *out)
 	return 0;
 }
 
-static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
+static bool scratch_put(struct jsonload_rd *r, size_t *n, const void *s, size_t len)
 {
 	if (len == 0)
 		return true;
@@ -92,8 +132,9 @@ static bool scratch_put(struct rd *r, size_t *n, const void *s, size_t len)
 }
 
 /* Reads a string at r->p (on the opening quote). The text (s, len) is either
- * in the input (no escapes) or in r->scratch. false: leave it to jansson. */
-static bool read_string(struct rd *r, const char **s, size_t *len)
+ * in the input (no escapes; *escaped false) or in r->scratch. false: leave
+ * it to jansson. */
+static bool read_string(struct jsonload_rd *r, const char **s, size_t *len, bool *escaped)
 {
 	const unsigned char *p = r->p + 1, *run = p;
 	size_t n = 0;
@@ -102,17 +143,29 @@ static bool read_string(struct rd *r, const char **s, size_t *len)
 	while (p < r->end) {
 		unsigned char c;
 
-		if (r->end - p >= 8 && utf8_json_plain8(p)) {
-			p += 8;
-			continue;
-		}
+		p = plain_skip(p, r->end);
+		if (p >= r->end)
+			break;
 		c = *p;
 		if (c == '"')
 			break;
 		if (c < 0x20)
 			return false;
 		if (c >= 0x80) {
-			size_t k = utf8_seq(p, (size_t)(r->end - p));
+			size_t k;
+
+			/* three bytes (CJK text) without the call */
+			if ((c & 0xF0) == 0xE0 && r->end - p >= 3 && (p[1] & 0xC0) == 0x80 &&
+			    (p[2] & 0xC0) == 0x80) {
+				uint32_t cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) |
+					      (uint32_t)(p[2] & 0x3F);
+
+				if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) {
+					p += 3;
+					continue;
+				}
+			}
+			k = utf8_seq(p, (size_t)(r->end - p));
 
 			if (!k)
 				return false;
@@ -201,11 +254,14 @@ static bool read_string(struct rd *r, const char **s, size_t *len)
 		*s = (const char *)(r->p + 1);
 		*len = (size_t)(p - (r->p + 1));
 	}
+	*escaped = esc;
 	r->p = p + 1;
 	return true;
 }
 
-static json_t *read_number(struct rd *r)
+/* Reads a number at r->p into *iv (*real false) or *dv (*real true).
+ * false: not a number, or one left to jansson (too long, out of range). */
+static bool scan_number(struct jsonload_rd *r, bool *real_out, json_int_t *iv, double *dv)
 {
 	const unsigned char *p = r->p, *start = p;
 	bool real = false, neg = false;
@@ -217,20 +273,20 @@ static json_t *read_number(struct rd *r)
 		p++;
 	}
 	if (p >= r->end)
-		return NULL;
+		return false;
 	if (*p == '0') {
 		p++;
 	} else if (*p >= '1' && *p <= '9') {
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	} else {
-		return NULL;
+		return false;
 	}
 	if (p < r->end && *p == '.') {
 		real = true;
 		p++;
 		if (p >= r->end || *p < '0' || *p > '9')
-			return NULL;
+			return false;
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	}
@@ -240,14 +296,15 @@ static json_t *read_number(struct rd *r)
 		if (p < r->end && (*p == '+' || *p == '-'))
 			p++;
 		if (p >= r->end || *p < '0' || *p > '9')
-			return NULL;
+			return false;
 		while (p < r->end && *p >= '0' && *p <= '9')
 			p++;
 	}
 	n = (size_t)(p - start);
 	if (n > NUM_MAX)
-		return NULL;
+		return false;
 	r->p = p;
+	*real_out = real;
 	if (!real) {
 		/* in unsigned arithmetic, out of range left to jansson */
 		unsigned long long v = 0, lim = neg ? (unsigned long long)INT64_MAX + 1 : INT64_MAX;
@@ -256,12 +313,13 @@ static json_t *read_number(struct rd *r)
 			unsigned dig = (unsigned)(*d - '0');
 
 			if (v > (lim - dig) / 10)
-				return NULL;
+				return false;
 			v = v * 10 + dig;
 		}
 		if (sizeof(json_int_t) < sizeof(long long) && v > (unsigned long long)INT32_MAX)
-			return NULL;
-		return json_integer(neg ? (json_int_t)(0 - v) : (json_int_t)v);
+			return false;
+		*iv = neg ? (json_int_t)(0 - v) : (json_int_t)v;
+		return true;
 	}
 	memcpy(num, start, n);
 	num[n] = '\0';
@@ -271,14 +329,26 @@ static json_t *read_number(struct rd *r)
 		errno = 0;
 		d = strtod(num, NULL);
 		if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)
-			return NULL;
-		return json_real(d);
+			return false;
+		*dv = d;
+		return true;
 	}
 }
 
-static json_t *read_value(struct rd *r, int depth);
+static json_t *read_number(struct jsonload_rd *r)
+{
+	bool real;
+	json_int_t iv = 0;
+	double dv = 0;
 
-static json_t *read_object(struct rd *r, int depth)
+	if (!scan_number(r, &real, &iv, &dv))
+		return NULL;
+	return real ? json_real(dv) : json_integer(iv);
+}
+
+static json_t *read_value(struct jsonload_rd *r, int depth);
+
+static json_t *read_object(struct jsonload_rd *r, int depth)
 {
 	json_t *o = json_object();
 
@@ -295,8 +365,9 @@ static json_t *read_object(struct rd *r, int depth)
 		size_t kl;
 		json_t *v;
 		char stack[128], *key = stack;
+		bool esc;
 
-		if (r->p >= r->end || *r->p != '"' || !read_string(r, &k, &kl))
+		if (r->p >= r->end || *r->p != '"' || !read_string(r, &k, &kl, &esc))
 			goto fail;
 		/* the key's text may be in the scratch, which the value reuses */
 		if (kl >= sizeof(stack)) {
@@ -340,7 +411,7 @@ fail:
 	return NULL;
 }
 
-static json_t *read_array(struct rd *r, int depth)
+static json_t *read_array(struct jsonload_rd *r, int depth)
 {
 	json_t *a = json_array();
 
@@ -374,7 +445,7 @@ fail:
 	return NULL;
 }
 
-static bool word(struct rd *r, const char *w, size_t n)
+static bool word(struct jsonload_rd *r, const char *w, size_t n)
 {
 	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
 		return false;
@@ -382,10 +453,11 @@ static bool word(struct rd *r, const char *w, size_t n)
 	return true;
 }
 
-static json_t *read_value(struct rd *r, int depth)
+static json_t *read_value(struct jsonload_rd *r, int depth)
 {
 	const char *s;
 	size_t len;
+	bool esc;
 
 	if (r->p >= r->end || depth > FAST_MAX_DEPTH)
 		return NULL;
@@ -395,7 +467,7 @@ static json_t *read_value(struct rd *r, int depth)
 	case '[':
 		return read_array(r, depth);
 	case '"':
-		return read_string(r, &s, &len) ? json_stringn_nocheck(s, len) : NULL;
+		return read_string(r, &s, &len, &esc) ? json_stringn_nocheck(s, len) : NULL;
 	case 't':
 		return word(r, "true", 4) ? json_true() : NULL;
 	case 'f':
@@ -410,7 +482,7 @@ static json_t *read_value(struct rd *r, int depth)
 json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *err)
 {
 	char stack[SCRATCH_STACK];
-	struct rd r = { .scratch = stack, .scap = sizeof(stack), .stack = stack };
+	struct jsonload_rd r = { .scratch = stack, .scap = sizeof(stack), .stack = stack };
 	json_t *v = NULL;
 
 	if (buf && !(flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))) {
@@ -434,4 +506,199 @@ json_t *jsonload_buf(const char *buf, size_t len, size_t flags, json_error_t *er
 		return v;
 	}
 	return json_loadb(buf, len, flags, err);
+}
+
+/* ---- the pull reader ------------------------------------------------------ */
+
+/* What the next token may be. */
+enum { W_VALUE, W_VALUE_OR_CLOSE, W_KEY, W_KEY_OR_CLOSE, W_AFTER, W_DONE, W_STOP };
+
+void jsonpull_init(struct jsonpull *j, const char *buf, size_t len)
+{
+	j->s = NULL;
+	j->len = 0;
+	j->i = 0;
+	j->d = 0;
+	j->rd.p = (const unsigned char *)(buf ? buf : "");
+	j->rd.end = j->rd.p + (buf ? len : 0);
+	j->rd.flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+	j->rd.scratch = j->scratch;
+	j->rd.scap = sizeof(j->scratch);
+	j->rd.stack = j->scratch;
+	j->depth = 0;
+	j->want = W_VALUE;
+	j->nkeys = 0;
+}
+
+void jsonpull_done(struct jsonpull *j)
+{
+	if (!j)
+		return;
+	if (j->rd.scratch != j->rd.stack)
+		free(j->rd.scratch);
+	j->rd.scratch = j->rd.stack;
+	j->rd.scap = sizeof(j->scratch);
+	j->want = W_STOP;
+}
+
+static enum jsonpull_tok pull_stop(struct jsonpull *j)
+{
+	j->want = W_STOP;
+	return JSONPULL_STOP;
+}
+
+static enum jsonpull_tok pull_open(struct jsonpull *j, unsigned char c)
+{
+	if (j->depth >= JSONPULL_DEPTH)
+		return pull_stop(j);
+	j->open[j->depth] = c;
+	j->kbase[j->depth] = j->nkeys;
+	j->depth++;
+	j->rd.p++;
+	j->want = c == '{' ? W_KEY_OR_CLOSE : W_VALUE_OR_CLOSE;
+	return c == '{' ? JSONPULL_OBJ : JSONPULL_ARR;
+}
+
+static enum jsonpull_tok pull_close(struct jsonpull *j)
+{
+	unsigned char c = j->open[--j->depth];
+
+	j->nkeys = j->kbase[j->depth];
+	j->rd.p++;
+	j->want = j->depth ? W_AFTER : W_DONE;
+	return c == '{' ? JSONPULL_OBJ_END : JSONPULL_ARR_END;
+}
+
+/* A value at rd.p; a scalar leaves the reader after it. */
+static enum jsonpull_tok pull_value(struct jsonpull *j)
+{
+	struct jsonload_rd *r = &j->rd;
+	enum jsonpull_tok t;
+	bool esc, real;
+
+	if (r->p >= r->end)
+		return pull_stop(j);
+	switch (*r->p) {
+	case '{':
+	case '[':
+		return pull_open(j, *r->p);
+	case '"':
+		if (!read_string(r, &j->s, &j->len, &esc))
+			return pull_stop(j);
+		t = JSONPULL_STR;
+		break;
+	case 't':
+		if (!word(r, "true", 4))
+			return pull_stop(j);
+		t = JSONPULL_TRUE;
+		break;
+	case 'f':
+		if (!word(r, "false", 5))
+			return pull_stop(j);
+		t = JSONPULL_FALSE;
+		break;
+	case 'n':
+		if (!word(r, "null", 4))
+			return pull_stop(j);
+		t = JSONPULL_NULL;
+		break;
+	default:
+		if (!scan_number(r, &real, &j->i, &j->d))
+			return pull_stop(j);
+		t = real ? JSONPULL_REAL : JSONPULL_INT;
+		break;
+	}
+	j->want = j->depth ? W_AFTER : W_DONE;
+	return t;
+}
+
+/* A key at rd.p and its ':'; a repeated key of the same object stops (the
+ * tree reader's JSON_REJECT_DUPLICATES). Keys with escapes are left to the
+ * tree: their text is in the scratch, which the next string reuses. */
+static enum jsonpull_tok pull_key(struct jsonpull *j)
+{
+	struct jsonload_rd *r = &j->rd;
+	bool esc;
+
+	if (r->p >= r->end || *r->p != '"' || !read_string(r, &j->s, &j->len, &esc) || esc ||
+	    j->nkeys >= JSONPULL_KEYS)
+		return pull_stop(j);
+	for (unsigned k = j->kbase[j->depth - 1]; k < j->nkeys; k++)
+		if (j->kl[k] == j->len && memcmp(j->kp[k], j->s, j->len) == 0)
+			return pull_stop(j);
+	j->kp[j->nkeys] = j->s;
+	j->kl[j->nkeys] = j->len;
+	j->nkeys++;
+	skip_ws(r);
+	if (r->p >= r->end || *r->p != ':')
+		return pull_stop(j);
+	r->p++;
+	j->want = W_VALUE;
+	return JSONPULL_KEY;
+}
+
+enum jsonpull_tok jsonpull_next(struct jsonpull *j)
+{
+	struct jsonload_rd *r = &j->rd;
+
+	skip_ws(r);
+	switch (j->want) {
+	case W_VALUE_OR_CLOSE:
+		if (r->p < r->end && *r->p == ']')
+			return pull_close(j);
+		/* fall through */
+	case W_VALUE:
+		return pull_value(j);
+	case W_KEY_OR_CLOSE:
+		if (r->p < r->end && *r->p == '}')
+			return pull_close(j);
+		/* fall through */
+	case W_KEY:
+		return pull_key(j);
+	case W_AFTER:
+		if (r->p >= r->end)
+			return pull_stop(j);
+		if (*r->p == ',') {
+			r->p++;
+			skip_ws(r);
+			if (j->open[j->depth - 1] == '{')
+				return pull_key(j);
+			return pull_value(j);
+		}
+		if (*r->p == (j->open[j->depth - 1] == '{' ? '}' : ']'))
+			return pull_close(j);
+		return pull_stop(j);
+	case W_DONE:
+		if (r->p != r->end)
+			return pull_stop(j);
+		return JSONPULL_END;
+	default:
+		return JSONPULL_STOP;
+	}
+}
+
+bool jsonpull_skip(struct jsonpull *j, enum jsonpull_tok t)
+{
+	int depth = 0;
+
+	for (;;) {
+		switch (t) {
+		case JSONPULL_OBJ:
+		case JSONPULL_ARR:
+			depth++;
+			break;
+		case JSONPULL_OBJ_END:
+		case JSONPULL_ARR_END:
+			depth--;
+			break;
+		case JSONPULL_STOP:
+		case JSONPULL_END:
+			return false;
+		default:
+			break;
+		}
+		if (depth <= 0)
+			return true;
+		t = jsonpull_next(j);
+	}
 }

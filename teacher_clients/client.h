@@ -139,7 +139,8 @@ struct client_result {
 	const char *message;   /* one line naming endpoint and cause ("" when ok) */
 	const char *content;   /* the reply text (NULL on error) */
 	json_t *json;          /* with expect_json: the extracted object (borrowed) */
-	json_t *reply;         /* the whole parsed reply body (borrowed; logprobs live here) */
+	json_t *reply;         /* the whole parsed reply body (borrowed; logprobs live here);
+	                          NULL for a chat reply read without a tree */
 	bool length_cut;       /* finish_reason was "length" */
 	long status;           /* HTTP status of the last attempt (0: none) */
 	int64_t tokens_in, tokens_out; /* this call's new usage (0 when cached) */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "teacher_clients/extract.h"
@@ -317,11 +318,206 @@ int openai_reply_parse(const char *body, size_t len, enum openai_kind kind, stru
 	return 0;
 }
 
+/* ---- the flat path ---------------------------------------------------------
+ * A valid chat or completion reply read in one pass without a tree: only
+ * the fields above are taken (copied into one buffer the reply owns), the
+ * rest of the document is checked and skipped. Anything but a valid reply
+ * (and what the pull reader leaves to jansson) goes to openai_reply_parse,
+ * so every failure, its code and its message are the tree path's. */
+
+/* Longest finish_reason taken here (they are words: "stop", "length"). */
+#define FLAT_FINISH_MAX 64
+
+struct flat {
+	struct jsonpull j;
+	enum openai_kind kind;
+	char *text;       /* content, NUL, room for finish_reason */
+	size_t text_len;
+	char fr[FLAT_FINISH_MAX];
+	bool have_fr;
+	int64_t tokens_in, tokens_out;
+};
+
+static bool flat_key(const struct flat *f, const char *k, size_t n)
+{
+	return f->j.len == n && memcmp(f->j.s, k, n) == 0;
+}
+
+#define FLAT_KEY(f, lit) flat_key((f), (lit), sizeof(lit) - 1)
+
+/* Skips the value after a key. */
+static bool flat_skip(struct flat *f)
+{
+	return jsonpull_skip(&f->j, jsonpull_next(&f->j));
+}
+
+/* The value after "content" / "text": a non-empty string. */
+static bool flat_text(struct flat *f)
+{
+	if (jsonpull_next(&f->j) != JSONPULL_STR || f->j.len == 0 || f->text)
+		return false;
+	f->text = malloc(f->j.len + 1 + FLAT_FINISH_MAX);
+	if (!f->text)
+		return false;
+	memcpy(f->text, f->j.s, f->j.len);
+	f->text[f->j.len] = '\0';
+	f->text_len = f->j.len;
+	return true;
+}
+
+/* "usage": null, or an object whose *_tokens are integers >= 0. */
+static bool flat_usage(struct flat *f)
+{
+	enum jsonpull_tok t = jsonpull_next(&f->j);
+
+	if (t == JSONPULL_NULL)
+		return true;
+	if (t != JSONPULL_OBJ)
+		return false;
+	while ((t = jsonpull_next(&f->j)) == JSONPULL_KEY) {
+		int64_t *to = FLAT_KEY(f, "prompt_tokens")       ? &f->tokens_in
+			      : FLAT_KEY(f, "completion_tokens") ? &f->tokens_out
+								 : NULL;
+
+		if (!to) {
+			if (!flat_skip(f))
+				return false;
+			continue;
+		}
+		if (jsonpull_next(&f->j) != JSONPULL_INT || f->j.i < 0)
+			return false;
+		*to = f->j.i;
+	}
+	return t == JSONPULL_OBJ_END;
+}
+
+/* choices[0].message: an object with a non-empty string content. */
+static bool flat_message(struct flat *f)
+{
+	enum jsonpull_tok t;
+
+	if (jsonpull_next(&f->j) != JSONPULL_OBJ)
+		return false;
+	while ((t = jsonpull_next(&f->j)) == JSONPULL_KEY) {
+		if (!(FLAT_KEY(f, "content") ? flat_text(f) : flat_skip(f)))
+			return false;
+	}
+	return t == JSONPULL_OBJ_END;
+}
+
+/* choices[0]: finish_reason, and message.content (chat) or text
+ * (completion; its logprobs must be null or absent: they live only in a
+ * tree). */
+static bool flat_choice(struct flat *f)
+{
+	enum jsonpull_tok t;
+	bool ok;
+
+	if (jsonpull_next(&f->j) != JSONPULL_OBJ)
+		return false;
+	while ((t = jsonpull_next(&f->j)) == JSONPULL_KEY) {
+		if (FLAT_KEY(f, "finish_reason")) {
+			t = jsonpull_next(&f->j);
+			if (t == JSONPULL_NULL)
+				continue;
+			if (t != JSONPULL_STR || f->j.len >= sizeof(f->fr))
+				return false;
+			memcpy(f->fr, f->j.s, f->j.len);
+			f->fr[f->j.len] = '\0';
+			f->have_fr = true;
+			continue;
+		}
+		if (f->kind == OPENAI_CHAT && FLAT_KEY(f, "message"))
+			ok = flat_message(f);
+		else if (f->kind == OPENAI_COMPLETION && FLAT_KEY(f, "text"))
+			ok = flat_text(f);
+		else if (f->kind == OPENAI_COMPLETION && FLAT_KEY(f, "logprobs"))
+			ok = jsonpull_next(&f->j) == JSONPULL_NULL;
+		else
+			ok = flat_skip(f);
+		if (!ok)
+			return false;
+	}
+	return t == JSONPULL_OBJ_END;
+}
+
+static bool flat_choices(struct flat *f)
+{
+	enum jsonpull_tok t;
+
+	if (jsonpull_next(&f->j) != JSONPULL_ARR || !flat_choice(f))
+		return false;
+	while ((t = jsonpull_next(&f->j)) != JSONPULL_ARR_END)
+		if (!jsonpull_skip(&f->j, t))
+			return false;
+	return true;
+}
+
+/* The whole document: true for a valid reply with its text taken. */
+static bool flat_read(struct flat *f)
+{
+	enum jsonpull_tok t;
+	bool ok;
+
+	if (jsonpull_next(&f->j) != JSONPULL_OBJ)
+		return false;
+	while ((t = jsonpull_next(&f->j)) == JSONPULL_KEY) {
+		if (FLAT_KEY(f, "error"))
+			ok = jsonpull_next(&f->j) == JSONPULL_NULL;
+		else if (FLAT_KEY(f, "usage"))
+			ok = flat_usage(f);
+		else if (FLAT_KEY(f, "choices"))
+			ok = flat_choices(f);
+		else
+			ok = flat_skip(f);
+		if (!ok)
+			return false;
+	}
+	return t == JSONPULL_OBJ_END && jsonpull_next(&f->j) == JSONPULL_END && f->text;
+}
+
+int openai_reply_parse_flat(const char *body, size_t len, enum openai_kind kind, struct openai_reply *r)
+{
+	struct flat f;
+	bool ok;
+
+	if ((kind != OPENAI_CHAT && kind != OPENAI_COMPLETION) || !body || len == 0 ||
+	    len > OPENAI_REPLY_MAX)
+		return openai_reply_parse(body, len, kind, r);
+	f.kind = kind;
+	f.text = NULL;
+	f.text_len = 0;
+	f.have_fr = false;
+	f.tokens_in = f.tokens_out = 0;
+	jsonpull_init(&f.j, body, len);
+	ok = flat_read(&f);
+	jsonpull_done(&f.j);
+	if (!ok) {
+		free(f.text);
+		return openai_reply_parse(body, len, kind, r);
+	}
+	memset(r, 0, sizeof(*r));
+	r->own = f.text;
+	r->content = f.text;
+	if (f.have_fr) {
+		char *fr = f.text + f.text_len + 1;
+
+		memcpy(fr, f.fr, strlen(f.fr) + 1);
+		r->finish_reason = fr;
+		r->length_cut = strcmp(fr, "length") == 0;
+	}
+	r->tokens_in = f.tokens_in;
+	r->tokens_out = f.tokens_out;
+	r->err = OPENAI_OK;
+	return 0;
+}
+
 void openai_reply_clear(struct openai_reply *r)
 {
 	if (!r)
 		return;
 	json_decref(r->root);
+	free(r->own);
 	memset(r, 0, sizeof(*r));
 }
 

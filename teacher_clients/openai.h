@@ -63,8 +63,9 @@ json_t *openai_message(const char *role, const char *text);
  * (data: URLs from the dataset; never file paths). */
 json_t *openai_message_images(const char *role, const char *text, const char *const *urls, size_t n);
 
-/* A validated reply. content/finish_reason point into root and live as long
- * as the reply; root is a reference owned by the reply. */
+/* A validated reply. content/finish_reason point into root or own and live
+ * as long as the reply; root is a reference owned by the reply, own a
+ * buffer it owns. */
 struct openai_reply {
 	enum openai_err err;
 	char msg[256];          /* human message for err (names the field) */
@@ -76,13 +77,23 @@ struct openai_reply {
 	bool length_cut;        /* finish_reason == "length": noted, not an error */
 	int64_t tokens_in, tokens_out; /* usage; 0 when absent */
 	json_t *logprobs;       /* choices[0].logprobs when present (borrowed from root) */
+	char *own;              /* openai_reply_parse_flat's text, or NULL */
 };
 
 /* Parses and validates a 2xx reply body of len bytes. Returns 0 when valid,
  * or -EBADMSG with r->err / r->msg set. r must be released with
  * openai_reply_clear() either way. Bodies over 64 MiB are refused. */
 int openai_reply_parse(const char *body, size_t len, enum openai_kind kind, struct openai_reply *r);
-/* Releases r's reference; r is zeroed and reusable. */
+/* The same result as openai_reply_parse (return, err, msg, error_code,
+ * content, finish_reason, length_cut, tokens) without building a tree for
+ * a valid chat or completion reply: then root is NULL, logprobs NULL (a
+ * completion whose choices[0].logprobs is not null is read into a tree) and
+ * content and finish_reason live in r->own. Everything else (an invalid
+ * reply, an embedding, what common/jsonload.h's pull reader leaves to
+ * jansson) is openai_reply_parse's, with root. Released with
+ * openai_reply_clear. Pure; any thread. */
+int openai_reply_parse_flat(const char *body, size_t len, enum openai_kind kind, struct openai_reply *r);
+/* Releases r's reference and text; r is zeroed and reusable. */
 void openai_reply_clear(struct openai_reply *r);
 
 /* Reads a provider error body ({"error":{"message","code","type"}} or plain

@@ -1,6 +1,7 @@
 /* The table of model providers. */
 #include "teacher_clients/provider.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* One row per provider; the first is the default. */
@@ -29,5 +30,6 @@ void provider_reply_clear(struct provider_reply *r)
 	if (!r)
 		return;
 	json_decref(r->root);
+	free(r->own);
 	memset(r, 0, sizeof(*r));
 }

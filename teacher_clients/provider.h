@@ -40,7 +40,9 @@ struct provider_req {
 };
 
 /* A 2xx reply as the client uses it. content, finish_reason and logprobs
- * point into root, which the reply owns (provider_reply_clear). */
+ * point into root or own, which the reply owns (provider_reply_clear). A row
+ * may leave root NULL for an op whose callers read no more than these
+ * fields (openai chat: no tree is built). */
 struct provider_reply {
 	const char *err;       /* NULL when valid, else a stable code "reply_*"
 	                          (a static string: it outlives the reply) */
@@ -53,6 +55,7 @@ struct provider_reply {
 	bool length_cut;       /* stopped at max_tokens: noted, not an error */
 	int64_t tokens_in, tokens_out; /* usage; 0 when absent */
 	json_t *logprobs;      /* completion: the token logprobs, or NULL */
+	char *own;             /* the text when root is NULL, or NULL */
 };
 
 /* A non-2xx reply, classified. */
@@ -118,7 +121,8 @@ extern const struct provider provider_anthropic;
 const struct provider *provider_find(const char *name);
 /* The default row (openai). */
 const struct provider *provider_default(void);
-/* Releases r's reference to its body; r is zeroed and reusable. r may be NULL. */
+/* Releases r's reference to its body and its text; r is zeroed and
+ * reusable. r may be NULL. */
 void provider_reply_clear(struct provider_reply *r);
 
 #endif

@@ -69,12 +69,16 @@ static int reply_parse(const char *body, size_t len, enum provider_op op, struct
 		snprintf(r->msg, sizeof(r->msg), "no reply parser for this request kind");
 		return -EBADMSG;
 	}
-	rc = openai_reply_parse(body, len,
-				op == PROVIDER_CHAT	    ? OPENAI_CHAT
-				: op == PROVIDER_COMPLETION ? OPENAI_COMPLETION
-							    : OPENAI_EMBEDDING,
-				&o);
+	/* Chat callers read only the text and usage: no tree (client.h's
+	 * result->reply is NULL for chat). Completions and embeddings keep
+	 * theirs: stages read logprobs, the model and the vector there. */
+	if (op == PROVIDER_CHAT)
+		rc = openai_reply_parse_flat(body, len, OPENAI_CHAT, &o);
+	else
+		rc = openai_reply_parse(body, len,
+					op == PROVIDER_COMPLETION ? OPENAI_COMPLETION : OPENAI_EMBEDDING, &o);
 	r->root = o.root; /* taken: o is not cleared */
+	r->own = o.own;
 	r->content = o.content;
 	r->finish_reason = o.finish_reason;
 	r->length_cut = o.length_cut;

@@ -3,15 +3,108 @@
  * is a reply body: validated as a chat and as a completion reply, read as a
  * provider error body, and searched for a JSON object as model text (the
  * whole input, and a valid reply's content). Checks: nothing crashes, the
- * result and the error agree, messages are bounded and NUL-terminated. */
+ * result and the error agree, messages are bounded and NUL-terminated, and
+ * the flat path (openai_reply_parse_flat) gives what the tree path gives. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "common/jsonload.h"
 #include "teacher_clients/openai.h"
 #include "tests/fuzz/fuzz.h"
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a || !b) ? a == b : strcmp(a, b) == 0;
+}
+
+/* The flat path against the tree path t (already parsed, return rt). */
+static void check_flat(const uint8_t *data, size_t size, enum openai_kind kind, const struct openai_reply *t,
+		       int rt)
+{
+	struct openai_reply f;
+	int rf;
+
+	rf = openai_reply_parse_flat((const char *)data, size, kind, &f);
+	fuzz_assert(rf == rt && f.err == t->err);
+	fuzz_assert(strcmp(f.msg, t->msg) == 0 && strcmp(f.error_code, t->error_code) == 0);
+	fuzz_assert(same_str(f.content, t->content) && same_str(f.finish_reason, t->finish_reason));
+	fuzz_assert(f.length_cut == t->length_cut);
+	fuzz_assert(f.tokens_in == t->tokens_in && f.tokens_out == t->tokens_out);
+	if (rf == 0 && !f.root)
+		fuzz_assert(f.own != NULL && f.content == f.own && f.logprobs == NULL);
+	else
+		fuzz_assert(f.own == NULL);
+	openai_reply_clear(&f);
+}
+
+/* The pull reader's tokens as a tree, or NULL where it stops. */
+static json_t *pull_tree(struct jsonpull *j, enum jsonpull_tok t, int depth)
+{
+	json_t *c = NULL, *v;
+	char *k;
+
+	if (depth > JSONPULL_DEPTH + 1)
+		return NULL;
+	switch (t) {
+	case JSONPULL_OBJ:
+		c = json_object();
+		while (c && (t = jsonpull_next(j)) == JSONPULL_KEY) {
+			k = strndup(j->s, j->len);
+			v = k ? pull_tree(j, jsonpull_next(j), depth + 1) : NULL;
+			fuzz_assert(!k || !json_object_get(c, k)); /* duplicates stop */
+			if (!v || json_object_set_new(c, k, v)) {
+				free(k);
+				json_decref(c);
+				return NULL;
+			}
+			free(k);
+		}
+		if (t != JSONPULL_OBJ_END) {
+			json_decref(c);
+			return NULL;
+		}
+		return c;
+	case JSONPULL_ARR:
+		c = json_array();
+		while (c && (t = jsonpull_next(j)) != JSONPULL_ARR_END) {
+			v = pull_tree(j, t, depth + 1);
+			if (!v || json_array_append_new(c, v)) {
+				json_decref(c);
+				return NULL;
+			}
+		}
+		return c;
+	case JSONPULL_STR: return json_stringn(j->s, j->len);
+	case JSONPULL_INT: return json_integer(j->i);
+	case JSONPULL_REAL: return json_real(j->d);
+	case JSONPULL_TRUE: return json_true();
+	case JSONPULL_FALSE: return json_false();
+	case JSONPULL_NULL: return json_null();
+	default: return NULL;
+	}
+}
+
+/* A document the pull reader reads to its end is one jansson loads (with
+ * duplicates rejected) into the same values. */
+static void check_pull(const uint8_t *data, size_t size)
+{
+	struct jsonpull j;
+	json_t *v, *ref;
+
+	jsonpull_init(&j, (const char *)data, size);
+	v = pull_tree(&j, jsonpull_next(&j), 0);
+	if (v && jsonpull_next(&j) == JSONPULL_END) {
+		ref = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+		fuzz_assert(ref != NULL && json_equal(v, ref));
+		json_decref(ref);
+	}
+	json_decref(v);
+	jsonpull_done(&j);
+}
 
 static void check_reply(const uint8_t *data, size_t size, enum openai_kind kind)
 {
@@ -35,6 +128,7 @@ static void check_reply(const uint8_t *data, size_t size, enum openai_kind kind)
 	} else {
 		fuzz_assert(rc == -EBADMSG && r.err != OPENAI_OK && r.msg[0] != '\0');
 	}
+	check_flat(data, size, kind, &r, rc);
 	openai_reply_clear(&r);
 	fuzz_assert(r.root == NULL && r.content == NULL);
 }
@@ -48,6 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_reply(data, size, OPENAI_CHAT);
 	check_reply(data, size, OPENAI_COMPLETION);
+	check_pull(data, size);
 
 	memset(code, 'x', sizeof(code));
 	memset(msg, 'x', sizeof(msg));

@@ -144,10 +144,14 @@ static void test_openai_reply_parse(void **state)
 	assert_true(r.length_cut);
 	assert_int_equal(r.tokens_in, 7);
 	assert_int_equal(r.tokens_out, 2);
-	assert_non_null(r.root);
+	/* a chat reply is read without a tree: its text is the reply's own */
+	assert_null(r.root);
+	assert_non_null(r.own);
+	assert_ptr_equal(r.content, r.own);
 	assert_null(r.logprobs);
 	provider_reply_clear(&r);
 	assert_null(r.root);
+	assert_null(r.own);
 
 	assert_int_equal(p->reply_parse(comp, strlen(comp), PROVIDER_COMPLETION, &r), 0);
 	assert_string_equal(r.content, "C");

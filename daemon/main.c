@@ -38,9 +38,9 @@
 /* jemalloc reads this at its start (the MALLOC_CONF environment variable
  * still overrides it). Two arenas: the loop and the writer thread do nearly
  * all the allocating, and each arena holds its own free pages. Freed pages
- * go back to the system after half a second rather than ten: the 1M-item
+ * go back to the system after two seconds rather than ten: the 1M-item
  * job stays under its memory target (docs/PERFORMANCE.md). */
-const char *malloc_conf = "narenas:2,dirty_decay_ms:500,muzzy_decay_ms:0";
+const char *malloc_conf = "narenas:2,dirty_decay_ms:2000,muzzy_decay_ms:0";
 #endif
 
 #ifndef MEDTHINK_VERSION

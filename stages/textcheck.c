@@ -33,6 +33,8 @@ struct tc {
 	bool scanned;
 	size_t cjk, latin;
 	struct term_list *tl;
+	/* the item's (tc_item_scan) */
+	struct item_scan *is;
 };
 
 typedef int (*textcheck_fn)(struct tc *t);
@@ -269,86 +271,106 @@ static uint32_t hset_get(const struct hset *h, uint64_t k)
 
 /* ---- terms ------------------------------------------------------------- */
 
-/* A term: s[0..len) of the text, hashed by term_hash. */
-typedef void (*term_fn)(void *ud, const char *s, size_t len);
+#define FNV_PRIME UINT64_C(0x100000001b3)
 
-/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (in chunks, one call
- * each: the same value as byte by byte). */
-static uint64_t word_hash(const char *s, size_t n)
+/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (common/hash.c's
+ * fnv1a64, inline). */
+static inline uint64_t word_hash(const char *s, size_t n)
 {
 	uint64_t h = FNV1A64_INIT;
-	char lc[64];
 
-	while (n > 0) {
-		size_t k = n < sizeof(lc) ? n : sizeof(lc);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)(s[i] | 0x20)) * FNV_PRIME;
+	return h;
+}
 
-		for (size_t i = 0; i < k; i++)
-			lc[i] = (char)(s[i] | 0x20);
-		h = fnv1a64(h, lc, k);
-		s += k;
-		n -= k;
-	}
+static inline uint64_t bytes_hash(const char *s, size_t n)
+{
+	uint64_t h = FNV1A64_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
 	return h;
 }
 
 /* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
  * letters lower-cased (a term starting with an ASCII byte is a word). */
-static uint64_t term_hash(const char *s, size_t len)
+static inline uint64_t term_hash(const char *s, size_t len)
 {
-	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : fnv1a64(FNV1A64_INIT, s, len);
+	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : bytes_hash(s, len);
 }
 
-/* Calls fn for each term of s[0..n): CJK bigrams within runs of Han
- * characters, Latin words of 3+ letters (ASCII case folded). Returns the
- * number of terms. */
-static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
+/* Counts the letters of one character at u[0..n) (a lead byte of 0x80 or
+ * more) into *cjk / *latin and returns its length; *han tells whether it
+ * is a Han character (a bigram's half). The decoding of letters_count and
+ * of the term scans, in one place. */
+static inline size_t char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
+{
+	size_t l;
+	uint32_t c = cp_at(s, n, &l);
+
+	*han = cp_han(c);
+	if (*han || cp_cjk(c))
+		(*cjk)++;
+	else if (cp_latin(c))
+		(*latin)++;
+	return l;
+}
+
+/* The item's fields in one pass each: their letters (the language check,
+ * every field) and the hashes of their terms (the topic check, every field
+ * but the context): CJK bigrams within runs of Han characters, Latin words
+ * of 3+ letters, as terms_each and term_hash found them. */
+#define TC_ITEM_TERMS_STACK 1024
+
+struct item_scan {
+	bool done;
+	size_t cjk, latin;
+	uint64_t *h; /* the terms' hashes */
+	size_t n, cap;
+	uint64_t h_stack[TC_ITEM_TERMS_STACK];
+};
+
+static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, l, count = 0, prev_len = 0;
+	size_t i = 0, prev_len = 0;
 	const char *prev = NULL;
 
 	while (i < n) {
-		uint32_t c;
+		bool han;
+		size_t l;
 
 		if (u[i] < 0x80) {
 			size_t j = i;
+			uint64_t h = FNV1A64_INIT;
 
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				i++;
 				continue;
 			}
-			while (j < n && ascii_letter(u[j]))
+			while (j < n && ascii_letter(u[j])) {
+				h = (h ^ (u[j] | 0x20u)) * FNV_PRIME;
 				j++;
-			if (j - i >= 3) {
-				if (fn)
-					fn(ud, s + i, j - i);
-				count++;
 			}
+			is->latin += j - i;
+			if (terms && j - i >= 3 && is->n < is->cap)
+				is->h[is->n++] = h;
 			i = j;
 			continue;
 		}
-		c = cp_at(s + i, n - i, &l);
-		if (cp_han(c)) {
-			if (prev) {
-				if (fn)
-					fn(ud, prev, prev_len + l);
-				count++;
-			}
+		l = char_letters(s + i, n - i, &is->cjk, &is->latin, &han);
+		if (han) {
+			if (prev && terms && is->n < is->cap)
+				is->h[is->n++] = bytes_hash(prev, prev_len + l);
 			prev = s + i;
 			prev_len = l;
-			i += l;
-			continue;
+		} else {
+			prev = NULL;
 		}
-		prev = NULL;
 		i += l;
 	}
-	return count;
-}
-
-static void term_add(void *ud, const char *s, size_t len)
-{
-	hset_add(ud, term_hash(s, len));
 }
 
 /* The item's text fields that a reply may quote: question, options,
@@ -403,14 +425,6 @@ struct term_list {
 	size_t lo_stack[TC_LINES_STACK + 1];
 };
 
-static void term_push(void *ud, const char *s, size_t len)
-{
-	struct term_list *l = ud;
-
-	if (l->n < l->cap)
-		l->v[l->n++] = (uint64_t)(s - l->text) << 32 | len;
-}
-
 /* The hash of the reply's term j (hashed when asked: the topic check
  * looks at few of them in most replies). */
 static uint64_t term_at(const struct term_list *l, size_t j)
@@ -431,8 +445,9 @@ static void term_list_free(struct term_list *l)
 static int tc_scan(struct tc *t)
 {
 	struct term_list *tl = t->tl;
-	const char *s = t->s, *end = s + t->n, *p;
-	size_t lines = 1, k = 0;
+	const char *s = t->s, *end = s + t->n, *p, *prev = NULL;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t lines = 1, k = 0, i = 0, n = t->n, prev_len = 0, cjk = 0, latin = 0;
 
 	if (t->scanned)
 		return 0;
@@ -458,17 +473,75 @@ static int tc_scan(struct tc *t)
 		return -ENOMEM;
 	}
 	tl->lines = lines;
-	for (p = s; p <= end && k < lines; k++) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
+	tl->lo[0] = 0;
+	/* a line end is ASCII and no character or term crosses it: the whole
+	 * text at once is the same as line by line */
+	while (i < n) {
+		bool han;
+		size_t l;
 
-		e = e ? e : end;
-		tl->lo[k] = tl->n;
-		terms_each(p, (size_t)(e - p), term_push, tl);
-		letters_count(p, (size_t)(e - p), &t->cjk, &t->latin);
-		p = e + 1;
+		if (u[i] < 0x80) {
+			size_t j = i;
+
+			prev = NULL;
+			if (!ascii_letter(u[i])) {
+				if (u[i] == '\n')
+					tl->lo[++k] = tl->n;
+				i++;
+				continue;
+			}
+			while (j < n && ascii_letter(u[j]))
+				j++;
+			latin += j - i;
+			if (j - i >= 3 && tl->n < tl->cap)
+				tl->v[tl->n++] = (uint64_t)i << 32 | (j - i);
+			i = j;
+			continue;
+		}
+		l = char_letters(s + i, n - i, &cjk, &latin, &han);
+		if (han) {
+			if (prev && tl->n < tl->cap)
+				tl->v[tl->n++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
+			prev = s + i;
+			prev_len = l;
+		} else {
+			prev = NULL;
+		}
+		i += l;
 	}
-	tl->lo[k] = tl->n;
+	tl->lo[++k] = tl->n;
+	t->cjk = cjk;
+	t->latin = latin;
 	t->scanned = true;
+	return 0;
+}
+
+/* The item's letters and terms (item_scan), once a run. -ENOMEM. */
+static int tc_item_scan(struct tc *t)
+{
+	struct item_scan *is = t->is;
+	const char *const *f = tc_fields(t), *ctx;
+	size_t len[TC_FIELDS_MAX], bytes = 0;
+
+	if (is->done)
+		return 0;
+	ctx = json_string_value(json_object_get(t->in->item, "context"));
+	for (size_t i = 0; i < t->nf; i++) {
+		len[i] = strlen(f[i]);
+		if (f[i] != ctx)
+			bytes += len[i] / 3 + 1;
+	}
+	is->cjk = is->latin = is->n = 0;
+	is->cap = bytes;
+	is->h = is->h_stack;
+	if (bytes > TC_ITEM_TERMS_STACK) {
+		is->h = malloc(bytes * sizeof(*is->h));
+		if (!is->h)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nf; i++)
+		field_scan(f[i], len[i], is, f[i] != ctx);
+	is->done = true;
 	return 0;
 }
 
@@ -1108,12 +1181,14 @@ static int check_new_task(struct tc *t)
 
 static int check_language(struct tc *t)
 {
-	const char *const *f = tc_fields(t);
-	size_t cjk = 0, latin = 0, rc, rl;
+	size_t cjk, latin, rc, rl;
 	int item_share, reply_share, err;
 
-	for (size_t i = 0; i < t->nf; i++)
-		letters_count(f[i], strlen(f[i]), &cjk, &latin);
+	err = tc_item_scan(t);
+	if (err)
+		return err;
+	cjk = t->is->cjk;
+	latin = t->is->latin;
 	if (cjk + latin < TEXTCHECK_LANG_MIN_LETTERS)
 		return 0;
 	err = tc_scan(t);
@@ -1145,19 +1220,17 @@ static int check_language(struct tc *t)
  * with the reply before it: the reply went on about something else. */
 static int check_off_topic(struct tc *t)
 {
-	const char *const *f = tc_fields(t), *ctx;
 	struct term_list *tl = t->tl;
 	struct hset ref = { 0 };
-	size_t nterms = 0, best_m = 0, best_t = 0;
+	size_t nterms, best_m = 0, best_t = 0;
 	uint64_t key[TOPIC_REF_STACK];
 	uint32_t cnt[TOPIC_REF_STACK];
 	int rc;
 
-	ctx = json_string_value(json_object_get(t->in->item, "context"));
-	for (size_t i = 0; i < t->nf; i++)
-		if (f[i] != ctx) {
-			nterms += terms_each(f[i], strlen(f[i]), NULL, NULL);
-		}
+	rc = tc_item_scan(t);
+	if (rc)
+		return rc;
+	nterms = t->is->n;
 	if (nterms == 0)
 		return 0; /* nothing to compare with */
 	rc = tc_scan(t);
@@ -1168,9 +1241,8 @@ static int check_off_topic(struct tc *t)
 		return 0;
 	if (hset_init(&ref, nterms + tl->n, key, cnt, TOPIC_REF_STACK))
 		return -ENOMEM;
-	for (size_t i = 0; i < t->nf; i++)
-		if (f[i] != ctx)
-			terms_each(f[i], strlen(f[i]), term_add, &ref);
+	for (size_t i = 0; i < nterms; i++)
+		hset_add(&ref, t->is->h[i]);
 	/* Split before line i: the tail is lines i.., compared with the item
 	 * and the head (lines before i). Only tails that are most of the reply
 	 * count, so a legitimate closing remark never fires. */
@@ -1219,9 +1291,11 @@ const char *textcheck_name(int kind)
 int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out)
 {
 	struct term_list tl;
-	struct tc t = { .in = in, .out = out, .tl = &tl };
+	struct item_scan is;
+	struct tc t = { .in = in, .out = out, .tl = &tl, .is = &is };
 	int ret = 0;
 
+	is.done = false;
 	out->kind = -1;
 	out->reason[0] = '\0';
 	if (!in || !in->text)
@@ -1252,5 +1326,7 @@ int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out
 	}
 	if (t.scanned)
 		term_list_free(&tl);
+	if (is.done && is.h != is.h_stack)
+		free(is.h);
 	return ret;
 }

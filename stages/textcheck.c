@@ -306,8 +306,25 @@ static inline uint64_t term_hash(const char *s, size_t len)
  * of the term scans, in one place. */
 static inline size_t char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t l;
-	uint32_t c = cp_at(s, n, &l);
+	uint32_t c;
+
+	/* most of it: a valid 3-byte character (Han, kana, hangul, CJK
+	 * punctuation), decoded once (cp_at's rules: not overlong, not a
+	 * surrogate) */
+	if ((u[0] & 0xF0) == 0xE0 && n >= 3 && (u[1] & 0xC0) == 0x80 && (u[2] & 0xC0) == 0x80) {
+		c = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
+		if (c >= 0x800 && (c < 0xD800 || c > 0xDFFF)) {
+			*han = (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+			       (c >= 0xF900 && c <= 0xFAFF);
+			if (*han || (c >= 0x3040 && c <= 0x30FF) || (c >= 0xAC00 && c <= 0xD7AF))
+				(*cjk)++;
+			/* no 3-byte character is a Latin letter (those end at U+024F) */
+			return 3;
+		}
+	}
+	c = cp_at(s, n, &l);
 
 	*han = cp_han(c);
 	if (*han || cp_cjk(c))
@@ -421,21 +438,35 @@ struct term_list {
 	size_t *lo;
 	size_t lines;
 	bool heap_v, heap_lo;
+	/* each term's hash once it was asked (hv[j], valid when bit j of known
+	 * is set): the topic check asks for the same terms at every split */
+	uint64_t *hv, *known;
 	uint64_t v_stack[TC_TERMS_STACK];
+	uint64_t hv_stack[TC_TERMS_STACK];
+	uint64_t known_stack[TC_TERMS_STACK / 64 + 1];
 	size_t lo_stack[TC_LINES_STACK + 1];
 };
 
 /* The hash of the reply's term j (hashed when asked: the topic check
  * looks at few of them in most replies). */
-static uint64_t term_at(const struct term_list *l, size_t j)
+static inline uint64_t term_at(struct term_list *l, size_t j)
 {
-	return term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
+	uint64_t bit = UINT64_C(1) << (j % 64);
+
+	if (!(l->known[j / 64] & bit)) {
+		l->hv[j] = term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
+		l->known[j / 64] |= bit;
+	}
+	return l->hv[j];
 }
 
 static void term_list_free(struct term_list *l)
 {
-	if (l->heap_v)
+	if (l->heap_v) {
 		free(l->v);
+		free(l->hv);
+		free(l->known);
+	}
 	if (l->heap_lo)
 		free(l->lo);
 }
@@ -459,8 +490,12 @@ static int tc_scan(struct tc *t)
 	 * word's three letters) */
 	tl->cap = t->n / 3 + 1;
 	tl->v = tl->v_stack;
+	tl->hv = tl->hv_stack;
+	tl->known = tl->known_stack;
 	if (tl->cap > TC_TERMS_STACK) {
 		tl->v = malloc(tl->cap * sizeof(*tl->v));
+		tl->hv = malloc(tl->cap * sizeof(*tl->hv));
+		tl->known = malloc((tl->cap / 64 + 1) * sizeof(*tl->known));
 		tl->heap_v = true;
 	}
 	tl->lo = tl->lo_stack;
@@ -468,10 +503,11 @@ static int tc_scan(struct tc *t)
 		tl->lo = malloc((lines + 1) * sizeof(*tl->lo));
 		tl->heap_lo = true;
 	}
-	if (!tl->v || !tl->lo) {
+	if (!tl->v || !tl->hv || !tl->known || !tl->lo) {
 		term_list_free(tl);
 		return -ENOMEM;
 	}
+	memset(tl->known, 0, (tl->cap / 64 + 1) * sizeof(*tl->known));
 	tl->lines = lines;
 	tl->lo[0] = 0;
 	/* a line end is ASCII and no character or term crosses it: the whole
@@ -789,6 +825,117 @@ static inline unsigned gram_counter(const uint64_t *tab, size_t b)
  * text is clean; (2) the union of just those windows, a tighter bound;
  * (3) the exact count of just those windows by their 64-bit key. Sets
  * *covered, or returns -ENOMEM. */
+/* grams_covered for a text of at most GRAM_HS_MAX windows: the same passes
+ * and the same keys, but pass 1 keeps each window's rolling hash, so that
+ * pass 2 reads it back instead of rolling again, tests blankness only for
+ * the windows in buckets that reached 3, and gathers the windows pass 3
+ * counts (which then need no roll either). */
+#define GRAM_HS_MAX 4096
+
+static bool window_nonblank(const char *s)
+{
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+		if (!byte_blank(s[k]))
+			return true;
+	return false;
+}
+
+static int grams_covered_small(const char *s, size_t n, size_t *covered)
+{
+	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
+	uint64_t hs[GRAM_HS_MAX];
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0, inb = 0;
+	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
+	uint64_t key[2 * GRAM_FLAGGED_STACK];
+	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned bits = 10;
+	struct hset h;
+	int rc = 0;
+
+	*covered = 0;
+	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
+		bits++;
+	memset(tab, 0, ((size_t)1 << bits) / 4);
+	/* (1) */
+	{
+		uint64_t hh = 0, top = 1;
+
+		for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+			top *= GRAM_B;
+		for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+			hh = hh * GRAM_B + u[k];
+		for (size_t i = 0;; i++) {
+			hs[i] = hh;
+			if ((u[i] & 0xC0) != 0x80) {
+				size_t b = gram_bucket(hh, bits);
+				unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
+
+				if (c < 3)
+					tab[b >> 5] += (uint64_t)1 << sh;
+				inb += c == 2 ? 3 : c == 3 ? 1 : 0;
+			}
+			if (i + 1 >= nw)
+				break;
+			hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
+		}
+	}
+	bound = inb * TEXTCHECK_GRAM_BYTES;
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (2), and the windows for (3) */
+	bound = 0;
+	for (size_t i = 0; i < nw; i++) {
+		if ((u[i] & 0xC0) == 0x80 || gram_counter(tab, gram_bucket(hs[i], bits)) < 3 ||
+		    !window_nonblank(s + i))
+			continue;
+		bound += i + TEXTCHECK_GRAM_BYTES - (i > until ? i : until);
+		until = i + TEXTCHECK_GRAM_BYTES;
+		if (nflag < GRAM_FLAGGED_STACK)
+			flag_stack[nflag] = i;
+		nflag++;
+	}
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (3) */
+	if (nflag > GRAM_FLAGGED_STACK) {
+		size_t k = 0;
+
+		flag = malloc(nflag * sizeof(*flag));
+		if (!flag)
+			return -ENOMEM;
+		for (size_t i = 0; i < nw; i++)
+			if ((u[i] & 0xC0) != 0x80 && gram_counter(tab, gram_bucket(hs[i], bits)) >= 3 &&
+			    window_nonblank(s + i))
+				flag[k++] = i;
+	}
+	if (hset_init(&h, nflag, key, cnt, 2 * GRAM_FLAGGED_STACK)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < nflag; k++) {
+		uint64_t m = hash_mix64(hs[flag[k]]);
+
+		hset_add(&h, m ? m : 1);
+	}
+	/* the union of the windows that occur often enough, in order */
+	until = 0;
+	for (size_t k = 0; k < nflag; k++) {
+		size_t e = flag[k] + TEXTCHECK_GRAM_BYTES;
+		uint64_t m = hash_mix64(hs[flag[k]]);
+
+		if (hset_get(&h, m ? m : 1) < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		*covered += e - (flag[k] > until ? flag[k] : until);
+		until = e;
+	}
+	hset_free(&h);
+out:
+	if (flag != flag_stack)
+		free(flag);
+	return rc;
+}
+
 static int grams_covered(const char *s, size_t n, size_t *covered)
 {
 	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
@@ -802,6 +949,8 @@ static int grams_covered(const char *s, size_t n, size_t *covered)
 	struct grams g;
 	int rc = 0;
 
+	if (nw <= GRAM_HS_MAX)
+		return grams_covered_small(s, n, covered);
 	*covered = 0;
 	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
 		bits++;
@@ -1239,8 +1388,17 @@ static int check_off_topic(struct tc *t)
 	/* no tail can hold TOPIC_MIN_TERMS terms */
 	if (tl->n < TEXTCHECK_TOPIC_MIN_TERMS)
 		return 0;
-	if (hset_init(&ref, nterms + tl->n, key, cnt, TOPIC_REF_STACK))
-		return -ENOMEM;
+	/* sized for what goes in: the item's terms and those of the lines
+	 * before the last split tried (the counts do not depend on the size) */
+	{
+		size_t i = 0;
+
+		while (i < tl->lines && i < TEXTCHECK_TOPIC_SPLITS_MAX &&
+		       (tl->n - tl->lo[i]) * 100 >= tl->n * TEXTCHECK_TOPIC_TAIL_SHARE)
+			i++;
+		if (hset_init(&ref, nterms + tl->lo[i], key, cnt, TOPIC_REF_STACK))
+			return -ENOMEM;
+	}
 	for (size_t i = 0; i < nterms; i++)
 		hset_add(&ref, t->is->h[i]);
 	/* Split before line i: the tail is lines i.., compared with the item

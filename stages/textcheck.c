@@ -655,37 +655,71 @@ static size_t loop_run_min(void)
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
+	const unsigned char *u = (const unsigned char *)s;
 	size_t n = t->n, stride = loop_run_min() - 8;
+	size_t until[TEXTCHECK_LOOP_UNIT_MAX + 1] = { 0 }; /* per period: the end of its last run grown */
+	size_t best_p = TEXTCHECK_LOOP_UNIT_MAX + 1, best_lo = 0, best_hi = 0;
+	char ex[64];
 
-	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX && p < n; p++) {
-		size_t until = 0; /* the end of the last run grown for this p */
+	/* Each period's probes and runs as before, the periods of one probe
+	 * together: a period whose first byte differs cannot match (found 8 at
+	 * a time), and a period at or above the least one found so far cannot
+	 * be reported. */
+	for (size_t i = 0; i + 9 <= n && best_p > 1; i += stride) {
+		size_t pmax = best_p - 1 < n - i - 8 ? best_p - 1 : n - i - 8;
+		uint64_t a, ones = UINT64_C(0x0101010101010101), hi7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+		uint64_t c8 = ones * u[i];
 
-		for (size_t i = 0; i + p + 8 <= n; i += stride) {
-			uint64_t a, b;
-			size_t lo, hi;
-			char ex[64];
+		memcpy(&a, s + i, 8);
+		for (size_t w = 0; w * 8 < pmax; w++) {
+			size_t p0 = 1 + w * 8; /* the period of the word's first byte */
+			uint64_t m = 0;
 
-			if (i < until)
-				continue;
-			memcpy(&a, s + i, 8);
-			memcpy(&b, s + i + p, 8);
-			if (a != b)
-				continue;
-			lo = i;
-			hi = i + 8;
-			while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
-				lo--;
-			while (hi + p < n && s[hi] == s[hi + p])
-				hi++;
-			until = hi;
-			if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
-				continue;
-			tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
-				  excerpt(s + lo, p, ex, sizeof(ex)), (hi - lo + p) / p);
-			return 1;
+			if (i + p0 + 8 <= n) {
+				uint64_t x;
+
+				memcpy(&x, s + i + p0, 8);
+				x ^= c8;
+				m = ~(((x & hi7) + hi7) | x) & ~hi7; /* 0x80 where a byte is equal */
+			} else {
+				for (size_t k = 0; k < 8 && i + p0 + k < n; k++)
+					if (u[i + p0 + k] == u[i])
+						m |= (uint64_t)0x80 << (k * 8);
+			}
+			if (pmax - p0 + 1 < 8)
+				m &= ((uint64_t)1 << ((pmax - p0 + 1) * 8)) - 1;
+			while (m) {
+				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8, lo, hi;
+				uint64_t b;
+
+				m &= m - 1;
+				if (i < until[p])
+					continue;
+				memcpy(&b, s + i + p, 8);
+				if (a != b)
+					continue;
+				lo = i;
+				hi = i + 8;
+				while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
+					lo--;
+				while (hi + p < n && s[hi] == s[hi + p])
+					hi++;
+				until[p] = hi;
+				if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
+					continue;
+				best_p = p;
+				best_lo = lo;
+				best_hi = hi;
+				pmax = 0; /* the rest are longer periods */
+				break;
+			}
 		}
 	}
-	return 0;
+	if (best_p > TEXTCHECK_LOOP_UNIT_MAX)
+		return 0;
+	tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
+		  excerpt(s + best_lo, best_p, ex, sizeof(ex)), (best_hi - best_lo + best_p) / best_p);
+	return 1;
 }
 
 #define LINES_STACK 512

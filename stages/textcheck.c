@@ -367,7 +367,8 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 				i++;
 				continue;
 			}
-			while (j < n && ascii_letter(u[j])) {
+			/* s[n] is the field's NUL */
+			while (ascii_letter(u[j])) {
 				h = (h ^ (u[j] | 0x20u)) * FNV_PRIME;
 				j++;
 			}
@@ -471,6 +472,28 @@ static void term_list_free(struct term_list *l)
 		free(l->lo);
 }
 
+/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
+ * time while they are all letters. */
+static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+
+	while (j + 8 <= n) {
+		uint64_t w, y, letters;
+
+		memcpy(&w, u + j, 8);
+		y = (w | ones * 0x20) & ~high;
+		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
+		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
+		if (letters != high)
+			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
+		j += 8;
+	}
+	while (j < n && ascii_letter(u[j]))
+		j++;
+	return j;
+}
+
 /* One pass over the reply for the checks that read it by character: its
  * letters (language) and its terms by line (off_topic). -ENOMEM. */
 static int tc_scan(struct tc *t)
@@ -526,8 +549,7 @@ static int tc_scan(struct tc *t)
 				i++;
 				continue;
 			}
-			while (j < n && ascii_letter(u[j]))
-				j++;
+			j = letter_run(u, i + 1, n);
 			latin += j - i;
 			if (j - i >= 3 && tl->n < tl->cap)
 				tl->v[tl->n++] = (uint64_t)i << 32 | (j - i);

@@ -771,7 +771,7 @@ static int check_lines(struct tc *t)
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
 			b--;
 		if ((size_t)(b - a) >= TEXTCHECK_LINE_MIN_BYTES &&
-		    hset_add(&h, fnv1a64(FNV1A64_INIT, a, (size_t)(b - a))) >=
+		    hset_add(&h, bytes_hash(a, (size_t)(b - a))) >=
 			    TEXTCHECK_LINE_MIN_REPEATS) {
 			size_t count = 0;
 
@@ -1159,21 +1159,32 @@ static inline size_t piece_bit(const char *s)
 static const char *in_reply(struct tc *t, const char *s, size_t n)
 {
 	if (n >= 4 && t->n >= n) {
+		bool even = true, odd = true;
+
+		/* the pieces at even offsets of the reply: a text found at an
+		 * even offset has its pieces at even offsets there, one at an odd
+		 * offset those at odd offsets */
 		if (!t->have_pieces) {
 			memset(t->pieces, 0, sizeof(t->pieces));
-			for (size_t i = 0; i + 4 <= t->n; i++) {
+			for (size_t i = 0; i + 4 <= t->n; i += 2) {
 				size_t b = piece_bit(t->s + i);
 
 				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
 			}
 			t->have_pieces = true;
 		}
-		for (size_t i = 0; i + 4 <= n; i += 2) {
+		for (size_t i = 0; i + 4 <= n && even; i += 2) {
 			size_t b = piece_bit(s + i);
 
-			if (!(t->pieces[b / 64] & (UINT64_C(1) << (b % 64))))
-				return NULL;
+			even = (t->pieces[b / 64] >> (b % 64)) & 1;
 		}
+		for (size_t i = 1; i + 4 <= n && odd; i += 2) {
+			size_t b = piece_bit(s + i);
+
+			odd = (t->pieces[b / 64] >> (b % 64)) & 1;
+		}
+		if (!even && !odd)
+			return NULL;
 	}
 	return memmem(t->s, t->n, s, n);
 }

@@ -304,7 +304,8 @@ static inline uint64_t term_hash(const char *s, size_t len)
  * more) into *cjk / *latin and returns its length; *han tells whether it
  * is a Han character (a bigram's half). The decoding of letters_count and
  * of the term scans, in one place. */
-static inline size_t char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
+static inline __attribute__((always_inline)) size_t
+char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t l;

@@ -581,13 +581,16 @@ static int tc_item_scan(struct tc *t)
 	struct item_scan *is = t->is;
 	const char *const *f = tc_fields(t), *ctx;
 	size_t len[TC_FIELDS_MAX], bytes = 0;
+	/* the terms only for the topic check (a screening of a short field
+	 * asks for the language alone) */
+	bool terms = t->in->checks & TEXTCHECK_BIT(TEXTCHECK_OFF_TOPIC);
 
 	if (is->done)
 		return 0;
 	ctx = json_string_value(json_object_get(t->in->item, "context"));
 	for (size_t i = 0; i < t->nf; i++) {
 		len[i] = strlen(f[i]);
-		if (f[i] != ctx)
+		if (terms && f[i] != ctx)
 			bytes += len[i] / 3 + 1;
 	}
 	is->cjk = is->latin = is->n = 0;
@@ -599,7 +602,7 @@ static int tc_item_scan(struct tc *t)
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < t->nf; i++)
-		field_scan(f[i], len[i], is, f[i] != ctx);
+		field_scan(f[i], len[i], is, terms && f[i] != ctx);
 	is->done = true;
 	return 0;
 }

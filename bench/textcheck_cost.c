@@ -8,6 +8,12 @@
  * texts). Not a test: timings depend on the machine.
  *
  *   build/bench/textcheck_cost [--rounds N] [--data DIR] [--prompts DIR]
+ *                              [--set medthink|medagents|usmle] [--once]
+ *
+ * --set keeps one of the three sets (the Chinese MedThink replies, or one of
+ * the English answer sets); --once screens each text once with every check
+ * and prints only the counts, for `valgrind --tool=callgrind
+ * --toggle-collect=textcheck_run` (instructions per run = Ir / texts).
  *
  * Exit status 0; 2 when no data could be read. */
 #include <errno.h>
@@ -145,8 +151,8 @@ static double pass(const struct set *s, unsigned checks, int rounds, size_t *cau
 
 int main(int argc, char **argv)
 {
-	const char *data = "../shared/data", *pdir = "conf/prompts";
-	int rounds = 5;
+	const char *data = "../shared/data", *pdir = "conf/prompts", *only = NULL;
+	int rounds = 5, once = 0;
 	struct set s = { 0 };
 	json_t *prompts = NULL;
 	char err[256], path[512];
@@ -160,8 +166,14 @@ int main(int argc, char **argv)
 			data = argv[++i];
 		else if (strcmp(argv[i], "--prompts") == 0 && i + 1 < argc)
 			pdir = argv[++i];
+		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+			only = argv[++i];
+		else if (strcmp(argv[i], "--once") == 0)
+			once = 1;
 		else {
-			fprintf(stderr, "usage: %s [--rounds N] [--data DIR] [--prompts DIR]\n",
+			fprintf(stderr,
+				"usage: %s [--rounds N] [--data DIR] [--prompts DIR] [--set NAME] "
+				"[--once]\n",
 				argv[0]);
 			return 2;
 		}
@@ -176,17 +188,29 @@ int main(int argc, char **argv)
 	if (!s.t)
 		return 2;
 	snprintf(path, sizeof(path), "%s/medthink/digestive_Qwen2_72b_Instruction.json", data);
-	load_medthink(&s, prompts, path);
+	if (!only || strcmp(only, "medthink") == 0)
+		load_medthink(&s, prompts, path);
 	snprintf(path, sizeof(path), "%s/answers/medagents_cot.json", data);
-	load_answers(&s, prompts, path, "question", "answer_idx");
+	if (!only || strcmp(only, "medagents") == 0)
+		load_answers(&s, prompts, path, "question", "answer_idx");
 	snprintf(path, sizeof(path), "%s/answers/vlievin_usmle.jsonl", data);
-	load_answers(&s, prompts, path, "question_with_options", "gold");
+	if (!only || strcmp(only, "usmle") == 0)
+		load_answers(&s, prompts, path, "question_with_options", "gold");
 	if (s.n == 0) {
 		fprintf(stderr, "textcheck_cost: no replies under %s\n", data);
 		return 2;
 	}
 	for (size_t i = 0; i < s.n; i++)
 		bytes += strlen(s.t[i].s);
+	if (once) {
+		pass(&s, TEXTCHECK_ALL, 1, caught);
+		printf("{\"texts\": %zu, \"mean_bytes\": %.0f, \"caught\": {", s.n,
+		       (double)bytes / (double)s.n);
+		for (int k = 0; k < TEXTCHECK__N; k++)
+			printf("%s\"%s\": %zu", k ? ", " : "", textcheck_name(k), caught[k]);
+		printf("}}\n");
+		goto out;
+	}
 	pass(&s, TEXTCHECK_ALL, 1, NULL); /* warm up */
 	all = pass(&s, TEXTCHECK_ALL, rounds, caught);
 	printf("{\"texts\": %zu, \"mean_bytes\": %.0f, \"rounds\": %d, \"us_per_run\": %.2f, "
@@ -199,6 +223,7 @@ int main(int argc, char **argv)
 		printf("%s\"%s\": %.2f", k ? ", " : "", textcheck_name(k),
 		       pass(&s, TEXTCHECK_BIT(k), rounds, NULL) * 1e6 / ((double)s.n * rounds));
 	printf("}}\n");
+out:
 	for (size_t i = 0; i < s.n; i++) {
 		json_decref(s.t[i].item);
 		json_decref(s.t[i].prompt);

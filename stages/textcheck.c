@@ -33,6 +33,8 @@ struct tc {
 	bool scanned;
 	size_t cjk, latin;
 	struct term_list *tl;
+	/* the item's (tc_item_scan) */
+	struct item_scan *is;
 };
 
 typedef int (*textcheck_fn)(struct tc *t);
@@ -269,86 +271,125 @@ static uint32_t hset_get(const struct hset *h, uint64_t k)
 
 /* ---- terms ------------------------------------------------------------- */
 
-/* A term: s[0..len) of the text, hashed by term_hash. */
-typedef void (*term_fn)(void *ud, const char *s, size_t len);
+#define FNV_PRIME UINT64_C(0x100000001b3)
 
-/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (in chunks, one call
- * each: the same value as byte by byte). */
-static uint64_t word_hash(const char *s, size_t n)
+/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (common/hash.c's
+ * fnv1a64, inline). */
+static inline uint64_t word_hash(const char *s, size_t n)
 {
 	uint64_t h = FNV1A64_INIT;
-	char lc[64];
 
-	while (n > 0) {
-		size_t k = n < sizeof(lc) ? n : sizeof(lc);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)(s[i] | 0x20)) * FNV_PRIME;
+	return h;
+}
 
-		for (size_t i = 0; i < k; i++)
-			lc[i] = (char)(s[i] | 0x20);
-		h = fnv1a64(h, lc, k);
-		s += k;
-		n -= k;
-	}
+static inline uint64_t bytes_hash(const char *s, size_t n)
+{
+	uint64_t h = FNV1A64_INIT;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
 	return h;
 }
 
 /* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
  * letters lower-cased (a term starting with an ASCII byte is a word). */
-static uint64_t term_hash(const char *s, size_t len)
+static inline uint64_t term_hash(const char *s, size_t len)
 {
-	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : fnv1a64(FNV1A64_INIT, s, len);
+	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : bytes_hash(s, len);
 }
 
-/* Calls fn for each term of s[0..n): CJK bigrams within runs of Han
- * characters, Latin words of 3+ letters (ASCII case folded). Returns the
- * number of terms. */
-static size_t terms_each(const char *s, size_t n, term_fn fn, void *ud)
+/* Counts the letters of one character at u[0..n) (a lead byte of 0x80 or
+ * more) into *cjk / *latin and returns its length; *han tells whether it
+ * is a Han character (a bigram's half). The decoding of letters_count and
+ * of the term scans, in one place. */
+static inline __attribute__((always_inline)) size_t
+char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, l, count = 0, prev_len = 0;
+	size_t l;
+	uint32_t c;
+
+	/* most of it: a valid 3-byte character (Han, kana, hangul, CJK
+	 * punctuation), decoded once (cp_at's rules: not overlong, not a
+	 * surrogate) */
+	if ((u[0] & 0xF0) == 0xE0 && n >= 3 && (u[1] & 0xC0) == 0x80 && (u[2] & 0xC0) == 0x80) {
+		c = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
+		if (c >= 0x800 && (c < 0xD800 || c > 0xDFFF)) {
+			*han = (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+			       (c >= 0xF900 && c <= 0xFAFF);
+			if (*han || (c >= 0x3040 && c <= 0x30FF) || (c >= 0xAC00 && c <= 0xD7AF))
+				(*cjk)++;
+			/* no 3-byte character is a Latin letter (those end at U+024F) */
+			return 3;
+		}
+	}
+	c = cp_at(s, n, &l);
+
+	*han = cp_han(c);
+	if (*han || cp_cjk(c))
+		(*cjk)++;
+	else if (cp_latin(c))
+		(*latin)++;
+	return l;
+}
+
+/* The item's fields in one pass each: their letters (the language check,
+ * every field) and the hashes of their terms (the topic check, every field
+ * but the context): CJK bigrams within runs of Han characters, Latin words
+ * of 3+ letters, as terms_each and term_hash found them. */
+#define TC_ITEM_TERMS_STACK 1024
+
+struct item_scan {
+	bool done;
+	size_t cjk, latin;
+	uint64_t *h; /* the terms' hashes */
+	size_t n, cap;
+	uint64_t h_stack[TC_ITEM_TERMS_STACK];
+};
+
+static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, prev_len = 0;
 	const char *prev = NULL;
 
 	while (i < n) {
-		uint32_t c;
+		bool han;
+		size_t l;
 
 		if (u[i] < 0x80) {
 			size_t j = i;
+			uint64_t h = FNV1A64_INIT;
 
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				i++;
 				continue;
 			}
-			while (j < n && ascii_letter(u[j]))
+			/* s[n] is the field's NUL */
+			while (ascii_letter(u[j])) {
+				h = (h ^ (u[j] | 0x20u)) * FNV_PRIME;
 				j++;
-			if (j - i >= 3) {
-				if (fn)
-					fn(ud, s + i, j - i);
-				count++;
 			}
+			is->latin += j - i;
+			if (terms && j - i >= 3 && is->n < is->cap)
+				is->h[is->n++] = h;
 			i = j;
 			continue;
 		}
-		c = cp_at(s + i, n - i, &l);
-		if (cp_han(c)) {
-			if (prev) {
-				if (fn)
-					fn(ud, prev, prev_len + l);
-				count++;
-			}
+		l = char_letters(s + i, n - i, &is->cjk, &is->latin, &han);
+		if (han) {
+			if (prev && terms && is->n < is->cap)
+				is->h[is->n++] = bytes_hash(prev, prev_len + l);
 			prev = s + i;
 			prev_len = l;
-			i += l;
-			continue;
+		} else {
+			prev = NULL;
 		}
-		prev = NULL;
 		i += l;
 	}
-	return count;
-}
-
-static void term_add(void *ud, const char *s, size_t len)
-{
-	hset_add(ud, term_hash(s, len));
 }
 
 /* The item's text fields that a reply may quote: question, options,
@@ -399,31 +440,59 @@ struct term_list {
 	size_t *lo;
 	size_t lines;
 	bool heap_v, heap_lo;
+	/* each term's hash once it was asked (hv[j], valid when bit j of known
+	 * is set): the topic check asks for the same terms at every split */
+	uint64_t *hv, *known;
 	uint64_t v_stack[TC_TERMS_STACK];
+	uint64_t hv_stack[TC_TERMS_STACK];
+	uint64_t known_stack[TC_TERMS_STACK / 64 + 1];
 	size_t lo_stack[TC_LINES_STACK + 1];
 };
 
-static void term_push(void *ud, const char *s, size_t len)
-{
-	struct term_list *l = ud;
-
-	if (l->n < l->cap)
-		l->v[l->n++] = (uint64_t)(s - l->text) << 32 | len;
-}
-
 /* The hash of the reply's term j (hashed when asked: the topic check
  * looks at few of them in most replies). */
-static uint64_t term_at(const struct term_list *l, size_t j)
+static inline uint64_t term_at(struct term_list *l, size_t j)
 {
-	return term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
+	uint64_t bit = UINT64_C(1) << (j % 64);
+
+	if (!(l->known[j / 64] & bit)) {
+		l->hv[j] = term_hash(l->text + (l->v[j] >> 32), (size_t)(l->v[j] & UINT32_MAX));
+		l->known[j / 64] |= bit;
+	}
+	return l->hv[j];
 }
 
 static void term_list_free(struct term_list *l)
 {
-	if (l->heap_v)
+	if (l->heap_v) {
 		free(l->v);
+		free(l->hv);
+		free(l->known);
+	}
 	if (l->heap_lo)
 		free(l->lo);
+}
+
+/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
+ * time while they are all letters. */
+static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+
+	while (j + 8 <= n) {
+		uint64_t w, y, letters;
+
+		memcpy(&w, u + j, 8);
+		y = (w | ones * 0x20) & ~high;
+		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
+		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
+		if (letters != high)
+			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
+		j += 8;
+	}
+	while (j < n && ascii_letter(u[j]))
+		j++;
+	return j;
 }
 
 /* One pass over the reply for the checks that read it by character: its
@@ -431,8 +500,9 @@ static void term_list_free(struct term_list *l)
 static int tc_scan(struct tc *t)
 {
 	struct term_list *tl = t->tl;
-	const char *s = t->s, *end = s + t->n, *p;
-	size_t lines = 1, k = 0;
+	const char *s = t->s, *end = s + t->n, *p, *prev = NULL;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t lines = 1, k = 0, i = 0, n = t->n, prev_len = 0, cjk = 0, latin = 0;
 
 	if (t->scanned)
 		return 0;
@@ -444,8 +514,12 @@ static int tc_scan(struct tc *t)
 	 * word's three letters) */
 	tl->cap = t->n / 3 + 1;
 	tl->v = tl->v_stack;
+	tl->hv = tl->hv_stack;
+	tl->known = tl->known_stack;
 	if (tl->cap > TC_TERMS_STACK) {
 		tl->v = malloc(tl->cap * sizeof(*tl->v));
+		tl->hv = malloc(tl->cap * sizeof(*tl->hv));
+		tl->known = malloc((tl->cap / 64 + 1) * sizeof(*tl->known));
 		tl->heap_v = true;
 	}
 	tl->lo = tl->lo_stack;
@@ -453,22 +527,83 @@ static int tc_scan(struct tc *t)
 		tl->lo = malloc((lines + 1) * sizeof(*tl->lo));
 		tl->heap_lo = true;
 	}
-	if (!tl->v || !tl->lo) {
+	if (!tl->v || !tl->hv || !tl->known || !tl->lo) {
 		term_list_free(tl);
 		return -ENOMEM;
 	}
+	memset(tl->known, 0, (tl->cap / 64 + 1) * sizeof(*tl->known));
 	tl->lines = lines;
-	for (p = s; p <= end && k < lines; k++) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
+	tl->lo[0] = 0;
+	/* a line end is ASCII and no character or term crosses it: the whole
+	 * text at once is the same as line by line */
+	while (i < n) {
+		bool han;
+		size_t l;
 
-		e = e ? e : end;
-		tl->lo[k] = tl->n;
-		terms_each(p, (size_t)(e - p), term_push, tl);
-		letters_count(p, (size_t)(e - p), &t->cjk, &t->latin);
-		p = e + 1;
+		if (u[i] < 0x80) {
+			size_t j = i;
+
+			prev = NULL;
+			if (!ascii_letter(u[i])) {
+				if (u[i] == '\n')
+					tl->lo[++k] = tl->n;
+				i++;
+				continue;
+			}
+			j = letter_run(u, i + 1, n);
+			latin += j - i;
+			if (j - i >= 3 && tl->n < tl->cap)
+				tl->v[tl->n++] = (uint64_t)i << 32 | (j - i);
+			i = j;
+			continue;
+		}
+		l = char_letters(s + i, n - i, &cjk, &latin, &han);
+		if (han) {
+			if (prev && tl->n < tl->cap)
+				tl->v[tl->n++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
+			prev = s + i;
+			prev_len = l;
+		} else {
+			prev = NULL;
+		}
+		i += l;
 	}
-	tl->lo[k] = tl->n;
+	tl->lo[++k] = tl->n;
+	t->cjk = cjk;
+	t->latin = latin;
 	t->scanned = true;
+	return 0;
+}
+
+/* The item's letters and terms (item_scan), once a run. -ENOMEM. */
+static int tc_item_scan(struct tc *t)
+{
+	struct item_scan *is = t->is;
+	const char *const *f = tc_fields(t), *ctx;
+	size_t len[TC_FIELDS_MAX], bytes = 0;
+	/* the terms only for the topic check (a screening of a short field
+	 * asks for the language alone) */
+	bool terms = t->in->checks & TEXTCHECK_BIT(TEXTCHECK_OFF_TOPIC);
+
+	if (is->done)
+		return 0;
+	ctx = json_string_value(json_object_get(t->in->item, "context"));
+	for (size_t i = 0; i < t->nf; i++) {
+		len[i] = strlen(f[i]);
+		if (terms && f[i] != ctx)
+			bytes += len[i] / 3 + 1;
+	}
+	is->cjk = is->latin = is->n = 0;
+	is->cap = bytes;
+	is->h = is->h_stack;
+	if (bytes > TC_ITEM_TERMS_STACK) {
+		is->h = malloc(bytes * sizeof(*is->h));
+		if (!is->h)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->nf; i++)
+		field_scan(f[i], len[i], is, terms && f[i] != ctx);
+	is->done = true;
 	return 0;
 }
 
@@ -546,37 +681,71 @@ static size_t loop_run_min(void)
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
+	const unsigned char *u = (const unsigned char *)s;
 	size_t n = t->n, stride = loop_run_min() - 8;
+	size_t until[TEXTCHECK_LOOP_UNIT_MAX + 1] = { 0 }; /* per period: the end of its last run grown */
+	size_t best_p = TEXTCHECK_LOOP_UNIT_MAX + 1, best_lo = 0, best_hi = 0;
+	char ex[64];
 
-	for (size_t p = 1; p <= TEXTCHECK_LOOP_UNIT_MAX && p < n; p++) {
-		size_t until = 0; /* the end of the last run grown for this p */
+	/* Each period's probes and runs as before, the periods of one probe
+	 * together: a period whose first byte differs cannot match (found 8 at
+	 * a time), and a period at or above the least one found so far cannot
+	 * be reported. */
+	for (size_t i = 0; i + 9 <= n && best_p > 1; i += stride) {
+		size_t pmax = best_p - 1 < n - i - 8 ? best_p - 1 : n - i - 8;
+		uint64_t a, ones = UINT64_C(0x0101010101010101), hi7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+		uint64_t c8 = ones * u[i];
 
-		for (size_t i = 0; i + p + 8 <= n; i += stride) {
-			uint64_t a, b;
-			size_t lo, hi;
-			char ex[64];
+		memcpy(&a, s + i, 8);
+		for (size_t w = 0; w * 8 < pmax; w++) {
+			size_t p0 = 1 + w * 8; /* the period of the word's first byte */
+			uint64_t m = 0;
 
-			if (i < until)
-				continue;
-			memcpy(&a, s + i, 8);
-			memcpy(&b, s + i + p, 8);
-			if (a != b)
-				continue;
-			lo = i;
-			hi = i + 8;
-			while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
-				lo--;
-			while (hi + p < n && s[hi] == s[hi + p])
-				hi++;
-			until = hi;
-			if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
-				continue;
-			tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
-				  excerpt(s + lo, p, ex, sizeof(ex)), (hi - lo + p) / p);
-			return 1;
+			if (i + p0 + 8 <= n) {
+				uint64_t x;
+
+				memcpy(&x, s + i + p0, 8);
+				x ^= c8;
+				m = ~(((x & hi7) + hi7) | x) & ~hi7; /* 0x80 where a byte is equal */
+			} else {
+				for (size_t k = 0; k < 8 && i + p0 + k < n; k++)
+					if (u[i + p0 + k] == u[i])
+						m |= (uint64_t)0x80 << (k * 8);
+			}
+			if (pmax - p0 + 1 < 8)
+				m &= ((uint64_t)1 << ((pmax - p0 + 1) * 8)) - 1;
+			while (m) {
+				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8, lo, hi;
+				uint64_t b;
+
+				m &= m - 1;
+				if (i < until[p])
+					continue;
+				memcpy(&b, s + i + p, 8);
+				if (a != b)
+					continue;
+				lo = i;
+				hi = i + 8;
+				while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
+					lo--;
+				while (hi + p < n && s[hi] == s[hi + p])
+					hi++;
+				until[p] = hi;
+				if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
+					continue;
+				best_p = p;
+				best_lo = lo;
+				best_hi = hi;
+				pmax = 0; /* the rest are longer periods */
+				break;
+			}
 		}
 	}
-	return 0;
+	if (best_p > TEXTCHECK_LOOP_UNIT_MAX)
+		return 0;
+	tc_reason(t, "a runaway loop: \"%s\" repeated %zu times",
+		  excerpt(s + best_lo, best_p, ex, sizeof(ex)), (best_hi - best_lo + best_p) / best_p);
+	return 1;
 }
 
 #define LINES_STACK 512
@@ -606,7 +775,7 @@ static int check_lines(struct tc *t)
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
 			b--;
 		if ((size_t)(b - a) >= TEXTCHECK_LINE_MIN_BYTES &&
-		    hset_add(&h, fnv1a64(FNV1A64_INIT, a, (size_t)(b - a))) >=
+		    hset_add(&h, bytes_hash(a, (size_t)(b - a))) >=
 			    TEXTCHECK_LINE_MIN_REPEATS) {
 			size_t count = 0;
 
@@ -716,6 +885,117 @@ static inline unsigned gram_counter(const uint64_t *tab, size_t b)
  * text is clean; (2) the union of just those windows, a tighter bound;
  * (3) the exact count of just those windows by their 64-bit key. Sets
  * *covered, or returns -ENOMEM. */
+/* grams_covered for a text of at most GRAM_HS_MAX windows: the same passes
+ * and the same keys, but pass 1 keeps each window's rolling hash, so that
+ * pass 2 reads it back instead of rolling again, tests blankness only for
+ * the windows in buckets that reached 3, and gathers the windows pass 3
+ * counts (which then need no roll either). */
+#define GRAM_HS_MAX 4096
+
+static bool window_nonblank(const char *s)
+{
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+		if (!byte_blank(s[k]))
+			return true;
+	return false;
+}
+
+static int grams_covered_small(const char *s, size_t n, size_t *covered)
+{
+	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
+	uint64_t hs[GRAM_HS_MAX];
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0, inb = 0;
+	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
+	uint64_t key[2 * GRAM_FLAGGED_STACK];
+	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned bits = 10;
+	struct hset h;
+	int rc = 0;
+
+	*covered = 0;
+	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
+		bits++;
+	memset(tab, 0, ((size_t)1 << bits) / 4);
+	/* (1) */
+	{
+		uint64_t hh = 0, top = 1;
+
+		for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+			top *= GRAM_B;
+		for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+			hh = hh * GRAM_B + u[k];
+		for (size_t i = 0;; i++) {
+			hs[i] = hh;
+			if ((u[i] & 0xC0) != 0x80) {
+				size_t b = gram_bucket(hh, bits);
+				unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
+
+				if (c < 3)
+					tab[b >> 5] += (uint64_t)1 << sh;
+				inb += c == 2 ? 3 : c == 3 ? 1 : 0;
+			}
+			if (i + 1 >= nw)
+				break;
+			hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
+		}
+	}
+	bound = inb * TEXTCHECK_GRAM_BYTES;
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (2), and the windows for (3) */
+	bound = 0;
+	for (size_t i = 0; i < nw; i++) {
+		if ((u[i] & 0xC0) == 0x80 || gram_counter(tab, gram_bucket(hs[i], bits)) < 3 ||
+		    !window_nonblank(s + i))
+			continue;
+		bound += i + TEXTCHECK_GRAM_BYTES - (i > until ? i : until);
+		until = i + TEXTCHECK_GRAM_BYTES;
+		if (nflag < GRAM_FLAGGED_STACK)
+			flag_stack[nflag] = i;
+		nflag++;
+	}
+	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
+		return 0;
+	/* (3) */
+	if (nflag > GRAM_FLAGGED_STACK) {
+		size_t k = 0;
+
+		flag = malloc(nflag * sizeof(*flag));
+		if (!flag)
+			return -ENOMEM;
+		for (size_t i = 0; i < nw; i++)
+			if ((u[i] & 0xC0) != 0x80 && gram_counter(tab, gram_bucket(hs[i], bits)) >= 3 &&
+			    window_nonblank(s + i))
+				flag[k++] = i;
+	}
+	if (hset_init(&h, nflag, key, cnt, 2 * GRAM_FLAGGED_STACK)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < nflag; k++) {
+		uint64_t m = hash_mix64(hs[flag[k]]);
+
+		hset_add(&h, m ? m : 1);
+	}
+	/* the union of the windows that occur often enough, in order */
+	until = 0;
+	for (size_t k = 0; k < nflag; k++) {
+		size_t e = flag[k] + TEXTCHECK_GRAM_BYTES;
+		uint64_t m = hash_mix64(hs[flag[k]]);
+
+		if (hset_get(&h, m ? m : 1) < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		*covered += e - (flag[k] > until ? flag[k] : until);
+		until = e;
+	}
+	hset_free(&h);
+out:
+	if (flag != flag_stack)
+		free(flag);
+	return rc;
+}
+
 static int grams_covered(const char *s, size_t n, size_t *covered)
 {
 	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
@@ -729,6 +1009,8 @@ static int grams_covered(const char *s, size_t n, size_t *covered)
 	struct grams g;
 	int rc = 0;
 
+	if (nw <= GRAM_HS_MAX)
+		return grams_covered_small(s, n, covered);
 	*covered = 0;
 	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
 		bits++;
@@ -881,21 +1163,32 @@ static inline size_t piece_bit(const char *s)
 static const char *in_reply(struct tc *t, const char *s, size_t n)
 {
 	if (n >= 4 && t->n >= n) {
+		bool even = true, odd = true;
+
+		/* the pieces at even offsets of the reply: a text found at an
+		 * even offset has its pieces at even offsets there, one at an odd
+		 * offset those at odd offsets */
 		if (!t->have_pieces) {
 			memset(t->pieces, 0, sizeof(t->pieces));
-			for (size_t i = 0; i + 4 <= t->n; i++) {
+			for (size_t i = 0; i + 4 <= t->n; i += 2) {
 				size_t b = piece_bit(t->s + i);
 
 				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
 			}
 			t->have_pieces = true;
 		}
-		for (size_t i = 0; i + 4 <= n; i += 2) {
+		for (size_t i = 0; i + 4 <= n && even; i += 2) {
 			size_t b = piece_bit(s + i);
 
-			if (!(t->pieces[b / 64] & (UINT64_C(1) << (b % 64))))
-				return NULL;
+			even = (t->pieces[b / 64] >> (b % 64)) & 1;
 		}
+		for (size_t i = 1; i + 4 <= n && odd; i += 2) {
+			size_t b = piece_bit(s + i);
+
+			odd = (t->pieces[b / 64] >> (b % 64)) & 1;
+		}
+		if (!even && !odd)
+			return NULL;
 	}
 	return memmem(t->s, t->n, s, n);
 }
@@ -1108,12 +1401,14 @@ static int check_new_task(struct tc *t)
 
 static int check_language(struct tc *t)
 {
-	const char *const *f = tc_fields(t);
-	size_t cjk = 0, latin = 0, rc, rl;
+	size_t cjk, latin, rc, rl;
 	int item_share, reply_share, err;
 
-	for (size_t i = 0; i < t->nf; i++)
-		letters_count(f[i], strlen(f[i]), &cjk, &latin);
+	err = tc_item_scan(t);
+	if (err)
+		return err;
+	cjk = t->is->cjk;
+	latin = t->is->latin;
 	if (cjk + latin < TEXTCHECK_LANG_MIN_LETTERS)
 		return 0;
 	err = tc_scan(t);
@@ -1145,19 +1440,17 @@ static int check_language(struct tc *t)
  * with the reply before it: the reply went on about something else. */
 static int check_off_topic(struct tc *t)
 {
-	const char *const *f = tc_fields(t), *ctx;
 	struct term_list *tl = t->tl;
 	struct hset ref = { 0 };
-	size_t nterms = 0, best_m = 0, best_t = 0;
+	size_t nterms, best_m = 0, best_t = 0;
 	uint64_t key[TOPIC_REF_STACK];
 	uint32_t cnt[TOPIC_REF_STACK];
 	int rc;
 
-	ctx = json_string_value(json_object_get(t->in->item, "context"));
-	for (size_t i = 0; i < t->nf; i++)
-		if (f[i] != ctx) {
-			nterms += terms_each(f[i], strlen(f[i]), NULL, NULL);
-		}
+	rc = tc_item_scan(t);
+	if (rc)
+		return rc;
+	nterms = t->is->n;
 	if (nterms == 0)
 		return 0; /* nothing to compare with */
 	rc = tc_scan(t);
@@ -1166,11 +1459,19 @@ static int check_off_topic(struct tc *t)
 	/* no tail can hold TOPIC_MIN_TERMS terms */
 	if (tl->n < TEXTCHECK_TOPIC_MIN_TERMS)
 		return 0;
-	if (hset_init(&ref, nterms + tl->n, key, cnt, TOPIC_REF_STACK))
-		return -ENOMEM;
-	for (size_t i = 0; i < t->nf; i++)
-		if (f[i] != ctx)
-			terms_each(f[i], strlen(f[i]), term_add, &ref);
+	/* sized for what goes in: the item's terms and those of the lines
+	 * before the last split tried (the counts do not depend on the size) */
+	{
+		size_t i = 0;
+
+		while (i < tl->lines && i < TEXTCHECK_TOPIC_SPLITS_MAX &&
+		       (tl->n - tl->lo[i]) * 100 >= tl->n * TEXTCHECK_TOPIC_TAIL_SHARE)
+			i++;
+		if (hset_init(&ref, nterms + tl->lo[i], key, cnt, TOPIC_REF_STACK))
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < nterms; i++)
+		hset_add(&ref, t->is->h[i]);
 	/* Split before line i: the tail is lines i.., compared with the item
 	 * and the head (lines before i). Only tails that are most of the reply
 	 * count, so a legitimate closing remark never fires. */
@@ -1219,9 +1520,11 @@ const char *textcheck_name(int kind)
 int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out)
 {
 	struct term_list tl;
-	struct tc t = { .in = in, .out = out, .tl = &tl };
+	struct item_scan is;
+	struct tc t = { .in = in, .out = out, .tl = &tl, .is = &is };
 	int ret = 0;
 
+	is.done = false;
 	out->kind = -1;
 	out->reason[0] = '\0';
 	if (!in || !in->text)
@@ -1252,5 +1555,7 @@ int textcheck_run(const struct textcheck_input *in, struct textcheck_result *out
 	}
 	if (t.scanned)
 		term_list_free(&tl);
+	if (is.done && is.h != is.h_stack)
+		free(is.h);
 	return ret;
 }

@@ -900,11 +900,47 @@ static bool window_nonblank(const char *s)
 	return false;
 }
 
+/* Pass (1) of grams_covered for the nw windows of u: sizes (*bits) and
+ * clears tab, counts each window that starts a character (the rolling hash
+ * inline, the blank test left to pass 2), and returns the bound on the
+ * coverage in bytes. With hs, each window's hash is kept there. Inlined in
+ * both callers, so the copy without hs has no test for it. */
+static inline __attribute__((always_inline)) size_t grams_pass1(const unsigned char *u, size_t nw,
+								 uint64_t *tab, unsigned *bits, uint64_t *hs)
+{
+	uint64_t hh = 0, top = 1;
+	size_t inb = 0;
+
+	while (*bits < GRAM_FILTER_BITS && ((size_t)1 << *bits) < nw * 32)
+		(*bits)++;
+	memset(tab, 0, ((size_t)1 << *bits) / 4);
+	for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+		top *= GRAM_B;
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+		hh = hh * GRAM_B + u[k];
+	for (size_t i = 0;; i++) {
+		if (hs)
+			hs[i] = hh;
+		if ((u[i] & 0xC0) != 0x80) {
+			size_t b = gram_bucket(hh, *bits);
+			unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
+
+			if (c < 3)
+				tab[b >> 5] += (uint64_t)1 << sh;
+			inb += c == 2 ? 3 : c == 3 ? 1 : 0;
+		}
+		if (i + 1 >= nw)
+			break;
+		hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
+	}
+	return inb * TEXTCHECK_GRAM_BYTES;
+}
+
 static int grams_covered_small(const char *s, size_t n, size_t *covered)
 {
 	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
 	uint64_t hs[GRAM_HS_MAX];
-	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0, inb = 0;
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0;
 	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
 	uint64_t key[2 * GRAM_FLAGGED_STACK];
 	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
@@ -914,33 +950,7 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 	int rc = 0;
 
 	*covered = 0;
-	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
-		bits++;
-	memset(tab, 0, ((size_t)1 << bits) / 4);
-	/* (1) */
-	{
-		uint64_t hh = 0, top = 1;
-
-		for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
-			top *= GRAM_B;
-		for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
-			hh = hh * GRAM_B + u[k];
-		for (size_t i = 0;; i++) {
-			hs[i] = hh;
-			if ((u[i] & 0xC0) != 0x80) {
-				size_t b = gram_bucket(hh, bits);
-				unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
-
-				if (c < 3)
-					tab[b >> 5] += (uint64_t)1 << sh;
-				inb += c == 2 ? 3 : c == 3 ? 1 : 0;
-			}
-			if (i + 1 >= nw)
-				break;
-			hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
-		}
-	}
-	bound = inb * TEXTCHECK_GRAM_BYTES;
+	bound = grams_pass1(u, nw, tab, &bits, hs);
 	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
 	/* (2), and the windows for (3) */
@@ -999,7 +1009,7 @@ out:
 static int grams_covered(const char *s, size_t n, size_t *covered)
 {
 	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
-	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0, inb = 0;
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0;
 	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
 	uint64_t key[2 * GRAM_FLAGGED_STACK];
 	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
@@ -1012,32 +1022,7 @@ static int grams_covered(const char *s, size_t n, size_t *covered)
 	if (nw <= GRAM_HS_MAX)
 		return grams_covered_small(s, n, covered);
 	*covered = 0;
-	while (bits < GRAM_FILTER_BITS && ((size_t)1 << bits) < nw * 32)
-		bits++;
-	memset(tab, 0, ((size_t)1 << bits) / 4);
-	/* (1): the rolling hash inline, the blank test left to pass 2 */
-	{
-		uint64_t hh = 0, top = 1;
-
-		for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
-			top *= GRAM_B;
-		for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
-			hh = hh * GRAM_B + u[k];
-		for (size_t i = 0;; i++) {
-			if ((u[i] & 0xC0) != 0x80) {
-				size_t b = gram_bucket(hh, bits);
-				unsigned sh = (unsigned)(b & 31) * 2, c = (unsigned)(tab[b >> 5] >> sh) & 3u;
-
-				if (c < 3)
-					tab[b >> 5] += (uint64_t)1 << sh;
-				inb += c == 2 ? 3 : c == 3 ? 1 : 0;
-			}
-			if (i + 1 >= nw)
-				break;
-			hh = (hh - u[i] * top) * GRAM_B + u[i + TEXTCHECK_GRAM_BYTES];
-		}
-	}
-	bound = inb * TEXTCHECK_GRAM_BYTES;
+	bound = grams_pass1(u, nw, tab, &bits, NULL);
 	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
 	/* (2) */

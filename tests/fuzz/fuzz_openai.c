@@ -15,6 +15,7 @@
 #include "common/jsonload.h"
 #include "teacher_clients/openai.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/jsonpull_tree.h"
 
 static bool same_str(const char *a, const char *b)
 {
@@ -41,62 +42,17 @@ static void check_flat(const uint8_t *data, size_t size, enum openai_kind kind, 
 	openai_reply_clear(&f);
 }
 
-/* The pull reader's tokens as a tree, or NULL where it stops. */
-static json_t *pull_tree(struct jsonpull *j, enum jsonpull_tok t, int depth)
-{
-	json_t *c = NULL, *v;
-	char *k;
-
-	if (depth > JSONPULL_DEPTH + 1)
-		return NULL;
-	switch (t) {
-	case JSONPULL_OBJ:
-		c = json_object();
-		while (c && (t = jsonpull_next(j)) == JSONPULL_KEY) {
-			k = strndup(j->s, j->len);
-			v = k ? pull_tree(j, jsonpull_next(j), depth + 1) : NULL;
-			fuzz_assert(!k || !json_object_get(c, k)); /* duplicates stop */
-			if (!v || json_object_set_new(c, k, v)) {
-				free(k);
-				json_decref(c);
-				return NULL;
-			}
-			free(k);
-		}
-		if (t != JSONPULL_OBJ_END) {
-			json_decref(c);
-			return NULL;
-		}
-		return c;
-	case JSONPULL_ARR:
-		c = json_array();
-		while (c && (t = jsonpull_next(j)) != JSONPULL_ARR_END) {
-			v = pull_tree(j, t, depth + 1);
-			if (!v || json_array_append_new(c, v)) {
-				json_decref(c);
-				return NULL;
-			}
-		}
-		return c;
-	case JSONPULL_STR: return json_stringn(j->s, j->len);
-	case JSONPULL_INT: return json_integer(j->i);
-	case JSONPULL_REAL: return json_real(j->d);
-	case JSONPULL_TRUE: return json_true();
-	case JSONPULL_FALSE: return json_false();
-	case JSONPULL_NULL: return json_null();
-	default: return NULL;
-	}
-}
-
 /* A document the pull reader reads to its end is one jansson loads (with
  * duplicates rejected) into the same values. */
 static void check_pull(const uint8_t *data, size_t size)
 {
 	struct jsonpull j;
 	json_t *v, *ref;
+	bool dup = false;
 
 	jsonpull_init(&j, (const char *)data, size);
-	v = pull_tree(&j, jsonpull_next(&j), 0);
+	v = jsonpull_tree(&j, jsonpull_next(&j), 0, &dup);
+	fuzz_assert(!dup); /* the reader stops at a repeated key */
 	if (v && jsonpull_next(&j) == JSONPULL_END) {
 		ref = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 		fuzz_assert(ref != NULL && json_equal(v, ref));

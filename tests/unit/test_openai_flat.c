@@ -18,6 +18,7 @@
 
 #include "common/jsonload.h"
 #include "teacher_clients/openai.h"
+#include "tests/jsonpull_tree.h"
 
 static size_t flat_taken; /* valid replies the flat path read without a tree */
 
@@ -64,62 +65,6 @@ static void compare(const char *body, size_t len, enum openai_kind kind)
 
 /* ---- the pull reader against jansson ---- */
 
-static json_t *pull_value(struct jsonpull *j, enum jsonpull_tok t);
-
-static json_t *pull_build(struct jsonpull *j, enum jsonpull_tok t)
-{
-	json_t *v = pull_value(j, t);
-
-	return v;
-}
-
-static json_t *pull_value(struct jsonpull *j, enum jsonpull_tok t)
-{
-	json_t *c;
-
-	switch (t) {
-	case JSONPULL_OBJ:
-		c = json_object();
-		while ((t = jsonpull_next(j)) == JSONPULL_KEY) {
-			char *k = strndup(j->s, j->len);
-			json_t *v = pull_build(j, jsonpull_next(j));
-
-			if (!v || json_object_get(c, k)) {
-				free(k);
-				json_decref(v);
-				json_decref(c);
-				return NULL;
-			}
-			json_object_set_new(c, k, v);
-			free(k);
-		}
-		if (t != JSONPULL_OBJ_END) {
-			json_decref(c);
-			return NULL;
-		}
-		return c;
-	case JSONPULL_ARR:
-		c = json_array();
-		while ((t = jsonpull_next(j)) != JSONPULL_ARR_END) {
-			json_t *v = pull_build(j, t);
-
-			if (!v) {
-				json_decref(c);
-				return NULL;
-			}
-			json_array_append_new(c, v);
-		}
-		return c;
-	case JSONPULL_STR: return json_stringn(j->s, j->len);
-	case JSONPULL_INT: return json_integer(j->i);
-	case JSONPULL_REAL: return json_real(j->d);
-	case JSONPULL_TRUE: return json_true();
-	case JSONPULL_FALSE: return json_false();
-	case JSONPULL_NULL: return json_null();
-	default: return NULL;
-	}
-}
-
 static size_t pull_read; /* documents the pull reader read to the end */
 
 /* A document the pull reader reads to END loads in jansson to equal values. */
@@ -127,9 +72,11 @@ static void pull_check(const char *buf, size_t len)
 {
 	struct jsonpull j;
 	json_t *v, *ref;
+	bool dup = false;
 
 	jsonpull_init(&j, buf, len);
-	v = pull_build(&j, jsonpull_next(&j));
+	v = jsonpull_tree(&j, jsonpull_next(&j), 0, &dup);
+	assert_false(dup); /* the reader stops at a repeated key */
 	if (v && jsonpull_next(&j) == JSONPULL_END) {
 		pull_read++;
 		ref = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);

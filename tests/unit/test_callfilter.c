@@ -22,29 +22,9 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
-struct fx {
-	struct tmpdb db;
-};
-
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	if (tmpdb_make(&f->db, "cfilter") != 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	tmpdb_remove(&f->db);
-	free(f);
-	return 0;
+	return tmpdb_setup(state, "cfilter");
 }
 
 static void key(char *out, const char *tag, int i)
@@ -121,11 +101,11 @@ static void wait_ready(struct store *st)
 
 static void test_fresh_store(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdb *f = *state;
 	struct store *st;
 	char k[65];
 
-	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 	/* no call stored: the filter holds everything from the start */
 	assert_true(store_calls_filter_ready(st));
 	key(k, "ok", 1);
@@ -149,11 +129,11 @@ static void test_fresh_store(void **state)
 
 static void test_reopened_store(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdb *f = *state;
 	struct store *st, *other;
 	char k[65];
 
-	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 	assert_int_equal(store_begin(st), 0);
 	for (int i = 0; i < 5000; i++) {
 		key(k, "ok", i);
@@ -164,7 +144,7 @@ static void test_reopened_store(void **state)
 
 	/* stored before the open: found once the builder has read them, and
 	 * found (by SQLite) before that too */
-	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 	key(k, "ok", 0);
 	assert_int_equal(find(st, k), 0);
 	wait_ready(st);
@@ -178,7 +158,7 @@ static void test_reopened_store(void **state)
 	}
 	/* another store on the same file shares the filter: its inserts are
 	 * found here, and this one's there */
-	assert_int_equal(store_open(f->db.path, &other, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &other, NULL, 0), 0);
 	assert_true(store_calls_filter_ready(other));
 	key(k, "ot", 1);
 	put(other, k, NULL);
@@ -195,11 +175,11 @@ static void test_reopened_store(void **state)
 
 static void test_close_while_building(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdb *f = *state;
 	struct store *st;
 	char k[65];
 
-	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 	assert_int_equal(store_begin(st), 0);
 	for (int i = 0; i < 30000; i++) {
 		key(k, "ok", i);
@@ -209,12 +189,12 @@ static void test_close_while_building(void **state)
 	store_close(st);
 	/* closed at once, and again after a little work: the builder stops */
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+		assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 		key(k, "ok", 29999 - round);
 		assert_int_equal(find(st, k), 0);
 		store_close(st);
 	}
-	assert_int_equal(store_open(f->db.path, &st, NULL, 0), 0);
+	assert_int_equal(store_open(f->path, &st, NULL, 0), 0);
 	wait_ready(st);
 	key(k, "ok", 12345);
 	assert_int_equal(find(st, k), 0);
@@ -227,9 +207,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_filter_members),
-		cmocka_unit_test_setup_teardown(test_fresh_store, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_reopened_store, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_close_while_building, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_store, fx_setup, tmpdb_teardown),
+		cmocka_unit_test_setup_teardown(test_reopened_store, fx_setup, tmpdb_teardown),
+		cmocka_unit_test_setup_teardown(test_close_while_building, fx_setup, tmpdb_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

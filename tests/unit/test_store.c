@@ -54,18 +54,6 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-static int64_t sql_int(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static json_t *make_item(const char *id, const char *topic, const char *q)
 {
 	json_t *it = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "id", id, "question", q, "options",
@@ -103,11 +91,11 @@ static void test_open_pragmas(void **state)
 	struct fx *f = *state;
 	sqlite3_stmt *s = NULL;
 
-	assert_int_equal(sql_int(f->st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-	assert_int_equal(sql_int(f->st, "PRAGMA foreign_keys"), 1);
-	assert_int_equal(sql_int(f->st, "PRAGMA synchronous"), 2); /* FULL */
-	assert_int_equal(sql_int(f->st, "PRAGMA cache_size"), -16000);
-	assert_int_equal(sql_int(f->st, "PRAGMA busy_timeout"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA foreign_keys"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA cache_size"), -16000);
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA busy_timeout"), 0);
 	assert_int_equal(sqlite3_prepare_v2(store_db(f->st), "PRAGMA journal_mode", -1, &s, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -197,7 +185,7 @@ static void test_reopen_persists(void **state)
 	store_close(f->st);
 	f->st = NULL;
 	assert_int_equal(store_open(f->db.path, &f->st, err, sizeof(err)), 0);
-	assert_int_equal(sql_int(f->st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(tmpdb_sql_int(f->st, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(store_dataset_count(f->st, ds), 5);
 	j = store_job_get(f->st, job);
 	assert_non_null(j);
@@ -377,14 +365,14 @@ static void test_nested_transactions(void **state)
 	assert_int_equal(store_dataset_create(f->st, "inner2", "csv", &c), 0);
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(store_commit(f->st), 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets"), 2);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'inner'"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets"), 2);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'inner'"), 0);
 	assert_int_equal(sqlite3_get_autocommit(store_db(f->st)), 1);
 
 	assert_int_equal(store_begin(f->st), 0);
 	assert_int_equal(store_dataset_create(f->st, "gone", "csv", &a), 0);
 	assert_int_equal(store_rollback(f->st), 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets"), 2);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets"), 2);
 }
 
 /* ---- datasets and items ------------------------------------------------ */
@@ -465,8 +453,8 @@ static void test_datasets(void **state)
 	assert_true(json_equal(j, items[1]));
 	json_decref(j);
 	assert_null(store_item_get(f->st, ds, 6));
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM items WHERE topic = 'gastro'"), 1);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM items WHERE ext_id = 'q5'"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM items WHERE topic = 'gastro'"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM items WHERE ext_id = 'q5'"), 1);
 	list = json_array();
 	assert_int_equal(store_items_each(f->st, ds, 1, 2, collect_seq, list), 0);
 	assert_int_equal(json_array_size(list), 2);
@@ -482,7 +470,7 @@ static void test_datasets(void **state)
 	assert_int_equal(store_dataset_count(f->st, ds3), 3);
 	assert_int_equal(store_dataset_abort(f->st, ds3), 0);
 	assert_int_equal(store_dataset_count(f->st, ds3), 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE state = 'importing'"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE state = 'importing'"), 0);
 	assert_int_equal(store_dataset_abort(f->st, ds3), -ENOENT);
 	assert_int_equal(store_dataset_abort(f->st, ds), -ENOENT); /* ready: kept */
 	assert_int_equal(store_dataset_count(f->st, ds), 6);
@@ -597,7 +585,7 @@ static void test_items_duplicate(void **state)
 	/* an integer id is stored as text */
 	json_object_set_new(items[4], "id", json_integer(42));
 	assert_int_equal(store_items_insert(f->st, ds, 3, items + 4, 1, &dup), 0);
-	assert_int_equal(sql_int(f->st, "SELECT seq FROM items WHERE ext_id = '42'"), 3);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT seq FROM items WHERE ext_id = '42'"), 3);
 	assert_int_equal(sqlite3_get_autocommit(store_db(f->st)), 1);
 	for (size_t i = 0; i < 5; i++)
 		json_decref(items[i]);
@@ -616,7 +604,7 @@ static void test_abort_stale(void **state)
 	assert_int_equal(store_dataset_create(f->st, "crashed2", "csv", &b), 0);
 	assert_int_equal(store_dataset_abort_stale(f->st, &n), 0);
 	assert_int_equal(n, 2);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets"), 1);
 	assert_int_equal(store_dataset_count(f->st, a), 0);
 	assert_int_equal(store_dataset_count(f->st, ready), 2);
 	json_decref(it);
@@ -858,12 +846,12 @@ static void test_batch(void **state)
 		assert_int_equal(w[i].done_calls, 1);
 		assert_int_equal(w[i].order, i + 1);
 	}
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'first'"), 1);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'failing'"), 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'third'"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'first'"), 1);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'failing'"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'third'"), 1);
 	/* queued from done: not run in the same flush */
 	assert_int_equal(later.done_calls, 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'later'"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM datasets WHERE name = 'later'"), 0);
 	assert_int_equal(store_batch_pending(f->st), 1);
 	assert_int_equal(store_batch_flush(f->st), 1);
 	assert_int_equal(later.done_calls, 1);
@@ -1191,11 +1179,11 @@ static void test_tasks_state_paths(void **state)
 		assert_int_equal(store_tasks_insert_pending(f->st, job2, "explain", many, 2500), 0);
 		snprintf(q, sizeof(q), "SELECT sum(item_seq) FROM tasks WHERE job_id = %lld",
 			 (long long)job2);
-		assert_int_equal(sql_int(f->st, q), 3 * (2499LL * 2500 / 2));
+		assert_int_equal(tmpdb_sql_int(f->st, q), 3 * (2499LL * 2500 / 2));
 		snprintf(q, sizeof(q), "SELECT count(*) FROM tasks WHERE job_id = %lld AND "
 			 "state = 'pending' AND attempts = 0 AND reason IS NULL AND "
 			 "typeof(item_seq) = 'integer'", (long long)job2);
-		assert_int_equal(sql_int(f->st, q), 2500);
+		assert_int_equal(tmpdb_sql_int(f->st, q), 2500);
 	}
 	{
 		int64_t v[] = { 0, 7, -12, 1234567890123LL, INT64_MAX, INT64_MIN };

@@ -76,24 +76,12 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-static int64_t sql_int(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static int64_t named(struct store *st, const char *name)
 {
 	char sql[160];
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM datasets WHERE name = '%s'", name);
-	return sql_int(st, sql);
+	return tmpdb_sql_int(st, sql);
 }
 
 /* A gate an apply can wait at, so the writer is busy for as long as a
@@ -317,7 +305,7 @@ static void test_writer_commit_fails(void **state)
 	}
 	assert_int_equal(named(f->st, "c1"), 0);
 	assert_int_equal(named(f->st, "c3"), 0);
-	assert_int_equal(sql_int(f->st, "SELECT count(*) FROM orphans"), 0);
+	assert_int_equal(tmpdb_sql_int(f->st, "SELECT count(*) FROM orphans"), 0);
 	/* the writer goes on */
 	w[1].orphan = false;
 	w[1].done_calls = 0;

@@ -21,29 +21,9 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
-struct fx {
-	struct tmpdb db;
-};
-
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	if (tmpdb_make(&f->db, "walbuf") != 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	tmpdb_remove(&f->db);
-	free(f);
-	return 0;
+	return tmpdb_setup(state, "walbuf");
 }
 
 /* Another connection, on SQLite's default VFS, as the checkpointer and
@@ -104,17 +84,17 @@ static void open_normal(const char *path, struct store **st)
 
 static void test_commit_seen_by_another_connection(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdb *f = *state;
 	struct store *st = NULL;
 
-	open_normal(f->db.path, &st);
+	open_normal(f->path, &st);
 	insert_calls(st, 0, 50, 3000, 1);
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 50);
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 50);
 	/* About 5 MiB in one transaction: the pages spill from the cache and
 	 * go out in several writes; the commit still lands whole. */
 	insert_calls(st, 50, 600, 4000, 0);
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 650);
-	assert_int_equal(count_other(f->db.path, "SELECT sum(length(request)) FROM calls WHERE id > 50"),
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 650);
+	assert_int_equal(count_other(f->path, "SELECT sum(length(request)) FROM calls WHERE id > 50"),
 			 600LL * 4000);
 	/* A checkpoint by another connection, then more commits after the WAL
 	 * starts over. */
@@ -123,7 +103,7 @@ static void test_commit_seen_by_another_connection(void **state)
 
 		int first = -1, again = -1;
 
-		assert_int_equal(store_ckpt_open(f->db.path, &ck), 0);
+		assert_int_equal(store_ckpt_open(f->path, &ck), 0);
 		/* The checkpoint sees the WAL (SQLite 3.40 on a connection that
 		 * never read reports -1 and copies nothing)... */
 		assert_int_equal(store_ckpt_run(ck, &first), 0);
@@ -134,14 +114,14 @@ static void test_commit_seen_by_another_connection(void **state)
 		assert_true(again > 0 && again < first);
 		store_ckpt_close(ck);
 	}
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 680);
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);
 	store_close(st);
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 680);
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 680);
 }
 
 static void test_commit_survives_kill(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdb *f = *state;
 	pid_t pid = fork();
 	int status = 0;
 
@@ -149,7 +129,7 @@ static void test_commit_survives_kill(void **state)
 	if (pid == 0) {
 		struct store *st = NULL;
 
-		open_normal(f->db.path, &st);
+		open_normal(f->path, &st);
 		insert_calls(st, 0, 40, 3000, 1);
 		insert_calls(st, 40, 300, 4000, 0);
 		store_begin(st); /* left open, as a kill mid-transaction leaves it */
@@ -159,8 +139,8 @@ static void test_commit_survives_kill(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls"), 340);
-	assert_int_equal(count_other(f->db.path, "SELECT count(*) FROM calls WHERE length(reply) = 4000"),
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls"), 340);
+	assert_int_equal(count_other(f->path, "SELECT count(*) FROM calls WHERE length(reply) = 4000"),
 			 300);
 }
 
@@ -168,8 +148,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commit_seen_by_another_connection, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_commit_survives_kill, fx_setup, fx_teardown),
+						tmpdb_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_survives_kill, fx_setup, tmpdb_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

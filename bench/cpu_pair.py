@@ -6,6 +6,10 @@ work weighs on every build alike.
 
     python3 bench/cpu_pair.py OLD/medthinkd NEW/medthinkd
 
+An argument ref:PATH is the issue's reference bare loop, PATH built from
+../shared/bench/curlmulti.c (gcc -O2 curlmulti.c -lcurl -ljansson -luv):
+N calls of its own body against the same simulator.
+
 Environment: N (20000 items), ROUNDS (3), PERF=prefix (perf record of the
 first round of each build, to PREFIX.0, PREFIX.1, ...). Prints one line per
 job (wall, calls, process CPU ms per call and the event-loop thread's share
@@ -25,7 +29,25 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 PERF = os.environ.get("PERF")
 
 
+def ref_loop(binp, sim):
+    """The issue's reference bare loop (../shared/bench/curlmulti.c, built by
+    the caller): N posts of its fixed body, 512 in flight, to the same
+    simulator; its own getrusage CPU (process start included)."""
+    sim.reset()
+    t0 = time.monotonic()
+    out = subprocess.run([binp, sim.url() + "/chat/completions", str(N), str(B.CONC)],
+                         capture_output=True, text=True, timeout=3600)
+    m = dict(kv.split("=", 1) for kv in out.stdout.split()[1:] if "=" in kv)
+    calls = int(m.get("calls", 0))
+    return {"wall_s": round(time.monotonic() - t0, 2), "calls": calls,
+            "failed": int(m.get("failed", -1)),
+            "cpu_ms_per_call": round(float(m.get("cpu", "0s").rstrip("s")) * 1000 / max(1, calls), 4),
+            "loop_ms_per_call": None, "load": round(os.getloadavg()[0], 2)}
+
+
 def one(binp, tag, sim, items, perf_out):
+    if binp.startswith("ref:"):
+        return ref_loop(binp[4:], sim)
     d = B.Daemon(tag, {"sim": (sim, {})})
     env = dict(os.environ)
     env.pop("MEDTHINK_SOCKET", None)
@@ -37,7 +59,7 @@ def one(binp, tag, sim, items, perf_out):
         sim.reset()
         pr = None
         if perf_out:
-            pr = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
+            pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"), "--call-graph", "dwarf,16384",
                                    "-p", str(d.pid), "-o", perf_out],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
@@ -47,7 +69,13 @@ def one(binp, tag, sim, items, perf_out):
         job = d.submit(ds["id"], "sim", "j")
         t1, st = d.wait_done(job, poll=0.05)
         cpu = d.cpu() - c0
-        loop = B.thread_cpu(d.pid)[d.pid][1] - th0[d.pid][1]
+        th1 = B.thread_cpu(d.pid)
+        loop = th1[d.pid][1] - th0[d.pid][1]
+        # Every thread's share, by name (the writer, status front, checkpointer...).
+        per = {}
+        for tid, (name, sec) in th1.items():
+            key = name.split("[")[0]
+            per[key] = per.get(key, 0.0) + sec - th0.get(tid, (name, 0.0))[1]
         if pr:
             pr.send_signal(2)
             pr.wait()
@@ -55,6 +83,8 @@ def one(binp, tag, sim, items, perf_out):
         return {"wall_s": round(t1 - t0, 2), "calls": calls, "state": st.get("state"),
                 "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4),
                 "loop_ms_per_call": round(loop * 1000 / max(1, calls), 4),
+                "threads_ms_per_call": {k: round(v * 1000 / max(1, calls), 4)
+                                        for k, v in sorted(per.items())},
                 "load": round(os.getloadavg()[0], 2)}
     finally:
         d.stop()
@@ -81,7 +111,7 @@ def main():
         B.cleanup()
     for b, rows in res.items():
         cpu = [x["cpu_ms_per_call"] for x in rows]
-        print("%s: cpu ms/call %s mean %.4f; loop thread %s" %
+        print("%s: cpu ms/call %s mean %.4f; event-loop thread %s" %
               (b, cpu, sum(cpu) / len(cpu), [x["loop_ms_per_call"] for x in rows]))
     return 0
 

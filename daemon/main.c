@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,7 @@ static void ckpt_work_cb(uv_work_t *w)
 	 * background work here (checkpoints, the store check, a restart's
 	 * counts), so the nice value stays with the thread. */
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	pthread_setname_np(pthread_self(), "mt-pool"); /* a pool thread: background work only */
 	store_ckpt_run(d->ckpt, &d->ckpt_log);
 }
 

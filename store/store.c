@@ -1111,6 +1111,7 @@ static void *writer_main(void *arg)
 	struct store_writer *w = arg;
 	struct store *ws = w->ws;
 
+	pthread_setname_np(pthread_self(), "mt-writer"); /* top -H, perf */
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		struct batch_queue run;

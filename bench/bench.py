@@ -25,8 +25,10 @@ and writes docs/PERFORMANCE.md (plus build/bench/results.json).
                 the aiohttp script on the same bodies, one after the other;
                 fixed cost and marginal rate from the two sizes, time to
                 first call, CPU per call (whole process and loop thread) and
-                peak RSS; BENCH_E2E_ROUNDS rounds per size (default 2), the
-                daemon and the bare loop alternating (a b, b a, ...)
+                peak RSS; BENCH_E2E_ROUNDS rounds per size (default 3), the
+                daemon and the bare loops alternating (a b r, r b a, ...);
+                (r) is the issue's own bare loop, ../shared/bench/curlmulti.c
+                unchanged, built here with gcc
   8 status      GET /v1/jobs/{id} latency with 50 clients polling during a
                 512-in-flight job (BENCH_STATUS_N items, BENCH_STATUS_S s):
                 build/bench/status_poll, or a Python fallback if it is missing
@@ -84,7 +86,7 @@ TP_N = int(os.environ.get("BENCH_TP_N", "20000"))
 E2E_N = [int(x) for x in os.environ.get("BENCH_E2E_N", "20000,200000").split(",") if x.strip()]
 E2E_AIO = os.environ.get("BENCH_E2E_AIO", "0" if "issue17" in ONLY else "1") != "0"
 E2E_AIO_REF = os.environ.get("BENCH_REF_AIO", "1") != "0"
-E2E_ROUNDS = max(1, int(os.environ.get("BENCH_E2E_ROUNDS", "2")))
+E2E_ROUNDS = max(1, int(os.environ.get("BENCH_E2E_ROUNDS", "3")))
 STATUS_N = int(os.environ.get("BENCH_STATUS_N", "60000"))
 STATUS_S = float(os.environ.get("BENCH_STATUS_S", "10"))
 STATUS_CLIENTS = int(os.environ.get("BENCH_STATUS_CLIENTS", "50"))
@@ -92,6 +94,7 @@ KILL_LEFT = int(os.environ.get("BENCH_KILL_LEFT", "2000"))
 REF_N = [int(x) for x in os.environ.get("BENCH_REF_N", "20000,200000").split(",") if x.strip()]
 REF_ROUNDS = max(1, int(os.environ.get("BENCH_REF_ROUNDS", "2")))
 REF_SCRIPT = os.path.join(TOP, "..", "shared", "bench", "compare.sh")
+REF_LOOP_SRC = os.path.join(TOP, "..", "shared", "bench", "curlmulti.c")
 RUN_ID = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime()), os.getpid())
 LOADED_CORES = 0.2   # other processes' CPU above which a section is flagged loaded
 SCALE_N = int(os.environ.get("BENCH_SCALE_N", "1000000"))
@@ -819,6 +822,47 @@ def e2e_bare(url, bodies, nb):
     return b
 
 
+def ref_loop_build():
+    """The issue's own bare loop (../shared/bench/curlmulti.c, unchanged),
+    built as compare.sh builds it; None when the source is missing."""
+    exe = os.path.join(T, "curlmulti")
+    if os.path.exists(exe):
+        return exe
+    if not os.path.exists(REF_LOOP_SRC):
+        return None
+    out = subprocess.run(["gcc", "-O2", "-o", exe, REF_LOOP_SRC, "-lcurl", "-luv", "-ljansson"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("building %s: %s" % (REF_LOOP_SRC, out.stderr[-400:]))
+    return exe
+
+
+def e2e_ref(exe, url, nb):
+    """The issue's bare loop: nb posts of its own fixed body (one easy handle
+    each, every reply parsed with jansson), 512 in flight, to the same
+    simulator; wall from process start to exit, CPU from wait4's rusage."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([exe, url, str(nb), str(CONC)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    PROCS.append((p, "curlmulti"))
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out = p.stdout.read()
+    got = ref_parse(out).get("curlmulti")
+    if p.returncode != 0 or not got:
+        raise RuntimeError("curlmulti: exit %d: %s" % (p.returncode, (out + p.stderr.read())[-400:]))
+    cpu = ru.ru_utime + ru.ru_stime
+    calls = int(got["calls"])
+    return {"items": nb, "calls": calls, "failed": int(got["failed"]), "wall_s": round(wall, 3),
+            "calls_per_s": round(calls / wall, 1), "calls_per_s_inner": got["rate"],
+            "cpu_s": round(cpu, 3), "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4)}
+
+
+def fmt3(x):
+    return "-" if x is None else "%.3f" % x
+
+
 def median(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else None
@@ -844,6 +888,9 @@ def bench_e2e():
     d = Daemon("e2e", {"sim": (sim, {})})
     d.start()
     url = sim.url() + "/chat/completions"
+    ref_exe = ref_loop_build()
+    if not ref_exe:
+        NOTES.append("section 7 ran without the issue's bare loop: %s is missing" % REF_LOOP_SRC)
     try:
         for n in E2E_N:
             bodies = os.path.join(T, "e2e-bodies.jsonl")
@@ -852,8 +899,18 @@ def bench_e2e():
             for r in range(E2E_ROUNDS):
                 # a b, b a, a b, ...: drift of the machine falls on both alike.
                 rr = {}
-                for k in (("a", "b") if r % 2 == 0 else ("b", "a")):
-                    if k == "a":
+                order = ("a", "b", "r") if r % 2 == 0 else ("r", "b", "a")
+                for k in order:
+                    if k == "r":
+                        if not ref_exe:
+                            continue
+                        # nb is known: (a) ran first in round 1. (r) sends
+                        # as many calls as the daemon did.
+                        sim.reset()
+                        x = e2e_ref(ref_exe, url, nb)
+                        log("  (r) the issue's curlmulti %d calls, round %d: %s" % (nb, r + 1, x))
+                        rr["r"] = x
+                    elif k == "a":
                         job, a = e2e_daemon(d, sim, n, "%dr%d" % (n, r))
                         log("  (a) medthinkd %d items, round %d: %s" % (n, r + 1, a))
                         rr["a"] = a
@@ -864,6 +921,11 @@ def bench_e2e():
                         b = e2e_bare(url, bodies, nb)
                         log("  (b) curl-multi %d bodies, round %d: %s" % (nb, r + 1, b))
                         rr["b"] = b
+                if "r" in rr:
+                    x = rr["r"]
+                    rr["ratio_r"] = round(rr["a"]["calls_per_s"] / x["calls_per_s"], 4) if x["calls_per_s"] else None
+                    rr["cpu_ratio_r"] = (round(rr["a"]["cpu_ms_per_call"] / x["cpu_ms_per_call"], 3)
+                                         if x["cpu_ms_per_call"] else None)
                 a, b = rr["a"], rr["b"]
                 # The bare loop sends the daemon's calls (its re-asks included):
                 # the same work, so the ratio is of calls/s (= wall b / wall a).
@@ -896,14 +958,21 @@ def bench_e2e():
                           for f in ("wall_s", "items_per_s", "calls_per_s", "cpu_ms_per_call", "loop_cpu_ms_per_call",
                                     "first_call_s", "max_rss_kib")}
                 med[k]["items"] = rounds[0][k]["items"]
+            if all("r" in rr for rr in rounds):
+                med["r"] = {f: median([rr["r"].get(f) for rr in rounds])
+                            for f in ("wall_s", "calls_per_s", "cpu_ms_per_call")}
             res["sizes"].append({"n": n, "rounds": rounds, "a": rounds[0]["a"], "b": rounds[0]["b"],
                                  "med": med, "c": c,
+                                 "ratio_r": median([rr.get("ratio_r") for rr in rounds]),
+                                 "cpu_ratio_r": median([rr.get("cpu_ratio_r") for rr in rounds]),
                                  "ratio": median([rr["ratio"] for rr in rounds]),
                                  "cpu_ratio": median([rr["cpu_ratio"] for rr in rounds]),
                                  "loop_cpu_ratio": median([rr["loop_cpu_ratio"] for rr in rounds])})
-            log("  %d items: a/b median %.3f, CPU per call a/b median %s (loop thread %s)"
+            log("  %d items: a/b median %.3f, CPU per call a/b median %s (loop thread %s); "
+                "a/r %s, CPU a/r %s"
                 % (n, res["sizes"][-1]["ratio"], res["sizes"][-1]["cpu_ratio"],
-                   res["sizes"][-1]["loop_cpu_ratio"]))
+                   res["sizes"][-1]["loop_cpu_ratio"], fmt3(res["sizes"][-1]["ratio_r"]),
+                   fmt3(res["sizes"][-1]["cpu_ratio_r"])))
     finally:
         d.stop()
         sim.stop()
@@ -1587,6 +1656,25 @@ def e2e_report(w):
              s["med"]["a"]["cpu_ms_per_call"], s["med"]["b"]["cpu_ms_per_call"], s["cpu_ratio"] or 0,
              "%.2f" % s["loop_cpu_ratio"] if s.get("loop_cpu_ratio") is not None else "-"))
     w("")
+    rs = [s for s in e["sizes"] if s.get("cpu_ratio_r") is not None]
+    if rs:
+        w("(r) is the issue's own bare loop, ../shared/bench/curlmulti.c unchanged (built with gcc -O2 as "
+          "compare.sh builds it): an easy handle per call, every reply parsed with jansson, its own fixed "
+          "body; it runs in the same rounds (a b r, then r b a, ...) against the same simulator and sends "
+          "as many calls as the daemon did. Wall from its process start to exit; CPU from wait4's rusage.")
+        w("")
+        w("| items | round | (r) calls/s | a/r | CPU ms/call a / r (whole process) | a/r |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for s in rs:
+            for i, rr in enumerate(s["rounds"]):
+                x = rr["r"]
+                w("| %s | %d | %.0f (%.2f s) | %.3f | %.4f / %.4f | %.2f |"
+                  % ("{:,}".format(s["n"]), i + 1, x["calls_per_s"], x["wall_s"], rr["ratio_r"] or 0,
+                     rr["a"]["cpu_ms_per_call"], x["cpu_ms_per_call"], rr["cpu_ratio_r"] or 0))
+            w("| %s | **median** | %.0f | **%.3f** | %.4f / %.4f | **%.2f** |"
+              % ("{:,}".format(s["n"]), s["med"]["r"]["calls_per_s"], s["ratio_r"] or 0,
+                 s["med"]["a"]["cpu_ms_per_call"], s["med"]["r"]["cpu_ms_per_call"], s["cpu_ratio_r"]))
+        w("")
     cs = [s for s in e["sizes"] if s.get("c")]
     if cs:
         w("(c) asyncio + aiohttp + sqlite3: " + "; ".join(
@@ -1952,6 +2040,24 @@ def issue17_rows():
         else:
             rows.append(("(1) submit to done >= 0.9 x the bare loop at %s items" % "{:,}".format(n),
                          "not measured in this run (BENCH_E2E_N)", None, None))
+    def by_ref_loop(key, per, limit, ge):
+        """One row over both sizes against the issue's bare loop (r), paired
+        in section 7: met when every size is."""
+        parts, ok = [], True
+        for n in (20000, 200000):
+            s = by_n.get(n)
+            if not s or s.get(key) is None:
+                return None
+            parts.append("%s items: %s" % ("{:,}".format(n), per(s)))
+            ok = ok and (s[key] >= limit if ge else s[key] <= limit)
+        return "; ".join(parts), ok
+    r1 = by_ref_loop("ratio_r", lambda s: "%.3f x (rounds: %s; %.0f vs %.0f calls/s)"
+                     % (s["ratio_r"], ", ".join("%.3f" % r["ratio_r"] for r in s["rounds"]),
+                        s["med"]["a"]["calls_per_s"], s["med"]["r"]["calls_per_s"]), 0.9, True)
+    rows.append(("(1) the same, against the issue's bare loop (../shared/bench/curlmulti.c) in the same "
+                 "rounds, at 20,000 and 200,000 items",
+                 r1[0] if r1 else "not measured in this run (needs ../shared/bench/curlmulti.c)",
+                 r1[1] if r1 else None, e.get("load") if r1 else None))
     ref = cur("reference")
     ref_by_n = {x["n"]: x for x in ref["sizes"]} if ref else {}
     for n in (20000, 200000):
@@ -2003,6 +2109,13 @@ def issue17_rows():
                      "; ".join(parts), ok and bool(parts), e.get("load")))
     else:
         rows.append(("(4) CPU per call <= 1.5 x the bare loop's", "not measured in this run", None, None))
+    r4 = by_ref_loop("cpu_ratio_r", lambda s: "%.4f vs %.4f ms = %.2f x (rounds: %s)"
+                     % (s["med"]["a"]["cpu_ms_per_call"], s["med"]["r"]["cpu_ms_per_call"], s["cpu_ratio_r"],
+                        ", ".join("%.2f" % r["cpu_ratio_r"] for r in s["rounds"])), 1.5, False)
+    rows.append(("(4) the same, against the issue's bare loop (../shared/bench/curlmulti.c: an easy handle "
+                 "per call, each reply parsed with jansson) in the same rounds",
+                 r4[0] if r4 else "not measured in this run (needs ../shared/bench/curlmulti.c)",
+                 r4[1] if r4 else None, e.get("load") if r4 else None))
     if ref_by_n:
         parts = ["%s items: %.4f vs %.4f ms = %.2f x (runs: %s)"
                  % ("{:,}".format(n), median([r["medthinkd"]["cpu_per_1k"] for r in x["runs"]]),
@@ -2072,9 +2185,11 @@ def issue17_section(w):
       "started again on the same store, page cache warm. Rows that say \"by the issue's reference "
       "script\" come from section 9: ../shared/bench/compare.sh, the script behind the issue's own "
       "figures, run unchanged (its bare loop makes an easy handle per call and parses each reply "
-      "with jansson, the baseline as the issue defines it; medthinkd polled every 0.2 s). The other "
-      "rows come from section 7, whose bare loop parses nothing and reuses its handles: a stricter "
-      "baseline, kept beside it." % (i7["date"], i7["commit"], i7["mode"], "{:,}".format(i7.get("kill_left", KILL_LEFT))))
+      "with jansson, the baseline as the issue defines it; medthinkd polled every 0.2 s). Rows that "
+      "say \"against the issue's bare loop\" run that same program (curlmulti.c, unchanged) inside "
+      "section 7's rounds, paired with the daemon on the same simulator, without the script's "
+      "poll. The other rows come from section 7's own bare loop, which parses nothing and reuses its "
+      "handles: a stricter baseline, kept beside it." % (i7["date"], i7["commit"], i7["mode"], "{:,}".format(i7.get("kill_left", KILL_LEFT))))
     w("")
     w("| target | measured | | machine during that section |\n|---|---|---|---|")
     for tgt, meas, ok, ld in i7["rows"]:
@@ -2169,8 +2284,9 @@ def self_check():
                 "first_call_s": 0.01, "max_rss_kib": 40000, "cpu_s": cpu * 20, "cpu_s_main": loop * 20}
     sizes = []
     for n in (20000, 200000):
-        rounds = [{"a": side(4600, 0.1, 0.08), "b": side(5000, 0.08, 0.07)},
-                  {"a": side(4500, 0.11, 0.09), "b": side(4900, 0.08, 0.07)}]
+        rounds = [{"a": side(4600, 0.1, 0.08), "b": side(5000, 0.08, 0.07), "r": side(4800, 0.075, 0.07)},
+                  {"a": side(4500, 0.11, 0.09), "b": side(4900, 0.08, 0.07),
+                   "r": side(4700, 0.07 if n == 20000 else 0.065, 0.07)}]
         for rr in rounds:
             rr["a"]["items"] = rr["b"]["items"] = n
             rr["a"]["wall_s"] = n / rr["a"]["items_per_s"]
@@ -2178,13 +2294,18 @@ def self_check():
             rr["ratio"] = rr["a"]["items_per_s"] / rr["b"]["items_per_s"]
             rr["cpu_ratio"] = rr["a"]["cpu_ms_per_call"] / rr["b"]["cpu_ms_per_call"]
             rr["loop_cpu_ratio"] = rr["a"]["loop_cpu_ms_per_call"] / rr["b"]["loop_cpu_ms_per_call"]
+            rr["ratio_r"] = rr["a"]["calls_per_s"] / rr["r"]["calls_per_s"]
+            rr["cpu_ratio_r"] = rr["a"]["cpu_ms_per_call"] / rr["r"]["cpu_ms_per_call"]
         med = {k: {f: median([rr[k][f] for rr in rounds]) for f in
                    ("wall_s", "items_per_s", "calls_per_s", "cpu_ms_per_call", "loop_cpu_ms_per_call",
                     "first_call_s", "max_rss_kib")}
                for k in ("a", "b")}
         for k in ("a", "b"):
             med[k]["items"] = n
+        med["r"] = {f: median([rr["r"][f] for rr in rounds]) for f in ("wall_s", "calls_per_s", "cpu_ms_per_call")}
         sizes.append({"n": n, "rounds": rounds, "a": rounds[0]["a"], "b": rounds[0]["b"], "med": med, "c": None,
+                      "ratio_r": median([r["ratio_r"] for r in rounds]),
+                      "cpu_ratio_r": median([r["cpu_ratio_r"] for r in rounds]),
                       "ratio": median([r["ratio"] for r in rounds]),
                       "cpu_ratio": median([r["cpu_ratio"] for r in rounds]),
                       "loop_cpu_ratio": median([r["loop_cpu_ratio"] for r in rounds])})
@@ -2222,13 +2343,16 @@ def self_check():
                             "sizes": [ref_size(20000, r1), ref_size(200000, r2)]}
     issue17_finish(1.0)
     rows = RESULTS["issue17"]["rows"]
-    check(len(rows) == 10, "ten target rows (1) and (4) by both harnesses")
+    check(len(rows) == 12, "twelve target rows: (1) and (4) by our loop, the issue's loop and its script")
     check(rows[0][2] is True and rows[1][2] is True, "(1) met at both sizes with ratios >= 0.9")
-    check(rows[2][2] is True and rows[3][2] is False, "(1) by the reference script: 0.927 met, 0.804 missed")
-    check(rows[4][2] is None and "not measured in this run" in rows[4][1],
+    check(rows[2][2] is True and "0.958 x" in rows[2][1], "(1) against the issue's loop in the same rounds")
+    check(rows[3][2] is True and rows[4][2] is False, "(1) by the reference script: 0.927 met, 0.804 missed")
+    check(rows[5][2] is None and "not measured in this run" in rows[5][1],
           "a result of an earlier run counts as not measured")
-    check(rows[8][2] is True and rows[6][2] is True, "(4) and (5) from the made-up numbers")
-    check(rows[7][2] is False and "1.39 x" in rows[7][1] and "1.80 x" in rows[7][1],
+    check(rows[10][2] is True and rows[7][2] is True, "(4) and (5) from the made-up numbers")
+    check(rows[8][2] is False and "1.45 x" in rows[8][1] and "1.51 x" in rows[8][1],
+          "(4) against the issue's loop: missed when one size is over 1.5 x")
+    check(rows[9][2] is False and "1.39 x" in rows[9][1] and "1.80 x" in rows[9][1],
           "(4) by the reference script: missed when one size is over 1.5 x")
     write_report(old, 1.0, [], ran=["e2e", "status", "issue17", "reference"])
     text = open(old).read()

@@ -196,6 +196,18 @@ int textcheck_cjk_share(const char *s, size_t *letters)
 
 /* ---- hash sets of 64-bit keys with counts ------------------------------ */
 
+/* common/hash.c's hash_mix64, inline: the hash sets and the n-gram keys
+ * take it for every term, line and window they look up. */
+static inline uint64_t tc_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
 struct hset {
 	uint64_t *key;
 	uint32_t *cnt;
@@ -250,7 +262,7 @@ static size_t hset_slot(const struct hset *h, uint64_t k)
 	size_t i;
 
 	k = k ? k : 1;
-	for (i = (size_t)hash_mix64(k) & h->mask; h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
+	for (i = (size_t)tc_mix64(k) & h->mask; h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
 		;
 	return i;
 }
@@ -855,7 +867,7 @@ static inline bool grams_next(struct grams *g)
 /* The window's key for the exact count: never 0. */
 static inline uint64_t grams_key(const struct grams *g)
 {
-	uint64_t m = hash_mix64(g->h);
+	uint64_t m = tc_mix64(g->h);
 
 	return m ? m : 1;
 }
@@ -885,13 +897,6 @@ static inline unsigned gram_counter(const uint64_t *tab, size_t b)
  * text is clean; (2) the union of just those windows, a tighter bound;
  * (3) the exact count of just those windows by their 64-bit key. Sets
  * *covered, or returns -ENOMEM. */
-/* grams_covered for a text of at most GRAM_HS_MAX windows: the same passes
- * and the same keys, but pass 1 keeps each window's rolling hash, so that
- * pass 2 reads it back instead of rolling again, tests blankness only for
- * the windows in buckets that reached 3, and gathers the windows pass 3
- * counts (which then need no roll either). */
-#define GRAM_HS_MAX 4096
-
 static bool window_nonblank(const char *s)
 {
 	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
@@ -936,73 +941,156 @@ static inline __attribute__((always_inline)) size_t grams_pass1(const unsigned c
 	return inb * TEXTCHECK_GRAM_BYTES;
 }
 
+/* grams_covered for a text of at most GRAM_HS_MAX windows, by anchors. A
+ * window that occurs 3 times holds, at one of its first ANCHOR_STRIDE
+ * offsets, an anchor: the GRAM_PIECE bytes at a multiple of ANCHOR_STRIDE
+ * (GRAM_PIECE + ANCHOR_STRIDE - 1 = GRAM_BYTES); and those bytes occur 3
+ * times too (in each copy of the window). So (1) the anchors' pieces are
+ * counted at every offset of the text (a bit set of them rules out most
+ * offsets with one probe; a count can only come out too high, never too
+ * low), and every counted window lies within ANCHOR_STRIDE - 1 bytes before
+ * a hot anchor (one whose piece occurs 3 times or more) to GRAM_BYTES after
+ * it: under the thresholds, the text is clean; (2) every copy of a counted
+ * window holds a hot anchor in its first ANCHOR_STRIDE offsets, so the exact
+ * count of the windows that do (by the same 64-bit keys as grams_covered)
+ * is the count over the whole text for every window that reaches
+ * GRAM_MIN_COUNT. */
+#define GRAM_HS_MAX 4096
+#define GRAM_PIECE 16
+_Static_assert(GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES <= 65536, "window offsets fit 16 bits");
+#define ANCHOR_STRIDE (TEXTCHECK_GRAM_BYTES - GRAM_PIECE + 1)
+#define ANCHOR_MAX ((GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES) / ANCHOR_STRIDE + 1)
+#define ANCHOR_SLOTS_MAX 1024 /* a power of two, at least 2 * ANCHOR_MAX */
+#define ANCHOR_MAP_MAX 16384 /* the map of anchor hashes: a power of two */
+
+_Static_assert(ANCHOR_STRIDE >= 1 && GRAM_PIECE >= 8 && GRAM_PIECE <= 16,
+	       "an anchor's piece is read as two overlapping 8-byte words");
+_Static_assert(ANCHOR_SLOTS_MAX >= 2 * ANCHOR_MAX, "the anchors' table is at most half full");
+
+/* The hash of the GRAM_PIECE bytes at u (one multiply: pieces that
+ * collide only count too much); a key of it is h | 1 (0 is the empty
+ * slot). */
+static inline uint64_t piece_hash(const unsigned char *u)
+{
+	uint64_t a, b;
+
+	memcpy(&a, u, 8);
+	memcpy(&b, u + GRAM_PIECE - 8, 8);
+	return (a ^ ((b << 29) | (b >> 35))) * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+static inline uint64_t rolled_hash(const unsigned char *u)
+{
+	uint64_t h = 0;
+
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+		h = h * GRAM_B + u[k];
+	return h;
+}
+
 static int grams_covered_small(const char *s, size_t n, size_t *covered)
 {
-	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
-	uint64_t hs[GRAM_HS_MAX];
-	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0;
-	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, na = (n - GRAM_PIECE) / ANCHOR_STRIDE + 1;
+	size_t slots = 64, nmap = 1024, bound = 0, until = 0, ncand = 0;
+	uint64_t akey[ANCHOR_SLOTS_MAX];
+	unsigned char amap[ANCHOR_MAP_MAX];
+	uint32_t acnt[ANCHOR_SLOTS_MAX];
+	uint16_t aslot[ANCHOR_MAX];
+	unsigned mshift;
+	uint64_t ck[GRAM_HS_MAX]; /* (2): the candidate windows' keys */
+	uint16_t cpos[GRAM_HS_MAX];
+	uint64_t hh = 0, m, top = 1;
+	size_t hpos = SIZE_MAX;
 	uint64_t key[2 * GRAM_FLAGGED_STACK];
 	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
-	const unsigned char *u = (const unsigned char *)s;
-	unsigned bits = 10;
 	struct hset h;
 	int rc = 0;
 
 	*covered = 0;
-	bound = grams_pass1(u, nw, tab, &bits, hs);
-	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
-		return 0;
-	/* (2), and the windows for (3) */
-	bound = 0;
-	for (size_t i = 0; i < nw; i++) {
-		if ((u[i] & 0xC0) == 0x80 || gram_counter(tab, gram_bucket(hs[i], bits)) < 3 ||
-		    !window_nonblank(s + i))
+	for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+		top *= GRAM_B;
+	/* (1) the anchors in a table at most half full, and a map of their
+	 * hashes, about 32 bytes an anchor (one load an offset rules most out) */
+	while (slots < 2 * na)
+		slots *= 2;
+	while (nmap < 32 * na && nmap < ANCHOR_MAP_MAX)
+		nmap *= 2;
+	mshift = 64 - (unsigned)__builtin_ctzll(nmap);
+	memset(akey, 0, slots * sizeof(*akey));
+	memset(acnt, 0, slots * sizeof(*acnt));
+	memset(amap, 0, nmap);
+	for (size_t j = 0; j < na; j++) {
+		uint64_t k = piece_hash(u + j * ANCHOR_STRIDE), key1 = k | 1;
+		size_t i = (size_t)(tc_mix64(key1) & (slots - 1));
+
+		while (akey[i] && akey[i] != key1)
+			i = (i + 1) & (slots - 1);
+		akey[i] = key1;
+		aslot[j] = (uint16_t)i;
+		amap[k >> mshift] = 1;
+	}
+	for (size_t p = 0; p + GRAM_PIECE <= n; p++) {
+		uint64_t k = piece_hash(u + p), key1;
+		size_t i;
+
+		if (!amap[k >> mshift])
 			continue;
-		bound += i + TEXTCHECK_GRAM_BYTES - (i > until ? i : until);
-		until = i + TEXTCHECK_GRAM_BYTES;
-		if (nflag < GRAM_FLAGGED_STACK)
-			flag_stack[nflag] = i;
-		nflag++;
+		key1 = k | 1;
+		for (i = (size_t)(tc_mix64(key1) & (slots - 1)); akey[i] && akey[i] != key1;
+		     i = (i + 1) & (slots - 1))
+			;
+		acnt[i] += akey[i] != 0;
+	}
+	for (size_t j = 0; j < na; j++) {
+		size_t p = j * ANCHOR_STRIDE, lo, hi;
+
+		if (acnt[aslot[j]] < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		lo = p >= ANCHOR_STRIDE - 1 ? p - (ANCHOR_STRIDE - 1) : 0;
+		hi = p + TEXTCHECK_GRAM_BYTES < n ? p + TEXTCHECK_GRAM_BYTES : n;
+		bound += hi - (lo > until ? lo : until);
+		until = hi;
 	}
 	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
-	/* (3) */
-	if (nflag > GRAM_FLAGGED_STACK) {
-		size_t k = 0;
+	/* (2) the windows that hold a hot anchor in their first ANCHOR_STRIDE
+	 * offsets, in order, with their keys (rolled along a stretch of them) */
+	until = 0;
+	for (size_t j = 0; j < na; j++) {
+		size_t p = j * ANCHOR_STRIDE, lo, hi;
 
-		flag = malloc(nflag * sizeof(*flag));
-		if (!flag)
-			return -ENOMEM;
-		for (size_t i = 0; i < nw; i++)
-			if ((u[i] & 0xC0) != 0x80 && gram_counter(tab, gram_bucket(hs[i], bits)) >= 3 &&
-			    window_nonblank(s + i))
-				flag[k++] = i;
+		if (acnt[aslot[j]] < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		lo = p >= ANCHOR_STRIDE - 1 ? p - (ANCHOR_STRIDE - 1) : 0;
+		hi = p + 1 < nw ? p + 1 : nw;
+		for (size_t i = lo > until ? lo : until; i < hi; i++) {
+			hh = i && i == hpos + 1 ? (hh - u[i - 1] * top) * GRAM_B + u[i - 1 + TEXTCHECK_GRAM_BYTES]
+						: rolled_hash(u + i);
+			hpos = i;
+			if ((u[i] & 0xC0) == 0x80 || !window_nonblank(s + i))
+				continue;
+			m = tc_mix64(hh);
+			ck[ncand] = m ? m : 1;
+			cpos[ncand++] = (uint16_t)i;
+		}
+		until = hi > until ? hi : until;
 	}
-	if (hset_init(&h, nflag, key, cnt, 2 * GRAM_FLAGGED_STACK)) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t k = 0; k < nflag; k++) {
-		uint64_t m = hash_mix64(hs[flag[k]]);
-
-		hset_add(&h, m ? m : 1);
-	}
+	if (hset_init(&h, ncand, key, cnt, 2 * GRAM_FLAGGED_STACK))
+		return -ENOMEM;
+	for (size_t k = 0; k < ncand; k++)
+		hset_add(&h, ck[k]);
 	/* the union of the windows that occur often enough, in order */
 	until = 0;
-	for (size_t k = 0; k < nflag; k++) {
-		size_t e = flag[k] + TEXTCHECK_GRAM_BYTES;
-		uint64_t m = hash_mix64(hs[flag[k]]);
+	for (size_t k = 0; k < ncand; k++) {
+		size_t e = cpos[k] + TEXTCHECK_GRAM_BYTES;
 
-		if (hset_get(&h, m ? m : 1) < TEXTCHECK_GRAM_MIN_COUNT)
+		if (hset_get(&h, ck[k]) < TEXTCHECK_GRAM_MIN_COUNT)
 			continue;
-		*covered += e - (flag[k] > until ? flag[k] : until);
+		*covered += e - (cpos[k] > until ? cpos[k] : until);
 		until = e;
 	}
 	hset_free(&h);
-out:
-	if (flag != flag_stack)
-		free(flag);
 	return rc;
 }
 

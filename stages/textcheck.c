@@ -1564,6 +1564,12 @@ static int check_off_topic(struct tc *t)
 				best_m = m;
 			}
 		}
+		/* the head grows by line i only for a split measured after it
+		 * (tails only shrink) */
+		if (i + 1 >= tl->lines || i + 1 >= TEXTCHECK_TOPIC_SPLITS_MAX ||
+		    (tl->n - tl->lo[i + 1]) * 100 < tl->n * TEXTCHECK_TOPIC_TAIL_SHARE ||
+		    tl->n - tl->lo[i + 1] < TEXTCHECK_TOPIC_MIN_TERMS)
+			break;
 		for (size_t j = tl->lo[i]; j < tl->lo[i + 1]; j++)
 			hset_add(&ref, term_at(tl, j));
 	}

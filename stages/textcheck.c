@@ -283,33 +283,47 @@ static uint32_t hset_get(const struct hset *h, uint64_t k)
 
 /* ---- terms ------------------------------------------------------------- */
 
-#define FNV_PRIME UINT64_C(0x100000001b3)
+/* The hash of s[0..n) for equality (terms, lines; nothing outside this
+ * file sees it): 8 bytes a multiply, ASCII letters lower-cased with
+ * lower = 0x20 in every byte (a term starting with an ASCII byte is a
+ * word: all letters), and one-to-one for n <= 8 (the length seeds it, and
+ * (h ^ w) * odd is a bijection of w). Reads nothing outside s[0..n). */
+#define LOWER8 UINT64_C(0x2020202020202020)
+#define CHUNK_K UINT64_C(0x9E3779B97F4A7C15)
 
-/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (common/hash.c's
- * fnv1a64, inline). */
-static inline uint64_t word_hash(const char *s, size_t n)
+static inline uint64_t chunk_hash(const char *s, size_t n, uint64_t lower)
 {
-	uint64_t h = FNV1A64_INIT;
+	const unsigned char *u = (const unsigned char *)s;
+	uint64_t h = CHUNK_K ^ n, w;
+	size_t i = 0, r;
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)(s[i] | 0x20)) * FNV_PRIME;
-	return h;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ (w | lower)) * CHUNK_K;
+	}
+	r = n - i;
+	if (r == 0)
+		return h;
+	if (n >= 8) { /* the last 8 bytes, shifted down to the r left */
+		memcpy(&w, s + n - 8, 8);
+		w >>= (8 - r) * 8;
+	} else if (r >= 4) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + r - 4, 4);
+		w = lo | (uint64_t)hi << ((r - 4) * 8);
+	} else {
+		w = u[0] | (uint64_t)u[r / 2] << (r / 2 * 8) | (uint64_t)u[r - 1] << ((r - 1) * 8);
+	}
+	return (h ^ (w | (lower >> ((8 - r) * 8)))) * CHUNK_K;
 }
 
-static inline uint64_t bytes_hash(const char *s, size_t n)
-{
-	uint64_t h = FNV1A64_INIT;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
-	return h;
-}
-
-/* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
- * letters lower-cased (a term starting with an ASCII byte is a word). */
+/* A term's hash: of a CJK bigram's bytes, or of a Latin word's letters
+ * lower-cased. */
 static inline uint64_t term_hash(const char *s, size_t len)
 {
-	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : bytes_hash(s, len);
+	return chunk_hash(s, len, (unsigned char)s[0] < 0x80 ? LOWER8 : 0);
 }
 
 /* Counts the letters of one character at u[0..n) (a lead byte of 0x80 or
@@ -347,6 +361,28 @@ char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
 	return l;
 }
 
+/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
+ * time while they are all letters. */
+static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+
+	while (j + 8 <= n) {
+		uint64_t w, y, letters;
+
+		memcpy(&w, u + j, 8);
+		y = (w | ones * 0x20) & ~high;
+		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
+		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
+		if (letters != high)
+			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
+		j += 8;
+	}
+	while (j < n && ascii_letter(u[j]))
+		j++;
+	return j;
+}
+
 /* The item's fields in one pass each: their letters (the language check,
  * every field) and the hashes of their terms (the topic check, every field
  * but the context): CJK bigrams within runs of Han characters, Latin words
@@ -372,29 +408,24 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 		size_t l;
 
 		if (u[i] < 0x80) {
-			size_t j = i;
-			uint64_t h = FNV1A64_INIT;
+			size_t j;
 
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				i++;
 				continue;
 			}
-			/* s[n] is the field's NUL */
-			while (ascii_letter(u[j])) {
-				h = (h ^ (u[j] | 0x20u)) * FNV_PRIME;
-				j++;
-			}
+			j = letter_run(u, i + 1, n);
 			is->latin += j - i;
 			if (terms && j - i >= 3 && is->n < is->cap)
-				is->h[is->n++] = h;
+				is->h[is->n++] = chunk_hash(s + i, j - i, LOWER8);
 			i = j;
 			continue;
 		}
 		l = char_letters(s + i, n - i, &is->cjk, &is->latin, &han);
 		if (han) {
 			if (prev && terms && is->n < is->cap)
-				is->h[is->n++] = bytes_hash(prev, prev_len + l);
+				is->h[is->n++] = chunk_hash(prev, prev_len + l, 0);
 			prev = s + i;
 			prev_len = l;
 		} else {
@@ -483,28 +514,6 @@ static void term_list_free(struct term_list *l)
 	}
 	if (l->heap_lo)
 		free(l->lo);
-}
-
-/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
- * time while they are all letters. */
-static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
-{
-	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
-
-	while (j + 8 <= n) {
-		uint64_t w, y, letters;
-
-		memcpy(&w, u + j, 8);
-		y = (w | ones * 0x20) & ~high;
-		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
-		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
-		if (letters != high)
-			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
-		j += 8;
-	}
-	while (j < n && ascii_letter(u[j]))
-		j++;
-	return j;
 }
 
 /* One pass over the reply for the checks that read it by character: its
@@ -787,7 +796,7 @@ static int check_lines(struct tc *t)
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
 			b--;
 		if ((size_t)(b - a) >= TEXTCHECK_LINE_MIN_BYTES &&
-		    hset_add(&h, bytes_hash(a, (size_t)(b - a))) >=
+		    hset_add(&h, chunk_hash(a, (size_t)(b - a), 0)) >=
 			    TEXTCHECK_LINE_MIN_REPEATS) {
 			size_t count = 0;
 

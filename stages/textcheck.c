@@ -10,6 +10,10 @@
 #include "common/hash.h"
 #include "common/utf8.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define TC_FIELDS_MAX 40
 #define TC_PIECES_LOG2 14
 #define TC_PIECES_BITS ((size_t)1 << TC_PIECES_LOG2)
@@ -383,6 +387,76 @@ static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
 	return j;
 }
 
+/* The 64 bytes at u as bit masks (bit k for u[k]): ASCII letters in *l and
+ * line ends in *nl; false (and no masks) when one of them is not ASCII.
+ * 8 bytes at a time, each byte's test exact (no carry crosses a byte). */
+#define ONES8 UINT64_C(0x0101010101010101)
+#define HIGH8 (ONES8 * 0x80)
+
+static inline __attribute__((unused)) uint64_t high_bits_gather(uint64_t m)
+{
+	/* the high bit of byte j to bit j */
+	return ((m >> 7) * UINT64_C(0x0102040810204080)) >> 56;
+}
+
+static inline __attribute__((always_inline)) bool block_masks(const unsigned char *u, uint64_t *l,
+							       uint64_t *nl)
+{
+#ifdef __SSE2__
+	__m128i v[4];
+	uint64_t lm = 0, nm = 0;
+	int hi = 0;
+
+	for (int q = 0; q < 4; q++) {
+		v[q] = _mm_loadu_si128((const __m128i *)(const void *)(u + q * 16));
+		hi |= _mm_movemask_epi8(v[q]);
+	}
+	if (hi)
+		return false;
+	for (int q = 0; q < 4; q++) {
+		/* all bytes under 0x80: the signed compares are the unsigned ones */
+		__m128i y = _mm_or_si128(v[q], _mm_set1_epi8(0x20));
+		__m128i letters = _mm_and_si128(_mm_cmpgt_epi8(y, _mm_set1_epi8('a' - 1)),
+						_mm_cmplt_epi8(y, _mm_set1_epi8('z' + 1)));
+
+		lm |= (uint64_t)(unsigned)_mm_movemask_epi8(letters) << (q * 16);
+		nm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], _mm_set1_epi8('\n')))
+		      << (q * 16);
+	}
+	*l = lm;
+	*nl = nm;
+	return true;
+#else
+	uint64_t w[8], any = 0, lm = 0, nm = 0;
+
+	memcpy(w, u, 64);
+	for (int q = 0; q < 8; q++)
+		any |= w[q];
+	if (any & HIGH8)
+		return false;
+	for (int q = 0; q < 8; q++) {
+		uint64_t y = w[q] | ONES8 * 0x20, x = w[q] ^ ONES8 * '\n', letters, ends;
+
+		letters = (y + ONES8 * (0x80 - 'a')) & ~(y + ONES8 * (0x80 - 'z' - 1)) & HIGH8;
+		ends = ~(((x & ~HIGH8) + ~HIGH8) | x) & HIGH8;
+		lm |= high_bits_gather(letters) << (q * 8);
+		nm |= high_bits_gather(ends) << (q * 8);
+	}
+	*l = lm;
+	*nl = nm;
+	return true;
+#endif
+}
+
+/* The length of the run of letters at bit b of the block's mask l: up to
+ * the block's end, and then on in u from there (ASCII letters, at most n). */
+static inline size_t block_run(uint64_t l, unsigned b)
+{
+	uint64_t r = ~(l >> b);
+
+	return r ? (size_t)__builtin_ctzll(r) : 64;
+}
+
 /* The item's fields in one pass each: their letters (the language check,
  * every field) and the hashes of their terms (the topic check, every field
  * but the context): CJK bigrams within runs of Han characters, Latin words
@@ -403,10 +477,38 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 	size_t i = 0, prev_len = 0;
 	const char *prev = NULL;
 
+	size_t stop = 0; /* the end of a block with a non-ASCII byte */
+
 	while (i < n) {
 		bool han;
 		size_t l;
+		uint64_t lm, nm;
 
+		/* 64 ASCII bytes at once, entered only between words */
+		if (i >= stop && n - i >= 64 && (i == 0 || !ascii_letter(u[i - 1]))) {
+			if (block_masks(u + i, &lm, &nm)) {
+				uint64_t st = lm & ~(lm << 1);
+				size_t next = i + 64;
+
+				while (st) {
+					unsigned b = (unsigned)__builtin_ctzll(st);
+					size_t len = block_run(lm, b);
+
+					st &= st - 1;
+					if (b + len == 64) { /* the word goes on past the block */
+						next = letter_run(u, i + 64, n);
+						len = next - (i + b);
+					}
+					is->latin += len;
+					if (terms && len >= 3 && is->n < is->cap)
+						is->h[is->n++] = chunk_hash(s + i + b, len, LOWER8);
+				}
+				prev = NULL;
+				i = next;
+				continue;
+			}
+			stop = i + 64;
+		}
 		if (u[i] < 0x80) {
 			size_t j;
 
@@ -524,6 +626,7 @@ static int tc_scan(struct tc *t)
 	const char *s = t->s, *end = s + t->n, *p, *prev = NULL;
 	const unsigned char *u = (const unsigned char *)s;
 	size_t lines = 1, k = 0, i = 0, n = t->n, prev_len = 0, cjk = 0, latin = 0;
+	size_t stop = 0; /* the end of a block with a non-ASCII byte */
 
 	if (t->scanned)
 		return 0;
@@ -560,7 +663,39 @@ static int tc_scan(struct tc *t)
 	while (i < n) {
 		bool han;
 		size_t l;
+		uint64_t lm, nm;
 
+		/* 64 ASCII bytes at once, entered only between words: the line
+		 * ends and word starts in order */
+		if (i >= stop && n - i >= 64 && (i == 0 || !ascii_letter(u[i - 1]))) {
+			if (block_masks(u + i, &lm, &nm)) {
+				uint64_t st = lm & ~(lm << 1), ev = st | nm;
+				size_t next = i + 64;
+
+				while (ev) {
+					unsigned b = (unsigned)__builtin_ctzll(ev);
+					size_t len;
+
+					ev &= ev - 1;
+					if ((nm >> b) & 1) {
+						tl->lo[++k] = tl->n;
+						continue;
+					}
+					len = block_run(lm, b);
+					if (b + len == 64) { /* the word goes on past the block */
+						next = letter_run(u, i + 64, n);
+						len = next - (i + b);
+					}
+					latin += len;
+					if (len >= 3 && tl->n < tl->cap)
+						tl->v[tl->n++] = (uint64_t)(i + b) << 32 | len;
+				}
+				prev = NULL;
+				i = next;
+				continue;
+			}
+			stop = i + 64;
+		}
 		if (u[i] < 0x80) {
 			size_t j = i;
 

@@ -30,6 +30,7 @@ struct tc {
 	bool have_fields;
 	const char *f[TC_FIELDS_MAX];
 	size_t nf;
+	const char *ctx; /* the item's context, one of f, or NULL */
 	/* the reply's 4-byte pieces by hash (in_reply) */
 	bool have_pieces;
 	uint64_t pieces[TC_PIECES_BITS / 64];
@@ -539,18 +540,25 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 
 /* The item's text fields that a reply may quote: question, options,
  * gold, context, explanation (NULL-terminated, borrowed). */
-static size_t item_fields(json_t *item, const char **f, size_t max, bool with_explanation)
+static size_t item_fields(json_t *item, const char **f, size_t max, bool with_explanation,
+			  const char **ctx)
 {
 	static const char *const keys[] = { "question", "answer", "context", "explanation" };
 	json_t *opts = json_object_get(item, "options"), *v;
 	const char *k;
 	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && n + 1 < max; i++) {
-		if (!with_explanation && strcmp(keys[i], "explanation") == 0)
-			continue;
-		if (json_is_string(json_object_get(item, keys[i])))
-			f[n++] = json_string_value(json_object_get(item, keys[i]));
+	*ctx = NULL;
+	/* json_string_value: NULL for what is not a string */
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) - !with_explanation && n + 1 < max;
+	     i++) {
+		const char *x = json_string_value(json_object_get(item, keys[i]));
+
+		if (x) {
+			if (i == 2)
+				*ctx = x;
+			f[n++] = x;
+		}
 	}
 	json_object_foreach(opts, k, v)
 	{
@@ -565,7 +573,7 @@ static size_t item_fields(json_t *item, const char **f, size_t max, bool with_ex
 static const char *const *tc_fields(struct tc *t)
 {
 	if (!t->have_fields) {
-		t->nf = item_fields(t->in->item, t->f, TC_FIELDS_MAX, false);
+		t->nf = item_fields(t->in->item, t->f, TC_FIELDS_MAX, false, &t->ctx);
 		t->have_fields = true;
 	}
 	return t->f;
@@ -743,7 +751,7 @@ static int tc_item_scan(struct tc *t)
 
 	if (is->done)
 		return 0;
-	ctx = json_string_value(json_object_get(t->in->item, "context"));
+	ctx = t->ctx;
 	for (size_t i = 0; i < t->nf; i++) {
 		len[i] = strlen(f[i]);
 		if (terms && f[i] != ctx)
@@ -1377,34 +1385,37 @@ static inline size_t piece_bit(const char *s)
  * of the reply's 4-byte pieces (by hash, built once a run) rules most of
  * them out without a search, since a text with a piece the reply does not
  * have cannot be in it. */
+#define PIECE_STRIDE 4
+
 static const char *in_reply(struct tc *t, const char *s, size_t n)
 {
 	if (n >= 4 && t->n >= n) {
-		bool even = true, odd = true;
+		bool maybe = false;
 
-		/* the pieces at even offsets of the reply: a text found at an
-		 * even offset has its pieces at even offsets there, one at an odd
-		 * offset those at odd offsets */
+		/* the pieces at offsets of the reply that are multiples of
+		 * PIECE_STRIDE: a text found at offset o has its pieces at
+		 * offsets d with o + d a multiple there, so it is ruled out when
+		 * every residue of d has a piece the set lacks */
 		if (!t->have_pieces) {
 			memset(t->pieces, 0, sizeof(t->pieces));
-			for (size_t i = 0; i + 4 <= t->n; i += 2) {
+			for (size_t i = 0; i + 4 <= t->n; i += PIECE_STRIDE) {
 				size_t b = piece_bit(t->s + i);
 
 				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
 			}
 			t->have_pieces = true;
 		}
-		for (size_t i = 0; i + 4 <= n && even; i += 2) {
-			size_t b = piece_bit(s + i);
+		for (size_t r = 0; r < PIECE_STRIDE && !maybe; r++) {
+			bool all = true;
 
-			even = (t->pieces[b / 64] >> (b % 64)) & 1;
-		}
-		for (size_t i = 1; i + 4 <= n && odd; i += 2) {
-			size_t b = piece_bit(s + i);
+			for (size_t i = r; i + 4 <= n && all; i += PIECE_STRIDE) {
+				size_t b = piece_bit(s + i);
 
-			odd = (t->pieces[b / 64] >> (b % 64)) & 1;
+				all = (t->pieces[b / 64] >> (b % 64)) & 1;
+			}
+			maybe = all;
 		}
-		if (!even && !odd)
+		if (!maybe)
 			return NULL;
 	}
 	return memmem(t->s, t->n, s, n);
@@ -1421,7 +1432,8 @@ struct echo_fields {
 static const char *const *echo_fields(struct tc *t, struct echo_fields *ef)
 {
 	if (!ef->have) {
-		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true);
+		const char *ctx;
+		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true, &ctx);
 
 		ef->f[nf] = t->in->quotable;
 		if (ef->f[nf])

@@ -262,7 +262,7 @@ static void hset_free(struct hset *h)
 }
 
 /* The slot of k (0 is the empty key, so 0 is stored as 1). */
-static size_t hset_slot(const struct hset *h, uint64_t k)
+static inline __attribute__((always_inline)) size_t hset_slot(const struct hset *h, uint64_t k)
 {
 	size_t i;
 
@@ -273,7 +273,7 @@ static size_t hset_slot(const struct hset *h, uint64_t k)
 }
 
 /* Adds one to k's count (the set is sized for every add); the new count. */
-static uint32_t hset_add(struct hset *h, uint64_t k)
+static inline __attribute__((always_inline)) uint32_t hset_add(struct hset *h, uint64_t k)
 {
 	size_t i = hset_slot(h, k);
 
@@ -281,7 +281,7 @@ static uint32_t hset_add(struct hset *h, uint64_t k)
 	return ++h->cnt[i];
 }
 
-static uint32_t hset_get(const struct hset *h, uint64_t k)
+static inline __attribute__((always_inline)) uint32_t hset_get(const struct hset *h, uint64_t k)
 {
 	return h->cnt[hset_slot(h, k)];
 }
@@ -1113,7 +1113,7 @@ _Static_assert(GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES <= 65536, "window offsets fit 
 #define ANCHOR_STRIDE (TEXTCHECK_GRAM_BYTES - GRAM_PIECE + 1)
 #define ANCHOR_MAX ((GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES) / ANCHOR_STRIDE + 1)
 #define ANCHOR_SLOTS_MAX 1024 /* a power of two, at least 2 * ANCHOR_MAX */
-#define ANCHOR_MAP_MAX 16384 /* the map of anchor hashes: a power of two */
+#define ANCHOR_MAP_MAX 2048 /* the map of anchor hashes: a power of two */
 
 _Static_assert(ANCHOR_STRIDE >= 1 && GRAM_PIECE >= 8 && GRAM_PIECE <= 16,
 	       "an anchor's piece is read as two overlapping 8-byte words");
@@ -1145,9 +1145,9 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 	const unsigned char *u = (const unsigned char *)s;
 	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, na = (n - GRAM_PIECE) / ANCHOR_STRIDE + 1;
 	size_t slots = 64, nmap = 1024, bound = 0, until = 0, ncand = 0;
-	uint64_t akey[ANCHOR_SLOTS_MAX];
+	uint32_t akey[ANCHOR_SLOTS_MAX]; /* a piece's hash, the high half | 1 */
 	unsigned char amap[ANCHOR_MAP_MAX];
-	uint32_t acnt[ANCHOR_SLOTS_MAX];
+	uint16_t acnt[ANCHOR_SLOTS_MAX];
 	uint16_t aslot[ANCHOR_MAX];
 	unsigned mshift;
 	uint64_t ck[GRAM_HS_MAX]; /* (2): the candidate windows' keys */
@@ -1162,8 +1162,10 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 	*covered = 0;
 	for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
 		top *= GRAM_B;
-	/* (1) the anchors in a table at most half full, and a map of their
-	 * hashes, about 32 bytes an anchor (one load an offset rules most out) */
+	/* (1) the anchors in a table at most half full, by the high half of
+	 * their hash (pieces that share it count together: too much, never
+	 * too little), and a map of their hashes, up to 32 bytes an anchor
+	 * (one load an offset rules most out) */
 	while (slots < 2 * na)
 		slots *= 2;
 	while (nmap < 32 * na && nmap < ANCHOR_MAP_MAX)
@@ -1173,8 +1175,9 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 	memset(acnt, 0, slots * sizeof(*acnt));
 	memset(amap, 0, nmap);
 	for (size_t j = 0; j < na; j++) {
-		uint64_t k = piece_hash(u + j * ANCHOR_STRIDE), key1 = k | 1;
-		size_t i = (size_t)(tc_mix64(key1) & (slots - 1));
+		uint64_t k = piece_hash(u + j * ANCHOR_STRIDE);
+		uint32_t key1 = (uint32_t)(k >> 32) | 1;
+		size_t i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
 
 		while (akey[i] && akey[i] != key1)
 			i = (i + 1) & (slots - 1);
@@ -1183,14 +1186,15 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 		amap[k >> mshift] = 1;
 	}
 	for (size_t p = 0; p + GRAM_PIECE <= n; p++) {
-		uint64_t k = piece_hash(u + p), key1;
+		uint64_t k = piece_hash(u + p);
+		uint32_t key1;
 		size_t i;
 
 		if (!amap[k >> mshift])
 			continue;
-		key1 = k | 1;
-		for (i = (size_t)(tc_mix64(key1) & (slots - 1)); akey[i] && akey[i] != key1;
-		     i = (i + 1) & (slots - 1))
+		key1 = (uint32_t)(k >> 32) | 1;
+		for (i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
+		     akey[i] && akey[i] != key1; i = (i + 1) & (slots - 1))
 			;
 		acnt[i] += akey[i] != 0;
 	}

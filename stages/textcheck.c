@@ -842,6 +842,35 @@ static size_t loop_run_min(void)
  * is grown to its whole run byte by byte (each run once). That is about 1.3
  * word compares a byte for the 64 periods, where comparing every byte was
  * 8. */
+/* Period p at probe i (its first bytes may match): grows the run it is in
+ * (each run once: until[p]) and tells whether it is reported, setting
+ * *best_lo and *best_hi. */
+static inline __attribute__((always_inline)) bool loop_try(const char *s, size_t n, size_t i,
+							    size_t p, uint64_t a, size_t *until,
+							    size_t *best_lo, size_t *best_hi)
+{
+	size_t lo, hi;
+	uint64_t b;
+
+	if (i < until[p])
+		return false;
+	memcpy(&b, s + i + p, 8);
+	if (a != b)
+		return false;
+	lo = i;
+	hi = i + 8;
+	while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
+		lo--;
+	while (hi + p < n && s[hi] == s[hi + p])
+		hi++;
+	until[p] = hi;
+	if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
+		return false;
+	*best_lo = lo;
+	*best_hi = hi;
+	return true;
+}
+
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
@@ -853,15 +882,46 @@ static int check_loop(struct tc *t)
 
 	/* Each period's probes and runs as before, the periods of one probe
 	 * together: a period whose first byte differs cannot match (found 8 at
-	 * a time), and a period at or above the least one found so far cannot
-	 * be reported. */
+	 * a time; with SSE2, the first two bytes, 16 at a time), and a period
+	 * at or above the least one found so far cannot be reported. */
 	for (size_t i = 0; i + 9 <= n && best_p > 1; i += stride) {
 		size_t pmax = best_p - 1 < n - i - 8 ? best_p - 1 : n - i - 8;
 		uint64_t a, ones = UINT64_C(0x0101010101010101), hi7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
 		uint64_t c8 = ones * u[i];
+		bool done = false;
 
 		memcpy(&a, s + i, 8);
-		for (size_t w = 0; w * 8 < pmax; w++) {
+#ifdef __SSE2__
+		_Static_assert(TEXTCHECK_LOOP_UNIT_MAX == 64, "one probe's periods are 64 bits");
+		if (i + 2 + TEXTCHECK_LOOP_UNIT_MAX <= n) {
+			/* bit p - 1: s[i + p] == s[i] and s[i + p + 1] == s[i + 1] */
+			__m128i c1 = _mm_set1_epi8((char)u[i]), c2 = _mm_set1_epi8((char)u[i + 1]);
+			uint64_t mm = 0;
+
+			for (int q = 0; q < 4; q++) {
+				const char *x = s + i + 1 + q * 16;
+				__m128i e = _mm_and_si128(
+					_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)x), c1),
+					_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(x + 1)),
+						       c2));
+
+				mm |= (uint64_t)(unsigned)_mm_movemask_epi8(e) << (q * 16);
+			}
+			if (pmax < 64)
+				mm &= (UINT64_C(1) << pmax) - 1;
+			while (mm) {
+				size_t p = 1 + (size_t)__builtin_ctzll(mm);
+
+				mm &= mm - 1;
+				if (loop_try(s, n, i, p, a, until, &best_lo, &best_hi)) {
+					best_p = p;
+					break;
+				}
+			}
+			done = true;
+		}
+#endif
+		for (size_t w = 0; !done && w * 8 < pmax; w++) {
 			size_t p0 = 1 + w * 8; /* the period of the word's first byte */
 			uint64_t m = 0;
 
@@ -879,29 +939,14 @@ static int check_loop(struct tc *t)
 			if (pmax - p0 + 1 < 8)
 				m &= ((uint64_t)1 << ((pmax - p0 + 1) * 8)) - 1;
 			while (m) {
-				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8, lo, hi;
-				uint64_t b;
+				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8;
 
 				m &= m - 1;
-				if (i < until[p])
-					continue;
-				memcpy(&b, s + i + p, 8);
-				if (a != b)
-					continue;
-				lo = i;
-				hi = i + 8;
-				while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
-					lo--;
-				while (hi + p < n && s[hi] == s[hi + p])
-					hi++;
-				until[p] = hi;
-				if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
-					continue;
-				best_p = p;
-				best_lo = lo;
-				best_hi = hi;
-				pmax = 0; /* the rest are longer periods */
-				break;
+				if (loop_try(s, n, i, p, a, until, &best_lo, &best_hi)) {
+					best_p = p;
+					pmax = 0; /* the rest are longer periods */
+					break;
+				}
 			}
 		}
 	}

@@ -217,8 +217,11 @@ struct hset {
 	uint64_t *key;
 	uint32_t *cnt;
 	size_t mask;
+	unsigned shift; /* a key's slot: the high bits of key * HSET_K */
 	bool heap; /* key and cnt are the caller's, else allocated */
 };
+
+#define HSET_K UINT64_C(0x9E3779B97F4A7C15)
 
 /* Sized for n adds: in the caller's key[cap] and cnt[cap] when they are
  * enough (no allocation per reply), else allocated. The counts do not
@@ -230,6 +233,7 @@ static int hset_init(struct hset *h, size_t n, uint64_t *key, uint32_t *cnt, siz
 	while (want < n * 2)
 		want *= 2;
 	h->mask = want - 1;
+	h->shift = 64 - (unsigned)__builtin_ctzll(want);
 	if (key && want <= cap) {
 		h->key = key;
 		h->cnt = cnt;
@@ -261,13 +265,14 @@ static void hset_free(struct hset *h)
 	h->cnt = NULL;
 }
 
-/* The slot of k (0 is the empty key, so 0 is stored as 1). */
+/* The slot of k, not 0 (0 is the empty key: the callers store 0 as 1).
+ * The keys are hashes already: one multiply spreads them (where a key
+ * lands does not change any count). */
 static inline __attribute__((always_inline)) size_t hset_slot(const struct hset *h, uint64_t k)
 {
 	size_t i;
 
-	k = k ? k : 1;
-	for (i = (size_t)tc_mix64(k) & h->mask; h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
+	for (i = (size_t)((k * HSET_K) >> h->shift); h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
 		;
 	return i;
 }
@@ -275,15 +280,17 @@ static inline __attribute__((always_inline)) size_t hset_slot(const struct hset 
 /* Adds one to k's count (the set is sized for every add); the new count. */
 static inline __attribute__((always_inline)) uint32_t hset_add(struct hset *h, uint64_t k)
 {
-	size_t i = hset_slot(h, k);
+	size_t i;
 
-	h->key[i] = k ? k : 1;
+	k = k ? k : 1;
+	i = hset_slot(h, k);
+	h->key[i] = k;
 	return ++h->cnt[i];
 }
 
 static inline __attribute__((always_inline)) uint32_t hset_get(const struct hset *h, uint64_t k)
 {
-	return h->cnt[hset_slot(h, k)];
+	return h->cnt[hset_slot(h, k ? k : 1)];
 }
 
 /* ---- terms ------------------------------------------------------------- */

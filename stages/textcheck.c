@@ -1183,6 +1183,23 @@ static inline uint64_t piece_hash(const unsigned char *u)
 	return (a ^ ((b << 29) | (b >> 35))) * UINT64_C(0x9E3779B97F4A7C15);
 }
 
+/* Counts the piece of hash k when it is an anchor's (or shares its key). */
+static inline __attribute__((always_inline)) void anchor_count(uint64_t k, const unsigned char *amap,
+								unsigned mshift, const uint32_t *akey,
+								uint16_t *acnt, size_t slots)
+{
+	uint32_t key1;
+	size_t i;
+
+	if (!amap[k >> mshift])
+		return;
+	key1 = (uint32_t)(k >> 32) | 1;
+	for (i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
+	     akey[i] && akey[i] != key1; i = (i + 1) & (slots - 1))
+		;
+	acnt[i] += akey[i] != 0;
+}
+
 static inline uint64_t rolled_hash(const unsigned char *u)
 {
 	uint64_t h = 0;
@@ -1237,18 +1254,24 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 		aslot[j] = (uint16_t)i;
 		amap[k >> mshift] = 1;
 	}
-	for (size_t p = 0; p + GRAM_PIECE <= n; p++) {
-		uint64_t k = piece_hash(u + p);
-		uint32_t key1;
-		size_t i;
+	/* four offsets a round: most rounds are one test of four map bytes */
+	{
+		size_t p = 0, np = n - GRAM_PIECE + 1;
 
-		if (!amap[k >> mshift])
-			continue;
-		key1 = (uint32_t)(k >> 32) | 1;
-		for (i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
-		     akey[i] && akey[i] != key1; i = (i + 1) & (slots - 1))
-			;
-		acnt[i] += akey[i] != 0;
+		for (; p + 4 <= np; p += 4) {
+			uint64_t k0 = piece_hash(u + p), k1 = piece_hash(u + p + 1);
+			uint64_t k2 = piece_hash(u + p + 2), k3 = piece_hash(u + p + 3);
+
+			if (!(amap[k0 >> mshift] | amap[k1 >> mshift] | amap[k2 >> mshift] |
+			      amap[k3 >> mshift]))
+				continue;
+			anchor_count(k0, amap, mshift, akey, acnt, slots);
+			anchor_count(k1, amap, mshift, akey, acnt, slots);
+			anchor_count(k2, amap, mshift, akey, acnt, slots);
+			anchor_count(k3, amap, mshift, akey, acnt, slots);
+		}
+		for (; p < np; p++)
+			anchor_count(piece_hash(u + p), amap, mshift, akey, acnt, slots);
 	}
 	for (size_t j = 0; j < na; j++) {
 		size_t p = j * ANCHOR_STRIDE, lo, hi;

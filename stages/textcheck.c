@@ -1627,8 +1627,11 @@ static int check_ack(struct tc *t)
 			a++;
 		if (a < e) {
 			for (size_t i = 0; !first && ack_openers[i]; i++) {
-				size_t l = strlen(ack_openers[i]);
+				size_t l;
 
+				if (*a != ack_openers[i][0]) /* most lines: no opener */
+					continue;
+				l = strlen(ack_openers[i]);
 				if ((size_t)(e - a) >= l && memcmp(a, ack_openers[i], l) == 0 &&
 				    (memmem(a, (size_t)(e - a), "请", strlen("请")) ||
 				     memmem(a, (size_t)(e - a), "？", strlen("？")) ||

@@ -484,8 +484,10 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, prev_len = 0;
 	const char *prev = NULL;
-
 	size_t stop = 0; /* the end of a block with a non-ASCII byte */
+	/* in registers (a store to h[] could alias is's counts) */
+	size_t cjk = is->cjk, latin = is->latin, hn = is->n, cap = terms ? is->cap : 0;
+	uint64_t *h = is->h;
 
 	while (i < n) {
 		bool han;
@@ -507,9 +509,9 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 						next = letter_run(u, i + 64, n);
 						len = next - (i + b);
 					}
-					is->latin += len;
-					if (terms && len >= 3 && is->n < is->cap)
-						is->h[is->n++] = chunk_hash(s + i + b, len, LOWER8);
+					latin += len;
+					if (len >= 3 && hn < cap)
+						h[hn++] = chunk_hash(s + i + b, len, LOWER8);
 				}
 				prev = NULL;
 				i = next;
@@ -526,16 +528,16 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 				continue;
 			}
 			j = letter_run(u, i + 1, n);
-			is->latin += j - i;
-			if (terms && j - i >= 3 && is->n < is->cap)
-				is->h[is->n++] = chunk_hash(s + i, j - i, LOWER8);
+			latin += j - i;
+			if (j - i >= 3 && hn < cap)
+				h[hn++] = chunk_hash(s + i, j - i, LOWER8);
 			i = j;
 			continue;
 		}
-		l = char_letters(s + i, n - i, &is->cjk, &is->latin, &han);
+		l = char_letters(s + i, n - i, &cjk, &latin, &han);
 		if (han) {
-			if (prev && terms && is->n < is->cap)
-				is->h[is->n++] = chunk_hash(prev, prev_len + l, 0);
+			if (prev && hn < cap)
+				h[hn++] = chunk_hash(prev, prev_len + l, 0);
 			prev = s + i;
 			prev_len = l;
 		} else {
@@ -543,6 +545,9 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 		}
 		i += l;
 	}
+	is->cjk = cjk;
+	is->latin = latin;
+	is->n = hn;
 }
 
 /* The item's text fields that a reply may quote: question, options,
@@ -673,6 +678,10 @@ static int tc_scan(struct tc *t)
 	memset(tl->known, 0, (tl->cap / 64 + 1) * sizeof(*tl->known));
 	tl->lines = lines;
 	tl->lo[0] = 0;
+	/* in registers (a store to v[] or lo[] could alias tl's counts) */
+	uint64_t *v = tl->v;
+	size_t *lo = tl->lo, tn = 0, cap = tl->cap;
+
 	/* a line end is ASCII and no character or term crosses it: the whole
 	 * text at once is the same as line by line */
 	while (i < n) {
@@ -693,7 +702,7 @@ static int tc_scan(struct tc *t)
 
 					ev &= ev - 1;
 					if ((nm >> b) & 1) {
-						tl->lo[++k] = tl->n;
+						lo[++k] = tn;
 						continue;
 					}
 					len = block_run(lm, b);
@@ -702,8 +711,8 @@ static int tc_scan(struct tc *t)
 						len = next - (i + b);
 					}
 					latin += len;
-					if (len >= 3 && tl->n < tl->cap)
-						tl->v[tl->n++] = (uint64_t)(i + b) << 32 | len;
+					if (len >= 3 && tn < cap)
+						v[tn++] = (uint64_t)(i + b) << 32 | len;
 				}
 				prev = NULL;
 				i = next;
@@ -717,21 +726,21 @@ static int tc_scan(struct tc *t)
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				if (u[i] == '\n')
-					tl->lo[++k] = tl->n;
+					lo[++k] = tn;
 				i++;
 				continue;
 			}
 			j = letter_run(u, i + 1, n);
 			latin += j - i;
-			if (j - i >= 3 && tl->n < tl->cap)
-				tl->v[tl->n++] = (uint64_t)i << 32 | (j - i);
+			if (j - i >= 3 && tn < cap)
+				v[tn++] = (uint64_t)i << 32 | (j - i);
 			i = j;
 			continue;
 		}
 		l = char_letters(s + i, n - i, &cjk, &latin, &han);
 		if (han) {
-			if (prev && tl->n < tl->cap)
-				tl->v[tl->n++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
+			if (prev && tn < cap)
+				v[tn++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
 			prev = s + i;
 			prev_len = l;
 		} else {
@@ -739,7 +748,8 @@ static int tc_scan(struct tc *t)
 		}
 		i += l;
 	}
-	tl->lo[++k] = tl->n;
+	lo[++k] = tn;
+	tl->n = tn;
 	t->cjk = cjk;
 	t->latin = latin;
 	t->scanned = true;

@@ -34,6 +34,9 @@ struct tc {
 	/* the reply's 4-byte pieces by hash (in_reply) */
 	bool have_pieces;
 	uint64_t pieces[TC_PIECES_BITS / 64];
+	/* the reply's line count (check_lines, else tc_scan) */
+	bool have_lines;
+	size_t lines;
 	/* the reply's letters and terms (tc_scan) */
 	bool scanned;
 	size_t cjk, latin;
@@ -650,8 +653,11 @@ static int tc_scan(struct tc *t)
 
 	if (t->scanned)
 		return 0;
-	for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-		lines++;
+	if (t->have_lines)
+		lines = t->lines;
+	else
+		for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+			lines++;
 	memset(tl, 0, offsetof(struct term_list, v_stack));
 	tl->text = s;
 	/* a term holds 3 bytes of its own at least (a Han character, or a
@@ -989,6 +995,8 @@ static int check_lines(struct tc *t)
 
 	for (q = s; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
 		lines++;
+	t->lines = lines; /* for tc_scan */
+	t->have_lines = true;
 	if (hset_init(&h, lines, key, cnt, LINES_STACK))
 		return -ENOMEM;
 	while (p < end && rc == 0) {

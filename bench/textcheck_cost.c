@@ -9,14 +9,22 @@
  *
  *   build/bench/textcheck_cost [--rounds N] [--data DIR] [--prompts DIR]
  *                              [--set medthink|medagents|usmle] [--once]
+ *                              [--inputs FILE.jsonl]
  *
  * --set keeps one of the three sets (the Chinese MedThink replies, or one of
  * the English answer sets); --once screens each text once with every check
  * and prints only the counts, for `valgrind --tool=callgrind
  * --toggle-collect=textcheck_run` (instructions per run = Ir / texts).
+ * --inputs screens recorded inputs instead of ../shared/data: one JSON
+ * object a line with the fields of struct textcheck_input ("text", "item",
+ * "prompt", "quotable", "length_cut", "max_tokens", "checks"; e.g. the
+ * daemon's explain screenings of a job against bin/medthink-sim), each as
+ * recorded (its own checks and max_tokens, not --once's).
  *
  * Exit status 0; 2 when no data could be read. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,11 @@ struct text {
 	const char *s;   /* borrowed from the loaded documents */
 	json_t *item;    /* owned */
 	json_t *prompt;  /* owned, or NULL */
+	/* recorded inputs (--inputs): their own fields, else 0 / NULL */
+	const char *quotable;
+	bool length_cut;
+	int64_t max_tokens;
+	unsigned checks;
 };
 
 struct set {
@@ -131,6 +144,41 @@ static void load_answers(struct set *s, json_t *prompts, const char *path, const
 	}
 }
 
+/* Recorded inputs, one JSON object a line (--inputs). */
+static void load_inputs(struct set *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	json_t *doc = json_array();
+
+	if (!f) {
+		json_decref(doc);
+		return;
+	}
+	s->docs[s->ndocs++] = doc;
+	while (getline(&line, &cap, f) > 0 && s->n < TEXTS_MAX) {
+		json_t *o = json_loads(line, 0, NULL);
+		struct text *t = &s->t[s->n];
+
+		if (!json_is_string(json_object_get(o, "text"))) {
+			json_decref(o);
+			continue;
+		}
+		json_array_append_new(doc, o);
+		t->s = json_string_value(json_object_get(o, "text"));
+		t->item = json_incref(json_object_get(o, "item"));
+		t->prompt = json_incref(json_object_get(o, "prompt"));
+		t->quotable = json_string_value(json_object_get(o, "quotable"));
+		t->length_cut = json_is_true(json_object_get(o, "length_cut"));
+		t->max_tokens = json_integer_value(json_object_get(o, "max_tokens"));
+		t->checks = (unsigned)json_integer_value(json_object_get(o, "checks"));
+		s->n++;
+	}
+	free(line);
+	fclose(f);
+}
+
 /* Seconds of CPU for rounds passes of textcheck_run over the set. */
 static double pass(const struct set *s, unsigned checks, int rounds, size_t *caught)
 {
@@ -138,9 +186,12 @@ static double pass(const struct set *s, unsigned checks, int rounds, size_t *cau
 
 	for (int r = 0; r < rounds; r++)
 		for (size_t i = 0; i < s->n; i++) {
-			struct textcheck_input in = { .text = s->t[i].s, .item = s->t[i].item,
-						      .prompt = s->t[i].prompt, .max_tokens = 1500,
-						      .checks = checks };
+			const struct text *x = &s->t[i];
+			struct textcheck_input in = { .text = x->s, .item = x->item,
+						      .prompt = x->prompt, .quotable = x->quotable,
+						      .length_cut = x->length_cut,
+						      .max_tokens = x->checks ? x->max_tokens : 1500,
+						      .checks = x->checks ? x->checks & checks : checks };
 			struct textcheck_result res;
 
 			if (textcheck_run(&in, &res) == 1 && r == 0 && caught)
@@ -151,7 +202,7 @@ static double pass(const struct set *s, unsigned checks, int rounds, size_t *cau
 
 int main(int argc, char **argv)
 {
-	const char *data = "../shared/data", *pdir = "conf/prompts", *only = NULL;
+	const char *data = "../shared/data", *pdir = "conf/prompts", *only = NULL, *inputs = NULL;
 	int rounds = 5, once = 0;
 	struct set s = { 0 };
 	json_t *prompts = NULL;
@@ -168,12 +219,14 @@ int main(int argc, char **argv)
 			pdir = argv[++i];
 		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
 			only = argv[++i];
+		else if (strcmp(argv[i], "--inputs") == 0 && i + 1 < argc)
+			inputs = argv[++i];
 		else if (strcmp(argv[i], "--once") == 0)
 			once = 1;
 		else {
 			fprintf(stderr,
 				"usage: %s [--rounds N] [--data DIR] [--prompts DIR] [--set NAME] "
-				"[--once]\n",
+				"[--once] [--inputs FILE.jsonl]\n",
 				argv[0]);
 			return 2;
 		}
@@ -187,14 +240,16 @@ int main(int argc, char **argv)
 	s.t = calloc(TEXTS_MAX, sizeof(*s.t));
 	if (!s.t)
 		return 2;
+	if (inputs)
+		load_inputs(&s, inputs);
 	snprintf(path, sizeof(path), "%s/medthink/digestive_Qwen2_72b_Instruction.json", data);
-	if (!only || strcmp(only, "medthink") == 0)
+	if (!inputs && (!only || strcmp(only, "medthink") == 0))
 		load_medthink(&s, prompts, path);
 	snprintf(path, sizeof(path), "%s/answers/medagents_cot.json", data);
-	if (!only || strcmp(only, "medagents") == 0)
+	if (!inputs && (!only || strcmp(only, "medagents") == 0))
 		load_answers(&s, prompts, path, "question", "answer_idx");
 	snprintf(path, sizeof(path), "%s/answers/vlievin_usmle.jsonl", data);
-	if (!only || strcmp(only, "usmle") == 0)
+	if (!inputs && (!only || strcmp(only, "usmle") == 0))
 		load_answers(&s, prompts, path, "question_with_options", "gold");
 	if (s.n == 0) {
 		fprintf(stderr, "textcheck_cost: no replies under %s\n", data);

@@ -10,6 +10,10 @@
 #include "common/hash.h"
 #include "common/utf8.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define TC_FIELDS_MAX 40
 #define TC_PIECES_LOG2 14
 #define TC_PIECES_BITS ((size_t)1 << TC_PIECES_LOG2)
@@ -26,9 +30,13 @@ struct tc {
 	bool have_fields;
 	const char *f[TC_FIELDS_MAX];
 	size_t nf;
+	const char *ctx; /* the item's context, one of f, or NULL */
 	/* the reply's 4-byte pieces by hash (in_reply) */
 	bool have_pieces;
 	uint64_t pieces[TC_PIECES_BITS / 64];
+	/* the reply's line count (check_lines, else tc_scan) */
+	bool have_lines;
+	size_t lines;
 	/* the reply's letters and terms (tc_scan) */
 	bool scanned;
 	size_t cjk, latin;
@@ -196,12 +204,27 @@ int textcheck_cjk_share(const char *s, size_t *letters)
 
 /* ---- hash sets of 64-bit keys with counts ------------------------------ */
 
+/* common/hash.c's hash_mix64, inline: the hash sets and the n-gram keys
+ * take it for every term, line and window they look up. */
+static inline uint64_t tc_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
 struct hset {
 	uint64_t *key;
 	uint32_t *cnt;
 	size_t mask;
+	unsigned shift; /* a key's slot: the high bits of key * HSET_K */
 	bool heap; /* key and cnt are the caller's, else allocated */
 };
+
+#define HSET_K UINT64_C(0x9E3779B97F4A7C15)
 
 /* Sized for n adds: in the caller's key[cap] and cnt[cap] when they are
  * enough (no allocation per reply), else allocated. The counts do not
@@ -213,6 +236,7 @@ static int hset_init(struct hset *h, size_t n, uint64_t *key, uint32_t *cnt, siz
 	while (want < n * 2)
 		want *= 2;
 	h->mask = want - 1;
+	h->shift = 64 - (unsigned)__builtin_ctzll(want);
 	if (key && want <= cap) {
 		h->key = key;
 		h->cnt = cnt;
@@ -244,60 +268,77 @@ static void hset_free(struct hset *h)
 	h->cnt = NULL;
 }
 
-/* The slot of k (0 is the empty key, so 0 is stored as 1). */
-static size_t hset_slot(const struct hset *h, uint64_t k)
+/* The slot of k, not 0 (0 is the empty key: the callers store 0 as 1).
+ * The keys are hashes already: one multiply spreads them (where a key
+ * lands does not change any count). */
+static inline __attribute__((always_inline)) size_t hset_slot(const struct hset *h, uint64_t k)
 {
 	size_t i;
 
-	k = k ? k : 1;
-	for (i = (size_t)hash_mix64(k) & h->mask; h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
+	for (i = (size_t)((k * HSET_K) >> h->shift); h->key[i] && h->key[i] != k; i = (i + 1) & h->mask)
 		;
 	return i;
 }
 
 /* Adds one to k's count (the set is sized for every add); the new count. */
-static uint32_t hset_add(struct hset *h, uint64_t k)
+static inline __attribute__((always_inline)) uint32_t hset_add(struct hset *h, uint64_t k)
 {
-	size_t i = hset_slot(h, k);
+	size_t i;
 
-	h->key[i] = k ? k : 1;
+	k = k ? k : 1;
+	i = hset_slot(h, k);
+	h->key[i] = k;
 	return ++h->cnt[i];
 }
 
-static uint32_t hset_get(const struct hset *h, uint64_t k)
+static inline __attribute__((always_inline)) uint32_t hset_get(const struct hset *h, uint64_t k)
 {
-	return h->cnt[hset_slot(h, k)];
+	return h->cnt[hset_slot(h, k ? k : 1)];
 }
 
 /* ---- terms ------------------------------------------------------------- */
 
-#define FNV_PRIME UINT64_C(0x100000001b3)
+/* The hash of s[0..n) for equality (terms, lines; nothing outside this
+ * file sees it): 8 bytes a multiply, ASCII letters lower-cased with
+ * lower = 0x20 in every byte (a term starting with an ASCII byte is a
+ * word: all letters), and one-to-one for n <= 8 (the length seeds it, and
+ * (h ^ w) * odd is a bijection of w). Reads nothing outside s[0..n). */
+#define LOWER8 UINT64_C(0x2020202020202020)
+#define CHUNK_K UINT64_C(0x9E3779B97F4A7C15)
 
-/* FNV-1a 64 of the ASCII letters s[0..n), lower-cased (common/hash.c's
- * fnv1a64, inline). */
-static inline uint64_t word_hash(const char *s, size_t n)
+static inline uint64_t chunk_hash(const char *s, size_t n, uint64_t lower)
 {
-	uint64_t h = FNV1A64_INIT;
+	const unsigned char *u = (const unsigned char *)s;
+	uint64_t h = CHUNK_K ^ n, w;
+	size_t i = 0, r;
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)(s[i] | 0x20)) * FNV_PRIME;
-	return h;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ (w | lower)) * CHUNK_K;
+	}
+	r = n - i;
+	if (r == 0)
+		return h;
+	if (n >= 8) { /* the last 8 bytes, shifted down to the r left */
+		memcpy(&w, s + n - 8, 8);
+		w >>= (8 - r) * 8;
+	} else if (r >= 4) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + r - 4, 4);
+		w = lo | (uint64_t)hi << ((r - 4) * 8);
+	} else {
+		w = u[0] | (uint64_t)u[r / 2] << (r / 2 * 8) | (uint64_t)u[r - 1] << ((r - 1) * 8);
+	}
+	return (h ^ (w | (lower >> ((8 - r) * 8)))) * CHUNK_K;
 }
 
-static inline uint64_t bytes_hash(const char *s, size_t n)
-{
-	uint64_t h = FNV1A64_INIT;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
-	return h;
-}
-
-/* A term's hash: FNV-1a 64 of a CJK bigram's bytes, or of a Latin word's
- * letters lower-cased (a term starting with an ASCII byte is a word). */
+/* A term's hash: of a CJK bigram's bytes, or of a Latin word's letters
+ * lower-cased. */
 static inline uint64_t term_hash(const char *s, size_t len)
 {
-	return (unsigned char)s[0] < 0x80 ? word_hash(s, len) : bytes_hash(s, len);
+	return chunk_hash(s, len, (unsigned char)s[0] < 0x80 ? LOWER8 : 0);
 }
 
 /* Counts the letters of one character at u[0..n) (a lead byte of 0x80 or
@@ -335,6 +376,98 @@ char_letters(const char *s, size_t n, size_t *cjk, size_t *latin, bool *han)
 	return l;
 }
 
+/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
+ * time while they are all letters. */
+static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+
+	while (j + 8 <= n) {
+		uint64_t w, y, letters;
+
+		memcpy(&w, u + j, 8);
+		y = (w | ones * 0x20) & ~high;
+		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
+		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
+		if (letters != high)
+			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
+		j += 8;
+	}
+	while (j < n && ascii_letter(u[j]))
+		j++;
+	return j;
+}
+
+/* The 64 bytes at u as bit masks (bit k for u[k]): ASCII letters in *l and
+ * line ends in *nl; false (and no masks) when one of them is not ASCII.
+ * 8 bytes at a time, each byte's test exact (no carry crosses a byte). */
+#define ONES8 UINT64_C(0x0101010101010101)
+#define HIGH8 (ONES8 * 0x80)
+
+static inline __attribute__((unused)) uint64_t high_bits_gather(uint64_t m)
+{
+	/* the high bit of byte j to bit j */
+	return ((m >> 7) * UINT64_C(0x0102040810204080)) >> 56;
+}
+
+static inline __attribute__((always_inline)) bool block_masks(const unsigned char *u, uint64_t *l,
+							       uint64_t *nl)
+{
+#ifdef __SSE2__
+	__m128i v[4];
+	uint64_t lm = 0, nm = 0;
+	int hi = 0;
+
+	for (int q = 0; q < 4; q++) {
+		v[q] = _mm_loadu_si128((const __m128i *)(const void *)(u + q * 16));
+		hi |= _mm_movemask_epi8(v[q]);
+	}
+	if (hi)
+		return false;
+	for (int q = 0; q < 4; q++) {
+		/* all bytes under 0x80: the signed compares are the unsigned ones */
+		__m128i y = _mm_or_si128(v[q], _mm_set1_epi8(0x20));
+		__m128i letters = _mm_and_si128(_mm_cmpgt_epi8(y, _mm_set1_epi8('a' - 1)),
+						_mm_cmplt_epi8(y, _mm_set1_epi8('z' + 1)));
+
+		lm |= (uint64_t)(unsigned)_mm_movemask_epi8(letters) << (q * 16);
+		nm |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v[q], _mm_set1_epi8('\n')))
+		      << (q * 16);
+	}
+	*l = lm;
+	*nl = nm;
+	return true;
+#else
+	uint64_t w[8], any = 0, lm = 0, nm = 0;
+
+	memcpy(w, u, 64);
+	for (int q = 0; q < 8; q++)
+		any |= w[q];
+	if (any & HIGH8)
+		return false;
+	for (int q = 0; q < 8; q++) {
+		uint64_t y = w[q] | ONES8 * 0x20, x = w[q] ^ ONES8 * '\n', letters, ends;
+
+		letters = (y + ONES8 * (0x80 - 'a')) & ~(y + ONES8 * (0x80 - 'z' - 1)) & HIGH8;
+		ends = ~(((x & ~HIGH8) + ~HIGH8) | x) & HIGH8;
+		lm |= high_bits_gather(letters) << (q * 8);
+		nm |= high_bits_gather(ends) << (q * 8);
+	}
+	*l = lm;
+	*nl = nm;
+	return true;
+#endif
+}
+
+/* The length of the run of letters at bit b of the block's mask l: up to
+ * the block's end, and then on in u from there (ASCII letters, at most n). */
+static inline size_t block_run(uint64_t l, unsigned b)
+{
+	uint64_t r = ~(l >> b);
+
+	return r ? (size_t)__builtin_ctzll(r) : 64;
+}
+
 /* The item's fields in one pass each: their letters (the language check,
  * every field) and the hashes of their terms (the topic check, every field
  * but the context): CJK bigrams within runs of Han characters, Latin words
@@ -354,35 +487,60 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, prev_len = 0;
 	const char *prev = NULL;
+	size_t stop = 0; /* the end of a block with a non-ASCII byte */
+	/* in registers (a store to h[] could alias is's counts) */
+	size_t cjk = is->cjk, latin = is->latin, hn = is->n, cap = terms ? is->cap : 0;
+	uint64_t *h = is->h;
 
 	while (i < n) {
 		bool han;
 		size_t l;
+		uint64_t lm, nm;
 
+		/* 64 ASCII bytes at once, entered only between words */
+		if (i >= stop && n - i >= 64 && (i == 0 || !ascii_letter(u[i - 1]))) {
+			if (block_masks(u + i, &lm, &nm)) {
+				uint64_t st = lm & ~(lm << 1);
+				size_t next = i + 64;
+
+				while (st) {
+					unsigned b = (unsigned)__builtin_ctzll(st);
+					size_t len = block_run(lm, b);
+
+					st &= st - 1;
+					if (b + len == 64) { /* the word goes on past the block */
+						next = letter_run(u, i + 64, n);
+						len = next - (i + b);
+					}
+					latin += len;
+					if (len >= 3 && hn < cap)
+						h[hn++] = chunk_hash(s + i + b, len, LOWER8);
+				}
+				prev = NULL;
+				i = next;
+				continue;
+			}
+			stop = i + 64;
+		}
 		if (u[i] < 0x80) {
-			size_t j = i;
-			uint64_t h = FNV1A64_INIT;
+			size_t j;
 
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				i++;
 				continue;
 			}
-			/* s[n] is the field's NUL */
-			while (ascii_letter(u[j])) {
-				h = (h ^ (u[j] | 0x20u)) * FNV_PRIME;
-				j++;
-			}
-			is->latin += j - i;
-			if (terms && j - i >= 3 && is->n < is->cap)
-				is->h[is->n++] = h;
+			j = letter_run(u, i + 1, n);
+			latin += j - i;
+			if (j - i >= 3 && hn < cap)
+				h[hn++] = chunk_hash(s + i, j - i, LOWER8);
 			i = j;
 			continue;
 		}
-		l = char_letters(s + i, n - i, &is->cjk, &is->latin, &han);
+		l = char_letters(s + i, n - i, &cjk, &latin, &han);
 		if (han) {
-			if (prev && terms && is->n < is->cap)
-				is->h[is->n++] = bytes_hash(prev, prev_len + l);
+			if (prev && hn < cap)
+				h[hn++] = chunk_hash(prev, prev_len + l, 0);
 			prev = s + i;
 			prev_len = l;
 		} else {
@@ -390,22 +548,32 @@ static void field_scan(const char *s, size_t n, struct item_scan *is, bool terms
 		}
 		i += l;
 	}
+	is->cjk = cjk;
+	is->latin = latin;
+	is->n = hn;
 }
 
 /* The item's text fields that a reply may quote: question, options,
  * gold, context, explanation (NULL-terminated, borrowed). */
-static size_t item_fields(json_t *item, const char **f, size_t max, bool with_explanation)
+static size_t item_fields(json_t *item, const char **f, size_t max, bool with_explanation,
+			  const char **ctx)
 {
 	static const char *const keys[] = { "question", "answer", "context", "explanation" };
 	json_t *opts = json_object_get(item, "options"), *v;
 	const char *k;
 	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && n + 1 < max; i++) {
-		if (!with_explanation && strcmp(keys[i], "explanation") == 0)
-			continue;
-		if (json_is_string(json_object_get(item, keys[i])))
-			f[n++] = json_string_value(json_object_get(item, keys[i]));
+	*ctx = NULL;
+	/* json_string_value: NULL for what is not a string */
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) - !with_explanation && n + 1 < max;
+	     i++) {
+		const char *x = json_string_value(json_object_get(item, keys[i]));
+
+		if (x) {
+			if (i == 2)
+				*ctx = x;
+			f[n++] = x;
+		}
 	}
 	json_object_foreach(opts, k, v)
 	{
@@ -420,7 +588,7 @@ static size_t item_fields(json_t *item, const char **f, size_t max, bool with_ex
 static const char *const *tc_fields(struct tc *t)
 {
 	if (!t->have_fields) {
-		t->nf = item_fields(t->in->item, t->f, TC_FIELDS_MAX, false);
+		t->nf = item_fields(t->in->item, t->f, TC_FIELDS_MAX, false, &t->ctx);
 		t->have_fields = true;
 	}
 	return t->f;
@@ -473,28 +641,6 @@ static void term_list_free(struct term_list *l)
 		free(l->lo);
 }
 
-/* The end of the run of ASCII letters from u[j], at most n: 8 bytes at a
- * time while they are all letters. */
-static inline size_t letter_run(const unsigned char *u, size_t j, size_t n)
-{
-	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
-
-	while (j + 8 <= n) {
-		uint64_t w, y, letters;
-
-		memcpy(&w, u + j, 8);
-		y = (w | ones * 0x20) & ~high;
-		/* high bit of a byte: (c | 0x20) in 'a'..'z' and c < 0x80 */
-		letters = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x80 - 'z' - 1)) & ~w & high;
-		if (letters != high)
-			return j + (size_t)__builtin_ctzll(~letters & high) / 8;
-		j += 8;
-	}
-	while (j < n && ascii_letter(u[j]))
-		j++;
-	return j;
-}
-
 /* One pass over the reply for the checks that read it by character: its
  * letters (language) and its terms by line (off_topic). -ENOMEM. */
 static int tc_scan(struct tc *t)
@@ -503,11 +649,15 @@ static int tc_scan(struct tc *t)
 	const char *s = t->s, *end = s + t->n, *p, *prev = NULL;
 	const unsigned char *u = (const unsigned char *)s;
 	size_t lines = 1, k = 0, i = 0, n = t->n, prev_len = 0, cjk = 0, latin = 0;
+	size_t stop = 0; /* the end of a block with a non-ASCII byte */
 
 	if (t->scanned)
 		return 0;
-	for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-		lines++;
+	if (t->have_lines)
+		lines = t->lines;
+	else
+		for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+			lines++;
 	memset(tl, 0, offsetof(struct term_list, v_stack));
 	tl->text = s;
 	/* a term holds 3 bytes of its own at least (a Han character, or a
@@ -534,33 +684,69 @@ static int tc_scan(struct tc *t)
 	memset(tl->known, 0, (tl->cap / 64 + 1) * sizeof(*tl->known));
 	tl->lines = lines;
 	tl->lo[0] = 0;
+	/* in registers (a store to v[] or lo[] could alias tl's counts) */
+	uint64_t *v = tl->v;
+	size_t *lo = tl->lo, tn = 0, cap = tl->cap;
+
 	/* a line end is ASCII and no character or term crosses it: the whole
 	 * text at once is the same as line by line */
 	while (i < n) {
 		bool han;
 		size_t l;
+		uint64_t lm, nm;
 
+		/* 64 ASCII bytes at once, entered only between words: the line
+		 * ends and word starts in order */
+		if (i >= stop && n - i >= 64 && (i == 0 || !ascii_letter(u[i - 1]))) {
+			if (block_masks(u + i, &lm, &nm)) {
+				uint64_t st = lm & ~(lm << 1), ev = st | nm;
+				size_t next = i + 64;
+
+				while (ev) {
+					unsigned b = (unsigned)__builtin_ctzll(ev);
+					size_t len;
+
+					ev &= ev - 1;
+					if ((nm >> b) & 1) {
+						lo[++k] = tn;
+						continue;
+					}
+					len = block_run(lm, b);
+					if (b + len == 64) { /* the word goes on past the block */
+						next = letter_run(u, i + 64, n);
+						len = next - (i + b);
+					}
+					latin += len;
+					if (len >= 3 && tn < cap)
+						v[tn++] = (uint64_t)(i + b) << 32 | len;
+				}
+				prev = NULL;
+				i = next;
+				continue;
+			}
+			stop = i + 64;
+		}
 		if (u[i] < 0x80) {
 			size_t j = i;
 
 			prev = NULL;
 			if (!ascii_letter(u[i])) {
 				if (u[i] == '\n')
-					tl->lo[++k] = tl->n;
+					lo[++k] = tn;
 				i++;
 				continue;
 			}
 			j = letter_run(u, i + 1, n);
 			latin += j - i;
-			if (j - i >= 3 && tl->n < tl->cap)
-				tl->v[tl->n++] = (uint64_t)i << 32 | (j - i);
+			if (j - i >= 3 && tn < cap)
+				v[tn++] = (uint64_t)i << 32 | (j - i);
 			i = j;
 			continue;
 		}
 		l = char_letters(s + i, n - i, &cjk, &latin, &han);
 		if (han) {
-			if (prev && tl->n < tl->cap)
-				tl->v[tl->n++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
+			if (prev && tn < cap)
+				v[tn++] = (uint64_t)(prev - s) << 32 | (prev_len + l);
 			prev = s + i;
 			prev_len = l;
 		} else {
@@ -568,7 +754,8 @@ static int tc_scan(struct tc *t)
 		}
 		i += l;
 	}
-	tl->lo[++k] = tl->n;
+	lo[++k] = tn;
+	tl->n = tn;
 	t->cjk = cjk;
 	t->latin = latin;
 	t->scanned = true;
@@ -587,7 +774,7 @@ static int tc_item_scan(struct tc *t)
 
 	if (is->done)
 		return 0;
-	ctx = json_string_value(json_object_get(t->in->item, "context"));
+	ctx = t->ctx;
 	for (size_t i = 0; i < t->nf; i++) {
 		len[i] = strlen(f[i]);
 		if (terms && f[i] != ctx)
@@ -678,6 +865,35 @@ static size_t loop_run_min(void)
  * is grown to its whole run byte by byte (each run once). That is about 1.3
  * word compares a byte for the 64 periods, where comparing every byte was
  * 8. */
+/* Period p at probe i (its first bytes may match): grows the run it is in
+ * (each run once: until[p]) and tells whether it is reported, setting
+ * *best_lo and *best_hi. */
+static inline __attribute__((always_inline)) bool loop_try(const char *s, size_t n, size_t i,
+							    size_t p, uint64_t a, size_t *until,
+							    size_t *best_lo, size_t *best_hi)
+{
+	size_t lo, hi;
+	uint64_t b;
+
+	if (i < until[p])
+		return false;
+	memcpy(&b, s + i + p, 8);
+	if (a != b)
+		return false;
+	lo = i;
+	hi = i + 8;
+	while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
+		lo--;
+	while (hi + p < n && s[hi] == s[hi + p])
+		hi++;
+	until[p] = hi;
+	if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
+		return false;
+	*best_lo = lo;
+	*best_hi = hi;
+	return true;
+}
+
 static int check_loop(struct tc *t)
 {
 	const char *s = t->s;
@@ -689,15 +905,46 @@ static int check_loop(struct tc *t)
 
 	/* Each period's probes and runs as before, the periods of one probe
 	 * together: a period whose first byte differs cannot match (found 8 at
-	 * a time), and a period at or above the least one found so far cannot
-	 * be reported. */
+	 * a time; with SSE2, the first two bytes, 16 at a time), and a period
+	 * at or above the least one found so far cannot be reported. */
 	for (size_t i = 0; i + 9 <= n && best_p > 1; i += stride) {
 		size_t pmax = best_p - 1 < n - i - 8 ? best_p - 1 : n - i - 8;
 		uint64_t a, ones = UINT64_C(0x0101010101010101), hi7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
 		uint64_t c8 = ones * u[i];
+		bool done = false;
 
 		memcpy(&a, s + i, 8);
-		for (size_t w = 0; w * 8 < pmax; w++) {
+#ifdef __SSE2__
+		_Static_assert(TEXTCHECK_LOOP_UNIT_MAX == 64, "one probe's periods are 64 bits");
+		if (i + 2 + TEXTCHECK_LOOP_UNIT_MAX <= n) {
+			/* bit p - 1: s[i + p] == s[i] and s[i + p + 1] == s[i + 1] */
+			__m128i c1 = _mm_set1_epi8((char)u[i]), c2 = _mm_set1_epi8((char)u[i + 1]);
+			uint64_t mm = 0;
+
+			for (int q = 0; q < 4; q++) {
+				const char *x = s + i + 1 + q * 16;
+				__m128i e = _mm_and_si128(
+					_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)x), c1),
+					_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(x + 1)),
+						       c2));
+
+				mm |= (uint64_t)(unsigned)_mm_movemask_epi8(e) << (q * 16);
+			}
+			if (pmax < 64)
+				mm &= (UINT64_C(1) << pmax) - 1;
+			while (mm) {
+				size_t p = 1 + (size_t)__builtin_ctzll(mm);
+
+				mm &= mm - 1;
+				if (loop_try(s, n, i, p, a, until, &best_lo, &best_hi)) {
+					best_p = p;
+					break;
+				}
+			}
+			done = true;
+		}
+#endif
+		for (size_t w = 0; !done && w * 8 < pmax; w++) {
 			size_t p0 = 1 + w * 8; /* the period of the word's first byte */
 			uint64_t m = 0;
 
@@ -715,29 +962,14 @@ static int check_loop(struct tc *t)
 			if (pmax - p0 + 1 < 8)
 				m &= ((uint64_t)1 << ((pmax - p0 + 1) * 8)) - 1;
 			while (m) {
-				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8, lo, hi;
-				uint64_t b;
+				size_t p = p0 + (size_t)__builtin_ctzll(m) / 8;
 
 				m &= m - 1;
-				if (i < until[p])
-					continue;
-				memcpy(&b, s + i + p, 8);
-				if (a != b)
-					continue;
-				lo = i;
-				hi = i + 8;
-				while (lo > 0 && s[lo - 1] == s[lo - 1 + p])
-					lo--;
-				while (hi + p < n && s[hi] == s[hi + p])
-					hi++;
-				until[p] = hi;
-				if (!loop_hit(hi - lo, p) || unit_blank(s + lo, p))
-					continue;
-				best_p = p;
-				best_lo = lo;
-				best_hi = hi;
-				pmax = 0; /* the rest are longer periods */
-				break;
+				if (loop_try(s, n, i, p, a, until, &best_lo, &best_hi)) {
+					best_p = p;
+					pmax = 0; /* the rest are longer periods */
+					break;
+				}
 			}
 		}
 	}
@@ -763,6 +995,8 @@ static int check_lines(struct tc *t)
 
 	for (q = s; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
 		lines++;
+	t->lines = lines; /* for tc_scan */
+	t->have_lines = true;
 	if (hset_init(&h, lines, key, cnt, LINES_STACK))
 		return -ENOMEM;
 	while (p < end && rc == 0) {
@@ -775,7 +1009,7 @@ static int check_lines(struct tc *t)
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
 			b--;
 		if ((size_t)(b - a) >= TEXTCHECK_LINE_MIN_BYTES &&
-		    hset_add(&h, bytes_hash(a, (size_t)(b - a))) >=
+		    hset_add(&h, chunk_hash(a, (size_t)(b - a), 0)) >=
 			    TEXTCHECK_LINE_MIN_REPEATS) {
 			size_t count = 0;
 
@@ -855,7 +1089,7 @@ static inline bool grams_next(struct grams *g)
 /* The window's key for the exact count: never 0. */
 static inline uint64_t grams_key(const struct grams *g)
 {
-	uint64_t m = hash_mix64(g->h);
+	uint64_t m = tc_mix64(g->h);
 
 	return m ? m : 1;
 }
@@ -885,13 +1119,6 @@ static inline unsigned gram_counter(const uint64_t *tab, size_t b)
  * text is clean; (2) the union of just those windows, a tighter bound;
  * (3) the exact count of just those windows by their 64-bit key. Sets
  * *covered, or returns -ENOMEM. */
-/* grams_covered for a text of at most GRAM_HS_MAX windows: the same passes
- * and the same keys, but pass 1 keeps each window's rolling hash, so that
- * pass 2 reads it back instead of rolling again, tests blankness only for
- * the windows in buckets that reached 3, and gathers the windows pass 3
- * counts (which then need no roll either). */
-#define GRAM_HS_MAX 4096
-
 static bool window_nonblank(const char *s)
 {
 	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
@@ -936,73 +1163,183 @@ static inline __attribute__((always_inline)) size_t grams_pass1(const unsigned c
 	return inb * TEXTCHECK_GRAM_BYTES;
 }
 
+/* grams_covered for a text of at most GRAM_HS_MAX windows, by anchors. A
+ * window that occurs 3 times holds, at one of its first ANCHOR_STRIDE
+ * offsets, an anchor: the GRAM_PIECE bytes at a multiple of ANCHOR_STRIDE
+ * (GRAM_PIECE + ANCHOR_STRIDE - 1 = GRAM_BYTES); and those bytes occur 3
+ * times too (in each copy of the window). So (1) the anchors' pieces are
+ * counted at every offset of the text (a bit set of them rules out most
+ * offsets with one probe; a count can only come out too high, never too
+ * low), and every counted window lies within ANCHOR_STRIDE - 1 bytes before
+ * a hot anchor (one whose piece occurs 3 times or more) to GRAM_BYTES after
+ * it: under the thresholds, the text is clean; (2) every copy of a counted
+ * window holds a hot anchor in its first ANCHOR_STRIDE offsets, so the exact
+ * count of the windows that do (by the same 64-bit keys as grams_covered)
+ * is the count over the whole text for every window that reaches
+ * GRAM_MIN_COUNT. */
+#define GRAM_HS_MAX 4096
+#define GRAM_PIECE 16
+_Static_assert(GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES <= 65536, "window offsets fit 16 bits");
+#define ANCHOR_STRIDE (TEXTCHECK_GRAM_BYTES - GRAM_PIECE + 1)
+#define ANCHOR_MAX ((GRAM_HS_MAX + TEXTCHECK_GRAM_BYTES) / ANCHOR_STRIDE + 1)
+#define ANCHOR_SLOTS_MAX 1024 /* a power of two, at least 2 * ANCHOR_MAX */
+#define ANCHOR_MAP_MAX 2048 /* the map of anchor hashes: a power of two */
+
+_Static_assert(ANCHOR_STRIDE >= 1 && GRAM_PIECE >= 8 && GRAM_PIECE <= 16,
+	       "an anchor's piece is read as two overlapping 8-byte words");
+_Static_assert(ANCHOR_SLOTS_MAX >= 2 * ANCHOR_MAX, "the anchors' table is at most half full");
+
+/* The hash of the GRAM_PIECE bytes at u (one multiply: pieces that
+ * collide only count too much); a key of it is h | 1 (0 is the empty
+ * slot). */
+static inline uint64_t piece_hash(const unsigned char *u)
+{
+	uint64_t a, b;
+
+	memcpy(&a, u, 8);
+	memcpy(&b, u + GRAM_PIECE - 8, 8);
+	return (a ^ ((b << 29) | (b >> 35))) * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+/* Counts the piece of hash k when it is an anchor's (or shares its key). */
+static inline __attribute__((always_inline)) void anchor_count(uint64_t k, const unsigned char *amap,
+								unsigned mshift, const uint32_t *akey,
+								uint16_t *acnt, size_t slots)
+{
+	uint32_t key1;
+	size_t i;
+
+	if (!amap[k >> mshift])
+		return;
+	key1 = (uint32_t)(k >> 32) | 1;
+	for (i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
+	     akey[i] && akey[i] != key1; i = (i + 1) & (slots - 1))
+		;
+	acnt[i] += akey[i] != 0;
+}
+
+static inline uint64_t rolled_hash(const unsigned char *u)
+{
+	uint64_t h = 0;
+
+	for (size_t k = 0; k < TEXTCHECK_GRAM_BYTES; k++)
+		h = h * GRAM_B + u[k];
+	return h;
+}
+
 static int grams_covered_small(const char *s, size_t n, size_t *covered)
 {
-	uint64_t tab[((size_t)1 << GRAM_FILTER_BITS) / 32];
-	uint64_t hs[GRAM_HS_MAX];
-	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, bound = 0, until = 0, nflag = 0;
-	size_t flag_stack[GRAM_FLAGGED_STACK], *flag = flag_stack;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t nw = n - TEXTCHECK_GRAM_BYTES + 1, na = (n - GRAM_PIECE) / ANCHOR_STRIDE + 1;
+	size_t slots = 64, nmap = 1024, bound = 0, until = 0, ncand = 0;
+	uint32_t akey[ANCHOR_SLOTS_MAX]; /* a piece's hash, the high half | 1 */
+	unsigned char amap[ANCHOR_MAP_MAX];
+	uint16_t acnt[ANCHOR_SLOTS_MAX];
+	uint16_t aslot[ANCHOR_MAX];
+	unsigned mshift;
+	uint64_t ck[GRAM_HS_MAX]; /* (2): the candidate windows' keys */
+	uint16_t cpos[GRAM_HS_MAX];
+	uint64_t hh = 0, m, top = 1;
+	size_t hpos = SIZE_MAX;
 	uint64_t key[2 * GRAM_FLAGGED_STACK];
 	uint32_t cnt[2 * GRAM_FLAGGED_STACK];
-	const unsigned char *u = (const unsigned char *)s;
-	unsigned bits = 10;
 	struct hset h;
 	int rc = 0;
 
 	*covered = 0;
-	bound = grams_pass1(u, nw, tab, &bits, hs);
-	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
-		return 0;
-	/* (2), and the windows for (3) */
-	bound = 0;
-	for (size_t i = 0; i < nw; i++) {
-		if ((u[i] & 0xC0) == 0x80 || gram_counter(tab, gram_bucket(hs[i], bits)) < 3 ||
-		    !window_nonblank(s + i))
+	for (size_t k = 1; k < TEXTCHECK_GRAM_BYTES; k++)
+		top *= GRAM_B;
+	/* (1) the anchors in a table at most half full, by the high half of
+	 * their hash (pieces that share it count together: too much, never
+	 * too little), and a map of their hashes, up to 32 bytes an anchor
+	 * (one load an offset rules most out) */
+	while (slots < 2 * na)
+		slots *= 2;
+	while (nmap < 32 * na && nmap < ANCHOR_MAP_MAX)
+		nmap *= 2;
+	mshift = 64 - (unsigned)__builtin_ctzll(nmap);
+	memset(akey, 0, slots * sizeof(*akey));
+	memset(acnt, 0, slots * sizeof(*acnt));
+	memset(amap, 0, nmap);
+	for (size_t j = 0; j < na; j++) {
+		uint64_t k = piece_hash(u + j * ANCHOR_STRIDE);
+		uint32_t key1 = (uint32_t)(k >> 32) | 1;
+		size_t i = (size_t)(k * UINT64_C(0xC2B2AE3D27D4EB4F) >> 40) & (slots - 1);
+
+		while (akey[i] && akey[i] != key1)
+			i = (i + 1) & (slots - 1);
+		akey[i] = key1;
+		aslot[j] = (uint16_t)i;
+		amap[k >> mshift] = 1;
+	}
+	/* four offsets a round: most rounds are one test of four map bytes */
+	{
+		size_t p = 0, np = n - GRAM_PIECE + 1;
+
+		for (; p + 4 <= np; p += 4) {
+			uint64_t k0 = piece_hash(u + p), k1 = piece_hash(u + p + 1);
+			uint64_t k2 = piece_hash(u + p + 2), k3 = piece_hash(u + p + 3);
+
+			if (!(amap[k0 >> mshift] | amap[k1 >> mshift] | amap[k2 >> mshift] |
+			      amap[k3 >> mshift]))
+				continue;
+			anchor_count(k0, amap, mshift, akey, acnt, slots);
+			anchor_count(k1, amap, mshift, akey, acnt, slots);
+			anchor_count(k2, amap, mshift, akey, acnt, slots);
+			anchor_count(k3, amap, mshift, akey, acnt, slots);
+		}
+		for (; p < np; p++)
+			anchor_count(piece_hash(u + p), amap, mshift, akey, acnt, slots);
+	}
+	for (size_t j = 0; j < na; j++) {
+		size_t p = j * ANCHOR_STRIDE, lo, hi;
+
+		if (acnt[aslot[j]] < TEXTCHECK_GRAM_MIN_COUNT)
 			continue;
-		bound += i + TEXTCHECK_GRAM_BYTES - (i > until ? i : until);
-		until = i + TEXTCHECK_GRAM_BYTES;
-		if (nflag < GRAM_FLAGGED_STACK)
-			flag_stack[nflag] = i;
-		nflag++;
+		lo = p >= ANCHOR_STRIDE - 1 ? p - (ANCHOR_STRIDE - 1) : 0;
+		hi = p + TEXTCHECK_GRAM_BYTES < n ? p + TEXTCHECK_GRAM_BYTES : n;
+		bound += hi - (lo > until ? lo : until);
+		until = hi;
 	}
 	if (bound < TEXTCHECK_GRAM_MIN_BYTES || bound * 100 < n * TEXTCHECK_GRAM_MIN_SHARE)
 		return 0;
-	/* (3) */
-	if (nflag > GRAM_FLAGGED_STACK) {
-		size_t k = 0;
+	/* (2) the windows that hold a hot anchor in their first ANCHOR_STRIDE
+	 * offsets, in order, with their keys (rolled along a stretch of them) */
+	until = 0;
+	for (size_t j = 0; j < na; j++) {
+		size_t p = j * ANCHOR_STRIDE, lo, hi;
 
-		flag = malloc(nflag * sizeof(*flag));
-		if (!flag)
-			return -ENOMEM;
-		for (size_t i = 0; i < nw; i++)
-			if ((u[i] & 0xC0) != 0x80 && gram_counter(tab, gram_bucket(hs[i], bits)) >= 3 &&
-			    window_nonblank(s + i))
-				flag[k++] = i;
+		if (acnt[aslot[j]] < TEXTCHECK_GRAM_MIN_COUNT)
+			continue;
+		lo = p >= ANCHOR_STRIDE - 1 ? p - (ANCHOR_STRIDE - 1) : 0;
+		hi = p + 1 < nw ? p + 1 : nw;
+		for (size_t i = lo > until ? lo : until; i < hi; i++) {
+			hh = i && i == hpos + 1 ? (hh - u[i - 1] * top) * GRAM_B + u[i - 1 + TEXTCHECK_GRAM_BYTES]
+						: rolled_hash(u + i);
+			hpos = i;
+			if ((u[i] & 0xC0) == 0x80 || !window_nonblank(s + i))
+				continue;
+			m = tc_mix64(hh);
+			ck[ncand] = m ? m : 1;
+			cpos[ncand++] = (uint16_t)i;
+		}
+		until = hi > until ? hi : until;
 	}
-	if (hset_init(&h, nflag, key, cnt, 2 * GRAM_FLAGGED_STACK)) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t k = 0; k < nflag; k++) {
-		uint64_t m = hash_mix64(hs[flag[k]]);
-
-		hset_add(&h, m ? m : 1);
-	}
+	if (hset_init(&h, ncand, key, cnt, 2 * GRAM_FLAGGED_STACK))
+		return -ENOMEM;
+	for (size_t k = 0; k < ncand; k++)
+		hset_add(&h, ck[k]);
 	/* the union of the windows that occur often enough, in order */
 	until = 0;
-	for (size_t k = 0; k < nflag; k++) {
-		size_t e = flag[k] + TEXTCHECK_GRAM_BYTES;
-		uint64_t m = hash_mix64(hs[flag[k]]);
+	for (size_t k = 0; k < ncand; k++) {
+		size_t e = cpos[k] + TEXTCHECK_GRAM_BYTES;
 
-		if (hset_get(&h, m ? m : 1) < TEXTCHECK_GRAM_MIN_COUNT)
+		if (hset_get(&h, ck[k]) < TEXTCHECK_GRAM_MIN_COUNT)
 			continue;
-		*covered += e - (flag[k] > until ? flag[k] : until);
+		*covered += e - (cpos[k] > until ? cpos[k] : until);
 		until = e;
 	}
 	hset_free(&h);
-out:
-	if (flag != flag_stack)
-		free(flag);
 	return rc;
 }
 
@@ -1145,34 +1482,37 @@ static inline size_t piece_bit(const char *s)
  * of the reply's 4-byte pieces (by hash, built once a run) rules most of
  * them out without a search, since a text with a piece the reply does not
  * have cannot be in it. */
+#define PIECE_STRIDE 4
+
 static const char *in_reply(struct tc *t, const char *s, size_t n)
 {
 	if (n >= 4 && t->n >= n) {
-		bool even = true, odd = true;
+		bool maybe = false;
 
-		/* the pieces at even offsets of the reply: a text found at an
-		 * even offset has its pieces at even offsets there, one at an odd
-		 * offset those at odd offsets */
+		/* the pieces at offsets of the reply that are multiples of
+		 * PIECE_STRIDE: a text found at offset o has its pieces at
+		 * offsets d with o + d a multiple there, so it is ruled out when
+		 * every residue of d has a piece the set lacks */
 		if (!t->have_pieces) {
 			memset(t->pieces, 0, sizeof(t->pieces));
-			for (size_t i = 0; i + 4 <= t->n; i += 2) {
+			for (size_t i = 0; i + 4 <= t->n; i += PIECE_STRIDE) {
 				size_t b = piece_bit(t->s + i);
 
 				t->pieces[b / 64] |= UINT64_C(1) << (b % 64);
 			}
 			t->have_pieces = true;
 		}
-		for (size_t i = 0; i + 4 <= n && even; i += 2) {
-			size_t b = piece_bit(s + i);
+		for (size_t r = 0; r < PIECE_STRIDE && !maybe; r++) {
+			bool all = true;
 
-			even = (t->pieces[b / 64] >> (b % 64)) & 1;
-		}
-		for (size_t i = 1; i + 4 <= n && odd; i += 2) {
-			size_t b = piece_bit(s + i);
+			for (size_t i = r; i + 4 <= n && all; i += PIECE_STRIDE) {
+				size_t b = piece_bit(s + i);
 
-			odd = (t->pieces[b / 64] >> (b % 64)) & 1;
+				all = (t->pieces[b / 64] >> (b % 64)) & 1;
+			}
+			maybe = all;
 		}
-		if (!even && !odd)
+		if (!maybe)
 			return NULL;
 	}
 	return memmem(t->s, t->n, s, n);
@@ -1189,7 +1529,8 @@ struct echo_fields {
 static const char *const *echo_fields(struct tc *t, struct echo_fields *ef)
 {
 	if (!ef->have) {
-		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true);
+		const char *ctx;
+		size_t nf = item_fields(t->in->item, ef->f, TC_FIELDS_MAX - 1, true, &ctx);
 
 		ef->f[nf] = t->in->quotable;
 		if (ef->f[nf])
@@ -1304,8 +1645,11 @@ static int check_ack(struct tc *t)
 			a++;
 		if (a < e) {
 			for (size_t i = 0; !first && ack_openers[i]; i++) {
-				size_t l = strlen(ack_openers[i]);
+				size_t l;
 
+				if (*a != ack_openers[i][0]) /* most lines: no opener */
+					continue;
+				l = strlen(ack_openers[i]);
 				if ((size_t)(e - a) >= l && memcmp(a, ack_openers[i], l) == 0 &&
 				    (memmem(a, (size_t)(e - a), "请", strlen("请")) ||
 				     memmem(a, (size_t)(e - a), "？", strlen("？")) ||
@@ -1476,6 +1820,12 @@ static int check_off_topic(struct tc *t)
 				best_m = m;
 			}
 		}
+		/* the head grows by line i only for a split measured after it
+		 * (tails only shrink) */
+		if (i + 1 >= tl->lines || i + 1 >= TEXTCHECK_TOPIC_SPLITS_MAX ||
+		    (tl->n - tl->lo[i + 1]) * 100 < tl->n * TEXTCHECK_TOPIC_TAIL_SHARE ||
+		    tl->n - tl->lo[i + 1] < TEXTCHECK_TOPIC_MIN_TERMS)
+			break;
 		for (size_t j = tl->lo[i]; j < tl->lo[i + 1]; j++)
 			hset_add(&ref, term_at(tl, j));
 	}

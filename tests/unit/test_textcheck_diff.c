@@ -1820,6 +1820,85 @@ static void test_generated(void **state)
 	json_decref(items);
 }
 
+/* Texts built from a few phrases, so that passages recur 1 to 5 times at
+ * every alignment: the repeated-passage check around its thresholds and
+ * around the size where it changes method (4,096 windows), words and line
+ * ends across the scans' 64-byte blocks (ASCII, CJK and both), loops that
+ * end near the text's end, terms of every length. */
+static void test_repeats(void **state)
+{
+	json_t *items = gen_items(), *prompt = NULL;
+	static const char *const pool[] = {
+		"The decisive clue is the combination of the presenting symptoms. ",
+		"Option A (Amoxicillin) is wrong because ",
+		"it describes a different condition whose typical presentation does not match. ",
+		"幽门螺杆菌感染是消化性溃疡的主要病因，", "根除治疗可以降低复发。", "\n", "\n\n",
+		"Final answer: C", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm",
+		"xy", "; ", "胃", "Pneumonia ", "                ", "Key knowledge (cardiology): ",
+		"a", "\xE4\xB8", "Omeprazole-clarithromycin-amoxicillin ",
+	};
+	const size_t npool = sizeof(pool) / sizeof(pool[0]);
+	uint64_t seed = 777;
+	size_t fired = 0; /* texts the repetition check caught: both outcomes are tried */
+	char err[200];
+	size_t cap = 4600;
+	char *t = malloc(cap);
+
+	(void)state;
+	assert_non_null(t);
+	if (prompts_render(prompts, "explain", json_array_get(items, 0), NULL, &prompt, err,
+			   sizeof(err)) != 0)
+		prompt = NULL;
+	for (size_t r = 0; r < 1500; r++) {
+		/* a small working set of phrases: few give many repeats */
+		size_t set = 1 + rng_next(&seed) % 6, pick[6], n = 0;
+		size_t target = r % 5 == 0 ? 4000 + rng_next(&seed) % 300 : 60 + rng_next(&seed) % 1500;
+
+		for (size_t k = 0; k < set; k++)
+			pick[k] = (size_t)(rng_next(&seed) % npool);
+		while (n < target) {
+			uint64_t x = rng_next(&seed);
+			const char *ph = x % 4 ? pool[pick[x % set]] : pool[(x >> 8) % npool];
+			size_t l = strlen(ph);
+
+			if (x % 7 == 0) { /* a one-off word: breaks alignments */
+				if (n + 32 > cap)
+					break;
+				n += (size_t)snprintf(t + n, 32, "w%llu ", (unsigned long long)(x >> 40));
+				continue;
+			}
+			if (n + l + 1 > cap)
+				break;
+			memcpy(t + n, ph, l);
+			n += l;
+		}
+		t[n < cap ? n : cap - 1] = '\0';
+		both(json_array_get(items, r % 2), r % 3 ? prompt : NULL, NULL, t, "repeats");
+		{
+			struct textcheck_input in = { .text = t, .item = json_array_get(items, 0),
+						      .checks = TEXTCHECK_BIT(TEXTCHECK_REPETITION) };
+			struct textcheck_result res;
+
+			fired += textcheck_run(&in, &res) == 1;
+		}
+		/* the same cut at every length near the window sizes */
+		if (r % 50 == 0) {
+			for (size_t cut = 0; cut < 80 && cut < n; cut++) {
+				char c = t[n - cut];
+
+				t[n - cut] = '\0';
+				both(json_array_get(items, 0), NULL, NULL, t, "repeats cut");
+				t[n - cut] = c;
+			}
+		}
+	}
+	print_message("repeats: 1500 texts, %zu degenerate\n", fired);
+	assert_true(fired > 100 && fired < 1400);
+	free(t);
+	json_decref(prompt);
+	json_decref(items);
+}
+
 static int setup(void **state)
 {
 	char err[256];
@@ -1842,7 +1921,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generated), cmocka_unit_test(test_medthink),
 		cmocka_unit_test(test_answers),   cmocka_unit_test(test_medqa),
-		cmocka_unit_test(test_pubmedqa),
+		cmocka_unit_test(test_pubmedqa),  cmocka_unit_test(test_repeats),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -86,10 +86,9 @@ static void put_string(struct out *o, const char *str, size_t len)
 		char e[6];
 		size_t elen = 2;
 
-		if (end - s >= 8 && utf8_json_plain8(s)) {
-			s += 8;
-			continue;
-		}
+		s = utf8_json_skip_plain(s, end);
+		if (s == end)
+			break;
 		c = *s;
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
 			s++;

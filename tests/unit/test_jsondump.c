@@ -205,6 +205,33 @@ static void test_refused(void **state)
 	json_decref(v);
 }
 
+/* Long plain runs (read 16 or 8 bytes a step) with a character that needs
+ * a look at every offset around the steps, and at the very end: the same
+ * bytes as jansson's, or refused alike. */
+static void test_plain_runs(void **state)
+{
+	static const char *const odd[] = { "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "/",
+					   "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+					   "\xc3", "\xed\xa0\x80", "\xff" };
+	char buf[96];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+		for (size_t at = 0; at < 48; at++) {
+			for (size_t tail = 0; tail < 20; tail += 7) {
+				size_t ol = strlen(odd[k]), n = at + ol + tail;
+				json_t *v = json_array();
+
+				memset(buf, 'p', sizeof(buf));
+				memcpy(buf + at, odd[k], ol);
+				json_array_append_new(v, json_stringn_nocheck(buf, n));
+				same_as_jansson(v);
+				json_decref(v);
+			}
+		}
+	}
+}
+
 /* The stored text (store_json_text): json_dumpb(JSON_COMPACT |
  * JSON_ENCODE_ANY), keys in insertion order, any value, into one buffer
  * the caller keeps across calls. */
@@ -269,6 +296,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_values),
+		cmocka_unit_test(test_plain_runs),
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_compact),

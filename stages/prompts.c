@@ -867,7 +867,7 @@ static int template_uses(json_t *t, const char *tag)
 
 /* Templates compiled by this thread (struct tpl), kept by their text: a
  * job renders the same few for every call. */
-#define TPL_KEEP 8
+#define TPL_KEEP 32 /* PROMPTS_MAX: one snapshot's never evict each other */
 
 struct tpl {
 	char *name, *sys, *user; /* copies: the key, and what the ops point into */

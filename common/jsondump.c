@@ -86,10 +86,9 @@ static void put_string(struct out *o, const char *str, size_t len)
 		char e[6];
 		size_t elen = 2;
 
-		if (end - s >= 8 && utf8_json_plain8(s)) {
-			s += 8;
-			continue;
-		}
+		s = utf8_json_skip_plain(s, end);
+		if (s == end)
+			break;
 		c = *s;
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
 			s++;
@@ -321,4 +320,82 @@ int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len)
 	o.p[o.len] = '\0';
 	*len = o.len;
 	return 0;
+}
+
+/* ---- pieces appended to the caller's buffer ------------------------------ */
+
+static struct out out_resume(char **buf, size_t *cap, size_t *len)
+{
+	struct out o = { .p = *buf, .cap = *buf ? *cap : 0, .len = *buf ? *len : 0 };
+
+	return o;
+}
+
+static int out_finish(struct out *o, char **buf, size_t *cap, size_t *len)
+{
+	if (!o->fail)
+		reserve(o, 0);
+	*buf = o->p;
+	*cap = o->cap;
+	if (o->fail)
+		return o->nomem ? -ENOMEM : -EINVAL;
+	o->p[o->len] = '\0';
+	*len = o->len;
+	return 0;
+}
+
+int jsondump_raw_append(const char *s, size_t n, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = out_resume(buf, cap, len);
+
+	put(&o, s, n);
+	return out_finish(&o, buf, cap, len);
+}
+
+int jsondump_string_append(const char *s, size_t n, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = out_resume(buf, cap, len);
+
+	put_string(&o, s, n);
+	return out_finish(&o, buf, cap, len);
+}
+
+int jsondump_int_append(json_int_t v, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = out_resume(buf, cap, len);
+
+	put_int(&o, v);
+	return out_finish(&o, buf, cap, len);
+}
+
+int jsondump_real_append(double d, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = out_resume(buf, cap, len);
+	json_t *v = NULL;
+
+	if (d == 0 || (d == floor(d) && fabs(d) < 1e15)) {
+		/* put_real's own cases: no value needed */
+		if (d == 0)
+			put(&o, signbit(d) ? "-0.0" : "0.0", signbit(d) ? 4 : 3);
+		else {
+			put_int(&o, (json_int_t)d);
+			put(&o, ".0", 2);
+		}
+	} else {
+		v = json_real(d);
+		if (v)
+			put_real(&o, v);
+		else
+			o.fail = true; /* not finite: json_real gives no value */
+		json_decref(v);
+	}
+	return out_finish(&o, buf, cap, len);
+}
+
+int jsondump_member_append(const json_t *v, char **buf, size_t *cap, size_t *len)
+{
+	struct out o = out_resume(buf, cap, len);
+
+	put_value(&o, v, 1);
+	return out_finish(&o, buf, cap, len);
 }

@@ -30,4 +30,24 @@ char *jsondump_sorted(const json_t *v, size_t *len);
  * any thread. */
 int jsondump_compact_into(const json_t *v, char **buf, size_t *cap, size_t *len);
 
+/* Pieces of a key-sorted text written without a tree (a request body whose
+ * members are known): each appends to the caller's buffer *buf of *cap
+ * bytes holding *len (*buf may be NULL; grown with realloc, the caller
+ * keeps and frees it, updated even on an error), NUL-terminated on 0.
+ * Errors: -EINVAL where jsondump_sorted gives no text for the same value,
+ * -ENOMEM. Pure; any thread. */
+/* n bytes of s as they are (JSON the caller has written). */
+int jsondump_raw_append(const char *s, size_t n, char **buf, size_t *cap, size_t *len);
+/* The string s (n bytes) as JSON text, escaped as jsondump_sorted does;
+ * -EINVAL when it is not valid UTF-8. */
+int jsondump_string_append(const char *s, size_t n, char **buf, size_t *cap, size_t *len);
+/* The integer v as jsondump_sorted writes a JSON integer. */
+int jsondump_int_append(json_int_t v, char **buf, size_t *cap, size_t *len);
+/* The real d as jsondump_sorted writes json_real(d); -EINVAL where
+ * json_real gives no value (not finite). */
+int jsondump_real_append(double d, char **buf, size_t *cap, size_t *len);
+/* v (any value) as jsondump_sorted writes it as a member of an object or
+ * an array of the text. */
+int jsondump_member_append(const json_t *v, char **buf, size_t *cap, size_t *len);
+
 #endif

@@ -51,6 +51,17 @@ size_t utf8_check(const char *str, size_t len)
 			if (s[i] == 0)
 				return i;
 			i++;
+			/* then ASCII without NUL eight bytes at a time (most
+			 * text is; a multi-byte run pays nothing for it) */
+			while (i + 8 <= len) {
+				uint64_t w;
+
+				memcpy(&w, s + i, 8);
+				if ((w & 0x8080808080808080ULL) ||
+				    ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+					break;
+				i += 8;
+			}
 			continue;
 		}
 		n = utf8_seq_len(str + i, len - i);

@@ -123,11 +123,55 @@ static int section_true(const struct values *vals, const char *s, size_t n)
 	return i >= 0 && vals->v[i] && vals->v[i][0];
 }
 
+/* A template part compiled by a checking walk: its text pieces (the newlines
+ * that end kept lines included, runs merged), placeholders and section tags
+ * in order, the lines of lone section tags gone. Replayed with a render's
+ * values it writes what walk writes, without scanning the text for tags. */
+enum op_kind { OP_TEXT, OP_VAR, OP_OPEN, OP_CLOSE };
+
+struct op {
+	enum op_kind k;
+	int vi;        /* OP_VAR: index in placeholders[] */
+	const char *s; /* OP_TEXT: the text; OP_OPEN: the section's name */
+	size_t n;
+};
+
+#define OPS_MAX 4096 /* a template of PROMPTS_FILE_MAX has fewer */
+
+struct ops {
+	struct op *v;
+	size_t n, cap;
+	bool fail;
+};
+
+static void ops_add(struct ops *o, enum op_kind k, int vi, const char *s, size_t n)
+{
+	if (o->fail)
+		return;
+	if (k == OP_TEXT && o->n && o->v[o->n - 1].k == OP_TEXT &&
+	    o->v[o->n - 1].s + o->v[o->n - 1].n == s) {
+		o->v[o->n - 1].n += n; /* the run goes on */
+		return;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 32;
+		struct op *v = cap <= OPS_MAX ? realloc(o->v, cap * sizeof(*v)) : NULL;
+
+		if (!v) {
+			o->fail = true;
+			return;
+		}
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = (struct op){ .k = k, .vi = vi, .s = s, .n = n };
+}
+
 /* Walks a template part: checks it (vals == NULL) or renders it into out.
  * A section tag alone on its line removes the line. Errors name the
  * template, the part and the line. */
 static int walk(const char *tname, const char *part, const char *text, const struct values *vals,
-                struct buf *out, char *err, size_t errlen)
+                struct buf *out, struct ops *rec, char *err, size_t errlen)
 {
 	const char *p = text, *end = text + strlen(text);
 	const char *open_name[MAX_DEPTH];
@@ -164,6 +208,8 @@ static int walk(const char *tname, const char *part, const char *text, const str
 
 				if (!next)
 					next = le;
+				if (rec)
+					ops_add(rec, OP_TEXT, 0, s, (size_t)(next - s));
 				if (vals && active[depth]) {
 					rc = buf_append(out, s, (size_t)(next - s));
 					if (rc)
@@ -180,6 +226,8 @@ static int walk(const char *tname, const char *part, const char *text, const str
 					       tname, part, line, (int)nlen, name);
 					return -EINVAL;
 				}
+				if (rec)
+					ops_add(rec, OP_VAR, vi, NULL, 0);
 				if (vals && active[depth]) {
 					if (!vals->v[vi]) {
 						seterr(err, errlen,
@@ -206,6 +254,8 @@ static int walk(const char *tname, const char *part, const char *text, const str
 				open_len[depth] = nlen;
 				active[depth + 1] = active[depth] && (!vals || section_true(vals, name, nlen));
 				depth++;
+				if (rec)
+					ops_add(rec, OP_OPEN, 0, name, nlen);
 			} else {
 				if (!depth || open_len[depth - 1] != nlen ||
 				    memcmp(open_name[depth - 1], name, nlen) != 0) {
@@ -214,6 +264,8 @@ static int walk(const char *tname, const char *part, const char *text, const str
 					return -EINVAL;
 				}
 				depth--;
+				if (rec)
+					ops_add(rec, OP_CLOSE, 0, NULL, 0);
 			}
 			s += tlen;
 		}
@@ -238,6 +290,8 @@ static int walk(const char *tname, const char *part, const char *text, const str
 				open_len[depth] = nlen;
 				active[depth + 1] = active[depth] && (!vals || section_true(vals, name, nlen));
 				depth++;
+				if (rec)
+					ops_add(rec, OP_OPEN, 0, name, nlen);
 			} else {
 				if (!depth || open_len[depth - 1] != nlen ||
 				    memcmp(open_name[depth - 1], name, nlen) != 0) {
@@ -246,11 +300,15 @@ static int walk(const char *tname, const char *part, const char *text, const str
 					return -EINVAL;
 				}
 				depth--;
+				if (rec)
+					ops_add(rec, OP_CLOSE, 0, NULL, 0);
 			}
 		} else if (le < end && vals && active[depth]) {
 			rc = buf_append(out, "\n", 1);
 			if (rc)
 				goto fail_buf;
+		} else if (le < end && rec) {
+			ops_add(rec, OP_TEXT, 0, le, 1);
 		}
 		p = le < end ? le + 1 : end;
 		line++;
@@ -318,9 +376,9 @@ static int check_template(const char *name, json_t *t, bool walks, char *err, si
 		seterr(err, errlen, "template %s (user, line 1): must be \"%s\"", name, task);
 		return -EINVAL;
 	}
-	rc = walks ? walk(name, "system", sys, NULL, NULL, err, errlen) : 0;
+	rc = walks ? walk(name, "system", sys, NULL, NULL, NULL, err, errlen) : 0;
 	if (!rc && walks)
-		rc = walk(name, "user", user, NULL, NULL, err, errlen);
+		rc = walk(name, "user", user, NULL, NULL, NULL, err, errlen);
 	if (rc)
 		return rc;
 	if (in_list(name, nl, blind_templates)) {
@@ -807,9 +865,22 @@ static int template_uses(json_t *t, const char *tag)
  * are freed when it ends. */
 #define RENDER_KEEP ((size_t)64 << 10)
 
+/* Templates compiled by this thread (struct tpl), kept by their text: a
+ * job renders the same few for every call. */
+#define TPL_KEEP 32 /* PROMPTS_MAX: one snapshot's never evict each other */
+
+struct tpl {
+	char *name, *sys, *user; /* copies: the key, and what the ops point into */
+	size_t sys_len, user_len;
+	struct ops ops[2];       /* system, user */
+	bool uses_options, uses_problem, verbatim;
+};
+
 struct render_keep {
 	struct buf b[2];
 	bool keyed;
+	struct tpl *tpl[TPL_KEEP];
+	int tpl_next; /* the slot the next one takes (the oldest) */
 };
 
 static _Thread_local struct render_keep rkeep;
@@ -817,18 +888,138 @@ static pthread_key_t rkeep_key;
 static pthread_once_t rkeep_once = PTHREAD_ONCE_INIT;
 static bool rkeep_ok;
 
+static void tpl_free(struct tpl *c)
+{
+	if (!c)
+		return;
+	free(c->name);
+	free(c->sys);
+	free(c->user);
+	free(c->ops[0].v);
+	free(c->ops[1].v);
+	free(c);
+}
+
 static void rkeep_flush(void *arg)
 {
 	struct render_keep *k = arg;
 
 	buf_free(&k->b[0]);
 	buf_free(&k->b[1]);
+	for (int i = 0; i < TPL_KEEP; i++) {
+		tpl_free(k->tpl[i]);
+		k->tpl[i] = NULL;
+	}
 	k->keyed = false;
 }
 
 static void rkeep_make(void)
 {
 	rkeep_ok = pthread_key_create(&rkeep_key, rkeep_flush) == 0;
+}
+
+/* Whether this thread's keep is freed when the thread ends (only then is
+ * anything kept). */
+static bool rkeep_register(void)
+{
+	if (!rkeep.keyed) {
+		pthread_once(&rkeep_once, rkeep_make);
+		rkeep.keyed = rkeep_ok && pthread_setspecific(rkeep_key, &rkeep) == 0;
+	}
+	return rkeep.keyed;
+}
+
+/* This thread's compiled template name with the text of template t, or
+ * NULL. t must pass what check_template checks without its walk: a kept
+ * one passed all of it with that name and text. */
+static const struct tpl *tpl_find(const char *name, json_t *t)
+{
+	const char *sys = json_string_value(json_object_get(t, "system"));
+	const char *user = json_string_value(json_object_get(t, "user"));
+	json_t *ver = json_object_get(t, "version");
+	size_t sl, ul;
+
+	if (!sys || !user || !json_is_integer(ver) || json_integer_value(ver) < 1)
+		return NULL;
+	sl = strlen(sys);
+	ul = strlen(user);
+	for (int i = 0; i < TPL_KEEP; i++) {
+		const struct tpl *c = rkeep.tpl[i];
+
+		if (c && c->sys_len == sl && c->user_len == ul && strcmp(c->name, name) == 0 &&
+		    memcmp(c->sys, sys, sl) == 0 && memcmp(c->user, user, ul) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* Compiles template t (which has just rendered: it passed the whole check)
+ * and keeps it for this thread; quietly nothing when memory is short. */
+static void tpl_add(const char *name, json_t *t)
+{
+	const char *sys = json_string_value(json_object_get(t, "system"));
+	const char *user = json_string_value(json_object_get(t, "user"));
+	struct tpl *c;
+	char err[8];
+
+	if (!sys || !user || !rkeep_register())
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->name = strdup(name);
+	c->sys = strdup(sys);
+	c->user = strdup(user);
+	if (!c->name || !c->sys || !c->user)
+		goto fail;
+	c->sys_len = strlen(sys);
+	c->user_len = strlen(user);
+	if (walk(name, "system", c->sys, NULL, NULL, &c->ops[0], err, sizeof(err)) ||
+	    walk(name, "user", c->user, NULL, NULL, &c->ops[1], err, sizeof(err)) ||
+	    c->ops[0].fail || c->ops[1].fail)
+		goto fail;
+	c->uses_options = template_uses(t, "{options}");
+	c->uses_problem = template_uses(t, "{problem}");
+	c->verbatim = in_list(name, strlen(name), verbatim_templates);
+	tpl_free(rkeep.tpl[rkeep.tpl_next]);
+	rkeep.tpl[rkeep.tpl_next] = c;
+	rkeep.tpl_next = (rkeep.tpl_next + 1) % TPL_KEEP;
+	return;
+fail:
+	tpl_free(c);
+}
+
+/* Writes compiled part o with vals into out, as walk writes the part. Any
+ * failure (a placeholder without a value, the cap, no memory) is -EAGAIN:
+ * the caller renders again with walk, which gives the error its words. */
+static int tpl_replay(const struct ops *o, const struct values *vals, struct buf *out)
+{
+	int active[MAX_DEPTH + 1];
+	int depth = 0;
+
+	active[0] = 1;
+	for (size_t i = 0; i < o->n; i++) {
+		const struct op *p = &o->v[i];
+
+		switch (p->k) {
+		case OP_TEXT:
+			if (active[depth] && buf_append(out, p->s, p->n))
+				return -EAGAIN;
+			break;
+		case OP_VAR:
+			if (active[depth] && (!vals->v[p->vi] || buf_puts(out, vals->v[p->vi])))
+				return -EAGAIN;
+			break;
+		case OP_OPEN:
+			active[depth + 1] = active[depth] && section_true(vals, p->s, p->n);
+			depth++;
+			break;
+		case OP_CLOSE:
+			depth--;
+			break;
+		}
+	}
+	return 0;
 }
 
 /* b (empty, no memory) gets kept buffer i's memory, emptied. */
@@ -846,11 +1037,7 @@ static void render_buf_take(struct buf *b, int i)
 static void render_buf_give(struct buf *b, int i)
 {
 	if (b->cap && b->cap <= RENDER_KEEP && !rkeep.b[i].base) {
-		if (!rkeep.keyed) {
-			pthread_once(&rkeep_once, rkeep_make);
-			rkeep.keyed = rkeep_ok && pthread_setspecific(rkeep_key, &rkeep) == 0;
-		}
-		if (rkeep.keyed) {
+		if (rkeep_register()) {
 			rkeep.b[i] = *b;
 			buf_init(b, b->max);
 			return;
@@ -859,12 +1046,13 @@ static void render_buf_give(struct buf *b, int i)
 	buf_free(b);
 }
 
-static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
-		  char *err, size_t errlen);
+static int render(json_t *t, const struct tpl *ct, const char *name, json_t *item, json_t *vars,
+		  json_t **messages_out, char *err, size_t errlen);
 
 int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *vars,
                    json_t **messages_out, char *err, size_t errlen)
 {
+	const struct tpl *ct;
 	json_t *t;
 	int rc;
 
@@ -878,11 +1066,19 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 		seterr(err, errlen, "template %s: not in the prompt snapshot", name);
 		return -ENOENT;
 	}
+	/* A template this thread has compiled (the same name and text: it
+	 * passed the check) renders from its ops; any failure there renders
+	 * again the long way below, which gives the error. */
+	ct = tpl_find(name, t);
+	if (ct && render(t, ct, name, item, vars, messages_out, err, errlen) == 0)
+		return 0;
 	/* The template is checked before anything else, as ever; its walk is
 	 * the render's own (once a call, not twice). */
 	rc = check_template(name, t, false, err, errlen);
 	if (rc == 0)
-		rc = render(t, name, item, vars, messages_out, err, errlen);
+		rc = render(t, NULL, name, item, vars, messages_out, err, errlen);
+	if (rc == 0 && !ct)
+		tpl_add(name, t);
 	if (rc) {
 		int crc = check_one(name, t, err, errlen);
 
@@ -892,9 +1088,10 @@ int prompts_render(json_t *snapshot, const char *name, json_t *item, json_t *var
 	return rc;
 }
 
-/* prompts_render once template t passed all but the walk of the check. */
-static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_t **messages_out,
-		  char *err, size_t errlen)
+/* prompts_render once template t passed all but the walk of the check;
+ * with ct (t compiled) from its ops, where any failure is only -EAGAIN. */
+static int render(json_t *t, const struct tpl *ct, const char *name, json_t *item, json_t *vars,
+		  json_t **messages_out, char *err, size_t errlen)
 {
 	struct values vals;
 	json_t *options, *msgs = NULL;
@@ -923,7 +1120,8 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 	vals.mc = json_is_object(options) && json_object_size(options) > 0;
 	if (vals.mc) {
 		/* (no copy of "" for a template without {options}: vals.v[1]) */
-		if (template_uses(t, "{options}") && !(opt_text = prompts_options_text(options))) {
+		if ((ct ? ct->uses_options : template_uses(t, "{options}")) &&
+		    !(opt_text = prompts_options_text(options))) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -946,7 +1144,7 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 	vals.v[5] = json_string_value(json_object_get(item, "explanation"));
 	vals.v[6] = ctx_text;
 	vals.v[7] = json_string_value(json_object_get(item, "topic"));
-	uses_problem = template_uses(t, "{problem}");
+	uses_problem = ct ? ct->uses_problem : template_uses(t, "{problem}");
 	problem = uses_problem
 			  ? prompts_problem_text(json_string_value(json_object_get(item, "question")),
 						 vals.mc ? options : NULL)
@@ -987,21 +1185,27 @@ static int render(json_t *t, const char *name, json_t *item, json_t *vars, json_
 			room += vals.v[i] ? strlen(vals.v[i]) : 0;
 		render_buf_take(&sys, 0);
 		render_buf_take(&user, 1);
-		if (buf_grow(&sys, 256 + strlen(json_string_value(json_object_get(t, "system")))) == -ENOMEM ||
-		    buf_grow(&user, room + strlen(json_string_value(json_object_get(t, "user")))) == -ENOMEM) {
+		if (buf_grow(&sys, 256 + (ct ? ct->sys_len : strlen(json_string_value(json_object_get(t, "system"))))) == -ENOMEM ||
+		    buf_grow(&user, room + (ct ? ct->user_len : strlen(json_string_value(json_object_get(t, "user"))))) == -ENOMEM) {
 			rc = -ENOMEM;
 			goto out;
 		}
 	}
-	rc = walk(name, "system", json_string_value(json_object_get(t, "system")), &vals, &sys, err,
-	          errlen);
-	if (!rc)
-		rc = walk(name, "user", json_string_value(json_object_get(t, "user")), &vals, &user, err,
-		          errlen);
+	if (ct) {
+		rc = tpl_replay(&ct->ops[0], &vals, &sys);
+		if (!rc)
+			rc = tpl_replay(&ct->ops[1], &vals, &user);
+	} else {
+		rc = walk(name, "system", json_string_value(json_object_get(t, "system")), &vals, &sys,
+			  NULL, err, errlen);
+		if (!rc)
+			rc = walk(name, "user", json_string_value(json_object_get(t, "user")), &vals, &user,
+				  NULL, err, errlen);
+	}
 	if (rc)
 		goto out;
 	tidy(&sys);
-	if (!in_list(name, strlen(name), verbatim_templates))
+	if (!(ct ? ct->verbatim : in_list(name, strlen(name), verbatim_templates)))
 		tidy(&user);
 	msgs = json_array();
 	if (!msgs) {

@@ -652,7 +652,8 @@ static void task_done(void *ud, int status)
 		r->m_items_done++;
 	}
 	j->progress_dirty = true;
-	snprintf(problem, sizeof(problem), "%s", t->out.reason);
+	if (res == STEP_RETRY) /* the re-ask's note: only it reads the reason */
+		snprintf(problem, sizeof(problem), "%s", t->out.reason);
 	{
 		int64_t seq = t->seq;
 		enum step s = t->step;

@@ -605,6 +605,41 @@ static bool final_line_key(const char *text, json_t *options, const char **key)
 	return false;
 }
 
+/* The explanation artifact {"text":text,"final_answer":gold,"verified":v}:
+ * the object json_pack("{s:s, s:s, s:b}") made, built directly (json_pack
+ * parses its format and checks a few KiB of text a character at a time on
+ * every reply); NULL where json_pack gave NULL (text or gold not valid UTF-8,
+ * no memory). */
+static json_t *explanation_artifact(const char *text, const char *gold, bool verified)
+{
+	size_t tl = strlen(text), gl = strlen(gold);
+	json_t *a, *t, *g;
+
+	if (utf8_check(text, tl) != tl || utf8_check(gold, gl) != gl)
+		return NULL;
+	a = json_object();
+	t = json_stringn_nocheck(text, tl);
+	g = json_stringn_nocheck(gold, gl);
+	if (!a || !t || !g) {
+		json_decref(t);
+		json_decref(g);
+		json_decref(a);
+		return NULL;
+	}
+	/* (a setter that fails frees the value it was given) */
+	if (json_object_set_new_nocheck(a, "text", t)) {
+		json_decref(g);
+		goto fail;
+	}
+	if (json_object_set_new_nocheck(a, "final_answer", g) ||
+	    json_object_set_new_nocheck(a, "verified", json_boolean(verified)))
+		goto fail;
+	return a;
+fail:
+	json_decref(a);
+	return NULL;
+}
+
 static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, const char *content,
 			  json_t *json, struct step_outcome *out)
 {
@@ -622,8 +657,7 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 	if (item_is_mc(ctx->item) && gold &&
 	    final_line_key(content, json_object_get(ctx->item, "options"), &key) &&
 	    strcmp(key, gold) == 0) {
-		out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer", gold,
-					  "verified", 1);
+		out->artifact = explanation_artifact(content, gold, true);
 		out->artifact_kind = d->writes;
 		outcome_set(out, STEP_DONE, "%s", "");
 		return;
@@ -653,10 +687,9 @@ static void reply_explain(const struct step_def *d, const struct step_ctx *ctx, 
 		}
 		return;
 	}
-	out->artifact = json_pack("{s:s, s:s, s:b}", "text", content, "final_answer",
-				  gold ? gold : "", "verified",
-				  g.verdict == GRADE_CORRECT ||
-					  gold_parts_covered(ctx->item, conclusion_of(content)));
+	out->artifact = explanation_artifact(content, gold ? gold : "",
+					     g.verdict == GRADE_CORRECT ||
+						     gold_parts_covered(ctx->item, conclusion_of(content)));
 	out->artifact_kind = d->writes;
 	outcome_set(out, STEP_DONE, "%s", "");
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "teacher_clients/extract.h"
+#include "common/jsondump.h"
 #include "common/jsonload.h"
 
 #define OPENAI_REPLY_MAX ((size_t)64 << 20)
@@ -69,6 +70,55 @@ json_t *openai_chat_body(const char *model, json_t *messages, const struct opena
 		return NULL;
 	}
 	return body;
+}
+
+char *openai_chat_body_text(const char *model, json_t *messages, const struct openai_opts *o,
+			    size_t *len)
+{
+	char *b = NULL;
+	size_t cap = 0, n = 0;
+	int rc = 0;
+
+	if (!model || !json_is_array(messages) ||
+	    (o && ((o->schema && o->use_schema) || o->json_object)))
+		return NULL;
+	/* openai_chat_body's members in sorted order: max_tokens, messages,
+	 * model, seed, temperature (opts_apply's conditions) */
+	rc = jsondump_raw_append("{", 1, &b, &cap, &n);
+	if (!rc && o && o->max_tokens > 0) {
+		rc = jsondump_raw_append("\"max_tokens\":", 13, &b, &cap, &n);
+		if (!rc)
+			rc = jsondump_int_append(o->max_tokens, &b, &cap, &n);
+		if (!rc)
+			rc = jsondump_raw_append(",", 1, &b, &cap, &n);
+	}
+	if (!rc)
+		rc = jsondump_raw_append("\"messages\":", 11, &b, &cap, &n);
+	if (!rc)
+		rc = jsondump_member_append(messages, &b, &cap, &n);
+	if (!rc)
+		rc = jsondump_raw_append(",\"model\":", 9, &b, &cap, &n);
+	if (!rc)
+		rc = jsondump_string_append(model, strlen(model), &b, &cap, &n);
+	if (!rc && o && o->seed > 0) {
+		rc = jsondump_raw_append(",\"seed\":", 8, &b, &cap, &n);
+		if (!rc)
+			rc = jsondump_int_append(o->seed, &b, &cap, &n);
+	}
+	if (!rc && o && o->temperature >= 0) {
+		rc = jsondump_raw_append(",\"temperature\":", 15, &b, &cap, &n);
+		if (!rc)
+			rc = jsondump_real_append(o->temperature, &b, &cap, &n);
+	}
+	if (!rc)
+		rc = jsondump_raw_append("}", 1, &b, &cap, &n);
+	if (rc) {
+		free(b);
+		return NULL;
+	}
+	if (len)
+		*len = n;
+	return b;
 }
 
 json_t *openai_completion_body(const char *model, const char *prompt, const struct openai_opts *o)

@@ -50,6 +50,14 @@ const char *openai_err_name(enum openai_err e);
  * (incref'd into the body). NULL on bad arguments (model or messages not an
  * array) or out of memory. The caller json_decref's the result. */
 json_t *openai_chat_body(const char *model, json_t *messages, const struct openai_opts *o);
+/* The text the client sends for openai_chat_body(model, messages, o):
+ * jsondump_sorted's text of that body, byte for byte, written without the
+ * body's tree (a new string, caller frees; *len, may be NULL, its length).
+ * NULL when it cannot say, and the caller builds the tree: a body with a
+ * response_format (not written here), bad arguments, a value jsondump
+ * refuses (invalid UTF-8, a temperature that is not finite) or no memory. */
+char *openai_chat_body_text(const char *model, json_t *messages, const struct openai_opts *o,
+			    size_t *len);
 /* A new /v1/completions body {"model","prompt",...} with logprobs/echo from
  * o. NULL on bad arguments. */
 json_t *openai_completion_body(const char *model, const char *prompt, const struct openai_opts *o);

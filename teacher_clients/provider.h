@@ -90,6 +90,10 @@ struct provider {
 	 * dumps it compact with sorted keys: that text is sent, hashed and
 	 * stored. */
 	json_t *(*request_build)(const struct provider_req *q);
+	/* Optional: that dumped text of request_build(q) itself, written
+	 * without the tree (a new string, caller frees; *len its length), or
+	 * NULL: the client builds the tree and dumps it. */
+	char *(*request_text)(const struct provider_req *q, size_t *len);
 	/* Appends to body (a request as sent, parsed again: it owns all its
 	 * parts) the model's reply text and a user turn ask: the JSON repair.
 	 * 0, -EINVAL (body has no turns to extend) or -ENOMEM. */

@@ -18,7 +18,34 @@ static const char *const rate_headers[] = {
 	NULL,
 };
 
+static void req_opts(const struct provider_req *q, struct openai_opts *o_out);
+
 static json_t *request_build(const struct provider_req *q)
+{
+	struct openai_opts o;
+
+	req_opts(q, &o);
+	if (q->op == PROVIDER_CHAT)
+		return openai_chat_body(q->model, q->messages, &o);
+	if (q->op == PROVIDER_COMPLETION)
+		return openai_completion_body(q->model, q->prompt, &o);
+	if (q->op == PROVIDER_EMBEDDING)
+		return openai_embedding_body(q->model, q->prompt);
+	return NULL;
+}
+
+/* A chat body's text without its tree (the others: NULL, the tree). */
+static char *request_text(const struct provider_req *q, size_t *len)
+{
+	struct openai_opts o;
+
+	if (q->op != PROVIDER_CHAT)
+		return NULL;
+	req_opts(q, &o);
+	return openai_chat_body_text(q->model, q->messages, &o, len);
+}
+
+static void req_opts(const struct provider_req *q, struct openai_opts *o_out)
 {
 	struct openai_opts o;
 
@@ -30,13 +57,7 @@ static json_t *request_build(const struct provider_req *q)
 	o.use_schema = q->use_schema && q->schema;
 	o.logprobs = q->logprobs;
 	o.echo = q->echo;
-	if (q->op == PROVIDER_CHAT)
-		return openai_chat_body(q->model, q->messages, &o);
-	if (q->op == PROVIDER_COMPLETION)
-		return openai_completion_body(q->model, q->prompt, &o);
-	if (q->op == PROVIDER_EMBEDDING)
-		return openai_embedding_body(q->model, q->prompt);
-	return NULL;
+	*o_out = o;
 }
 
 static int turns_append(json_t *body, const char *reply_text, const char *ask)
@@ -119,6 +140,7 @@ const struct provider provider_openai = {
 		  [PROVIDER_EMBEDDING] = "/embeddings" },
 	.rate_headers = rate_headers,
 	.request_build = request_build,
+	.request_text = request_text,
 	.turns_append = turns_append,
 	.auth_headers = auth_headers,
 	.reply_parse = reply_parse,

@@ -160,6 +160,87 @@ static void test_bodies(void **state)
 	json_decref(body);
 }
 
+/* openai_chat_body_text (the body's text without its tree) is the dumped
+ * body, byte for byte, or NULL (the client then dumps the tree): every
+ * option a chat body takes, models and messages that need escapes or are
+ * refused, messages past the writer's first buffer. */
+static void same_as_tree(const char *model, json_t *msgs, const struct openai_opts *o)
+{
+	json_t *body = openai_chat_body(model, msgs, o);
+	char *want = body ? jsondump_sorted(body, NULL) : NULL;
+	size_t len = 0;
+	char *got = openai_chat_body_text(model, msgs, o, &len);
+
+	if (o && ((o->schema && o->use_schema) || o->json_object)) {
+		assert_null(got); /* response_format: the tree's */
+	} else if (!want) {
+		assert_null(got);
+	} else {
+		if (!got)
+			fail_msg("no text for %s", want);
+		assert_string_equal(got, want);
+		assert_int_equal(len, strlen(want));
+	}
+	free(got);
+	free(want);
+	json_decref(body);
+}
+
+static void test_chat_body_text(void **state)
+{
+	static const double temps[] = { -1, 0.0, -0.0, 0.7, 1.0, 2.0, 0.1, 1e15, 1e20, 1.0 / 0.0 };
+	static const int64_t maxes[] = { 0, 1, 1500, 6000, INT64_MAX };
+	static const int64_t seeds[] = { 0, 1, 42 };
+	static const char *const models[] = { "sim-teacher", "gpt-4o-mini", "m\"o/d\\el\n\xc3\xa9", "",
+					      "bad \xff model" };
+	json_t *msgs[4], *schema = json_pack("{s:s}", "type", "object");
+	char *big = malloc(20001);
+
+	(void)state;
+	assert_non_null(big);
+	for (size_t k = 0; k < 20000; k++)
+		big[k] = k % 9 == 0 ? '\n' : (char)('a' + k % 26);
+	big[20000] = '\0';
+	msgs[0] = json_array();
+	json_array_append_new(msgs[0], openai_message("system", "You are a careful \"medical\" tutor.\n\tBe brief."));
+	json_array_append_new(msgs[0], openai_message("user", "### Task: explain\n患者 45岁 😀 A/B \\ end"));
+	msgs[1] = json_array();
+	json_array_append_new(msgs[1], openai_message("user", big));
+	msgs[2] = json_array(); /* refused: invalid UTF-8 that got in unchecked */
+	json_array_append_new(msgs[2], json_pack("{s:s, s:o}", "role", "user", "content",
+						 json_stringn_nocheck("x \xc3", 3)));
+	msgs[3] = json_pack("[{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}}]}]", "role", "user", "content",
+			    "type", "text", "text", "look", "type", "image_url", "image_url", "url",
+			    "data:image/png;base64,AAAA");
+	free(big);
+	for (size_t m = 0; m < sizeof(models) / sizeof(models[0]); m++)
+		for (size_t i = 0; i < 4; i++)
+			for (size_t t = 0; t < sizeof(temps) / sizeof(temps[0]); t++)
+				for (size_t x = 0; x < sizeof(maxes) / sizeof(maxes[0]); x++)
+					for (size_t sd = 0; sd < sizeof(seeds) / sizeof(seeds[0]); sd++) {
+						struct openai_opts o = { .temperature = temps[t],
+									 .max_tokens = maxes[x],
+									 .seed = seeds[sd] };
+
+						same_as_tree(models[m], msgs[i], &o);
+					}
+	{
+		struct openai_opts o = { .temperature = 0, .schema = schema, .use_schema = true };
+
+		same_as_tree("sim-teacher", msgs[0], &o);
+		o.use_schema = false; /* a schema not used: no response_format */
+		same_as_tree("sim-teacher", msgs[0], &o);
+		o.json_object = true;
+		same_as_tree("sim-teacher", msgs[0], &o);
+	}
+	same_as_tree("sim-teacher", msgs[0], NULL);
+	assert_null(openai_chat_body_text(NULL, msgs[0], NULL, NULL));
+	assert_null(openai_chat_body_text("m", schema, NULL, NULL)); /* not an array */
+	for (size_t i = 0; i < 4; i++)
+		json_decref(msgs[i]);
+	json_decref(schema);
+}
+
 /* Bodies past the writer's stack start (8 KiB): the same text. */
 static void test_long_bodies(void **state)
 {
@@ -203,6 +284,33 @@ static void test_refused(void **state)
 	json_array_append_new(v, json_stringn_nocheck("\xe0\x80\xaf", 3)); /* overlong */
 	same_as_jansson(v);
 	json_decref(v);
+}
+
+/* Long plain runs (read 16 or 8 bytes a step) with a character that needs
+ * a look at every offset around the steps, and at the very end: the same
+ * bytes as jansson's, or refused alike. */
+static void test_plain_runs(void **state)
+{
+	static const char *const odd[] = { "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "/",
+					   "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+					   "\xc3", "\xed\xa0\x80", "\xff" };
+	char buf[96];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+		for (size_t at = 0; at < 48; at++) {
+			for (size_t tail = 0; tail < 20; tail += 7) {
+				size_t ol = strlen(odd[k]), n = at + ol + tail;
+				json_t *v = json_array();
+
+				memset(buf, 'p', sizeof(buf));
+				memcpy(buf + at, odd[k], ol);
+				json_array_append_new(v, json_stringn_nocheck(buf, n));
+				same_as_jansson(v);
+				json_decref(v);
+			}
+		}
+	}
 }
 
 /* The stored text (store_json_text): json_dumpb(JSON_COMPACT |
@@ -269,6 +377,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_values),
+		cmocka_unit_test(test_plain_runs),
+		cmocka_unit_test(test_chat_body_text),
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_compact),

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +408,122 @@ static void test_render_reuse(void **state)
 	json_decref(snap);
 }
 
+/* A render from a template compiled by an earlier render (kept by the
+ * thread) gives what the first render of that template gives: the same
+ * messages, or the same error in the same words. The reference renders run
+ * on a new thread each, which has compiled nothing. */
+struct ref_render {
+	json_t *snap, *item, *vars;
+	const char *name;
+	int rc;
+	char *text; /* the messages' compact text */
+	char err[256];
+};
+
+static void *ref_render_main(void *arg)
+{
+	struct ref_render *r = arg;
+	json_t *msgs = NULL;
+
+	r->err[0] = '\0';
+	r->rc = prompts_render(r->snap, r->name, r->item, r->vars, &msgs, r->err, sizeof r->err);
+	r->text = msgs ? json_dumps(msgs, JSON_COMPACT) : NULL;
+	json_decref(msgs);
+	return NULL;
+}
+
+static void same_as_first(json_t *snap, const char *name, json_t *item, json_t *vars)
+{
+	struct ref_render r = { .snap = snap, .item = item, .vars = vars, .name = name };
+	json_t *msgs = NULL;
+	pthread_t th;
+	char err[256] = "";
+	char *text;
+	int rc;
+
+	assert_int_equal(pthread_create(&th, NULL, ref_render_main, &r), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	rc = prompts_render(snap, name, item, vars, &msgs, err, sizeof err);
+	text = msgs ? json_dumps(msgs, JSON_COMPACT) : NULL;
+	if (rc != r.rc || (rc && strcmp(err, r.err) != 0) ||
+	    (!text) != (!r.text) || (text && strcmp(text, r.text) != 0))
+		fail_msg("template %s: rc %d \"%s\" %s, first render rc %d \"%s\" %s", name, rc, err,
+			 text ? text : "-", r.rc, r.err, r.text ? r.text : "-");
+	free(text);
+	free(r.text);
+	json_decref(msgs);
+}
+
+static void test_render_compiled(void **state)
+{
+	json_t *snap = load(), *other = json_object(), *msgs = NULL;
+	json_t *items[6], *vars[3];
+	const char *name;
+	json_t *t;
+	char err[256];
+
+	(void)state;
+	items[0] = mc_item();
+	items[1] = open_item();
+	items[2] = json_pack("{s:s,s:s,s:[s,s],s:s}", "question", "Q?", "answer", "yes", "contexts",
+			     "first context", "second context", "topic", "");
+	items[3] = json_pack("{s:s,s:s,s:s,s:{s:s,s:s}}", "question", "Q2 {x} }{", "answer", "B",
+			     "context", "ctx\n\n\n  with blank lines  ", "options", "A", "one", "B",
+			     "two");
+	items[4] = json_pack("{s:s}", "answer", "A"); /* no question: an error */
+	items[5] = mc_item();
+	json_object_set_new(items[5], "answer", json_string("Z")); /* not an option */
+	vars[0] = NULL;
+	vars[1] = json_pack("{s:s}", "student_reply", "I think B.\n\nFinal answer: B");
+	vars[2] = json_pack("{s:s,s:s}", "student_reply", "", "topic", "override");
+	/* sections inline and alone (with spaces, CR), nested, literal braces,
+	 * a missing line end, a value at the very start */
+	json_object_set_new(other, "explain",
+			    json_pack("{s:i,s:s,s:s}", "version", 2, "system",
+				      "{question} {#mc}MC{/mc}{#open}OPEN{/open} {not a tag} {",
+				      "user",
+				      "### Task: explain\n  {#context}  \r\nC: {context}\n{/context}\n"
+				      "{#mc}\n{#topic}\nT={topic}\n{/topic}\n{options}\n{/mc}\n"
+				      "Gold answer: {gold}\n{#student_reply}R={student_reply}{/student_reply}"
+				      "\n\n\n\nend {gold_text}   \t"));
+	json_object_set_new(other, "r1",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "", "user",
+				      "{problem}\n\n\n  kept as written  \n"));
+	json_object_set_new(other, "judge",
+			    json_pack("{s:i,s:s,s:s}", "version", 1, "system", "S", "user",
+				      "### Task: judge\n{question}\nGold answer: {gold}\n{student_reply}"));
+	for (int pass = 0; pass < 2; pass++) {
+		json_t *sn = pass ? other : snap;
+
+		json_object_foreach(sn, name, t) {
+			/* compiled by the first render, then every item and vars */
+			if (prompts_render(sn, name, items[0], vars[1], &msgs, err, sizeof err))
+				fail_msg("template %s: %s", name, err);
+			json_decref(msgs);
+			msgs = NULL;
+			for (int i = 0; i < 6; i++)
+				for (int v = 0; v < 3; v++)
+					same_as_first(sn, name, items[i], vars[v]);
+		}
+	}
+	/* the same name with other text is not the kept one */
+	same_as_first(snap, "explain", items[0], NULL);
+	same_as_first(other, "explain", items[0], NULL);
+	json_object_set_new(json_object_get(other, "judge"), "user",
+			    json_string("### Task: judge\n{question}!\nGold answer: {gold}\n{student_reply}"));
+	same_as_first(other, "judge", items[0], vars[1]);
+	assert_int_equal(prompts_render(other, "judge", items[0], vars[1], &msgs, err, sizeof err), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
+			       "?!"));
+	json_decref(msgs);
+	for (int i = 0; i < 6; i++)
+		json_decref(items[i]);
+	json_decref(vars[1]);
+	json_decref(vars[2]);
+	json_decref(other);
+	json_decref(snap);
+}
+
 static void test_bad_templates(void **state)
 {
 	char err[512];
@@ -493,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_render_errors),
 		cmocka_unit_test(test_render_checks_first),
 		cmocka_unit_test(test_render_reuse),
+		cmocka_unit_test(test_render_compiled),
 		cmocka_unit_test(test_bad_templates),
 		cmocka_unit_test(test_load_builtin),
 		cmocka_unit_test(test_options_text),

@@ -161,7 +161,43 @@ static void test_explain(void **state)
 	assert_int_equal(o.result, STEP_DONE);
 	assert_string_equal(o.artifact_kind, "explanation");
 	assert_true(json_is_true(json_object_get(o.artifact, "verified")));
+	{
+		/* the artifact is the object json_pack made: the same stored text */
+		json_t *want = json_pack("{s:s, s:s, s:b}", "text",
+					 "Achalasia causes dysphagia to solids and liquids from the "
+					 "onset; cancer starts with solids.\nFinal answer: B",
+					 "final_answer", "B", "verified", 1);
+		char *a = json_dumps(o.artifact, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		json_decref(want);
+	}
 	step_outcome_clear(&o);
+
+	/* graded (not by the final line's key), unverified, non-ASCII text */
+	json_object_set_new(item, "options", NULL);
+	json_object_del(item, "options");
+	json_object_set_new(item, "answer", json_string("贲门失弛缓症"));
+	judge(STEP_EXPLAIN, item, NULL, 0, "食管下括约肌松弛障碍。\nFinal answer: 贲门失弛缓症", &o);
+	assert_int_equal(o.result, STEP_DONE);
+	{
+		json_t *want = json_pack("{s:s, s:s, s:b}", "text",
+					 "食管下括约肌松弛障碍。\nFinal answer: 贲门失弛缓症",
+					 "final_answer", "贲门失弛缓症", "verified", 1);
+		char *a = json_dumps(o.artifact, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		json_decref(want);
+	}
+	step_outcome_clear(&o);
+	json_decref(item);
+	item = mc_item();
 
 	judge(STEP_EXPLAIN, item, NULL, 0, "It is reflux disease.\nFinal answer: C", &o);
 	assert_int_equal(o.result, STEP_RETRY);

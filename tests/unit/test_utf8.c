@@ -52,6 +52,23 @@ static void test_check_rejects(void **state)
 	assert_int_equal(utf8_check("ab\xF4\x90\x80\x80", 6), 2); /* > U+10FFFF */
 	assert_int_equal(utf8_check("\xE8\x83", 2), 0);         /* truncated */
 	assert_int_equal(utf8_check("\xF0\x9F\x98\x80", 4), 4);
+	/* past ASCII runs (read eight bytes at a time): the offset of the
+	 * first bad byte or NUL, wherever it falls in a word */
+	for (size_t at = 1; at < 40; at++) {
+		char s[48];
+
+		memset(s, 'a', sizeof(s));
+		s[at] = '\xFF';
+		assert_int_equal(utf8_check(s, sizeof(s)), at);
+		s[at] = '\0';
+		assert_int_equal(utf8_check(s, sizeof(s)), at);
+		s[at] = 'a';
+		assert_int_equal(utf8_check(s, sizeof(s)), sizeof(s));
+		assert_int_equal(utf8_check(s, at), at);
+		memcpy(s + at, "\xE8\x83\x83", 3); /* a valid sequence inside the run */
+		assert_int_equal(utf8_check(s, sizeof(s)), sizeof(s));
+		assert_int_equal(utf8_check(s, at + 2), at); /* cut inside it */
+	}
 }
 
 static void test_err_message_cut_on_boundary(void **state)

@@ -1199,11 +1199,13 @@ int job_load(struct runner *r, int64_t id, struct job **out)
 		j->calls = tot.calls;
 	}
 	/* Enough items out to keep every endpoint's connections busy, plus a
-	 * margin for the turn between a reply and the next dispatch; more would
+	 * margin for the turn between a reply and the next dispatch and for
+	 * the outcomes waiting for their group commit (up to ~10 ms under load,
+	 * daemon/main.c COMMIT_GROW_MS: ~50 items at 4,500 calls/s); more would
 	 * only hold memory in the client's queue. */
 	j->window = endpoint_concurrency(r, j->js.teacher[0] ? j->js.teacher : j->js.student) +
 		    (j->js.student[0] && j->js.teacher[0] ? endpoint_concurrency(r, j->js.student) : 0) +
-		    64;
+		    128;
 	if (j->window > (r->cfg.max_window > 0 ? r->cfg.max_window : 2048))
 		j->window = r->cfg.max_window > 0 ? r->cfg.max_window : 2048;
 	/* Batch calls wait hours, not seconds: the window is the batch. */

@@ -11,7 +11,16 @@
 uint64_t fnv1a64(uint64_t h, const void *data, size_t n);
 
 /* murmur3's 64-bit finalizer: spreads every input bit over the output (FNV's
- * high bits barely move for inputs that differ in their last bytes). */
-uint64_t hash_mix64(uint64_t h);
+ * high bits barely move for inputs that differ in their last bytes).
+ * Inline: the reply screening mixes every term, line and window it looks up. */
+static inline uint64_t hash_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
 
 #endif

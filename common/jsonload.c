@@ -13,10 +13,6 @@
 
 #include "common/utf8.h"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
 /* Deeper documents are read by jansson (its limit is 2048). */
 #define FAST_MAX_DEPTH 64
 /* Longest number text read here. */
@@ -38,49 +34,6 @@ static void skip_ws(struct jsonload_rd *r)
 static inline size_t utf8_seq(const unsigned char *s, size_t left)
 {
 	return utf8_seq_len((const char *)s, left);
-}
-
-/* The first byte at or after p (up to end) that a JSON string must look at:
- * '"', '\\', below 0x20 or 0x80 and up. Replies are mostly such plain runs:
- * 16 bytes a step with SSE2, else 8 (utf8_json_plain8's test, the first
- * flagged byte found from the mask on little-endian machines: a borrow only
- * flags bytes above a true hit). */
-static inline const unsigned char *plain_skip(const unsigned char *p, const unsigned char *end)
-{
-#ifdef __SSE2__
-	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
-
-	while (end - p >= 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		/* signed: bytes 0x80 and up are below 0x20 too */
-		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-					 _mm_cmplt_epi8(v, space));
-		unsigned bits = (unsigned)_mm_movemask_epi8(m);
-
-		if (bits)
-			return p + __builtin_ctz(bits);
-		p += 16;
-	}
-#endif
-	while (end - p >= 8) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-		uint64_t w, q, b, m;
-
-		memcpy(&w, p, 8);
-		q = w ^ (ones * '"');
-		b = w ^ (ones * '\\');
-		m = (w & high) | ((w - ones * 0x20) & ~w & high) | ((q - ones) & ~q & high) |
-		    ((b - ones) & ~b & high);
-		if (m)
-			return p + (__builtin_ctzll(m) >> 3);
-#else
-		if (!utf8_json_plain8(p))
-			return p;
-#endif
-		p += 8;
-	}
-	return p;
 }
 
 static int hex4(const unsigned char *p, uint32_t *out)
@@ -143,7 +96,7 @@ static bool read_string(struct jsonload_rd *r, const char **s, size_t *len, bool
 	while (p < r->end) {
 		unsigned char c;
 
-		p = plain_skip(p, r->end);
+		p = utf8_json_skip_plain(p, r->end);
 		if (p >= r->end)
 			break;
 		c = *p;

@@ -43,7 +43,8 @@ static inline bool utf8_json_plain8(const unsigned char *s)
  * left, the first of those (which the caller looks at one by one). 16
  * bytes a step with SSE2, else 8: utf8_json_plain8's test, the first
  * flagged byte found from the mask on little-endian machines (a borrow
- * only flags bytes above a true hit). The JSON writer's (jsondump.c). */
+ * only flags bytes above a true hit). The JSON reader's and writer's
+ * (jsonload.c, jsondump.c). */
 static inline const unsigned char *utf8_json_skip_plain(const unsigned char *p,
 							const unsigned char *end)
 {

@@ -204,18 +204,6 @@ int textcheck_cjk_share(const char *s, size_t *letters)
 
 /* ---- hash sets of 64-bit keys with counts ------------------------------ */
 
-/* common/hash.c's hash_mix64, inline: the hash sets and the n-gram keys
- * take it for every term, line and window they look up. */
-static inline uint64_t tc_mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
-}
-
 struct hset {
 	uint64_t *key;
 	uint32_t *cnt;
@@ -1089,7 +1077,7 @@ static inline bool grams_next(struct grams *g)
 /* The window's key for the exact count: never 0. */
 static inline uint64_t grams_key(const struct grams *g)
 {
-	uint64_t m = tc_mix64(g->h);
+	uint64_t m = hash_mix64(g->h);
 
 	return m ? m : 1;
 }
@@ -1319,7 +1307,7 @@ static int grams_covered_small(const char *s, size_t n, size_t *covered)
 			hpos = i;
 			if ((u[i] & 0xC0) == 0x80 || !window_nonblank(s + i))
 				continue;
-			m = tc_mix64(hh);
+			m = hash_mix64(hh);
 			ck[ncand] = m ? m : 1;
 			cpos[ncand++] = (uint16_t)i;
 		}

@@ -783,11 +783,14 @@ static void test_body_caps(void **state)
 	assert_int_equal(r.status, 413);
 	resp_free(&r);
 	cl_close(&c);
-	/* chunked over the cap: 413 while reading */
+	/* chunked over the cap: 413 while reading. One send: the server
+	 * closes after its 413, and a later send would then fail (EPIPE)
+	 * whenever the server got there first. */
 	cl_open(&c, fx);
-	cl_send(&c, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-	for (int i = 0; i < 3; i++)
-		cl_send(&c, "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n");
+	cl_send(&c, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n"
+		    "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n"
+		    "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n");
 	assert_int_equal(cl_read(&c, &r), 0);
 	assert_int_equal(r.status, 413);
 	resp_free(&r);

@@ -149,6 +149,20 @@ static void test_screen(void **state)
 	json_decref(item);
 }
 
+/* A verified explanation artifact is the object json_pack made (the
+ * same stored text): text, final_answer, verified. */
+static void expect_explanation(json_t *artifact, const char *text, const char *final)
+{
+	json_t *want = json_pack("{s:s, s:s, s:b}", "text", text, "final_answer", final, "verified", 1);
+	char *a = json_dumps(artifact, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	json_decref(want);
+}
+
 static void test_explain(void **state)
 {
 	json_t *item = mc_item();
@@ -161,20 +175,9 @@ static void test_explain(void **state)
 	assert_int_equal(o.result, STEP_DONE);
 	assert_string_equal(o.artifact_kind, "explanation");
 	assert_true(json_is_true(json_object_get(o.artifact, "verified")));
-	{
-		/* the artifact is the object json_pack made: the same stored text */
-		json_t *want = json_pack("{s:s, s:s, s:b}", "text",
-					 "Achalasia causes dysphagia to solids and liquids from the "
-					 "onset; cancer starts with solids.\nFinal answer: B",
-					 "final_answer", "B", "verified", 1);
-		char *a = json_dumps(o.artifact, JSON_COMPACT | JSON_ENCODE_ANY);
-		char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		assert_string_equal(a, b);
-		free(a);
-		free(b);
-		json_decref(want);
-	}
+	expect_explanation(o.artifact,
+			   "Achalasia causes dysphagia to solids and liquids from the "
+			   "onset; cancer starts with solids.\nFinal answer: B", "B");
 	step_outcome_clear(&o);
 
 	/* graded (not by the final line's key), unverified, non-ASCII text */
@@ -183,18 +186,8 @@ static void test_explain(void **state)
 	json_object_set_new(item, "answer", json_string("贲门失弛缓症"));
 	judge(STEP_EXPLAIN, item, NULL, 0, "食管下括约肌松弛障碍。\nFinal answer: 贲门失弛缓症", &o);
 	assert_int_equal(o.result, STEP_DONE);
-	{
-		json_t *want = json_pack("{s:s, s:s, s:b}", "text",
-					 "食管下括约肌松弛障碍。\nFinal answer: 贲门失弛缓症",
-					 "final_answer", "贲门失弛缓症", "verified", 1);
-		char *a = json_dumps(o.artifact, JSON_COMPACT | JSON_ENCODE_ANY);
-		char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		assert_string_equal(a, b);
-		free(a);
-		free(b);
-		json_decref(want);
-	}
+	expect_explanation(o.artifact, "食管下括约肌松弛障碍。\nFinal answer: 贲门失弛缓症",
+			   "贲门失弛缓症");
 	step_outcome_clear(&o);
 	json_decref(item);
 	item = mc_item();

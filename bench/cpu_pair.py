@@ -14,7 +14,14 @@ Environment: N (20000 items), ROUNDS (3), PERF=prefix (perf record of the
 first round of each build, to PREFIX.0, PREFIX.1, ...). Prints one line per
 job (wall, calls, process CPU ms per call and the event-loop thread's share
 of it, load average) and a summary line per build.
+
+GROW=20000,200000,... instead runs one daemon of the first build, with
+jobs of those sizes one after another on the same store, and prints each
+job's CPU per call by thread: how the cost of a call changes as the store
+grows (bench.py's section 7 keeps one daemon for all its rounds); with
+PERF=FILE the last job is recorded to FILE.
 """
+import json
 import os
 import subprocess
 import sys
@@ -71,11 +78,6 @@ def one(binp, tag, sim, items, perf_out):
         cpu = d.cpu() - c0
         th1 = B.thread_cpu(d.pid)
         loop = th1[d.pid][1] - th0[d.pid][1]
-        # Every thread's share, by name (the writer, status front, checkpointer...).
-        per = {}
-        for tid, (name, sec) in th1.items():
-            key = name.split("[")[0]
-            per[key] = per.get(key, 0.0) + sec - th0.get(tid, (name, 0.0))[1]
         if pr:
             pr.send_signal(2)
             pr.wait()
@@ -83,11 +85,65 @@ def one(binp, tag, sim, items, perf_out):
         return {"wall_s": round(t1 - t0, 2), "calls": calls, "state": st.get("state"),
                 "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4),
                 "loop_ms_per_call": round(loop * 1000 / max(1, calls), 4),
-                "threads_ms_per_call": {k: round(v * 1000 / max(1, calls), 4)
-                                        for k, v in sorted(per.items())},
+                # Every thread's share, by name (the writer, status front, checkpointer...).
+                "threads_ms_per_call": per_thread(th0, th1, calls),
                 "load": round(os.getloadavg()[0], 2)}
     finally:
         d.stop()
+
+
+def per_thread(before, after, calls):
+    """CPU ms per call of each thread name (the loop is "medthinkd")."""
+    per = {}
+    for tid, (name, sec) in after.items():
+        key = name.split("[")[0]
+        per[key] = per.get(key, 0.0) + sec - before.get(tid, (name, 0.0))[1]
+    return {k: round(v * 1000 / max(1, calls), 4) for k, v in sorted(per.items())}
+
+
+def grow(binp, sizes):
+    """Jobs of the given sizes, in order, on one daemon and store."""
+    sim = B.Sim("grow", "--latency-ms", str(B.LATENCY_MS))
+    d = B.Daemon("grow", {"sim": (sim, {})})
+    env = dict(os.environ)
+    env.pop("MEDTHINK_SOCKET", None)
+    d.p = B.spawn([binp, "-c", d.conf], "medthinkd", stderr=open(d.log, "a"), env=env)
+    d.pid = d.p.pid
+    stored = 0
+    try:
+        d.wait_health()
+        for r, n in enumerate(sizes):
+            items = os.path.join(B.T, "items%d.jsonl" % r)
+            B.gen_items(n, items, "g%d-" % r)
+            ds, _ = d.import_file(items, "g%d" % r)
+            sim.reset()
+            pr = None
+            if PERF and r == len(sizes) - 1:
+                pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"),
+                                       "--call-graph", "dwarf,16384", "-p", str(d.pid), "-o", PERF],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+            th0 = B.thread_cpu(d.pid)
+            t0 = time.monotonic()
+            job = d.submit(ds["id"], "sim", "g%d" % r)
+            t1, st = d.wait_done(job, poll=0.05)
+            th1 = B.thread_cpu(d.pid)
+            if pr:
+                pr.send_signal(2)
+                pr.wait()
+            calls = sim.stats()["requests_total"]
+            stored += calls
+            per = per_thread(th0, th1, calls)
+            print(json.dumps({"items": n, "calls": calls, "state": st.get("state"),
+                              "calls_stored_after": stored, "wall_s": round(t1 - t0, 2),
+                              "cpu_ms_per_call": round(sum(per.values()), 4),
+                              "threads_ms_per_call": per,
+                              "load": round(os.getloadavg()[0], 2)}), flush=True)
+    finally:
+        d.stop()
+        sim.stop()
+        B.cleanup()
+    return 0
 
 
 def main():
@@ -95,6 +151,8 @@ def main():
     if not bins:
         print(__doc__, file=sys.stderr)
         return 2
+    if os.environ.get("GROW"):
+        return grow(bins[0], [int(x) for x in os.environ["GROW"].split(",")])
     sim = B.Sim("pair", "--latency-ms", str(B.LATENCY_MS))
     items = os.path.join(B.T, "items.jsonl")
     B.gen_items(N, items, "p-")

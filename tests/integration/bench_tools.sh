@@ -1,0 +1,39 @@
+#!/bin/sh
+# The measuring tools behind docs/PERFORMANCE.md's findings, on small jobs
+# against the simulator (a few seconds each):
+# - bench/wal_pages.py: the WAL frames of a running stage-one job by b-tree;
+#   the window has commits and calls, and each call's row costs about one
+#   page of its own (a ~3 KB calls row on a 4 KiB page), with index frames.
+# - bench/cpu_pair.py with GROW: jobs one after another on one daemon, CPU
+#   per call by thread, every call of every job stored.
+. "$(dirname "$0")/lib.inc"
+
+out=$(cd "$top" && BIN="$BIN" python3 bench/wal_pages.py 3000 2>&1)
+rc=$?
+expect_eq "wal_pages exits 0" "$rc" 0
+expect_match "wal_pages prints the window" "$out" '^WAL window: [0-9]+ frames in [1-9][0-9]* commits; [1-9][0-9]* calls'
+json=$(printf '%s\n' "$out" | grep '^{"total"' | tail -n 1)
+check "wal_pages: the calls row is about a page a call, the hash index has frames" \
+  python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+rows = {r["btree"]: r for r in d["btrees"]}
+c = rows["calls"]["frames_per_call"]
+assert 0.8 <= c <= 1.5, ("calls frames per call", c)
+assert rows["calls_hash"]["frames"] > 0, rows.get("calls_hash")
+assert abs(sum(r["frames"] for r in d["btrees"]) - d["total"]["frames"]) == 0
+' "$json"
+out=$(cd "$top" && BIN="$BIN" GROW=1500,2500 python3 bench/cpu_pair.py "$BIN/medthinkd" 2>&1)
+rc=$?
+expect_eq "cpu_pair GROW exits 0" "$rc" 0
+check "cpu_pair GROW: one line a job, its calls stored, CPU by thread" \
+  python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.argv[1].splitlines() if l.startswith("{")]
+assert [r["items"] for r in rows] == [1500, 2500], rows
+assert all(r["state"] == "done" and r["calls"] >= r["items"] for r in rows), rows
+assert rows[1]["calls_stored_after"] == rows[0]["calls"] + rows[1]["calls"], rows
+assert all(r["threads_ms_per_call"]["medthinkd"] > 0 and r["threads_ms_per_call"]["mt-writer"] > 0
+           for r in rows), rows
+' "$out"
+exit $_failed

@@ -152,7 +152,15 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     if os.environ.get("GROW"):
-        return grow(bins[0], [int(x) for x in os.environ["GROW"].split(",")])
+        try:
+            sizes = [int(x) for x in os.environ["GROW"].split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            print("cpu_pair: GROW must be item counts separated by commas, such as "
+                  "20000,200000 (got %r)" % os.environ["GROW"], file=sys.stderr)
+            return 2
+        return grow(bins[0], sizes)
     sim = B.Sim("pair", "--latency-ms", str(B.LATENCY_MS))
     items = os.path.join(B.T, "items.jsonl")
     B.gen_items(N, items, "p-")

@@ -102,7 +102,21 @@ def snapshot(db, keep):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    try:
+        n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    except ValueError:
+        n = 0
+    if n < 100:
+        print("wal_pages: N must be a number of items, at least 100 (got %r)"
+              % (sys.argv[1] if len(sys.argv) > 1 else ""), file=sys.stderr)
+        return 2
+    try:
+        return measure(n)
+    finally:
+        B.cleanup()
+
+
+def measure(n):
     keep = os.environ.get("MT_WAL_PAGES_KEEP") or os.path.join(B.T, "walcopy")
     os.makedirs(keep, exist_ok=True)
     sim = B.Sim("wp", "--latency-ms", str(B.LATENCY_MS))
@@ -165,7 +179,6 @@ def main():
     print("%-24s %8d %9.3f %9s %9.3f" % ("total", len(frames), total["frames_per_call"], "",
                                         total["distinct_per_call"]))
     print(json.dumps({"total": total, "btrees": rows}))
-    B.cleanup()
     return 0 if frames and calls else 1
 
 

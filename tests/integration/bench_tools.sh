@@ -36,4 +36,10 @@ assert rows[1]["calls_stored_after"] == rows[0]["calls"] + rows[1]["calls"], row
 assert all(r["threads_ms_per_call"]["medthinkd"] > 0 and r["threads_ms_per_call"]["mt-writer"] > 0
            for r in rows), rows
 ' "$out"
+out=$(cd "$top" && python3 bench/wal_pages.py 12x 2>&1)
+expect_eq "wal_pages: a bad N exits 2" "$?" 2
+expect_match "wal_pages: a bad N is named" "$out" "N must be a number of items.*'12x'"
+out=$(cd "$top" && GROW=20000,x python3 bench/cpu_pair.py "$BIN/medthinkd" 2>&1)
+expect_eq "cpu_pair: a bad GROW exits 2" "$?" 2
+expect_match "cpu_pair: a bad GROW is named" "$out" "GROW must be item counts.*'20000,x'"
 exit $_failed

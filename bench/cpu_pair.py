@@ -19,7 +19,7 @@ GROW=20000,200000,... instead runs one daemon of the first build, with
 jobs of those sizes one after another on the same store, and prints each
 job's CPU per call by thread: how the cost of a call changes as the store
 grows (bench.py's section 7 keeps one daemon for all its rounds); with
-PERF=FILE the last job is recorded to FILE.
+PERF=prefix each job is recorded to PREFIX.0, PREFIX.1, ...
 """
 import json
 import os
@@ -118,9 +118,10 @@ def grow(binp, sizes):
             ds, _ = d.import_file(items, "g%d" % r)
             sim.reset()
             pr = None
-            if PERF and r == len(sizes) - 1:
+            if PERF:
                 pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"),
-                                       "--call-graph", "dwarf,16384", "-p", str(d.pid), "-o", PERF],
+                                       "--call-graph", "dwarf,16384", "-p", str(d.pid),
+                                       "-o", "%s.%d" % (PERF, r)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
             th0 = B.thread_cpu(d.pid)

@@ -52,24 +52,37 @@ def ref_loop(binp, sim):
             "loop_ms_per_call": None, "load": round(os.getloadavg()[0], 2)}
 
 
-def one(binp, tag, sim, items, perf_out):
-    if binp.startswith("ref:"):
-        return ref_loop(binp[4:], sim)
+def daemon_start(binp, tag, sim):
+    """binp's medthinkd on a fresh store, the simulator as its teacher
+    "sim"; returns the bench.Daemon once it answers /v1/health."""
     d = B.Daemon(tag, {"sim": (sim, {})})
     env = dict(os.environ)
     env.pop("MEDTHINK_SOCKET", None)
     d.p = B.spawn([binp, "-c", d.conf], "medthinkd", stderr=open(d.log, "a"), env=env)
     d.pid = d.p.pid
     d.wait_health()
+    return d
+
+
+def perf_start(pid, out):
+    """perf record of pid to out (stopped with SIGINT), or None without out."""
+    if not out:
+        return None
+    pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"),
+                           "--call-graph", "dwarf,16384", "-p", str(pid), "-o", out],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return pr
+
+
+def one(binp, tag, sim, items, perf_out):
+    if binp.startswith("ref:"):
+        return ref_loop(binp[4:], sim)
+    d = daemon_start(binp, tag, sim)
     try:
         ds, _ = d.import_file(items, "it")
         sim.reset()
-        pr = None
-        if perf_out:
-            pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"), "--call-graph", "dwarf,16384",
-                                   "-p", str(d.pid), "-o", perf_out],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
+        pr = perf_start(d.pid, perf_out)
         th0 = B.thread_cpu(d.pid)
         c0 = d.cpu()
         t0 = time.monotonic()
@@ -104,26 +117,16 @@ def per_thread(before, after, calls):
 def grow(binp, sizes):
     """Jobs of the given sizes, in order, on one daemon and store."""
     sim = B.Sim("grow", "--latency-ms", str(B.LATENCY_MS))
-    d = B.Daemon("grow", {"sim": (sim, {})})
-    env = dict(os.environ)
-    env.pop("MEDTHINK_SOCKET", None)
-    d.p = B.spawn([binp, "-c", d.conf], "medthinkd", stderr=open(d.log, "a"), env=env)
-    d.pid = d.p.pid
+    d = None
     stored = 0
     try:
-        d.wait_health()
+        d = daemon_start(binp, "grow", sim)
         for r, n in enumerate(sizes):
             items = os.path.join(B.T, "items%d.jsonl" % r)
             B.gen_items(n, items, "g%d-" % r)
             ds, _ = d.import_file(items, "g%d" % r)
             sim.reset()
-            pr = None
-            if PERF:
-                pr = subprocess.Popen(["perf", "record", "-F", os.environ.get("PERF_F", "499"),
-                                       "--call-graph", "dwarf,16384", "-p", str(d.pid),
-                                       "-o", "%s.%d" % (PERF, r)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(0.5)
+            pr = perf_start(d.pid, "%s.%d" % (PERF, r) if PERF else None)
             th0 = B.thread_cpu(d.pid)
             t0 = time.monotonic()
             job = d.submit(ds["id"], "sim", "g%d" % r)
@@ -141,7 +144,8 @@ def grow(binp, sizes):
                               "threads_ms_per_call": per,
                               "load": round(os.getloadavg()[0], 2)}), flush=True)
     finally:
-        d.stop()
+        if d:
+            d.stop()
         sim.stop()
         B.cleanup()
     return 0

@@ -9,8 +9,9 @@ a fresh daemon and store), submits a stage-one job of N items and, once half
 of its calls are sent, holds a read transaction on the store (so no
 checkpoint restarts the WAL meanwhile), copies the WAL file and reads which
 b-tree owns each page (SQLite's dbstat, in that same snapshot). Every frame
-of the WAL's current cycle is counted against its page's owner; the calls in
-the window are the distinct call rows on the calls table's leaf frames.
+written since a quarter of the calls were sent (the WAL's whole current cycle
+if it restarted in between) is counted against its page's owner; the calls in
+that window are the distinct call rows on the calls table's leaf frames.
 "frames" is what the writer wrote (each a 4 KiB page plus a 24-byte header);
 "distinct" is what a checkpoint of that window copies into the database.
 

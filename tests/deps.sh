@@ -7,7 +7,7 @@
 # fixed-latency teacher of the issues' reference scripts (../shared/bench).
 set -e
 PKGS="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
-libhttp-parser-dev libinih-dev libcmocka-dev libjemalloc-dev sqlite3 curl python3 python3-aiohttp valgrind libpng-dev libssl-dev
+libhttp-parser-dev libinih-dev libcmocka-dev libjemalloc-dev zlib1g-dev sqlite3 curl python3 python3-aiohttp valgrind libpng-dev libssl-dev
 chromium chromium-driver"
 if [ "$1" = "--fuzz" ]; then
   PKGS="clang libclang-rt-14-dev"

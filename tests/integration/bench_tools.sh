@@ -6,6 +6,8 @@
 #   page of its own (a ~3 KB calls row on a 4 KiB page), with index frames.
 # - bench/cpu_pair.py with GROW: jobs one after another on one daemon, CPU
 #   per call by thread, every call of every job stored.
+# - bench/schema_cost.c: the store's write pattern on raw SQLite, per schema
+#   variant; the counts it prints (frames, pages) follow from the schema.
 . "$(dirname "$0")/lib.inc"
 
 out=$(cd "$top" && BIN="$BIN" python3 bench/wal_pages.py 3000 2>&1)
@@ -42,4 +44,32 @@ expect_match "wal_pages: a bad N is named" "$out" "N must be a number of items.*
 out=$(cd "$top" && GROW=20000,x python3 bench/cpu_pair.py "$BIN/medthinkd" 2>&1)
 expect_eq "cpu_pair: a bad GROW exits 2" "$?" 2
 expect_match "cpu_pair: a bad GROW is named" "$out" "GROW must be item counts.*'20000,x'"
+# the plain build whatever B the tests run with: it links none of our libraries
+make -s -C "$top" build/bench/schema_cost >"$T/make.log" 2>&1
+expect_eq "schema_cost builds" "$?" 0
+sc() { "$top/build/bench/schema_cost" "$@"; }
+base=$(sc 2000 "$T/sc-base" base 500 2>&1)
+expect_eq "schema_cost base exits 0" "$?" 0
+all=$(sc 2000 "$T/sc-all" hkey,artrow,zip 500 2>&1)
+expect_eq "schema_cost hkey,artrow,zip exits 0" "$?" 0
+check "schema_cost: a call row is about a page; the variants write fewer frames and pages" \
+  python3 -c '
+import json, sys
+b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert b["n"] == 2000 and b["pre"] == 500 and a["variant"] == "hkey,artrow,zip", (b, a)
+assert 1.0 <= b["ckpt_pages_per_call"] <= 1.6, b
+assert a["wal_frames_per_call"] < b["wal_frames_per_call"], (a, b)
+assert a["ckpt_pages_per_call"] < 0.7 * b["ckpt_pages_per_call"], (a, b)
+assert a["db_bytes_per_call"] < b["db_bytes_per_call"] / 2, (a, b)
+assert b["writer_us_per_call"] > 0 and b["ckpt_us_per_call"] > 0, b
+' "$base" "$all"
+out=$(sc 2000 "$T/sc-bad" hkey,lz4 2>&1)
+expect_eq "schema_cost: an unknown variant exits 2" "$?" 2
+expect_match "schema_cost: an unknown variant is named" "$out" "unknown variant 'lz4'"
+out=$(sc 2000 "$T/sc-base" base 2>&1)
+expect_eq "schema_cost: an existing DIR exits 2" "$?" 2
+expect_match "schema_cost: the existing DIR is named" "$out" "cannot create .*sc-base"
+out=$(sc 100 "$T/sc-nosample" base 0 "$T/none.db" 2>&1)
+expect_eq "schema_cost: a missing SAMPLE_DB exits 2" "$?" 2
+expect_match "schema_cost: the missing SAMPLE_DB is named" "$out" "SAMPLE_DB .*none.db"
 exit $_failed

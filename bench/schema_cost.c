@@ -6,7 +6,10 @@
  * dispatch window, a PASSIVE checkpoint on a second connection every CK
  * commits (the daemon's 0.5 s at ~5,000 calls/s). bench/store_write times
  * the store's own code; this program times schemas that code does not have
- * yet, so that a schema change can be decided on numbers.
+ * yet. Its WAL frame and checkpoint page counts follow from the schema; its
+ * CPU differences may not carry over to the daemon, whose checkpoints run
+ * on a thread of their own while commits go on (an 8-byte key: -23% here at
+ * 200k items, ~3% in the daemon; bench/FINDINGS.md, round 8).
  *
  *   build/bench/schema_cost N DIR VARIANT [PRE [SAMPLE_DB]]
  *
@@ -21,7 +24,9 @@
  *   zip     request and reply stored deflated (zlib level 1) as blobs.
  * PRE calls are written first and not measured (a store that already holds
  * them). SAMPLE_DB: a medthink.db whose calls' request and reply bodies are
- * used in turn (else made-up text of the bench's sizes).
+ * used in turn (else made-up text of the bench's sizes). CACHE_KIB in the
+ * environment: the writer connection's page cache (default 12000, the
+ * store's writer).
  * Prints one JSON object; DIR is created and must not exist.
  */
 #include <errno.h>
@@ -381,6 +386,8 @@ int main(int argc, char **argv)
 	struct stat sb;
 	char *vars, *tok, *save = NULL;
 	int64_t frames0;
+	long cache_kib = 12000;
+	char cache_sql[64];
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: schema_cost N DIR base|hkey,hsub,artrow,zip [PRE [SAMPLE_DB]]\n");
@@ -407,6 +414,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* the writer's page cache (store/store.c: 12,000 KiB); CACHE_KIB in the
+	 * environment tries another */
+	if (getenv("CACHE_KIB")) {
+		char *end;
+
+		cache_kib = strtol(getenv("CACHE_KIB"), &end, 10);
+		if (cache_kib <= 0 || *end) {
+			fprintf(stderr, "schema_cost: CACHE_KIB must be a positive number of KiB\n");
+			return 2;
+		}
+	}
 	if (argc > 5)
 		load_samples(argv[5]);
 	else
@@ -425,7 +443,8 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/medthink.db", argv[2]);
 	w.db = open_db(path);
-	exec(w.db, "PRAGMA cache_size=-12000"); /* the writer's (store/store.c) */
+	snprintf(cache_sql, sizeof(cache_sql), "PRAGMA cache_size=-%ld", cache_kib);
+	exec(w.db, cache_sql);
 	schema(w.db);
 	exec(w.db, "INSERT INTO datasets(name) VALUES('bench')");
 	w.ck = open_db(path);

@@ -72,4 +72,7 @@ expect_match "schema_cost: the existing DIR is named" "$out" "cannot create .*sc
 out=$(sc 100 "$T/sc-nosample" base 0 "$T/none.db" 2>&1)
 expect_eq "schema_cost: a missing SAMPLE_DB exits 2" "$?" 2
 expect_match "schema_cost: the missing SAMPLE_DB is named" "$out" "SAMPLE_DB .*none.db"
+out=$(CACHE_KIB=0 sc 100 "$T/sc-cache" base 2>&1)
+expect_eq "schema_cost: a bad CACHE_KIB exits 2" "$?" 2
+expect_match "schema_cost: a bad CACHE_KIB is named" "$out" "CACHE_KIB must be"
 exit $_failed

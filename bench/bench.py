@@ -362,10 +362,11 @@ class Daemon:
             f.write("\n".join(lines))
         self.p = None
 
-    def start(self, wait=True):
+    def start(self, wait=True, binary=None):
+        """medthinkd (BIN's, or binary: another build) on this store."""
         env = dict(os.environ)
         env.pop("MEDTHINK_SOCKET", None)
-        self.p = spawn([os.path.join(BIN, "medthinkd"), "-c", self.conf], "medthinkd",
+        self.p = spawn([binary or os.path.join(BIN, "medthinkd"), "-c", self.conf], "medthinkd",
                        stderr=open(self.log, "a"), env=env)
         self.pid = self.p.pid
         if wait:
@@ -1047,6 +1048,12 @@ def reap_orphans(timeout=10.0):
         time.sleep(0.1)
 
 
+def decided(runs):
+    """The reference script's runs its medians are of: all but the one
+    kept with the PATH's (slow) python3 (bench_reference)."""
+    return [r for r in runs if not r.get("as_found")]
+
+
 def py_start_s(py, n=3):
     """Mean wall seconds for `py` to start and import json (what
     compare.sh's poll does every 0.2 s)."""
@@ -1145,9 +1152,8 @@ def bench_reference():
                 "ratio %.3f, CPU %.2f x" % (n, r + 1, a["rate"], a["cpu_per_1k"], b["rate"], b["cpu_per_1k"],
                                             run["ratio"], run["cpu_ratio"]))
             runs.append(run)
-        decide = [x for x in runs if not x.get("as_found")]
-        res["sizes"].append({"n": n, "runs": runs, "ratio": median([x["ratio"] for x in decide]),
-                             "cpu_ratio": median([x["cpu_ratio"] for x in decide])})
+        res["sizes"].append({"n": n, "runs": runs, "ratio": median([x["ratio"] for x in decided(runs)]),
+                             "cpu_ratio": median([x["cpu_ratio"] for x in decided(runs)])})
     RESULTS["reference"] = res
 
 
@@ -1165,8 +1171,7 @@ def reference_report(w):
       "(getrusage). medthinkd runs a stage-one job (one explain call per item, every call stored), "
       "timed from `medthink submit` to a status poll (every 0.2 s, each a new curl and python3) that "
       "sees it done; its CPU is /proc/PID/stat, all threads, over the same span. Ratios are of "
-      "calls/s and of CPU per call." % (ref["script"], len([r for r in ref["sizes"][0]["runs"] if not r.get("as_found")])
-                                        if ref["sizes"] else 0))
+      "calls/s and of CPU per call." % (ref["script"], len(decided(ref["sizes"][0]["runs"])) if ref["sizes"] else 0))
     w("")
     w("| items | run | poll's python3 | medthinkd calls/s | curlmulti calls/s | ratio | medthinkd's own job span | "
       "medthinkd CPU ms/call | curlmulti CPU ms/call | CPU ratio | medthinkd peak RSS |")
@@ -2124,7 +2129,7 @@ def issue17_rows():
         tgt = ("(1) the same, by the issue's reference script (../shared/bench/compare.sh) at %s items"
                % "{:,}".format(n))
         if x:
-            dec = [r for r in x["runs"] if not r.get("as_found")]
+            dec = decided(x["runs"])
             found = [r for r in x["runs"] if r.get("as_found")]
             py = ""
             if found:
@@ -2183,12 +2188,10 @@ def issue17_rows():
                  r4[0] if r4 else "not measured in this run (needs ../shared/bench/curlmulti.c)",
                  r4[1] if r4 else None, e.get("load") if r4 else None))
     if ref_by_n:
-        def dec(x):  # the runs the medians are of (not the PATH's-python3 one)
-            return [r for r in x["runs"] if not r.get("as_found")]
         parts = ["%s items: %.4f vs %.4f ms = %.2f x (runs: %s)"
-                 % ("{:,}".format(n), median([r["medthinkd"]["cpu_per_1k"] for r in dec(x)]),
-                    median([r["curlmulti"]["cpu_per_1k"] for r in dec(x)]), x["cpu_ratio"],
-                    ", ".join("%.2f" % r["cpu_ratio"] for r in dec(x)))
+                 % ("{:,}".format(n), median([r["medthinkd"]["cpu_per_1k"] for r in decided(x["runs"])]),
+                    median([r["curlmulti"]["cpu_per_1k"] for r in decided(x["runs"])]), x["cpu_ratio"],
+                    ", ".join("%.2f" % r["cpu_ratio"] for r in decided(x["runs"])))
                  for n, x in sorted(ref_by_n.items())]
         rows.append(("(4) the same, by the issue's reference script (its loop parses each reply with jansson)",
                      "; ".join(parts), all(x["cpu_ratio"] <= 1.5 for x in ref_by_n.values()), ref.get("load")))

@@ -56,11 +56,7 @@ def daemon_start(binp, tag, sim):
     """binp's medthinkd on a fresh store, the simulator as its teacher
     "sim"; returns the bench.Daemon once it answers /v1/health."""
     d = B.Daemon(tag, {"sim": (sim, {})})
-    env = dict(os.environ)
-    env.pop("MEDTHINK_SOCKET", None)
-    d.p = B.spawn([binp, "-c", d.conf], "medthinkd", stderr=open(d.log, "a"), env=env)
-    d.pid = d.p.pid
-    d.wait_health()
+    d.start(binary=binp)
     return d
 
 
@@ -75,32 +71,37 @@ def perf_start(pid, out):
     return pr
 
 
+def measure_job(d, sim, dataset, name, perf_out):
+    """Submits a stage-one job of dataset on d and waits for it: wall time,
+    calls (the simulator's count), process CPU and each thread's, per call."""
+    sim.reset()
+    pr = perf_start(d.pid, perf_out)
+    th0 = B.thread_cpu(d.pid)
+    c0 = d.cpu()
+    t0 = time.monotonic()
+    job = d.submit(dataset, "sim", name)
+    t1, st = d.wait_done(job, poll=0.05)
+    cpu = d.cpu() - c0
+    th1 = B.thread_cpu(d.pid)
+    if pr:
+        pr.send_signal(2)
+        pr.wait()
+    calls = sim.stats()["requests_total"]
+    return {"wall_s": round(t1 - t0, 2), "calls": calls, "state": st.get("state"),
+            "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4),
+            "loop_ms_per_call": round((th1[d.pid][1] - th0[d.pid][1]) * 1000 / max(1, calls), 4),
+            # Every thread's share, by name (the writer, status front, checkpointer...).
+            "threads_ms_per_call": per_thread(th0, th1, calls),
+            "load": round(os.getloadavg()[0], 2)}
+
+
 def one(binp, tag, sim, items, perf_out):
     if binp.startswith("ref:"):
         return ref_loop(binp[4:], sim)
     d = daemon_start(binp, tag, sim)
     try:
         ds, _ = d.import_file(items, "it")
-        sim.reset()
-        pr = perf_start(d.pid, perf_out)
-        th0 = B.thread_cpu(d.pid)
-        c0 = d.cpu()
-        t0 = time.monotonic()
-        job = d.submit(ds["id"], "sim", "j")
-        t1, st = d.wait_done(job, poll=0.05)
-        cpu = d.cpu() - c0
-        th1 = B.thread_cpu(d.pid)
-        loop = th1[d.pid][1] - th0[d.pid][1]
-        if pr:
-            pr.send_signal(2)
-            pr.wait()
-        calls = sim.stats()["requests_total"]
-        return {"wall_s": round(t1 - t0, 2), "calls": calls, "state": st.get("state"),
-                "cpu_ms_per_call": round(cpu * 1000 / max(1, calls), 4),
-                "loop_ms_per_call": round(loop * 1000 / max(1, calls), 4),
-                # Every thread's share, by name (the writer, status front, checkpointer...).
-                "threads_ms_per_call": per_thread(th0, th1, calls),
-                "load": round(os.getloadavg()[0], 2)}
+        return measure_job(d, sim, ds["id"], "j", perf_out)
     finally:
         d.stop()
 
@@ -125,24 +126,9 @@ def grow(binp, sizes):
             items = os.path.join(B.T, "items%d.jsonl" % r)
             B.gen_items(n, items, "g%d-" % r)
             ds, _ = d.import_file(items, "g%d" % r)
-            sim.reset()
-            pr = perf_start(d.pid, "%s.%d" % (PERF, r) if PERF else None)
-            th0 = B.thread_cpu(d.pid)
-            t0 = time.monotonic()
-            job = d.submit(ds["id"], "sim", "g%d" % r)
-            t1, st = d.wait_done(job, poll=0.05)
-            th1 = B.thread_cpu(d.pid)
-            if pr:
-                pr.send_signal(2)
-                pr.wait()
-            calls = sim.stats()["requests_total"]
-            stored += calls
-            per = per_thread(th0, th1, calls)
-            print(json.dumps({"items": n, "calls": calls, "state": st.get("state"),
-                              "calls_stored_after": stored, "wall_s": round(t1 - t0, 2),
-                              "cpu_ms_per_call": round(sum(per.values()), 4),
-                              "threads_ms_per_call": per,
-                              "load": round(os.getloadavg()[0], 2)}), flush=True)
+            m = measure_job(d, sim, ds["id"], "g%d" % r, "%s.%d" % (PERF, r) if PERF else None)
+            stored += m["calls"]
+            print(json.dumps(dict({"items": n, "calls_stored_after": stored}, **m)), flush=True)
     finally:
         if d:
             d.stop()

@@ -104,6 +104,12 @@ static int64_t wchar(void)
 			break;
 	if (f)
 		fclose(f);
+	if (v < 0) {
+		/* without it every checkpoint would count 0 pages */
+		fprintf(stderr, "schema_cost: cannot read wchar from /proc/self/io (a kernel without "
+				"task I/O accounting?)\n");
+		exit(1);
+	}
 	return v;
 }
 
@@ -135,11 +141,11 @@ static void made_up_samples(void)
 		b->reply = malloc(b->nrep + 1);
 		if (!b->request || !b->reply)
 			exit(1);
-		for (size_t at = 0, k = 0; k < 2; k++) {
+		for (int k = 0; k < 2; k++) {
 			char *dst = k ? b->reply : b->request;
 			size_t n = k ? b->nrep : b->nreq;
 
-			for (at = 0; at < n;) {
+			for (size_t at = 0; at < n;) {
 				const char *w = words[splitmix(&s) % 15];
 				size_t l = strlen(w);
 
@@ -168,10 +174,14 @@ static void load_samples(const char *path)
 	while (nsamples < SAMPLES_MAX && sqlite3_step(q) == SQLITE_ROW) {
 		struct body *b = &samples[nsamples++];
 
+		/* text first, then its length (SQLite's order for a converted value) */
+		const char *req = (const char *)sqlite3_column_text(q, 0);
+		const char *rep = (const char *)sqlite3_column_text(q, 1);
+
 		b->nreq = (size_t)sqlite3_column_bytes(q, 0);
-		b->request = strndup((const char *)sqlite3_column_text(q, 0), b->nreq);
 		b->nrep = (size_t)sqlite3_column_bytes(q, 1);
-		b->reply = strndup((const char *)sqlite3_column_text(q, 1), b->nrep);
+		b->request = req ? strndup(req, b->nreq) : NULL;
+		b->reply = rep ? strndup(rep, b->nrep) : NULL;
 		if (!b->request || !b->reply)
 			exit(1);
 	}

@@ -10,4 +10,7 @@ rc=$?
 printf '%s\n' "$out" | grep -E '^(not )?ok - '
 expect_eq "bench self-check exits 0" "$rc" 0
 expect_match "bench self-check prints the targets table" "$out" '^\| \(5\) status p99 < 5 ms'
+out=$(cd "$top" && B="$T/b" BENCH_REF_PY=pyenv python3 bench/bench.py --self-check 2>&1)
+expect_eq "a bad BENCH_REF_PY exits 1" "$?" 1
+expect_match "a bad BENCH_REF_PY is named" "$out" "BENCH_REF_PY must be debian or path, not 'pyenv'"
 exit $_failed
